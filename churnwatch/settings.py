@@ -1,0 +1,208 @@
+"""One frozen settings object, built from ``CHURNWATCH_*`` variables in one place.
+
+Library code never reads ``os.environ``: it is handed a :class:`Settings` (or
+the plain values it needs). ``Settings.from_env`` is the only reader, and
+``ENV_VARIABLES`` lists every variable it understands so the README and
+``docker-compose.yml`` can be checked against it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+
+from churnwatch.errors import ConfigurationError
+from detectors.tier1 import DEFAULT_TIER1_RULES, Tier1Rule, parse_tier1_rules
+
+PREFIX = "CHURNWATCH_"
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Kafka topic names; tests give each run its own."""
+
+    events: str = "churn.events"
+    dead_letters: str = "churn.events.dlq"
+    alerts: str = "churn.alerts"
+
+    def all(self) -> tuple[str, ...]:
+        return (self.events, self.dead_letters, self.alerts)
+
+
+def _redact_url(url: str | None) -> str | None:
+    """Hide the password of a URL so settings can be logged."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything churnwatch can be configured with.
+
+    ``None`` for a server URL means "start the embedded local server" in the
+    commands that can (``demo``, the tests); ``run`` requires all three.
+    """
+
+    kafka_bootstrap: str | None = None
+    redis_url: str | None = None
+    database_url: str | None = None
+    database_schema: str = "churnwatch"
+    topics: Topics = field(default_factory=Topics)
+    topic_partitions: int = 4
+    # Ingest contract
+    max_message_bytes: int = 64 * 1024
+    max_future_skew: timedelta = timedelta(hours=1)
+    # Dedupe by event_id, in event time, bounded per account
+    dedupe_window: timedelta = timedelta(hours=24)
+    dedupe_max_ids_per_account: int = 10_000
+    # Detectors
+    tier1_rules: Mapping[str, Tier1Rule] = field(default_factory=lambda: DEFAULT_TIER1_RULES)
+    # Engine
+    input_batch_size: int = 5_000
+    recovery_dir: Path | None = Path(".churnwatch/recovery")
+    recovery_partitions: int = 4
+    snapshot_interval: timedelta = timedelta(seconds=10)
+    state_dir: Path = Path(".churnwatch")
+
+    def __repr__(self) -> str:  # secrets stay out of logs
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name in ("kafka_bootstrap", "redis_url", "database_url"):
+            values[name] = _redact_url(values[name])
+        inner = ", ".join(f"{k}={v!r}" for k, v in values.items())
+        return f"Settings({inner})"
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from a mapping such as ``os.environ``.
+
+        Unknown ``CHURNWATCH_*`` variables are refused, so a typo never goes
+        unnoticed.
+        """
+        unknown = sorted(
+            k for k in environ if k.startswith(PREFIX) and k not in ENV_VARIABLES
+        )
+        if unknown:
+            raise ConfigurationError(unknown[0], "unknown variable (see README, Configuration)")
+        reader = _EnvReader(environ)
+        defaults = cls()
+        default_topics = defaults.topics
+        recovery = reader.text("RECOVERY_DIR", str(defaults.recovery_dir))
+        return cls(
+            kafka_bootstrap=reader.optional("KAFKA_BOOTSTRAP"),
+            redis_url=reader.optional("REDIS_URL"),
+            database_url=reader.optional("DATABASE_URL"),
+            database_schema=reader.identifier("DATABASE_SCHEMA", defaults.database_schema),
+            topics=Topics(
+                events=reader.text("TOPIC_EVENTS", default_topics.events),
+                dead_letters=reader.text("TOPIC_DEAD_LETTERS", default_topics.dead_letters),
+                alerts=reader.text("TOPIC_ALERTS", default_topics.alerts),
+            ),
+            topic_partitions=reader.positive_int("TOPIC_PARTITIONS", defaults.topic_partitions),
+            max_message_bytes=reader.positive_int("MAX_MESSAGE_BYTES", defaults.max_message_bytes),
+            max_future_skew=reader.seconds("MAX_FUTURE_SKEW_SECONDS", defaults.max_future_skew),
+            dedupe_window=reader.seconds("DEDUPE_WINDOW_SECONDS", defaults.dedupe_window),
+            dedupe_max_ids_per_account=reader.positive_int(
+                "DEDUPE_MAX_IDS_PER_ACCOUNT", defaults.dedupe_max_ids_per_account
+            ),
+            tier1_rules=reader.tier1_rules("TIER1_RULES", defaults.tier1_rules),
+            input_batch_size=reader.positive_int("INPUT_BATCH_SIZE", defaults.input_batch_size),
+            recovery_dir=Path(recovery) if recovery.lower() not in ("", "none", "off") else None,
+            recovery_partitions=reader.positive_int(
+                "RECOVERY_PARTITIONS", defaults.recovery_partitions
+            ),
+            snapshot_interval=reader.seconds(
+                "SNAPSHOT_INTERVAL_SECONDS", defaults.snapshot_interval
+            ),
+            state_dir=Path(reader.text("STATE_DIR", str(defaults.state_dir))),
+        )
+
+
+# Every variable Settings.from_env reads, with a one-line meaning (README table).
+ENV_VARIABLES: dict[str, str] = {
+    f"{PREFIX}KAFKA_BOOTSTRAP": "Kafka bootstrap servers (host:port,...); unset: embedded broker",
+    f"{PREFIX}REDIS_URL": "Redis URL (redis://host:port/db); unset: embedded Redis",
+    f"{PREFIX}DATABASE_URL": "PostgreSQL URL (postgresql://...); unset: embedded PostgreSQL",
+    f"{PREFIX}DATABASE_SCHEMA": "PostgreSQL schema holding churnwatch's tables (churnwatch)",
+    f"{PREFIX}TOPIC_EVENTS": "input topic (churn.events)",
+    f"{PREFIX}TOPIC_DEAD_LETTERS": "dead-letter topic for rejected input (churn.events.dlq)",
+    f"{PREFIX}TOPIC_ALERTS": "alert topic (churn.alerts)",
+    f"{PREFIX}TOPIC_PARTITIONS": "partitions when churnwatch creates its topics (4)",
+    f"{PREFIX}MAX_MESSAGE_BYTES": "largest accepted event message (65536)",
+    f"{PREFIX}MAX_FUTURE_SKEW_SECONDS": "how far event_time may lie in the future (3600)",
+    f"{PREFIX}DEDUPE_WINDOW_SECONDS": "event-time window in which an event_id counts as seen (86400)",
+    f"{PREFIX}DEDUPE_MAX_IDS_PER_ACCOUNT": "event ids remembered per account at most (10000)",
+    f"{PREFIX}TIER1_RULES": 'JSON object event_type -> {"rule": ..., "severity": ...}',
+    f"{PREFIX}INPUT_BATCH_SIZE": "messages read per Kafka partition per batch (5000)",
+    f"{PREFIX}RECOVERY_DIR": "Bytewax recovery directory; 'off' disables (.churnwatch/recovery)",
+    f"{PREFIX}RECOVERY_PARTITIONS": "recovery partitions created on first start (4)",
+    f"{PREFIX}SNAPSHOT_INTERVAL_SECONDS": "epoch length: how often state and offsets are snapshot (10)",
+    f"{PREFIX}STATE_DIR": "where the embedded local stack keeps its data (.churnwatch)",
+}
+
+
+class _EnvReader:
+    """Typed reads of CHURNWATCH_* variables with errors that name the variable."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def optional(self, name: str) -> str | None:
+        value = self._environ.get(PREFIX + name, "").strip()
+        return value or None
+
+    def text(self, name: str, default: str) -> str:
+        value = self._environ.get(PREFIX + name)
+        return default if value is None else value.strip()
+
+    def identifier(self, name: str, default: str) -> str:
+        value = self.text(name, default)
+        if not value.isidentifier() or not value.isascii():
+            raise ConfigurationError(PREFIX + name, f"{value!r} is not a plain SQL identifier")
+        return value.lower()
+
+    def positive_int(self, name: str, default: int) -> int:
+        raw = self._environ.get(PREFIX + name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigurationError(PREFIX + name, f"{raw!r} is not an integer") from None
+        if value <= 0:
+            raise ConfigurationError(PREFIX + name, f"must be positive, got {value}")
+        return value
+
+    def seconds(self, name: str, default: timedelta) -> timedelta:
+        raw = self._environ.get(PREFIX + name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(PREFIX + name, f"{raw!r} is not a number of seconds") from None
+        if value <= 0:
+            raise ConfigurationError(PREFIX + name, f"must be positive, got {value}")
+        return timedelta(seconds=value)
+
+    def tier1_rules(self, name: str, default: Mapping[str, Tier1Rule]) -> Mapping[str, Tier1Rule]:
+        raw = self._environ.get(PREFIX + name)
+        if raw is None:
+            return default
+        try:
+            return parse_tier1_rules(orjson.loads(raw))
+        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+            raise ConfigurationError(PREFIX + name, str(exc)) from None

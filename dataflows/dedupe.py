@@ -1,0 +1,72 @@
+"""Dedupe by ``event_id`` within an event-time window, with memory bounded per account.
+
+Pure Python (no Bytewax): the dataflow keeps one :class:`DedupeState` per
+account inside its keyed state and snapshots it for recovery.
+
+Bounds, both needed (bytewax#577 is what unbounded per-key state does):
+
+* time: an id is remembered while its event time is within ``window`` of the
+  newest event time seen for the account; older ids are swept out, amortised
+  over a quarter window so the sweep cost stays O(1) per event;
+* count: at most ``max_ids`` ids; past that the earliest-remembered id goes
+  first (a burst cannot grow memory, at the price of forgetting early).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class DedupeSnapshot:
+    """The picklable, immutable form of :class:`DedupeState`."""
+
+    seen: tuple[tuple[str, float], ...]
+    newest: float
+
+
+class DedupeState:
+    """Event ids seen for one account, with their event times (epoch seconds)."""
+
+    __slots__ = ("_max_ids", "_newest", "_next_sweep", "_seen", "_window", "evicted_early")
+
+    def __init__(
+        self, window_seconds: float, max_ids: int, snapshot: DedupeSnapshot | None = None
+    ) -> None:
+        self._window = window_seconds
+        self._max_ids = max_ids
+        self._seen: dict[str, float] = dict(snapshot.seen) if snapshot else {}
+        self._newest = snapshot.newest if snapshot else float("-inf")
+        self._next_sweep = self._newest + window_seconds / 4
+        # Ids dropped by the count bound before their time was up (a metric).
+        self.evicted_early = 0
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def is_duplicate(self, event_id: str, event_time: float) -> bool:
+        """True if ``event_id`` was seen within the window; else remember it."""
+        seen = self._seen
+        previous = seen.get(event_id)
+        if previous is not None and previous >= max(self._newest, event_time) - self._window:
+            return True
+        if previous is not None:
+            del seen[event_id]  # expired copy: re-insert so it counts as recent
+        seen[event_id] = event_time
+        if event_time > self._newest:
+            self._newest = event_time
+            if event_time >= self._next_sweep:
+                self._sweep()
+        if len(seen) > self._max_ids:
+            # dicts keep insertion order: the first key is the earliest remembered
+            del seen[next(iter(seen))]
+            self.evicted_early += 1
+        return False
+
+    def _sweep(self) -> None:
+        horizon = self._newest - self._window
+        self._seen = {k: t for k, t in self._seen.items() if t >= horizon}
+        self._next_sweep = self._newest + self._window / 4
+
+    def snapshot(self) -> DedupeSnapshot:
+        return DedupeSnapshot(tuple(self._seen.items()), self._newest)

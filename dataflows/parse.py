@@ -1,0 +1,64 @@
+"""The edge of the dataflow: Kafka messages in, events or dead letters out.
+
+Runs once per input batch: the clock is read once per batch, counters move
+once per batch, and each message costs one ``orjson.loads`` plus validation.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
+
+from dataflows.metrics import PipelineMetrics
+from schemas.dead_letter import DeadLetter
+from schemas.event import Event, EventLimits, RejectReason, Rejection, parse_event
+
+RawMessage = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | None, bytes | None]
+
+
+class MessageParser:
+    """Turns a batch of Kafka messages into events and dead letters."""
+
+    def __init__(
+        self, limits: EventLimits, clock: Callable[[], datetime], metrics: PipelineMetrics
+    ) -> None:
+        self._limits = limits
+        self._clock = clock
+        self._metrics = metrics
+
+    def parse_batch(self, messages: Sequence[RawMessage]) -> list[Event | DeadLetter]:
+        now = self._clock()
+        limits = self._limits
+        out: list[Event | DeadLetter] = []
+        rejected: Tally[str] = Tally()
+        for item in messages:
+            if isinstance(item, KafkaError):
+                msg = item.msg
+                result: Event | Rejection = Rejection(
+                    RejectReason.CONSUMER_ERROR, str(item.err.str())
+                )
+            else:
+                msg = item
+                result = parse_event(msg.value, now, limits)
+            if isinstance(result, Rejection):
+                rejected[result.reason] += 1
+                out.append(
+                    DeadLetter(
+                        reason=result.reason,
+                        detail=result.detail,
+                        topic=msg.topic or "",
+                        partition=msg.partition if msg.partition is not None else -1,
+                        offset=msg.offset if msg.offset is not None else -1,
+                        key=msg.key,
+                        value=msg.value,
+                    )
+                )
+            else:
+                out.append(result)
+        self._metrics.messages.inc(len(messages))
+        for reason, count in rejected.items():
+            self._metrics.rejected.labels(reason=str(reason)).inc(count)
+        return out

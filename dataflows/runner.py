@@ -1,0 +1,130 @@
+"""Build the production dataflow from settings and run it.
+
+Input: Bytewax's Kafka source over every partition of the events topic. Its
+offsets live in Bytewax's recovery store, not in a consumer group
+(bytewax#377), so the recovery directory *is* the consumer position: keep it
+with the deployment, and start a new one if the topic is recreated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from bytewax.connectors.kafka import KafkaSource
+from bytewax.dataflow import Dataflow
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.run import cli_main
+
+from churnwatch.errors import ConfigurationError
+from churnwatch.settings import Settings
+from dataflows.account import AccountConfig
+from dataflows.flow import FlowConfig, FlowSinks, WriterSink, build_dataflow, utc_now
+from dataflows.metrics import PipelineMetrics
+from schemas.event import EventLimits
+from sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink, KafkaWriter
+from sinks.postgres import PostgresAlertSink, PostgresCancellationSink
+
+log = logging.getLogger(__name__)
+
+# librdkafka's default fetch.queue.backoff.ms (1000 ms) stalls a consumer that
+# is slower than the broker for a second at a time (DESIGN.md, costs table).
+CONSUMER_CONFIG = {"fetch.queue.backoff.ms": "10", "statistics.interval.ms": "5000"}
+
+
+def flow_config(settings: Settings) -> FlowConfig:
+    return FlowConfig(
+        limits=EventLimits(settings.max_message_bytes, settings.max_future_skew),
+        account=AccountConfig(
+            dedupe_window_seconds=settings.dedupe_window.total_seconds(),
+            dedupe_max_ids=settings.dedupe_max_ids_per_account,
+            tier1_rules=settings.tier1_rules,
+        ),
+        idle_state_ttl=settings.dedupe_window * 2,
+    )
+
+
+def _require(settings: Settings) -> tuple[str, str]:
+    if not settings.kafka_bootstrap:
+        raise ConfigurationError("CHURNWATCH_KAFKA_BOOTSTRAP", "required to run the dataflow")
+    if not settings.database_url:
+        raise ConfigurationError("CHURNWATCH_DATABASE_URL", "required to run the dataflow")
+    return settings.kafka_bootstrap, settings.database_url
+
+
+def production_sinks(settings: Settings, metrics: PipelineMetrics) -> FlowSinks:
+    bootstrap, database_url = _require(settings)
+    topics = settings.topics
+    schema = settings.database_schema
+    return FlowSinks(
+        dead_letters=WriterSink(
+            "kafka-dead-letters",
+            lambda: KafkaDeadLetterSink(KafkaWriter(bootstrap), topics.dead_letters),
+            metrics,
+        ),
+        alerts_kafka=WriterSink(
+            "kafka-alerts", lambda: KafkaAlertSink(KafkaWriter(bootstrap), topics.alerts), metrics
+        ),
+        alerts_postgres=WriterSink(
+            "postgres-alerts", lambda: PostgresAlertSink(database_url, schema), metrics
+        ),
+        cancellations=WriterSink(
+            "postgres-cancellations",
+            lambda: PostgresCancellationSink(database_url, schema),
+            metrics,
+        ),
+    )
+
+
+def production_flow(
+    settings: Settings,
+    metrics: PipelineMetrics,
+    *,
+    tail: bool,
+    clock: Callable[[], datetime] = utc_now,
+) -> Dataflow:
+    """The dataflow over the events topic. ``tail=False`` stops at the end of input."""
+    bootstrap, _ = _require(settings)
+    source = KafkaSource(
+        [bootstrap],
+        [settings.topics.events],
+        tail=tail,
+        batch_size=settings.input_batch_size,
+        add_config=CONSUMER_CONFIG,
+        raise_on_errors=False,
+    )
+    return build_dataflow(
+        source, production_sinks(settings, metrics), flow_config(settings), metrics, clock=clock
+    )
+
+
+def recovery_config(directory: Path | None, partitions: int) -> RecoveryConfig | None:
+    """Recovery over ``directory``, creating its partitions on first use."""
+    if directory is None:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    if not any(directory.glob("part-*.sqlite3")):
+        init_db_dir(directory, partitions)
+        log.info("created %d recovery partition(s) in %s", partitions, directory)
+    return RecoveryConfig(directory)
+
+
+def run_dataflow(
+    flow: Dataflow,
+    settings: Settings,
+    *,
+    workers_per_process: int = 1,
+    process_id: int | None = None,
+    addresses: list[str] | None = None,
+) -> None:
+    """Run ``flow`` in this process until its input ends (or forever when tailing)."""
+    cli_main(
+        flow,
+        workers_per_process=workers_per_process,
+        process_id=process_id,
+        addresses=addresses,
+        epoch_interval=settings.snapshot_interval,
+        recovery_config=recovery_config(settings.recovery_dir, settings.recovery_partitions),
+    )

@@ -1,0 +1,1 @@
+"""Feature definitions, windowed aggregation and the Redis online store (issue 3)."""

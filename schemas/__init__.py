@@ -1,0 +1,36 @@
+"""Versioned contracts: event envelope, alert, dead letter (JSON Schema + runtime)."""
+
+from pathlib import Path
+
+from schemas.alert import ALERT_SCHEMA_VERSION, Alert, AlertTier, Severity, alert_id
+from schemas.dead_letter import DeadLetter
+from schemas.event import (
+    Event,
+    EventLimits,
+    Rejection,
+    RejectReason,
+    format_time,
+    parse_event,
+    subject_key,
+    validate_document,
+)
+
+SCHEMA_DIR = Path(__file__).parent
+
+__all__ = [
+    "ALERT_SCHEMA_VERSION",
+    "SCHEMA_DIR",
+    "Alert",
+    "AlertTier",
+    "DeadLetter",
+    "Event",
+    "EventLimits",
+    "RejectReason",
+    "Rejection",
+    "Severity",
+    "alert_id",
+    "format_time",
+    "parse_event",
+    "subject_key",
+    "validate_document",
+]

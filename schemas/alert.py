@@ -1,0 +1,88 @@
+"""Alert v1: what churnwatch publishes to ``churn.alerts`` and the ``alerts`` table.
+
+The published contract is ``alert.v1.schema.json`` beside this module, with an
+example in ``examples/``. Every alert carries an ``alert_id`` derived only from
+its inputs (never from the clock), so a replay or a retry yields the same id
+and consumers and the Postgres sink can drop the copy.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum, StrEnum
+
+import orjson
+
+from schemas.event import format_time, subject_key
+
+ALERT_SCHEMA_VERSION = 1
+
+# Fixed namespace for churnwatch's name-based (v5) UUIDs. Changing it changes
+# every id ever published: never do.
+ID_NAMESPACE = uuid.UUID("5f0c0a52-3c8e-4c1e-9d1f-6a1b2c3d4e5f")
+
+
+class Severity(StrEnum):
+    """How urgent an alert is for the account team."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class AlertTier(IntEnum):
+    """Which layer raised the alert."""
+
+    EVENT_RULE = 1  # a single decisive event (payment failed, cancel intent, ...)
+    USAGE_SIGNAL = 2  # a usage pattern over windows (login drop, inactivity, ...)
+    RISK_SCORE = 3  # the model's risk tier rose
+
+
+def deterministic_id(*parts: str) -> str:
+    """A UUIDv5 over the parts, separated so ``("a:b", "c")`` != ``("a", "b:c")``."""
+    return str(uuid.uuid5(ID_NAMESPACE, "\x1f".join(parts)))
+
+
+def alert_id(tenant_id: str, account_id: str, rule: str, trigger: str) -> str:
+    """The alert's id: tenant, account, rule and what triggered it (an event id)."""
+    return deterministic_id("alert", "v1", tenant_id, account_id, rule, trigger)
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert about one account."""
+
+    alert_id: str
+    tenant_id: str
+    account_id: str
+    tier: AlertTier
+    rule: str
+    severity: Severity
+    trigger_event_id: str
+    trigger_event_type: str
+    event_time: datetime
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def subject(self) -> str:
+        return subject_key(self.tenant_id, self.account_id)
+
+    def to_document(self) -> dict[str, object]:
+        """The alert v1 JSON document (see ``alert.v1.schema.json``)."""
+        return {
+            "schema_version": ALERT_SCHEMA_VERSION,
+            "alert_id": self.alert_id,
+            "tenant_id": self.tenant_id,
+            "account_id": self.account_id,
+            "tier": int(self.tier),
+            "rule": self.rule,
+            "severity": str(self.severity),
+            "trigger": {"event_id": self.trigger_event_id, "event_type": self.trigger_event_type},
+            "event_time": format_time(self.event_time),
+            "reasons": list(self.reasons),
+        }
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_document())

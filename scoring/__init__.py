@@ -1,0 +1,1 @@
+"""ONNX model loading, debounce, risk blending, tiers and explanations (issue 4)."""
