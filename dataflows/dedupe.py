@@ -5,9 +5,9 @@ account inside its keyed state and snapshots it for recovery.
 
 Bounds, both needed (bytewax#577 is what unbounded per-key state does):
 
-* time: an id is remembered while its event time is within ``window`` of the
-  newest event time seen for the account; older ids are swept out, amortised
-  over a quarter window so the sweep cost stays O(1) per event;
+* time: an id is remembered until the newest event time seen for the account
+  has moved ``window`` past the moment it was first seen; older ids are swept
+  out, amortised over a quarter window so the sweep cost stays O(1) per event;
 * count: at most ``max_ids`` ids; past that the earliest-remembered id goes
   first (a burst cannot grow memory, at the price of forgetting early).
 """
@@ -26,7 +26,7 @@ class DedupeSnapshot:
 
 
 class DedupeState:
-    """Event ids seen for one account, with their event times (epoch seconds)."""
+    """Event ids seen for one account, with the account time they were seen at (epoch s)."""
 
     __slots__ = ("_max_ids", "_newest", "_next_sweep", "_seen", "_window", "evicted_early")
 
@@ -45,18 +45,24 @@ class DedupeState:
         return len(self._seen)
 
     def is_duplicate(self, event_id: str, event_time: float) -> bool:
-        """True if ``event_id`` was seen within the window; else remember it."""
-        seen = self._seen
-        previous = seen.get(event_id)
-        if previous is not None and previous >= max(self._newest, event_time) - self._window:
-            return True
-        if previous is not None:
-            del seen[event_id]  # expired copy: re-insert so it counts as recent
-        seen[event_id] = event_time
+        """True if ``event_id`` was seen within the window; else remember it.
+
+        An id is remembered with the account's event time when it was first
+        seen (``max(newest, event_time)``), so a late event's copies are
+        caught too, until the account's time has moved a window past it.
+        """
         if event_time > self._newest:
             self._newest = event_time
             if event_time >= self._next_sweep:
                 self._sweep()
+        newest = self._newest
+        seen = self._seen
+        previous = seen.get(event_id)
+        if previous is not None:
+            if previous >= newest - self._window:
+                return True
+            del seen[event_id]  # expired: re-insert below so it counts as recent
+        seen[event_id] = newest
         if len(seen) > self._max_ids:
             # dicts keep insertion order: the first key is the earliest remembered
             del seen[next(iter(seen))]

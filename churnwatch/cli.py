@@ -1,0 +1,161 @@
+"""The ``churnwatch`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from churnwatch.errors import ChurnwatchError
+from churnwatch.settings import Settings
+
+
+def _settings() -> Settings:
+    return Settings.from_env(os.environ)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from churnwatch.app import run_pipeline
+
+    settings = _settings()
+    missing = [
+        name
+        for name, value in (
+            ("CHURNWATCH_KAFKA_BOOTSTRAP", settings.kafka_bootstrap),
+            ("CHURNWATCH_DATABASE_URL", settings.database_url),
+        )
+        if not value
+    ]
+    if missing:
+        print(f"churnwatch run: set {', '.join(missing)} (or use 'churnwatch demo')",
+              file=sys.stderr)
+        return 2
+    addresses = args.addresses.split(";") if args.addresses else None
+    run_pipeline(
+        settings,
+        tail=not args.until_drained,
+        workers_per_process=args.workers_per_process,
+        process_id=args.process_id,
+        addresses=addresses,
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from churnwatch.demo import run_demo
+
+    return run_demo(_settings(), accounts=args.accounts, days=args.days, seed=args.seed)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from sinks.migrate import migrate
+    from sinks.postgres import connect
+
+    settings = _settings()
+    if not settings.database_url:
+        print("churnwatch db migrate: set CHURNWATCH_DATABASE_URL", file=sys.stderr)
+        return 2
+    with connect(settings.database_url, settings.database_schema, autocommit=True) as conn:
+        applied = migrate(conn, settings.database_schema)
+    print(f"schema {settings.database_schema}: applied {applied or 'nothing (up to date)'}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from churnwatch.simulator import produce, simulate, write_jsonl, write_truth
+
+    simulation = simulate(accounts=args.accounts, days=args.days, seed=args.seed)
+    if args.truth:
+        write_truth(simulation, Path(args.truth))
+    if args.out:
+        lines = write_jsonl(simulation, Path(args.out))
+        print(f"wrote {lines} messages to {args.out}")
+    if args.kafka:
+        settings = _settings()
+        if not settings.kafka_bootstrap:
+            print("churnwatch simulate --kafka: set CHURNWATCH_KAFKA_BOOTSTRAP", file=sys.stderr)
+            return 2
+        count = produce(simulation, settings.kafka_bootstrap, settings.topics.events)
+        print(f"produced {count} messages to {settings.topics.events}")
+    if not (args.out or args.kafka):
+        print("churnwatch simulate: give --out FILE and/or --kafka", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from churnwatch.localstack import LocalStack
+
+    settings = _settings()
+    with LocalStack(settings, settings.state_dir / "stack") as running:
+        print(f"export CHURNWATCH_KAFKA_BOOTSTRAP={running.kafka_bootstrap}")
+        print(f"export CHURNWATCH_REDIS_URL={running.redis_url}")
+        print(f"export CHURNWATCH_DATABASE_URL={running.database_url}")
+        print("# local stack running; Ctrl-C stops it", flush=True)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="churnwatch", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the dataflow against the configured servers")
+    run.add_argument("--until-drained", action="store_true",
+                     help="stop at the end of the events topic instead of tailing it")
+    run.add_argument("--workers-per-process", type=int, default=1)
+    run.add_argument("--process-id", type=int, default=None,
+                     help="this process's index in a cluster (with --addresses)")
+    run.add_argument("--addresses", default=None,
+                     help="';'-separated host:port of every process in the cluster")
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="run the whole pipeline on the embedded local stack")
+    demo.add_argument("--accounts", type=int, default=300)
+    demo.add_argument("--days", type=int, default=30)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(func=cmd_demo)
+
+    db = sub.add_parser("db", help="database administration")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(
+        func=cmd_migrate
+    )
+
+    sim = sub.add_parser("simulate", help="generate a seeded SaaS event stream")
+    sim.add_argument("--accounts", type=int, default=200)
+    sim.add_argument("--days", type=int, default=30)
+    sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument("--out", help="write the messages as JSONL to this file")
+    sim.add_argument("--truth", help="write the ground truth (who churns, when) as JSON")
+    sim.add_argument("--kafka", action="store_true", help="produce to the events topic")
+    sim.set_defaults(func=cmd_simulate)
+
+    stack = sub.add_parser("stack", help="start the embedded local stack until Ctrl-C")
+    stack.set_defaults(func=cmd_stack)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args))
+    except ChurnwatchError as exc:
+        print(f"churnwatch: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""End to end on the local stack: Kafka in, alerts in Kafka and Postgres, DLQ, idempotence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+import psycopg
+
+from churnwatch.settings import Settings
+from schemas.alert import alert_id
+from tests.builders import event_bytes
+from tests.integration.conftest import create_events_topic
+from tests.integration.kafka_io import produce_all, read_all
+from tests.integration.processes import run_churnwatch
+
+# (key, value, what the pipeline must make of it)
+STREAM: list[tuple[bytes, bytes, str]] = [
+    (b"a1", event_bytes(event_id="e1", account_id="a1", event_type="app.login"), "ok"),
+    (b"a1", event_bytes(event_id="e2", account_id="a1", event_type="billing.payment_failed"), "ok"),
+    (b"a1", event_bytes(event_id="e2", account_id="a1", event_type="billing.payment_failed"), "dup"),
+    (b"a2", event_bytes(event_id="e3", account_id="a2", event_type="subscription.cancel_intent",
+                        event_time="2026-10-01T09:00:00+02:00"), "ok"),
+    (b"a3", event_bytes(event_id="e4", account_id="a3", tenant_id="globex",
+                        event_type="billing.downgraded"), "ok"),
+    (b"a3", event_bytes(event_id="e5", account_id="a3", tenant_id="globex",
+                        event_type="subscription.cancelled",
+                        attributes={"reason_code": "too_expensive"}), "ok"),
+    (b"a2", b"this is not json", "dlq:not_json"),
+    (b"a2", b"\xc3\x28\xff", "dlq:not_json"),
+    (b"a2", event_bytes(event_id="e6", tenant_id="bad tenant"), "dlq:schema"),
+    (b"a2", event_bytes(event_id="e7", attributes={"blob": "x" * 70_000}), "dlq:too_large"),
+    (b"a2", event_bytes(event_id="e8", event_time="2999-01-01T00:00:00Z"), "dlq:future_time"),
+    (b"a1", event_bytes(event_id="e2", account_id="a1", event_type="billing.payment_failed"), "dup"),
+]
+
+EXPECTED_ALERTS = {
+    alert_id("acme", "a1", "payment_failed", "e2"),
+    alert_id("acme", "a2", "cancel_intent", "e3"),
+    alert_id("globex", "a3", "downgraded", "e4"),
+}
+
+
+def postgres_rows(settings: Settings, query: str) -> list[tuple]:
+    assert settings.database_url
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute(f"SET search_path TO {settings.database_schema}")
+        return list(conn.execute(query))
+
+
+def test_stream_to_alerts_dlq_and_tables(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings("pipe")
+    create_events_topic(settings)
+    assert settings.kafka_bootstrap
+    produce_all(settings.kafka_bootstrap, settings.topics.events, [(k, v) for k, v, _ in STREAM])
+
+    run_churnwatch(settings, "run", "--until-drained")
+
+    alerts = read_all(settings.kafka_bootstrap, settings.topics.alerts)
+    docs = [orjson.loads(value) for _, value, _ in alerts]
+    assert {d["alert_id"] for d in docs} == EXPECTED_ALERTS
+    assert len(docs) == len(EXPECTED_ALERTS)
+    for key, value, headers in alerts:
+        doc = orjson.loads(value)
+        assert key == f"{doc['tenant_id']}:{doc['account_id']}".encode()
+        assert dict(headers)["alert_id"] == doc["alert_id"].encode()
+
+    rows = postgres_rows(settings, "SELECT alert_id::text, rule, severity FROM alerts")
+    assert {r[0] for r in rows} == EXPECTED_ALERTS
+    assert sorted((r[1], r[2]) for r in rows) == [
+        ("cancel_intent", "high"), ("downgraded", "medium"), ("payment_failed", "high"),
+    ]
+    assert postgres_rows(
+        settings, "SELECT tenant_id, account_id, event_id, reason_code FROM cancellation_reasons"
+    ) == [("globex", "a3", "e5", "too_expensive")]
+
+    dead = [orjson.loads(value) for _, value, _ in read_all(
+        settings.kafka_bootstrap, settings.topics.dead_letters)]
+    expected_reasons = sorted(kind.split(":")[1] for _, _, kind in STREAM if kind.startswith("dlq"))
+    assert sorted(d["reason"] for d in dead) == expected_reasons
+    originals = {d["original"] for d in dead if d["original_encoding"] == "utf-8"}
+    assert "this is not json" in originals
+    assert all(d["source"]["topic"] == settings.topics.events for d in dead)
+    assert len({(d["source"]["partition"], d["source"]["offset"]) for d in dead}) == len(dead)
+
+    # The same input again from scratch (a replay: new recovery state, same outputs):
+    # no new row, no new alert id.
+    replay = settings.replace(recovery_dir=settings.recovery_dir.with_name("replay"))
+    run_churnwatch(replay, "run", "--until-drained")
+    assert len(postgres_rows(settings, "SELECT alert_id FROM alerts")) == len(EXPECTED_ALERTS)
+    assert len(postgres_rows(settings, "SELECT 1 FROM cancellation_reasons")) == 1
+    again = read_all(settings.kafka_bootstrap, settings.topics.alerts)
+    assert {orjson.loads(v)["alert_id"] for _, v, _ in again} == EXPECTED_ALERTS
+    assert len(again) == 2 * len(EXPECTED_ALERTS)  # at-least-once copies, same ids
+
+
+def test_migrations_are_recorded_and_idempotent(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings("mig")
+    first = run_churnwatch(settings, "db", "migrate")
+    second = run_churnwatch(settings, "db", "migrate")
+    assert "applied [1]" in first
+    assert "nothing (up to date)" in second
+    assert postgres_rows(settings, "SELECT version, name FROM schema_migrations") == [(1, "initial")]

@@ -1,0 +1,68 @@
+"""Settings: parsing, refusal of bad values, redaction, and the env round trip."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from churnwatch.errors import ConfigurationError
+from churnwatch.settings import ENV_VARIABLES, Settings
+from schemas.alert import Severity
+
+
+def test_defaults_without_environment() -> None:
+    settings = Settings.from_env({})
+    assert settings.topics.events == "churn.events"
+    assert settings.dedupe_window == timedelta(hours=24)
+    assert settings.max_future_skew == timedelta(hours=1)
+    assert settings.kafka_bootstrap is None
+
+
+def test_values_are_read_and_typed() -> None:
+    settings = Settings.from_env(
+        {
+            "CHURNWATCH_KAFKA_BOOTSTRAP": "k:9092",
+            "CHURNWATCH_DEDUPE_WINDOW_SECONDS": "60",
+            "CHURNWATCH_RECOVERY_DIR": "off",
+            "CHURNWATCH_TIER1_RULES": '{"x.y": {"rule": "r", "severity": "low"}}',
+        }
+    )
+    assert settings.kafka_bootstrap == "k:9092"
+    assert settings.dedupe_window == timedelta(seconds=60)
+    assert settings.recovery_dir is None
+    assert settings.tier1_rules["x.y"].severity is Severity.LOW
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CHURNWATCH_INPUT_BATCH_SIZE", "lots"),
+        ("CHURNWATCH_INPUT_BATCH_SIZE", "0"),
+        ("CHURNWATCH_DEDUPE_WINDOW_SECONDS", "-1"),
+        ("CHURNWATCH_DATABASE_SCHEMA", "drop table;"),
+        ("CHURNWATCH_TIER1_RULES", "{"),
+        ("CHURNWATCH_NO_SUCH_THING", "1"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env({name: value})
+    assert info.value.variable == name
+
+
+def test_repr_redacts_passwords() -> None:
+    settings = Settings(database_url="postgresql://u:secret@h:5432/d")
+    assert "secret" not in repr(settings)
+    assert "postgresql://u:***@h:5432/d" in repr(settings)
+
+
+def test_to_env_round_trips_and_uses_only_known_variables() -> None:
+    settings = Settings(
+        kafka_bootstrap="k:1", database_url="postgresql://h/d", recovery_dir=Path("/tmp/r"),
+        input_batch_size=77,
+    )
+    env = settings.to_env()
+    assert set(env) <= set(ENV_VARIABLES)
+    assert Settings.from_env(env) == settings
