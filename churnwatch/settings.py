@@ -92,9 +92,7 @@ class Settings:
         Unknown ``CHURNWATCH_*`` variables are refused, so a typo never goes
         unnoticed.
         """
-        unknown = sorted(
-            k for k in environ if k.startswith(PREFIX) and k not in ENV_VARIABLES
-        )
+        unknown = sorted(k for k in environ if k.startswith(PREFIX) and k not in ENV_VARIABLES)
         if unknown:
             raise ConfigurationError(unknown[0], "unknown variable (see README, Configuration)")
         reader = _EnvReader(environ)
@@ -176,13 +174,13 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}TOPIC_PARTITIONS": "partitions when churnwatch creates its topics (4)",
     f"{PREFIX}MAX_MESSAGE_BYTES": "largest accepted event message (65536)",
     f"{PREFIX}MAX_FUTURE_SKEW_SECONDS": "how far event_time may lie in the future (3600)",
-    f"{PREFIX}DEDUPE_WINDOW_SECONDS": "event-time window in which an event_id counts as seen (86400)",
+    f"{PREFIX}DEDUPE_WINDOW_SECONDS": "event-time window for duplicate event_ids (86400)",
     f"{PREFIX}DEDUPE_MAX_IDS_PER_ACCOUNT": "event ids remembered per account at most (10000)",
     f"{PREFIX}TIER1_RULES": 'JSON object event_type -> {"rule": ..., "severity": ...}',
     f"{PREFIX}INPUT_BATCH_SIZE": "messages read per Kafka partition per batch (5000)",
     f"{PREFIX}RECOVERY_DIR": "Bytewax recovery directory; 'off' disables (.churnwatch/recovery)",
     f"{PREFIX}RECOVERY_PARTITIONS": "recovery partitions created on first start (4)",
-    f"{PREFIX}SNAPSHOT_INTERVAL_SECONDS": "epoch length: how often state and offsets are snapshot (10)",
+    f"{PREFIX}SNAPSHOT_INTERVAL_SECONDS": "epoch: how often state and offsets are snapshot (10)",
     f"{PREFIX}STATE_DIR": "where the embedded local stack keeps its data (.churnwatch)",
 }
 

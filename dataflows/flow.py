@@ -5,10 +5,10 @@ This package is the only one that imports Bytewax. It wires the pure pieces
 ``sinks``) into operators::
 
     kafka-in → parse-events → split-dead-letters ─► dead-letters-out (Kafka DLQ)
-                                    │
-                          key-by-account → dedupe-and-detect → split-alerts
-                                                                 ├─► alerts-kafka-out, alerts-postgres-out
-                                                                 └─► cancellations-postgres-out
+                    │
+          key-by-account → dedupe-and-detect → split-alerts
+                                                 ├─► alerts-kafka-out, alerts-postgres-out
+                                                 └─► cancellations-postgres-out
 """
 
 from __future__ import annotations

@@ -99,6 +99,17 @@ class PipelineMetrics:
             ),
         )
 
+    def summary(self) -> dict[str, int]:
+        """This process's totals, for end-of-run lines and the demo."""
+        return {
+            "messages": int(self.total(self.messages)),
+            "events": int(self.total(self.events)),
+            "duplicates": int(self.total(self.duplicates)),
+            "dead_letters": int(self.total(self.rejected)),
+            "alerts": int(self.total(self.alerts)),
+            "cancellations": int(self.total(self.cancellations)),
+        }
+
     def total(self, counter: Counter) -> float:
         """Sum of a counter over all its label values (for summaries)."""
         name = counter._name  # prometheus_client keeps the base name here

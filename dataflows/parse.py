@@ -14,7 +14,7 @@ from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 
 from dataflows.metrics import PipelineMetrics
 from schemas.dead_letter import DeadLetter
-from schemas.event import Event, EventLimits, RejectReason, Rejection, parse_event
+from schemas.event import Event, EventLimits, Rejection, RejectReason, parse_event
 
 RawMessage = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | None, bytes | None]
 

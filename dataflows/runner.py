@@ -13,10 +13,11 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from bytewax.connectors.kafka import KafkaSource
+from bytewax.connectors.kafka import KafkaSource, _list_parts
 from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
+from confluent_kafka.admin import AdminClient
 
 from churnwatch.errors import ConfigurationError
 from churnwatch.settings import Settings
@@ -32,6 +33,30 @@ log = logging.getLogger(__name__)
 # librdkafka's default fetch.queue.backoff.ms (1000 ms) stalls a consumer that
 # is slower than the broker for a second at a time (DESIGN.md, costs table).
 CONSUMER_CONFIG = {"fetch.queue.backoff.ms": "10", "statistics.interval.ms": "5000"}
+
+
+class EventsSource(KafkaSource):
+    """Bytewax's Kafka source, listing partitions with an admin client of its own.
+
+    The stock ``list_parts`` hands the consumer-only settings above to an admin
+    client, which logs a CONFWARN for each; this lists with the bootstrap only.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, *, tail: bool, batch_size: int) -> None:
+        super().__init__(
+            [bootstrap],
+            [topic],
+            tail=tail,
+            batch_size=batch_size,
+            add_config=CONSUMER_CONFIG,
+            raise_on_errors=False,
+        )
+        self._bootstrap = bootstrap
+        self._topic = topic
+
+    def list_parts(self) -> list[str]:
+        client = AdminClient({"bootstrap.servers": self._bootstrap})
+        return list(_list_parts(client, [self._topic]))
 
 
 def flow_config(settings: Settings) -> FlowConfig:
@@ -87,13 +112,8 @@ def production_flow(
 ) -> Dataflow:
     """The dataflow over the events topic. ``tail=False`` stops at the end of input."""
     bootstrap, _ = _require(settings)
-    source = KafkaSource(
-        [bootstrap],
-        [settings.topics.events],
-        tail=tail,
-        batch_size=settings.input_batch_size,
-        add_config=CONSUMER_CONFIG,
-        raise_on_errors=False,
+    source = EventsSource(
+        bootstrap, settings.topics.events, tail=tail, batch_size=settings.input_batch_size
     )
     return build_dataflow(
         source, production_sinks(settings, metrics), flow_config(settings), metrics, clock=clock

@@ -32,8 +32,15 @@ _TIME_RE = re.compile(
     r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
     r"(?:\.\d{1,9})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)"
 )
-_REQUIRED = ("event_id", "tenant_id", "account_id", "event_type", "event_time", "source",
-             "schema_version")
+_REQUIRED = (
+    "event_id",
+    "tenant_id",
+    "account_id",
+    "event_type",
+    "event_time",
+    "source",
+    "schema_version",
+)
 _ALLOWED = frozenset((*_REQUIRED, "user_id", "attributes"))
 
 

@@ -15,7 +15,9 @@ class KafkaDeliveryError(SinkError):
     def __init__(self, undelivered: int, first_error: str | None) -> None:
         self.undelivered = undelivered
         self.first_error = first_error
-        super().__init__(f"{undelivered} Kafka message(s) not delivered; first error: {first_error}")
+        super().__init__(
+            f"{undelivered} Kafka message(s) not delivered; first error: {first_error}"
+        )
 
 
 class MigrationError(SinkError):

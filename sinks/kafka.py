@@ -112,7 +112,7 @@ class KafkaDeadLetterSink:
             )
         self._writer.flush()
         if letters:
-            log.warning("sent %d message(s) to the dead-letter topic %s", len(letters), self._topic)
+            log.info("sent %d message(s) to the dead-letter topic %s", len(letters), self._topic)
 
     def close(self) -> None:
         self._writer.close()

@@ -69,9 +69,7 @@ def migrate(conn: psycopg.Connection, schema: str) -> list[int]:
             if migration.version in done:
                 continue
             with conn.transaction():
-                conn.execute(
-                    sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema))
-                )
+                conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
                 try:
                     conn.execute(migration.sql_text.encode())  # bytes: no placeholder parsing
                 except psycopg.Error as exc:

@@ -78,7 +78,9 @@ class PostgresBatchWriter:
                 conn.commit()
                 return
             except psycopg.OperationalError as exc:
-                log.warning("postgres write failed (attempt %d/%d): %s", attempt, self._attempts, exc)
+                log.warning(
+                    "postgres write failed (attempt %d/%d): %s", attempt, self._attempts, exc
+                )
                 self._discard_connection()
                 if attempt == self._attempts:
                     msg = f"postgres write of {len(rows)} row(s) failed: {exc}"
@@ -145,6 +147,4 @@ class PostgresCancellationSink(_RowSink):
     """``subscription.cancelled`` records into ``cancellation_reasons``."""
 
     def __init__(self, url: str, schema: str) -> None:
-        super().__init__(
-            PostgresBatchWriter(url, schema, _INSERT_CANCELLATION), _cancellation_row
-        )
+        super().__init__(PostgresBatchWriter(url, schema, _INSERT_CANCELLATION), _cancellation_row)

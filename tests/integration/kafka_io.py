@@ -18,7 +18,9 @@ def produce_all(bootstrap: str, topic: str, messages: Iterable[tuple[bytes | Non
     count = 0
     for key, value in messages:
         producer.produce(
-            topic, value=value, key=key,
+            topic,
+            value=value,
+            key=key,
             on_delivery=lambda err, _msg: errors.append(str(err)) if err else None,
         )
         producer.poll(0)
@@ -28,7 +30,9 @@ def produce_all(bootstrap: str, topic: str, messages: Iterable[tuple[bytes | Non
     return count
 
 
-def read_all(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[tuple[bytes | None, bytes, list]]:
+def read_all(
+    bootstrap: str, topic: str, timeout_s: float = 30.0
+) -> list[tuple[bytes | None, bytes, list]]:
     """Every message of every partition of ``topic``, as (key, value, headers)."""
     consumer = Consumer(
         {

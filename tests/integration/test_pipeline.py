@@ -18,20 +18,49 @@ from tests.integration.processes import run_churnwatch
 STREAM: list[tuple[bytes, bytes, str]] = [
     (b"a1", event_bytes(event_id="e1", account_id="a1", event_type="app.login"), "ok"),
     (b"a1", event_bytes(event_id="e2", account_id="a1", event_type="billing.payment_failed"), "ok"),
-    (b"a1", event_bytes(event_id="e2", account_id="a1", event_type="billing.payment_failed"), "dup"),
-    (b"a2", event_bytes(event_id="e3", account_id="a2", event_type="subscription.cancel_intent",
-                        event_time="2026-10-01T09:00:00+02:00"), "ok"),
-    (b"a3", event_bytes(event_id="e4", account_id="a3", tenant_id="globex",
-                        event_type="billing.downgraded"), "ok"),
-    (b"a3", event_bytes(event_id="e5", account_id="a3", tenant_id="globex",
-                        event_type="subscription.cancelled",
-                        attributes={"reason_code": "too_expensive"}), "ok"),
+    (
+        b"a1",
+        event_bytes(event_id="e2", account_id="a1", event_type="billing.payment_failed"),
+        "dup",
+    ),
+    (
+        b"a2",
+        event_bytes(
+            event_id="e3",
+            account_id="a2",
+            event_type="subscription.cancel_intent",
+            event_time="2026-10-01T09:00:00+02:00",
+        ),
+        "ok",
+    ),
+    (
+        b"a3",
+        event_bytes(
+            event_id="e4", account_id="a3", tenant_id="globex", event_type="billing.downgraded"
+        ),
+        "ok",
+    ),
+    (
+        b"a3",
+        event_bytes(
+            event_id="e5",
+            account_id="a3",
+            tenant_id="globex",
+            event_type="subscription.cancelled",
+            attributes={"reason_code": "too_expensive"},
+        ),
+        "ok",
+    ),
     (b"a2", b"this is not json", "dlq:not_json"),
     (b"a2", b"\xc3\x28\xff", "dlq:not_json"),
     (b"a2", event_bytes(event_id="e6", tenant_id="bad tenant"), "dlq:schema"),
     (b"a2", event_bytes(event_id="e7", attributes={"blob": "x" * 70_000}), "dlq:too_large"),
     (b"a2", event_bytes(event_id="e8", event_time="2999-01-01T00:00:00Z"), "dlq:future_time"),
-    (b"a1", event_bytes(event_id="e2", account_id="a1", event_type="billing.payment_failed"), "dup"),
+    (
+        b"a1",
+        event_bytes(event_id="e2", account_id="a1", event_type="billing.payment_failed"),
+        "dup",
+    ),
 ]
 
 EXPECTED_ALERTS = {
@@ -68,14 +97,18 @@ def test_stream_to_alerts_dlq_and_tables(make_settings: Callable[..., Settings])
     rows = postgres_rows(settings, "SELECT alert_id::text, rule, severity FROM alerts")
     assert {r[0] for r in rows} == EXPECTED_ALERTS
     assert sorted((r[1], r[2]) for r in rows) == [
-        ("cancel_intent", "high"), ("downgraded", "medium"), ("payment_failed", "high"),
+        ("cancel_intent", "high"),
+        ("downgraded", "medium"),
+        ("payment_failed", "high"),
     ]
     assert postgres_rows(
         settings, "SELECT tenant_id, account_id, event_id, reason_code FROM cancellation_reasons"
     ) == [("globex", "a3", "e5", "too_expensive")]
 
-    dead = [orjson.loads(value) for _, value, _ in read_all(
-        settings.kafka_bootstrap, settings.topics.dead_letters)]
+    dead = [
+        orjson.loads(value)
+        for _, value, _ in read_all(settings.kafka_bootstrap, settings.topics.dead_letters)
+    ]
     expected_reasons = sorted(kind.split(":")[1] for _, _, kind in STREAM if kind.startswith("dlq"))
     assert sorted(d["reason"] for d in dead) == expected_reasons
     originals = {d["original"] for d in dead if d["original_encoding"] == "utf-8"}
@@ -100,4 +133,6 @@ def test_migrations_are_recorded_and_idempotent(make_settings: Callable[..., Set
     second = run_churnwatch(settings, "db", "migrate")
     assert "applied [1]" in first
     assert "nothing (up to date)" in second
-    assert postgres_rows(settings, "SELECT version, name FROM schema_migrations") == [(1, "initial")]
+    assert postgres_rows(settings, "SELECT version, name FROM schema_migrations") == [
+        (1, "initial")
+    ]

@@ -59,7 +59,9 @@ STREAM = [
     message(b"{nope", 3),
     message(
         event_bytes(
-            event_id="e3", account_id="acct-2", event_type="billing.downgraded",
+            event_id="e3",
+            account_id="acct-2",
+            event_type="billing.downgraded",
             event_time="2026-10-01T08:00:00-04:00",
         ),
         4,

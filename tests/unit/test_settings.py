@@ -60,7 +60,9 @@ def test_repr_redacts_passwords() -> None:
 
 def test_to_env_round_trips_and_uses_only_known_variables() -> None:
     settings = Settings(
-        kafka_bootstrap="k:1", database_url="postgresql://h/d", recovery_dir=Path("/tmp/r"),
+        kafka_bootstrap="k:1",
+        database_url="postgresql://h/d",
+        recovery_dir=Path("/tmp/r"),
         input_batch_size=77,
     )
     env = settings.to_env()

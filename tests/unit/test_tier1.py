@@ -21,7 +21,9 @@ from tests.builders import make_event
 @pytest.mark.parametrize(
     ("event_type", "rule", "severity"),
     [
-        pytest.param("billing.payment_failed", "payment_failed", Severity.HIGH, id="payment-failed"),
+        pytest.param(
+            "billing.payment_failed", "payment_failed", Severity.HIGH, id="payment-failed"
+        ),
         pytest.param("subscription.cancel_intent", "cancel_intent", Severity.HIGH, id="cancel"),
         pytest.param("billing.downgraded", "downgraded", Severity.MEDIUM, id="downgraded"),
     ],
@@ -82,9 +84,7 @@ def test_alert_documents_match_the_published_schema() -> None:
 
 
 def test_rules_from_settings_json() -> None:
-    rules = parse_tier1_rules(
-        {"support.escalated": {"rule": "escalation", "severity": "medium"}}
-    )
+    rules = parse_tier1_rules({"support.escalated": {"rule": "escalation", "severity": "medium"}})
     alert = detect_tier1(make_event(event_type="support.escalated"), rules)
     assert alert is not None and alert.severity is Severity.MEDIUM
     assert detect_tier1(make_event(event_type="billing.payment_failed"), rules) is None
