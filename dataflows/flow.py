@@ -17,7 +17,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -170,11 +170,11 @@ def build_dataflow(
     return flow
 
 
-def _is_event(item: object) -> bool:
+def _is_event(item: object) -> TypeGuard[Event]:
     return isinstance(item, Event)
 
 
-def _is_alert(item: object) -> bool:
+def _is_alert(item: object) -> TypeGuard[Alert]:
     return isinstance(item, Alert)
 
 
