@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import Enum
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,6 +20,7 @@ import orjson
 
 from churnwatch.errors import ConfigurationError
 from detectors.tier1 import DEFAULT_TIER1_RULES, Tier1Rule, parse_tier1_rules
+from detectors.usage import UsageRules, parse_usage_rules
 
 PREFIX = "CHURNWATCH_"
 
@@ -30,9 +32,10 @@ class Topics:
     events: str = "churn.events"
     dead_letters: str = "churn.events.dlq"
     alerts: str = "churn.alerts"
+    late: str = "churn.events.late"
 
     def all(self) -> tuple[str, ...]:
-        return (self.events, self.dead_letters, self.alerts)
+        return (self.events, self.dead_letters, self.alerts, self.late)
 
 
 def _redact_url(url: str | None) -> str | None:
@@ -66,8 +69,12 @@ class Settings:
     # Dedupe by event_id, in event time, bounded per account
     dedupe_window: timedelta = timedelta(hours=24)
     dedupe_max_ids_per_account: int = 10_000
-    # Detectors
+    # Features and detectors
+    feature_definitions: Path | None = None  # None: the shipped default file
+    allowed_lateness: timedelta = timedelta(hours=1)
+    feature_ttl: timedelta = timedelta(days=40)
     tier1_rules: Mapping[str, Tier1Rule] = field(default_factory=lambda: DEFAULT_TIER1_RULES)
+    usage_rules: UsageRules = field(default_factory=UsageRules)
     # Engine
     input_batch_size: int = 5_000
     recovery_dir: Path | None = Path(".churnwatch/recovery")
@@ -108,6 +115,7 @@ class Settings:
                 events=reader.text("TOPIC_EVENTS", default_topics.events),
                 dead_letters=reader.text("TOPIC_DEAD_LETTERS", default_topics.dead_letters),
                 alerts=reader.text("TOPIC_ALERTS", default_topics.alerts),
+                late=reader.text("TOPIC_LATE", default_topics.late),
             ),
             topic_partitions=reader.positive_int("TOPIC_PARTITIONS", defaults.topic_partitions),
             max_message_bytes=reader.positive_int("MAX_MESSAGE_BYTES", defaults.max_message_bytes),
@@ -116,7 +124,11 @@ class Settings:
             dedupe_max_ids_per_account=reader.positive_int(
                 "DEDUPE_MAX_IDS_PER_ACCOUNT", defaults.dedupe_max_ids_per_account
             ),
+            feature_definitions=reader.optional_path("FEATURE_DEFINITIONS"),
+            allowed_lateness=reader.seconds("ALLOWED_LATENESS_SECONDS", defaults.allowed_lateness),
+            feature_ttl=reader.seconds("FEATURE_TTL_SECONDS", defaults.feature_ttl),
             tier1_rules=reader.tier1_rules("TIER1_RULES", defaults.tier1_rules),
+            usage_rules=reader.usage_rules("USAGE_RULES", defaults.usage_rules),
             input_batch_size=reader.positive_int("INPUT_BATCH_SIZE", defaults.input_batch_size),
             recovery_dir=Path(recovery) if recovery.lower() not in ("", "none", "off") else None,
             recovery_partitions=reader.positive_int(
@@ -135,6 +147,10 @@ class Settings:
             "TOPIC_EVENTS": self.topics.events,
             "TOPIC_DEAD_LETTERS": self.topics.dead_letters,
             "TOPIC_ALERTS": self.topics.alerts,
+            "TOPIC_LATE": self.topics.late,
+            "ALLOWED_LATENESS_SECONDS": str(self.allowed_lateness.total_seconds()),
+            "FEATURE_TTL_SECONDS": str(self.feature_ttl.total_seconds()),
+            "USAGE_RULES": orjson.dumps(_usage_rules_document(self.usage_rules)).decode(),
             "TOPIC_PARTITIONS": str(self.topic_partitions),
             "MAX_MESSAGE_BYTES": str(self.max_message_bytes),
             "MAX_FUTURE_SKEW_SECONDS": str(self.max_future_skew.total_seconds()),
@@ -152,6 +168,8 @@ class Settings:
             "SNAPSHOT_INTERVAL_SECONDS": str(self.snapshot_interval.total_seconds()),
             "STATE_DIR": str(self.state_dir),
         }
+        if self.feature_definitions is not None:
+            env["FEATURE_DEFINITIONS"] = str(self.feature_definitions)
         for name, value in (
             ("KAFKA_BOOTSTRAP", self.kafka_bootstrap),
             ("REDIS_URL", self.redis_url),
@@ -176,6 +194,11 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}MAX_FUTURE_SKEW_SECONDS": "how far event_time may lie in the future (3600)",
     f"{PREFIX}DEDUPE_WINDOW_SECONDS": "event-time window for duplicate event_ids (86400)",
     f"{PREFIX}DEDUPE_MAX_IDS_PER_ACCOUNT": "event ids remembered per account at most (10000)",
+    f"{PREFIX}TOPIC_LATE": "events later than the allowed lateness (churn.events.late)",
+    f"{PREFIX}FEATURE_DEFINITIONS": "feature definitions file (YAML/JSON); unset: the default",
+    f"{PREFIX}ALLOWED_LATENESS_SECONDS": "lateness that still updates features (3600)",
+    f"{PREFIX}FEATURE_TTL_SECONDS": "TTL of a Redis feature hash, refreshed on write (3456000)",
+    f"{PREFIX}USAGE_RULES": 'JSON threshold overrides, e.g. {"inactivity": {"days": 10}}',
     f"{PREFIX}TIER1_RULES": 'JSON object event_type -> {"rule": ..., "severity": ...}',
     f"{PREFIX}INPUT_BATCH_SIZE": "messages read per Kafka partition per batch (5000)",
     f"{PREFIX}RECOVERY_DIR": "Bytewax recovery directory; 'off' disables (.churnwatch/recovery)",
@@ -229,6 +252,19 @@ class _EnvReader:
             raise ConfigurationError(PREFIX + name, f"must be positive, got {value}")
         return timedelta(seconds=value)
 
+    def optional_path(self, name: str) -> Path | None:
+        value = self.optional(name)
+        return Path(value) if value else None
+
+    def usage_rules(self, name: str, default: UsageRules) -> UsageRules:
+        raw = self._environ.get(PREFIX + name)
+        if raw is None:
+            return default
+        try:
+            return parse_usage_rules(orjson.loads(raw), default)
+        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+            raise ConfigurationError(PREFIX + name, str(exc)) from None
+
     def tier1_rules(self, name: str, default: Mapping[str, Tier1Rule]) -> Mapping[str, Tier1Rule]:
         raw = self._environ.get(PREFIX + name)
         if raw is None:
@@ -237,3 +273,18 @@ class _EnvReader:
             return parse_tier1_rules(orjson.loads(raw))
         except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
             raise ConfigurationError(PREFIX + name, str(exc)) from None
+
+
+def _usage_rules_document(rules: UsageRules) -> dict[str, dict[str, object]]:
+    """The USAGE_RULES JSON that reproduces ``rules`` (every threshold spelled out)."""
+    document: dict[str, dict[str, object]] = {}
+    for rule in (*rules.drops, rules.renewal, rules.inactivity):
+        name = str(getattr(rule, "signal_type", ""))
+        if not name:
+            name = "renewal_at_risk" if rule is rules.renewal else "inactivity"
+        document[name] = {
+            f.name: (str(v) if isinstance(v := getattr(rule, f.name), Enum) else v)
+            for f in dataclasses.fields(rule)
+            if f.name != "signal_type"
+        }
+    return document

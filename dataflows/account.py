@@ -1,19 +1,53 @@
-"""Per-account processing: dedupe, then tier-1 detectors. Pure Python, no Bytewax.
+"""Per-account processing. Pure Python, no Bytewax.
 
-:class:`AccountProcessor` is the state of one ``tenant:account`` key. The
-dataflow feeds it the account's events of one input batch at a time and
-snapshots it for recovery; tests drive it directly.
+:class:`AccountProcessor` is the state of one ``tenant:account`` key. For each
+event, in the account's partition order:
+
+1. dedupe by ``event_id`` (drop copies);
+2. tier-1 detectors (decisive events alert even when late);
+3. lateness: an event older than the account's watermark (newest event time
+   minus the allowed lateness) is set aside as a :class:`LateEvent`; a later
+   one updates its day bucket;
+4. features: fold into the account's daily buckets;
+5. when the watermark closes a day, evaluate the usage detectors as of the end
+   of that day, so when a signal fires depends only on the events, never on
+   how they were batched.
+
+Once per batch it emits the account's feature values (one Redis write per
+account per batch) and, if it was active, its newest activity time for the
+inactivity tracker. The batch backfill drives this same class from a file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from dataflows.dedupe import DedupeSnapshot, DedupeState
+from detectors.inactivity import Activity
 from detectors.tier1 import Cancellation, Tier1Rule, detect_cancellation, detect_tier1
+from detectors.usage import (
+    SignalEpisodes,
+    SignalType,
+    UsageRules,
+    UsageSignal,
+    make_signal,
+    observe_all,
+)
+from featurestore.aggregation import (
+    DAY,
+    AccountFeatures,
+    CompiledFeatures,
+    FeaturesSnapshot,
+    day_of,
+)
+from featurestore.redis_store import FeatureUpdate
 from schemas.alert import Alert
+from schemas.dead_letter import LateEvent
 from schemas.event import Event
+
+Output = Alert | Cancellation | UsageSignal | LateEvent | FeatureUpdate | Activity
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +57,21 @@ class AccountConfig:
     dedupe_window_seconds: float
     dedupe_max_ids: int
     tier1_rules: Mapping[str, Tier1Rule]
+    features: CompiledFeatures
+    allowed_lateness_seconds: float = 3600.0
+    usage_rules: UsageRules = field(default_factory=UsageRules)
+
+    def __post_init__(self) -> None:
+        names = set(self.features.feature_set.names)
+        missing = sorted(self.usage_rules.required_features() - names)
+        if missing:
+            from featurestore.errors import DefinitionError
+
+            raise DefinitionError(
+                self.features.feature_set.source,
+                "features",
+                f"the usage detectors need feature(s) {', '.join(missing)}",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,21 +79,27 @@ class AccountSnapshot:
     """Recovery form of :class:`AccountProcessor` (picklable, immutable)."""
 
     dedupe: DedupeSnapshot
+    features: FeaturesSnapshot | None = None
+    fired: frozenset[SignalType] = frozenset()
+    evaluated_day: int | None = None
+    last_activity: float | None = None
 
 
 @dataclass(slots=True)
 class BatchResult:
     """What one batch of an account's events produced."""
 
-    outputs: list[Alert | Cancellation]
+    outputs: list[Output]
     events: list[Event]
     duplicates: int
+    late: int
 
 
 class AccountProcessor:
     """The state and logic of one account."""
 
-    __slots__ = ("_config", "_dedupe")
+    __slots__ = ("_activity", "_config", "_dedupe", "_episodes", "_evaluated_day", "_features",
+                 "_idle_after", "_last_activity", "_names")
 
     def __init__(self, config: AccountConfig, snapshot: AccountSnapshot | None = None) -> None:
         self._config = config
@@ -53,28 +108,116 @@ class AccountProcessor:
             config.dedupe_max_ids,
             snapshot.dedupe if snapshot else None,
         )
+        self._features = AccountFeatures(config.features, snapshot.features if snapshot else None)
+        self._episodes = SignalEpisodes(snapshot.fired if snapshot else frozenset())
+        self._evaluated_day = snapshot.evaluated_day if snapshot else None
+        self._last_activity = snapshot.last_activity if snapshot else None
+        self._names = config.features.feature_set.names
+        inactivity = config.usage_rules.inactivity
+        # Which events count as activity: those of the inactivity feature.
+        self._activity = config.features.feature_set[inactivity.feature]
+        self._idle_after = inactivity.days * DAY
 
     @property
     def dedupe(self) -> DedupeState:
         return self._dedupe
 
+    @property
+    def features(self) -> AccountFeatures:
+        return self._features
+
+    def feature_values(self) -> dict[str, float]:
+        """Features as of the newest event time (what the stream writes to Redis)."""
+        return dict(zip(self._names, self._features.values(self._features.newest), strict=True))
+
     def process(self, events: Iterable[Event]) -> BatchResult:
-        outputs: list[Alert | Cancellation] = []
+        config = self._config
+        features = self._features
+        lateness = config.allowed_lateness_seconds
+        outputs: list[Output] = []
         fresh: list[Event] = []
-        duplicates = 0
-        rules = self._config.tier1_rules
+        duplicates = late = 0
+        moved = False
+        last_event: Event | None = None
+        gap_from: float | None = None
         for event in events:
-            if self._dedupe.is_duplicate(event.event_id, event.event_time.timestamp()):
+            ts = event.event_time.timestamp()
+            if self._dedupe.is_duplicate(event.event_id, ts):
                 duplicates += 1
                 continue
             fresh.append(event)
-            alert = detect_tier1(event, rules)
+            alert = detect_tier1(event, config.tier1_rules)
             if alert is not None:
                 outputs.append(alert)
             cancellation = detect_cancellation(event)
             if cancellation is not None:
                 outputs.append(cancellation)
-        return BatchResult(outputs, fresh, duplicates)
+            watermark = features.newest - lateness
+            if ts < watermark:
+                late += 1
+                outputs.append(LateEvent(event, watermark))
+                continue
+            moved |= features.apply(event, ts)
+            last_event = event
+            if self._activity.matches(event.event_type):
+                previous = self._last_activity
+                if previous is None or ts > previous:
+                    if previous is not None and ts - previous >= self._idle_after:
+                        gap_from = previous
+                    self._last_activity = ts
+            self._close_days(event, outputs)
+        if moved and last_event is not None:
+            outputs.append(
+                FeatureUpdate(
+                    last_event.tenant_id,
+                    last_event.account_id,
+                    features.values(features.newest),
+                    features.newest,
+                )
+            )
+            if self._last_activity is not None:
+                outputs.append(
+                    Activity(
+                        last_event.tenant_id,
+                        last_event.account_id,
+                        self._last_activity,
+                        features.newest,
+                        last_event.partition,
+                        gap_from,
+                    )
+                )
+        return BatchResult(outputs, fresh, duplicates, late)
+
+    def _close_days(self, event: Event, outputs: list[Output]) -> None:
+        """Evaluate the usage detectors once the watermark has closed a day."""
+        watermark = self._features.newest - self._config.allowed_lateness_seconds
+        closed_day = day_of(watermark) - 1
+        if self._evaluated_day is None:
+            # Start with the day before the first event: its first day is judged
+            # once it closes.
+            self._evaluated_day = day_of(self._features.newest) - 1
+            return
+        if closed_day <= self._evaluated_day:
+            return
+        self._evaluated_day = closed_day
+        as_of = (closed_day + 1) * DAY - 0.001  # the last moment of the closed day
+        values = dict(zip(self._names, self._features.values(as_of), strict=True))
+        signal_date = datetime.fromtimestamp(closed_day * DAY, UTC).date()
+        version = self._config.features.feature_set.version
+        for observation in observe_all(self._config.usage_rules, values):
+            if self._episodes.update(observation):
+                signal = make_signal(
+                    event.tenant_id, event.account_id, observation, signal_date, version
+                )
+                outputs.append(signal)
+                outputs.append(signal.to_alert())
 
     def snapshot(self) -> AccountSnapshot:
-        return AccountSnapshot(self._dedupe.snapshot())
+        return AccountSnapshot(
+            self._dedupe.snapshot(),
+            self._features.snapshot(),
+            self._episodes.snapshot(),
+            self._evaluated_day,
+            self._last_activity,
+        )
+

@@ -1,18 +1,24 @@
-"""The churnwatch dataflow: Kafka events to alerts, dead letters and records.
+"""The churnwatch dataflow: Kafka events to alerts, signals, features and records.
 
 This package is the only one that imports Bytewax. It wires the pure pieces
-(``schemas`` parsing, :class:`~dataflows.account.AccountProcessor`, the
-``sinks``) into operators::
+(``schemas`` parsing, :class:`~dataflows.account.AccountProcessor`,
+:class:`~detectors.inactivity.InactivityTracker`, the ``sinks``) into
+operators::
 
     kafka-in → parse-events → split-dead-letters ─► dead-letters-out (Kafka DLQ)
                     │
-          key-by-account → dedupe-and-detect → split-alerts
-                                                 ├─► alerts-kafka-out, alerts-postgres-out
-                                                 └─► cancellations-postgres-out
+          key-by-account → process-account ─┬─► features-redis-out (one hash write per account)
+                                            ├─► late-events-out (Kafka)
+                                            ├─► cancellations-postgres-out
+                                            ├─► activity → key-by-shard → track-inactivity ─┐
+                                            └─► usage signals, alerts ◄──────────────────────┘
+                                                  ├─► usage-signals-postgres-out
+                                                  └─► alerts-kafka-out, alerts-postgres-out
 """
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,16 +26,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeGuard
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 
-from dataflows.account import AccountConfig, AccountProcessor, AccountSnapshot
+from dataflows.account import AccountConfig, AccountProcessor, AccountSnapshot, Output
 from dataflows.metrics import PipelineMetrics, event_type_label
 from dataflows.parse import MessageParser
+from detectors.inactivity import Activity, InactivityTracker, TrackerSnapshot
 from detectors.tier1 import Cancellation
+from detectors.usage import InactivityRule, UsageSignal
+from featurestore.redis_store import FeatureUpdate
 from schemas.alert import Alert
+from schemas.dead_letter import LateEvent
 from schemas.event import Event, EventLimits
 
 
@@ -40,7 +50,7 @@ def utc_now() -> datetime:
 class BatchWriter(Protocol):
     """The contract every churnwatch sink meets (see ``sinks``)."""
 
-    def write_batch(self, items: Sequence[Any]) -> None: ...
+    def write_batch(self, items: Sequence[Any]) -> Any: ...
 
     def close(self) -> None: ...
 
@@ -80,6 +90,9 @@ class FlowSinks:
     alerts_kafka: Sink[Any]
     alerts_postgres: Sink[Any]
     cancellations: Sink[Any]
+    late_events: Sink[Any]
+    features: Sink[Any]
+    usage_signals: Sink[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +101,18 @@ class FlowConfig:
 
     limits: EventLimits
     account: AccountConfig
-    # Wall-clock idle time after which an account's in-memory state is dropped.
-    # It is longer than the dedupe window, so only ids that expired anyway go.
+    # Wall-clock idle time after which an account's in-memory state is dropped;
+    # longer than any window, so only state that expired in event time goes.
     idle_state_ttl: timedelta
+    inactivity: InactivityRule
+    inactivity_shards: int = 16
+
+    @property
+    def feature_version(self) -> str:
+        return self.account.features.feature_set.version
 
 
-class AccountLogic(StatefulBatchLogic[Event, Alert | Cancellation, AccountSnapshot]):
+class AccountLogic(StatefulBatchLogic[Event, Output, AccountSnapshot]):
     """Bytewax adapter around one account's :class:`AccountProcessor`."""
 
     def __init__(
@@ -109,33 +128,43 @@ class AccountLogic(StatefulBatchLogic[Event, Alert | Cancellation, AccountSnapsh
         self._idle_ttl = idle_ttl
         self._last_active = clock()
 
-    def on_batch(self, values: list[Event]) -> tuple[list[Alert | Cancellation], bool]:
+    def on_batch(self, values: list[Event]) -> tuple[list[Output], bool]:
         result = self._processor.process(values)
         self._last_active = self._clock()
         metrics = self._metrics
         if result.duplicates:
             metrics.duplicates.inc(result.duplicates)
-        evicted = self._processor.dedupe.evicted_early
-        if evicted:
-            metrics.dedupe_evicted_early.inc(evicted)
-            self._processor.dedupe.evicted_early = 0
+        if result.late:
+            metrics.late.inc(result.late)
+        dedupe = self._processor.dedupe
+        if dedupe.evicted_early:
+            metrics.dedupe_evicted_early.inc(dedupe.evicted_early)
+            dedupe.evicted_early = 0
         for event_type, count in Tally(e.event_type for e in result.events).items():
             metrics.events.labels(event_type=event_type_label(event_type)).inc(count)
-        for item in result.outputs:
-            if isinstance(item, Alert):
-                metrics.alerts.labels(tier=str(int(item.tier)), severity=str(item.severity)).inc()
-            else:
-                metrics.cancellations.inc()
         return result.outputs, StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime:
         return self._last_active + self._idle_ttl
 
-    def on_notify(self) -> tuple[list[Alert | Cancellation], bool]:
+    def on_notify(self) -> tuple[list[Output], bool]:
         return [], StatefulBatchLogic.DISCARD
 
     def snapshot(self) -> AccountSnapshot:
         return self._processor.snapshot()
+
+
+class InactivityLogic(StatefulBatchLogic[Activity, UsageSignal, TrackerSnapshot]):
+    """Bytewax adapter around one shard's :class:`InactivityTracker`."""
+
+    def __init__(self, tracker: InactivityTracker) -> None:
+        self._tracker = tracker
+
+    def on_batch(self, values: list[Activity]) -> tuple[list[UsageSignal], bool]:
+        return self._tracker.observe(values), StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> TrackerSnapshot:
+        return self._tracker.snapshot()
 
 
 def build_dataflow(
@@ -149,11 +178,24 @@ def build_dataflow(
 ) -> Dataflow:
     """Wire the churnwatch dataflow over ``source`` (Kafka messages)."""
     parser = MessageParser(config.limits, clock, metrics)
+    lateness = config.account.allowed_lateness_seconds
+    shards = config.inactivity_shards
 
     def build_account(snapshot: AccountSnapshot | None) -> AccountLogic:
         return AccountLogic(
             AccountProcessor(config.account, snapshot), metrics, clock, config.idle_state_ttl
         )
+
+    def build_tracker(snapshot: TrackerSnapshot | None) -> InactivityLogic:
+        return InactivityLogic(
+            InactivityTracker(
+                config.inactivity, lateness, config.feature_version, snapshot=snapshot
+            )
+        )
+
+    def shard_of(activity: Activity) -> str:
+        subject = f"{activity.tenant_id}:{activity.account_id}"
+        return f"shard-{zlib.crc32(subject.encode()) % shards}"
 
     flow = Dataflow(flow_id)
     messages = op.input("kafka-in", flow, source)
@@ -161,21 +203,50 @@ def build_dataflow(
     split = op.branch("split-dead-letters", parsed, _is_event)
     op.output("dead-letters-out", split.falses, sinks.dead_letters)
     keyed = op.key_on("key-by-account", split.trues, _subject)
-    outputs = op.stateful_batch("dedupe-and-detect", keyed, build_account)
-    records = op.map("drop-key", outputs, _value)
-    by_kind = op.branch("split-alerts", records, _is_alert)
-    op.output("alerts-kafka-out", by_kind.trues, sinks.alerts_kafka)
-    op.output("alerts-postgres-out", by_kind.trues, sinks.alerts_postgres)
-    op.output("cancellations-postgres-out", by_kind.falses, sinks.cancellations)
+    processed = op.stateful_batch("process-account", keyed, build_account)
+    outputs = op.map("drop-account-key", processed, _value)
+
+    features, rest = _split("split-features", outputs, FeatureUpdate)
+    op.output("features-redis-out", features, sinks.features)
+    activities, rest = _split("split-activity", rest, Activity)
+    late, rest = _split("split-late", rest, LateEvent)
+    op.output("late-events-out", late, sinks.late_events)
+    cancellations, rest = _split("split-cancellations", rest, Cancellation)
+    op.inspect("count-cancellations", cancellations, lambda _s, _c: metrics.cancellations.inc())
+    op.output("cancellations-postgres-out", cancellations, sinks.cancellations)
+    account_signals, account_alerts = _split("split-signals", rest, UsageSignal)
+
+    by_shard = op.key_on("key-by-shard", activities, shard_of)
+    idle_signals = op.map(
+        "drop-shard-key", op.stateful_batch("track-inactivity", by_shard, build_tracker), _value
+    )
+    idle_alerts = op.map("inactivity-alerts", idle_signals, _to_alert)
+
+    signals = op.merge("all-signals", account_signals, idle_signals)
+    alerts = op.merge("all-alerts", account_alerts, idle_alerts)
+    op.inspect("count-alerts", alerts, lambda _step, alert: _count_alert(metrics, alert))
+    op.output("usage-signals-postgres-out", signals, sinks.usage_signals)
+    op.output("alerts-kafka-out", alerts, sinks.alerts_kafka)
+    op.output("alerts-postgres-out", alerts, sinks.alerts_postgres)
     return flow
+
+
+def _split(step_id: str, stream: Stream[Any], kind: type) -> tuple[Stream[Any], Stream[Any]]:
+    """(items of ``kind``, everything else)."""
+    out = op.branch(step_id, stream, lambda item: isinstance(item, kind))
+    return out.trues, out.falses
+
+
+def _count_alert(metrics: PipelineMetrics, alert: Alert) -> None:
+    metrics.alerts.labels(tier=str(int(alert.tier)), severity=str(alert.severity)).inc()
+
+
+def _to_alert(signal: UsageSignal) -> Alert:
+    return signal.to_alert()
 
 
 def _is_event(item: object) -> TypeGuard[Event]:
     return isinstance(item, Event)
-
-
-def _is_alert(item: object) -> TypeGuard[Alert]:
-    return isinstance(item, Alert)
 
 
 def _subject(event: Event) -> str:

@@ -43,6 +43,7 @@ class PipelineMetrics:
     messages: Counter
     rejected: Counter
     duplicates: Counter
+    late: Counter
     dedupe_evicted_early: Counter
     events: Counter
     alerts: Counter
@@ -67,6 +68,11 @@ class PipelineMetrics:
             duplicates=Counter(
                 "churnwatch_ingest_duplicates",
                 "Events dropped as duplicates of an event_id seen within the window",
+                registry=registry,
+            ),
+            late=Counter(
+                "churnwatch_ingest_late_events",
+                "Events older than their account's watermark (sent to the late topic)",
                 registry=registry,
             ),
             dedupe_evicted_early=Counter(
@@ -105,6 +111,7 @@ class PipelineMetrics:
             "messages": int(self.total(self.messages)),
             "events": int(self.total(self.events)),
             "duplicates": int(self.total(self.duplicates)),
+            "late": int(self.total(self.late)),
             "dead_letters": int(self.total(self.rejected)),
             "alerts": int(self.total(self.alerts)),
             "cancellations": int(self.total(self.cancellations)),

@@ -42,7 +42,9 @@ class MessageParser:
                 )
             else:
                 msg = item
-                result = parse_event(msg.value, now, limits)
+                result = parse_event(
+                    msg.value, now, limits, partition=msg.partition, offset=msg.offset
+                )
             if isinstance(result, Rejection):
                 rejected[result.reason] += 1
                 out.append(

@@ -24,9 +24,16 @@ from churnwatch.settings import Settings
 from dataflows.account import AccountConfig
 from dataflows.flow import FlowConfig, FlowSinks, WriterSink, build_dataflow, utc_now
 from dataflows.metrics import PipelineMetrics
+from featurestore.aggregation import CompiledFeatures
+from featurestore.definitions import FeatureSet, load_definitions
+from featurestore.redis_store import RedisFeatureStore
 from schemas.event import EventLimits
-from sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink, KafkaWriter
-from sinks.postgres import PostgresAlertSink, PostgresCancellationSink
+from sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink, KafkaLateEventSink, KafkaWriter
+from sinks.postgres import (
+    PostgresAlertSink,
+    PostgresCancellationSink,
+    PostgresUsageSignalSink,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +66,25 @@ class EventsSource(KafkaSource):
         return list(_list_parts(client, [self._topic]))
 
 
-def flow_config(settings: Settings) -> FlowConfig:
+def flow_config(settings: Settings, feature_set: FeatureSet | None = None) -> FlowConfig:
+    feature_set = feature_set or load_definitions(settings.feature_definitions)
     return FlowConfig(
         limits=EventLimits(settings.max_message_bytes, settings.max_future_skew),
-        account=AccountConfig(
-            dedupe_window_seconds=settings.dedupe_window.total_seconds(),
-            dedupe_max_ids=settings.dedupe_max_ids_per_account,
-            tier1_rules=settings.tier1_rules,
-        ),
-        idle_state_ttl=settings.dedupe_window * 2,
+        account=account_config(settings, feature_set),
+        idle_state_ttl=max(settings.feature_ttl, settings.dedupe_window * 2),
+        inactivity=settings.usage_rules.inactivity,
+    )
+
+
+def account_config(settings: Settings, feature_set: FeatureSet) -> AccountConfig:
+    """Per-account processing settings; the stream and the backfill share them."""
+    return AccountConfig(
+        dedupe_window_seconds=settings.dedupe_window.total_seconds(),
+        dedupe_max_ids=settings.dedupe_max_ids_per_account,
+        tier1_rules=settings.tier1_rules,
+        features=CompiledFeatures(feature_set),
+        allowed_lateness_seconds=settings.allowed_lateness.total_seconds(),
+        usage_rules=settings.usage_rules,
     )
 
 
@@ -79,8 +96,13 @@ def _require(settings: Settings) -> tuple[str, str]:
     return settings.kafka_bootstrap, settings.database_url
 
 
-def production_sinks(settings: Settings, metrics: PipelineMetrics) -> FlowSinks:
+def production_sinks(
+    settings: Settings, metrics: PipelineMetrics, feature_set: FeatureSet
+) -> FlowSinks:
     bootstrap, database_url = _require(settings)
+    if not settings.redis_url:
+        raise ConfigurationError("CHURNWATCH_REDIS_URL", "required to run the dataflow")
+    redis_url = settings.redis_url
     topics = settings.topics
     schema = settings.database_schema
     return FlowSinks(
@@ -100,6 +122,23 @@ def production_sinks(settings: Settings, metrics: PipelineMetrics) -> FlowSinks:
             lambda: PostgresCancellationSink(database_url, schema),
             metrics,
         ),
+        late_events=WriterSink(
+            "kafka-late-events",
+            lambda: KafkaLateEventSink(KafkaWriter(bootstrap), topics.late),
+            metrics,
+        ),
+        features=WriterSink(
+            "redis-features",
+            lambda: RedisFeatureStore.from_url(
+                redis_url, feature_set.names, feature_set.version, settings.feature_ttl
+            ),
+            metrics,
+        ),
+        usage_signals=WriterSink(
+            "postgres-usage-signals",
+            lambda: PostgresUsageSignalSink(database_url, schema),
+            metrics,
+        ),
     )
 
 
@@ -112,11 +151,16 @@ def production_flow(
 ) -> Dataflow:
     """The dataflow over the events topic. ``tail=False`` stops at the end of input."""
     bootstrap, _ = _require(settings)
+    feature_set = load_definitions(settings.feature_definitions)
     source = EventsSource(
         bootstrap, settings.topics.events, tail=tail, batch_size=settings.input_batch_size
     )
     return build_dataflow(
-        source, production_sinks(settings, metrics), flow_config(settings), metrics, clock=clock
+        source,
+        production_sinks(settings, metrics, feature_set),
+        flow_config(settings, feature_set),
+        metrics,
+        clock=clock,
     )
 
 

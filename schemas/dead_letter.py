@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import orjson
 
-from schemas.event import RejectReason
+from schemas.event import Event, RejectReason, format_time
 
 DEAD_LETTER_SCHEMA_VERSION = 1
 
@@ -47,5 +48,30 @@ class DeadLetter:
                 "source": {"topic": self.topic, "partition": self.partition, "offset": self.offset},
                 "original": original,
                 "original_encoding": encoding,
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LateEvent:
+    """A valid event that arrived after its account's watermark had passed it.
+
+    Published on ``churn.events.late`` (keyed like the input) so it can be
+    inspected or backfilled; it did not update windowed features.
+    """
+
+    event: Event
+    watermark: float  # epoch seconds
+
+    def to_json(self) -> bytes:
+        late_by = self.watermark - self.event.event_time.timestamp()
+        return orjson.dumps(
+            {
+                "schema_version": DEAD_LETTER_SCHEMA_VERSION,
+                "reason": "late",
+                "late_by_seconds": round(late_by, 3),
+                "watermark": format_time(datetime.fromtimestamp(self.watermark, UTC)),
+                "source": {"partition": self.event.partition, "offset": self.event.offset},
+                "event": self.event.to_document(),
             }
         )

@@ -84,11 +84,28 @@ class Event:
     event_time: datetime
     source: str
     attributes: Mapping[str, Any]
+    # Where it was read from (-1 when not from Kafka): for logs and watermarks.
+    partition: int = -1
+    offset: int = -1
 
     @property
     def subject(self) -> str:
         """The scoring subject and state key: ``<tenant_id>:<account_id>``."""
         return subject_key(self.tenant_id, self.account_id)
+
+    def to_document(self) -> dict[str, Any]:
+        """The event v1 JSON document (event_time normalised to UTC)."""
+        return {
+            "event_id": self.event_id,
+            "tenant_id": self.tenant_id,
+            "account_id": self.account_id,
+            "user_id": self.user_id,
+            "event_type": self.event_type,
+            "event_time": format_time(self.event_time),
+            "source": self.source,
+            "schema_version": SCHEMA_VERSION,
+            "attributes": dict(self.attributes),
+        }
 
 
 def subject_key(tenant_id: str, account_id: str) -> str:
@@ -96,7 +113,14 @@ def subject_key(tenant_id: str, account_id: str) -> str:
     return f"{tenant_id}:{account_id}"
 
 
-def parse_event(raw: bytes | None, now: datetime, limits: EventLimits) -> Event | Rejection:
+def parse_event(
+    raw: bytes | None,
+    now: datetime,
+    limits: EventLimits,
+    *,
+    partition: int | None = -1,
+    offset: int | None = -1,
+) -> Event | Rejection:
     """Decode and validate one message; never raises on bad input."""
     if raw is None:
         return Rejection(RejectReason.NOT_JSON, "message has no value")
@@ -109,10 +133,17 @@ def parse_event(raw: bytes | None, now: datetime, limits: EventLimits) -> Event 
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return Rejection(RejectReason.NOT_JSON, str(exc)[:200])
-    return validate_document(doc, now, limits)
+    return validate_document(doc, now, limits, partition=partition, offset=offset)
 
 
-def validate_document(doc: object, now: datetime | None, limits: EventLimits) -> Event | Rejection:
+def validate_document(
+    doc: object,
+    now: datetime | None,
+    limits: EventLimits,
+    *,
+    partition: int | None = -1,
+    offset: int | None = -1,
+) -> Event | Rejection:
     """Validate a decoded JSON value as event v1.
 
     ``now=None`` skips the future-time check (the part the JSON Schema cannot
@@ -186,6 +217,8 @@ def validate_document(doc: object, now: datetime | None, limits: EventLimits) ->
         event_time=event_time,
         source=source,
         attributes=attributes,
+        partition=-1 if partition is None else partition,
+        offset=-1 if offset is None else offset,
     )
 
 

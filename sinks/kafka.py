@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from confluent_kafka import KafkaError, Message, Producer
 
 from schemas.alert import Alert
-from schemas.dead_letter import DeadLetter
+from schemas.dead_letter import DeadLetter, LateEvent
 from sinks.errors import KafkaDeliveryError
 
 log = logging.getLogger(__name__)
@@ -119,3 +119,19 @@ class KafkaDeadLetterSink:
 
 
 __all__ = ["KafkaAlertSink", "KafkaDeadLetterSink", "KafkaWriter"]
+
+
+class KafkaLateEventSink:
+    """Events past the allowed lateness to ``churn.events.late``, keyed by account."""
+
+    def __init__(self, writer: KafkaWriter, topic: str) -> None:
+        self._writer = writer
+        self._topic = topic
+
+    def write_batch(self, late: Sequence[LateEvent]) -> None:
+        for item in late:
+            self._writer.produce(self._topic, item.event.account_id.encode(), item.to_json())
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()

@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from detectors.tier1 import Cancellation
+from detectors.usage import UsageSignal
 from schemas.alert import Alert
 from sinks.errors import SinkError
 
@@ -37,6 +38,14 @@ INSERT INTO cancellation_reasons (cancellation_id, tenant_id, account_id, event_
                                   cancelled_at, reason_code)
 VALUES (%s, %s, %s, %s, %s, %s)
 ON CONFLICT DO NOTHING
+"""
+
+
+_INSERT_USAGE_SIGNAL = """
+INSERT INTO usage_signals (signal_id, tenant_id, account_id, signal_type, usage_count,
+                           baseline_count, signal_date, feature_version, severity)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (signal_id) DO NOTHING
 """
 
 
@@ -148,3 +157,26 @@ class PostgresCancellationSink(_RowSink):
 
     def __init__(self, url: str, schema: str) -> None:
         super().__init__(PostgresBatchWriter(url, schema, _INSERT_CANCELLATION), _cancellation_row)
+
+
+def _usage_signal_row(signal: UsageSignal) -> tuple[Any, ...]:
+    return (
+        signal.signal_id,
+        signal.tenant_id,
+        signal.account_id,
+        str(signal.signal_type),
+        signal.usage_count,
+        signal.baseline_count,
+        signal.signal_date,
+        signal.feature_version,
+        str(signal.severity),
+    )
+
+
+class PostgresUsageSignalSink(_RowSink):
+    """Usage signals into ``usage_signals``."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        super().__init__(
+            PostgresBatchWriter(url, schema, _INSERT_USAGE_SIGNAL), _usage_signal_row
+        )

@@ -14,6 +14,9 @@ from dataflows.account import AccountConfig
 from dataflows.flow import FlowConfig, FlowSinks, build_dataflow
 from dataflows.metrics import PipelineMetrics
 from detectors.tier1 import DEFAULT_TIER1_RULES, Cancellation
+from detectors.usage import InactivityRule
+from featurestore.aggregation import CompiledFeatures
+from featurestore.definitions import load_definitions
 from schemas.alert import Alert
 from schemas.dead_letter import DeadLetter
 from schemas.event import EventLimits, RejectReason
@@ -29,17 +32,25 @@ def message(value: bytes | None, offset: int, partition: int = 0) -> KafkaSource
 
 
 def run_flow(messages: list[Any], workers: int = 1) -> tuple[dict[str, list[Any]], PipelineMetrics]:
-    out: dict[str, list[Any]] = {"dlq": [], "kafka": [], "pg": [], "cancel": []}
+    out: dict[str, list[Any]] = {
+        name: [] for name in ("dlq", "kafka", "pg", "cancel", "late", "features", "signals")
+    }
     sinks = FlowSinks(
         dead_letters=TestingSink(out["dlq"]),
         alerts_kafka=TestingSink(out["kafka"]),
         alerts_postgres=TestingSink(out["pg"]),
         cancellations=TestingSink(out["cancel"]),
+        late_events=TestingSink(out["late"]),
+        features=TestingSink(out["features"]),
+        usage_signals=TestingSink(out["signals"]),
     )
     config = FlowConfig(
         limits=EventLimits(),
-        account=AccountConfig(86_400.0, 1_000, DEFAULT_TIER1_RULES),
-        idle_state_ttl=timedelta(days=2),
+        account=AccountConfig(
+            86_400.0, 1_000, DEFAULT_TIER1_RULES, CompiledFeatures(load_definitions())
+        ),
+        idle_state_ttl=timedelta(days=40),
+        inactivity=InactivityRule(),
     )
     metrics = PipelineMetrics.create(CollectorRegistry())
     flow = build_dataflow(

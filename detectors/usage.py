@@ -1,0 +1,292 @@
+"""Usage detectors: a feature vector in, usage signals out. Pure, no I/O.
+
+Each detector looks at one account's features as of the end of a day and says
+whether its condition holds ("firing") and whether the account has recovered.
+:class:`SignalEpisodes` turns that into at most one signal per episode: a
+signal fires when its condition first holds, and re-arms only once the account
+has recovered, so an account hovering around a threshold does not flap.
+
+Inactivity is evaluated by :class:`~detectors.inactivity.InactivityTracker`
+when the watermark passes, since a silent account sends no event to react to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any
+
+from schemas.alert import Alert, AlertTier, Severity, alert_id, deterministic_id
+
+
+class SignalType(StrEnum):
+    LOGIN_DROP = "login_drop"
+    SEAT_DROP = "seat_drop"
+    FEATURE_DROP = "feature_drop"
+    INACTIVITY = "inactivity"
+    RENEWAL_AT_RISK = "renewal_at_risk"
+
+
+@dataclass(frozen=True, slots=True)
+class DropRule:
+    """Usage in the current window fell below a share of its baseline.
+
+    ``baseline_scale`` converts the baseline feature to the current window's
+    scale: 0.25 turns a 28-day count into a weekly one; 1.0 for distinct
+    counts, which do not add up over time.
+    """
+
+    signal_type: SignalType
+    current: str
+    baseline: str
+    baseline_scale: float
+    min_baseline: float  # below this (scaled) baseline the account is too small to judge
+    fire_below: float  # fire when current <= fire_below * baseline
+    recover_above: float  # re-arm when current >= recover_above * baseline
+    severity: Severity = Severity.MEDIUM
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalRule:
+    """Renewal is close and usage is below its baseline."""
+
+    days_to_renewal: str = "days_to_renewal"
+    within_days: float = 30.0
+    current: str = "logins_7d"
+    baseline: str = "logins_baseline_28d"
+    baseline_scale: float = 0.25
+    below: float = 0.8
+    min_baseline: float = 3.0
+    severity: Severity = Severity.HIGH
+
+
+@dataclass(frozen=True, slots=True)
+class InactivityRule:
+    """No activity for ``days`` days (the feature holds days since the last activity)."""
+
+    days: float = 7.0
+    feature: str = "days_since_last_activity"
+    severity: Severity = Severity.HIGH
+
+
+DEFAULT_DROP_RULES: tuple[DropRule, ...] = (
+    DropRule(SignalType.LOGIN_DROP, "logins_7d", "logins_baseline_28d", 0.25, 5.0, 0.5, 0.8),
+    DropRule(
+        SignalType.SEAT_DROP, "active_users_7d", "active_users_baseline_28d", 1.0, 3.0, 0.6, 0.85
+    ),
+    DropRule(
+        SignalType.FEATURE_DROP,
+        "features_used_7d",
+        "features_used_baseline_28d",
+        1.0,
+        3.0,
+        0.5,
+        0.8,
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRules:
+    """All usage-detector thresholds (from settings)."""
+
+    drops: tuple[DropRule, ...] = DEFAULT_DROP_RULES
+    renewal: RenewalRule = field(default_factory=RenewalRule)
+    inactivity: InactivityRule = field(default_factory=InactivityRule)
+
+    def required_features(self) -> set[str]:
+        names = {r.current for r in self.drops} | {r.baseline for r in self.drops}
+        names |= {self.renewal.days_to_renewal, self.renewal.current, self.renewal.baseline}
+        names.add(self.inactivity.feature)
+        return names
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One detector's verdict on one feature vector."""
+
+    signal_type: SignalType
+    firing: bool
+    recovered: bool
+    usage: float
+    baseline: float
+    severity: Severity
+
+
+def observe_drop(rule: DropRule, features: Mapping[str, float]) -> Observation:
+    current = features[rule.current]
+    baseline = features[rule.baseline] * rule.baseline_scale
+    judged = baseline >= rule.min_baseline
+    return Observation(
+        rule.signal_type,
+        firing=judged and current <= rule.fire_below * baseline,
+        recovered=not judged or current >= rule.recover_above * baseline,
+        usage=current,
+        baseline=baseline,
+        severity=rule.severity,
+    )
+
+
+def observe_renewal(rule: RenewalRule, features: Mapping[str, float]) -> Observation:
+    days = features[rule.days_to_renewal]
+    current = features[rule.current]
+    baseline = features[rule.baseline] * rule.baseline_scale
+    close = 0.0 <= days <= rule.within_days
+    low = baseline >= rule.min_baseline and current < rule.below * baseline
+    return Observation(
+        SignalType.RENEWAL_AT_RISK,
+        firing=close and low,
+        recovered=not close or not low,
+        usage=current,
+        baseline=baseline,
+        severity=rule.severity,
+    )
+
+
+def observe_all(rules: UsageRules, features: Mapping[str, float]) -> list[Observation]:
+    """Every feature-based detector's verdict (inactivity is watermark-driven)."""
+    observations = [observe_drop(rule, features) for rule in rules.drops]
+    observations.append(observe_renewal(rules.renewal, features))
+    return observations
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSignal:
+    """A usage signal: a row of ``usage_signals`` and the source of a tier-2 alert."""
+
+    signal_id: str
+    tenant_id: str
+    account_id: str
+    signal_type: SignalType
+    usage_count: float
+    baseline_count: float
+    signal_date: date
+    feature_version: str
+    severity: Severity
+
+    def to_alert(self) -> Alert:
+        trigger = f"signal:{self.signal_type}:{self.signal_date.isoformat()}"
+        return Alert(
+            alert_id=alert_id(self.tenant_id, self.account_id, str(self.signal_type), trigger),
+            tenant_id=self.tenant_id,
+            account_id=self.account_id,
+            tier=AlertTier.USAGE_SIGNAL,
+            rule=str(self.signal_type),
+            severity=self.severity,
+            trigger_event_id=trigger,
+            trigger_event_type="usage_signal",
+            event_time=_end_of(self.signal_date),
+            reasons=(_reason(self),),
+        )
+
+
+def make_signal(
+    tenant_id: str,
+    account_id: str,
+    observation: Observation,
+    signal_date: date,
+    feature_version: str,
+) -> UsageSignal:
+    return UsageSignal(
+        signal_id=deterministic_id(
+            "signal", "v1", tenant_id, account_id, str(observation.signal_type),
+            signal_date.isoformat(),
+        ),
+        tenant_id=tenant_id,
+        account_id=account_id,
+        signal_type=observation.signal_type,
+        usage_count=observation.usage,
+        baseline_count=observation.baseline,
+        signal_date=signal_date,
+        feature_version=feature_version,
+        severity=observation.severity,
+    )
+
+
+def _end_of(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC) + timedelta(days=1)
+
+
+def _reason(signal: UsageSignal) -> str:
+    if signal.signal_type is SignalType.INACTIVITY:
+        return f"no activity for {signal.baseline_count:g} days"
+    return (
+        f"{signal.signal_type}: {signal.usage_count:g} in the last 7 days "
+        f"vs a baseline of {signal.baseline_count:.1f}"
+    )
+
+
+class SignalEpisodes:
+    """Which signals are armed for one account (picklable: a frozenset of fired types)."""
+
+    __slots__ = ("fired",)
+
+    def __init__(self, fired: frozenset[SignalType] = frozenset()) -> None:
+        self.fired: set[SignalType] = set(fired)
+
+    def update(self, observation: Observation) -> bool:
+        """True if this observation starts a new episode (a signal to emit)."""
+        kind = observation.signal_type
+        if kind in self.fired:
+            if observation.recovered and not observation.firing:
+                self.fired.discard(kind)  # re-armed
+            return False
+        if observation.firing:
+            self.fired.add(kind)
+            return True
+        return False
+
+    def snapshot(self) -> frozenset[SignalType]:
+        return frozenset(self.fired)
+
+
+def parse_usage_rules(document: object, base: UsageRules | None = None) -> UsageRules:
+    """Threshold overrides from JSON; raises ``ValueError`` naming the bad key.
+
+    ``{"inactivity": {"days": 10}, "renewal_at_risk": {"within_days": 45},
+    "login_drop": {"fire_below": 0.4, "min_baseline": 8}}`` changes only what
+    it names; every other threshold keeps its default.
+    """
+    base = base or UsageRules()
+    if not isinstance(document, dict):
+        msg = "usage rules must be a JSON object keyed by signal type"
+        raise ValueError(msg)
+    drops = {str(rule.signal_type): rule for rule in base.drops}
+    renewal, inactivity = base.renewal, base.inactivity
+    for key, changes in document.items():
+        if not isinstance(changes, dict):
+            msg = f"{key}: expected an object of thresholds"
+            raise ValueError(msg)
+        if key in drops:
+            drops[key] = _with(drops[key], key, changes)
+        elif key == SignalType.RENEWAL_AT_RISK:
+            renewal = _with(renewal, key, changes)
+        elif key == SignalType.INACTIVITY:
+            inactivity = _with(inactivity, key, changes)
+        else:
+            msg = f"{key}: unknown signal type (known: {', '.join(s.value for s in SignalType)})"
+            raise ValueError(msg)
+    return UsageRules(tuple(drops.values()), renewal, inactivity)
+
+
+def _with(rule: Any, name: str, changes: dict[str, Any]) -> Any:
+    allowed = {f.name for f in dataclasses.fields(rule)} - {"signal_type"}
+    for field_name, value in changes.items():
+        if field_name not in allowed:
+            msg = f"{name}.{field_name}: unknown threshold (known: {', '.join(sorted(allowed))})"
+            raise ValueError(msg)
+        current = getattr(rule, field_name)
+        if isinstance(current, Severity):
+            changes[field_name] = Severity(value)
+        elif isinstance(current, float):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                msg = f"{name}.{field_name}: must be a number"
+                raise ValueError(msg)
+            changes[field_name] = float(value)
+        elif not isinstance(value, type(current)):
+            msg = f"{name}.{field_name}: must be a {type(current).__name__}"
+            raise ValueError(msg)
+    return dataclasses.replace(rule, **changes)

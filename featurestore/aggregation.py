@@ -1,0 +1,324 @@
+"""Per-account event-time aggregation over daily buckets. Pure Python, no I/O.
+
+The stream keeps one :class:`AccountFeatures` per account in its keyed state;
+the batch backfill feeds the very same class from a file. Features that read
+the same events the same way share one accumulator (``logins_7d`` and
+``logins_baseline_28d`` both count ``app.login`` per day), so an event costs
+one update per distinct accumulator, not per feature.
+
+Time: buckets are UTC days (``floor(epoch_seconds / 86400)``); a window of
+``w`` days with offset ``o`` ending on day ``D`` covers days
+``D-o-w+1 .. D-o``. Buckets older than the longest window plus offset are
+evicted as the account's newest day advances, so state per account is bounded
+by ``FeatureSet.retention_days``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from featurestore.definitions import WINDOWED, Aggregation, FeatureDefinition, FeatureSet
+from schemas.event import Event
+
+DAY = 86_400.0
+
+_SET_KINDS = frozenset({Aggregation.DISTINCT_USERS, Aggregation.DISTINCT_VALUES})
+
+
+def day_of(ts: float) -> int:
+    return math.floor(ts / DAY)
+
+
+@dataclass(frozen=True, slots=True)
+class _Accumulator:
+    """One way of reading events; features with the same reading share it."""
+
+    aggregation: Aggregation
+    events: tuple[str, ...]
+    attribute: str | None
+    where_attribute: str | None
+    where_values: frozenset[str]
+
+    def accepts(self, attributes: Mapping[str, Any]) -> bool:
+        if self.where_attribute is None:
+            return True
+        value = attributes.get(self.where_attribute)
+        return value is not None and str(value) in self.where_values
+
+
+class CompiledFeatures:
+    """A :class:`FeatureSet` arranged for fast per-event updates."""
+
+    def __init__(self, feature_set: FeatureSet) -> None:
+        self.feature_set = feature_set
+        self.retention_days = feature_set.retention_days
+        bucketed: dict[_Accumulator, int] = {}
+        tracked: dict[_Accumulator, int] = {}
+        # per feature: ("window", acc, window, offset) | ("track", acc) | ("ratio", i, j, ...)
+        self._plan: list[tuple[Any, ...]] = []
+        for feature in feature_set.features:
+            if feature.aggregation is Aggregation.RATIO:
+                continue
+            acc = _Accumulator(
+                feature.aggregation,
+                feature.events,
+                feature.attribute,
+                feature.where_attribute,
+                feature.where_values,
+            )
+            table = bucketed if feature.aggregation in WINDOWED else tracked
+            table.setdefault(acc, len(table))
+        self.bucket_accumulators = tuple(bucketed)
+        self.tracked_accumulators = tuple(tracked)
+        names = {f.name: i for i, f in enumerate(feature_set.features)}
+        for feature in feature_set.features:
+            self._plan.append(self._plan_for(feature, bucketed, tracked, names))
+        self._by_type: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+
+    @staticmethod
+    def _plan_for(
+        feature: FeatureDefinition,
+        bucketed: dict[_Accumulator, int],
+        tracked: dict[_Accumulator, int],
+        names: dict[str, int],
+    ) -> tuple[Any, ...]:
+        if feature.aggregation is Aggregation.RATIO:
+            assert feature.numerator and feature.denominator
+            return ("ratio", names[feature.numerator], names[feature.denominator], feature.default)
+        acc = _Accumulator(
+            feature.aggregation,
+            feature.events,
+            feature.attribute,
+            feature.where_attribute,
+            feature.where_values,
+        )
+        if feature.aggregation in WINDOWED:
+            return ("window", bucketed[acc], feature.window_days, feature.offset_days,
+                    feature.aggregation in _SET_KINDS)
+        return ("track", tracked[acc], feature.aggregation, feature.default)
+
+    def accumulators_for(self, event_type: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(bucketed, tracked) accumulator indexes an event type feeds; memoised."""
+        found = self._by_type.get(event_type)
+        if found is None:
+            found = (
+                tuple(i for i, a in enumerate(self.bucket_accumulators)
+                      if _matches(a.events, event_type)),
+                tuple(i for i, a in enumerate(self.tracked_accumulators)
+                      if _matches(a.events, event_type)),
+            )
+            self._by_type[event_type] = found
+        return found
+
+
+def _matches(patterns: tuple[str, ...], event_type: str) -> bool:
+    for pattern in patterns:
+        if pattern == "*" or pattern == event_type:
+            return True
+        if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
+            return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class FeaturesSnapshot:
+    """Recovery form of :class:`AccountFeatures`."""
+
+    buckets: tuple[tuple[int, tuple[Any, ...]], ...]
+    tracked: tuple[Any, ...]
+    newest: float
+
+
+class AccountFeatures:
+    """Daily buckets and trackers of one account."""
+
+    __slots__ = ("_buckets", "_compiled", "_newest", "_tracked")
+
+    def __init__(self, compiled: CompiledFeatures, snapshot: FeaturesSnapshot | None = None):
+        self._compiled = compiled
+        self._buckets: dict[int, list[Any]] = {}
+        self._tracked: list[Any] = [None] * len(compiled.tracked_accumulators)
+        self._newest = -math.inf
+        if snapshot is not None:
+            self._buckets = {
+                day: [set(v) if isinstance(v, tuple) else v for v in values]
+                for day, values in snapshot.buckets
+            }
+            self._tracked = list(snapshot.tracked)
+            self._newest = snapshot.newest
+
+    @property
+    def newest(self) -> float:
+        """Newest event time applied, epoch seconds (``-inf`` before any)."""
+        return self._newest
+
+    @property
+    def bucket_days(self) -> list[int]:
+        return sorted(self._buckets)
+
+    def apply(self, event: Event, ts: float) -> bool:
+        """Fold one (already deduplicated, not late) event in; True if a feature moved."""
+        compiled = self._compiled
+        bucketed, tracked = compiled.accumulators_for(event.event_type)
+        if not bucketed and not tracked:
+            return False
+        attributes = event.attributes
+        day = day_of(ts)
+        if ts > self._newest:
+            newest_day_before = day_of(self._newest) if self._newest > -math.inf else day
+            self._newest = ts
+            if day > newest_day_before:
+                self._evict(day)
+        moved = False
+        if bucketed:
+            values = self._buckets.get(day)
+            for index in bucketed:
+                acc = compiled.bucket_accumulators[index]
+                if not acc.accepts(attributes):
+                    continue
+                if values is None:
+                    values = self._buckets[day] = [None] * len(compiled.bucket_accumulators)
+                moved |= _fold_bucket(values, index, acc, event)
+        for index in tracked:
+            acc = compiled.tracked_accumulators[index]
+            if acc.accepts(attributes):
+                moved |= _fold_tracked(self._tracked, index, acc, event, ts)
+        return moved
+
+    def _evict(self, newest_day: int) -> None:
+        oldest_kept = newest_day - self._compiled.retention_days + 1
+        for day in [d for d in self._buckets if d < oldest_kept]:
+            del self._buckets[day]
+
+    def values(self, as_of: float) -> tuple[float, ...]:
+        """Every feature, in definition order, as of event time ``as_of`` (epoch s)."""
+        compiled = self._compiled
+        as_of_day = day_of(as_of)
+        out: list[float] = []
+        ratios: list[tuple[int, tuple[Any, ...]]] = []
+        for position, plan in enumerate(compiled._plan):
+            kind = plan[0]
+            if kind == "window":
+                _, index, window, offset, is_set = plan
+                last = as_of_day - offset
+                first = last - window + 1
+                if is_set:
+                    union: set[Any] = set()
+                    for day, values in self._buckets.items():
+                        if first <= day <= last and values[index] is not None:
+                            union |= values[index]
+                    out.append(float(len(union)))
+                else:
+                    out.append(
+                        float(sum(
+                            values[index]
+                            for day, values in self._buckets.items()
+                            if first <= day <= last and values[index] is not None
+                        ))
+                    )
+            elif kind == "track":
+                _, index, aggregation, default = plan
+                out.append(_tracked_value(self._tracked[index], aggregation, as_of, default))
+            else:
+                ratios.append((position, plan))
+                out.append(0.0)  # filled below, once its parts are known
+        features = compiled.feature_set.features
+        for position, (_, numerator, denominator, default) in ratios:
+            # per-day rates, so a 7-day count compares with a 28-day baseline
+            num = out[numerator] / features[numerator].window_days
+            den = out[denominator] / features[denominator].window_days
+            out[position] = num / den if den > 0 else default
+        return tuple(out)
+
+    def snapshot(self) -> FeaturesSnapshot:
+        return FeaturesSnapshot(
+            buckets=tuple(
+                (day, tuple(tuple(sorted(v)) if isinstance(v, set) else v for v in values))
+                for day, values in self._buckets.items()
+            ),
+            tracked=tuple(self._tracked),
+            newest=self._newest,
+        )
+
+
+def _fold_bucket(values: list[Any], index: int, acc: _Accumulator, event: Event) -> bool:
+    aggregation = acc.aggregation
+    if aggregation is Aggregation.COUNT:
+        values[index] = (values[index] or 0) + 1
+        return True
+    if aggregation is Aggregation.SUM:
+        amount = event.attributes.get(acc.attribute or "")
+        if isinstance(amount, bool) or not isinstance(amount, int | float):
+            return False
+        values[index] = (values[index] or 0) + amount
+        return True
+    member = (
+        event.user_id
+        if aggregation is Aggregation.DISTINCT_USERS
+        else event.attributes.get(acc.attribute or "")
+    )
+    if member is None or isinstance(member, dict | list):
+        return False
+    bucket = values[index]
+    if bucket is None:
+        bucket = values[index] = set()
+    before = len(bucket)
+    bucket.add(str(member))
+    return len(bucket) != before
+
+
+def _fold_tracked(
+    tracked: list[Any], index: int, acc: _Accumulator, event: Event, ts: float
+) -> bool:
+    aggregation = acc.aggregation
+    current = tracked[index]
+    if aggregation is Aggregation.DAYS_SINCE_LAST:
+        if current is None or ts > current:
+            tracked[index] = ts
+            return True
+        return False
+    if aggregation is Aggregation.DAYS_SINCE_FIRST:
+        if current is None or ts < current:
+            tracked[index] = ts
+            return True
+        return False
+    raw = event.attributes.get(acc.attribute or "")
+    value: float | None
+    if aggregation is Aggregation.LATEST:
+        value = None if isinstance(raw, bool) or not isinstance(raw, int | float) else float(raw)
+    else:  # DAYS_UNTIL: the attribute holds an RFC 3339 time
+        value = _parse_time(raw)
+    if value is None:
+        return False
+    # The latest by event time wins, so a late event never overwrites a newer one.
+    if current is None or ts >= current[0]:
+        tracked[index] = (ts, value)
+        return True
+    return False
+
+
+def _parse_time(raw: object) -> float | None:
+    if not isinstance(raw, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment.timestamp()
+
+
+def _tracked_value(current: Any, aggregation: Aggregation, as_of: float, default: float) -> float:
+    if current is None:
+        return default
+    if aggregation is Aggregation.DAYS_SINCE_LAST or aggregation is Aggregation.DAYS_SINCE_FIRST:
+        return max(0.0, (as_of - current) / DAY)
+    _, value = current
+    if aggregation is Aggregation.LATEST:
+        return float(value)
+    return (value - as_of) / DAY  # DAYS_UNTIL: negative once the moment has passed

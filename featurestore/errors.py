@@ -1,0 +1,27 @@
+"""Errors of the featurestore package."""
+
+from __future__ import annotations
+
+from churnwatch.errors import ChurnwatchError
+
+
+class DefinitionError(ChurnwatchError):
+    """A feature definitions file is invalid; ``path`` says where."""
+
+    def __init__(self, source: str, path: str, problem: str) -> None:
+        self.source = source
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{source}: {path}: {problem}")
+
+
+class FeatureVersionMismatch(ChurnwatchError):
+    """A stored vector (or a model) was built from other feature definitions."""
+
+    def __init__(self, subject: str, stored: str | None, expected: str) -> None:
+        self.subject = subject
+        self.stored = stored
+        self.expected = expected
+        super().__init__(
+            f"{subject}: stored feature_version {stored!r} != live definitions {expected!r}"
+        )

@@ -1,0 +1,138 @@
+"""The online feature store: one Redis hash per account.
+
+Key: ``cw:{<tenant>:<account>}:f`` (the braces keep an account's keys in one
+Redis Cluster slot). Fields: one per feature, plus ``_v`` (the feature_version)
+and ``_t`` (event time of the values, epoch milliseconds). Every write sets all
+fields in one HSET and refreshes the TTL.
+
+Writes are coalesced and pipelined: the dataflow hands over one update per
+account that moved in a batch, the sink keeps only the newest per account, and
+one pipeline carries them all (one round trip per batch, not per event or per
+account). A write goes through a small Lua script that refuses to replace a
+hash whose ``_t`` is newer (feast#5163: an older write must never overwrite a
+newer one, e.g. a replay of an old batch after a restart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import redis
+
+from featurestore.errors import FeatureVersionMismatch
+
+KEY_PREFIX = "cw"
+
+# KEYS[1] hash; ARGV[1] _t (ms), ARGV[2] ttl (ms), ARGV[3..] field, value pairs.
+_GUARDED_WRITE = """
+local stored = redis.call('HGET', KEYS[1], '_t')
+if stored and tonumber(stored) > tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], '_t', ARGV[1], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+def feature_key(tenant_id: str, account_id: str, prefix: str = KEY_PREFIX) -> str:
+    """The Redis key of an account's feature hash."""
+    return f"{prefix}:{{{tenant_id}:{account_id}}}:f"
+
+
+def encode_value(value: float) -> str:
+    """Shortest text that reads back as the same float (integers without '.0')."""
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(value)
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureUpdate:
+    """An account's feature values as of event time ``as_of`` (epoch seconds)."""
+
+    tenant_id: str
+    account_id: str
+    values: tuple[float, ...]
+    as_of: float
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureVector:
+    """An account's stored features, read back from Redis."""
+
+    tenant_id: str
+    account_id: str
+    feature_version: str
+    as_of_ms: int
+    values: dict[str, float]
+
+
+class RedisFeatureStore:
+    """Writes and reads the feature hashes of one feature set."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        names: Sequence[str],
+        feature_version: str,
+        ttl: timedelta,
+        *,
+        prefix: str = KEY_PREFIX,
+    ) -> None:
+        self._client = client
+        self._names = tuple(names)
+        self._version = feature_version
+        self._ttl_ms = int(ttl.total_seconds() * 1000)
+        self._prefix = prefix
+        self._write = client.register_script(_GUARDED_WRITE)
+
+    @classmethod
+    def from_url(
+        cls, url: str, names: Sequence[str], feature_version: str, ttl: timedelta, **kwargs: str
+    ) -> RedisFeatureStore:
+        return cls(redis.Redis.from_url(url), names, feature_version, ttl, **kwargs)
+
+    def write_batch(self, updates: Sequence[FeatureUpdate]) -> int:
+        """Write the newest update per account in one pipeline; return hashes written."""
+        newest: dict[tuple[str, str], FeatureUpdate] = {}
+        for update in updates:
+            key = (update.tenant_id, update.account_id)
+            held = newest.get(key)
+            if held is None or update.as_of >= held.as_of:
+                newest[key] = update
+        if not newest:
+            return 0
+        pipe = self._client.pipeline(transaction=False)
+        for update in newest.values():
+            args: list[str | int] = [round(update.as_of * 1000), self._ttl_ms, "_v", self._version]
+            for name, value in zip(self._names, update.values, strict=True):
+                args.append(name)
+                args.append(encode_value(value))
+            self._write(
+                keys=[feature_key(update.tenant_id, update.account_id, self._prefix)],
+                args=args,
+                client=pipe,
+            )
+        return sum(int(r) for r in pipe.execute())
+
+    def get(self, tenant_id: str, account_id: str) -> FeatureVector | None:
+        """The stored vector, or None; refuses one of another feature_version."""
+        key = feature_key(tenant_id, account_id, self._prefix)
+        raw = self._client.hgetall(key)
+        if not raw:
+            return None
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        stored_version = fields.pop("_v", None)
+        if stored_version != self._version:
+            raise FeatureVersionMismatch(f"{tenant_id}:{account_id}", stored_version, self._version)
+        as_of_ms = int(fields.pop("_t"))
+        return FeatureVector(
+            tenant_id, account_id, stored_version, as_of_ms,
+            {name: float(value) for name, value in fields.items()},
+        )
+
+    def close(self) -> None:
+        self._client.close()
