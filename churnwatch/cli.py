@@ -90,6 +90,44 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    import orjson
+
+    from dataflows.backfill import backfill, read_jsonl
+    from dataflows.runner import account_config
+    from featurestore.definitions import load_definitions
+    from schemas.event import EventLimits
+
+    settings = _settings()
+    definitions = Path(args.definitions) if args.definitions else settings.feature_definitions
+    feature_set = load_definitions(definitions)
+    result = backfill(
+        read_jsonl(Path(args.file)),
+        account_config(settings, feature_set),
+        EventLimits(settings.max_message_bytes, settings.max_future_skew),
+    )
+    out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
+    try:
+        for row in sorted(result.rows.values(), key=lambda r: (r.tenant_id, r.account_id)):
+            out.write(orjson.dumps(row.to_document()) + b"\n")
+    finally:
+        if args.out:
+            out.close()
+    counts = ", ".join(f"{k}={v}" for k, v in sorted(result.counts.items()))
+    print(f"{len(result.rows)} accounts, feature_version {feature_set.version}; {counts}; "
+          f"{len(result.signals)} usage signals", file=sys.stderr)
+    return 0
+
+
+def cmd_features_check(args: argparse.Namespace) -> int:
+    from featurestore.definitions import load_definitions
+
+    feature_set = load_definitions(Path(args.file))
+    print(f"{args.file}: {len(feature_set.features)} features, "
+          f"feature_version {feature_set.version}")
+    return 0
+
+
 def cmd_stack(args: argparse.Namespace) -> int:
     from churnwatch.localstack import LocalStack
 
@@ -147,6 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--truth", help="write the ground truth (who churns, when) as JSON")
     sim.add_argument("--kafka", action="store_true", help="produce to the events topic")
     sim.set_defaults(func=cmd_simulate)
+
+    features = sub.add_parser("features", help="feature definitions and batch features")
+    features_sub = features.add_subparsers(dest="features_command", required=True)
+    back = features_sub.add_parser(
+        "backfill", help="features of every account in a JSONL history, as JSONL"
+    )
+    back.add_argument("file", help="JSONL of events v1 (e.g. from 'churnwatch simulate --out')")
+    back.add_argument("--definitions", help="feature definitions file (default: settings)")
+    back.add_argument("--out", help="write here instead of standard output")
+    back.set_defaults(func=cmd_backfill)
+    check = features_sub.add_parser("check", help="validate a feature definitions file")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_features_check)
 
     stack = sub.add_parser("stack", help="start the embedded local stack until Ctrl-C")
     stack.set_defaults(func=cmd_stack)

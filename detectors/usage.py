@@ -58,8 +58,8 @@ class RenewalRule:
     current: str = "logins_7d"
     baseline: str = "logins_baseline_28d"
     baseline_scale: float = 0.25
-    below: float = 0.8
-    min_baseline: float = 3.0
+    below: float = 0.35
+    min_baseline: float = 5.0
     severity: Severity = Severity.HIGH
 
 
@@ -72,19 +72,22 @@ class InactivityRule:
     severity: Severity = Severity.HIGH
 
 
+# Defaults chosen on simulated histories (seeds 7, 11, 23; 300 accounts, 50 days) so
+# that ordinary week-to-week noise of steady accounts stays below them: the 0.1%
+# quantile of a steady account's weekly login ratio is about 0.45.
 DEFAULT_DROP_RULES: tuple[DropRule, ...] = (
-    DropRule(SignalType.LOGIN_DROP, "logins_7d", "logins_baseline_28d", 0.25, 5.0, 0.5, 0.8),
+    DropRule(SignalType.LOGIN_DROP, "logins_7d", "logins_baseline_28d", 0.25, 5.0, 0.35, 0.7),
     DropRule(
-        SignalType.SEAT_DROP, "active_users_7d", "active_users_baseline_28d", 1.0, 3.0, 0.6, 0.85
+        SignalType.SEAT_DROP, "active_users_7d", "active_users_baseline_28d", 1.0, 6.0, 0.3, 0.6
     ),
     DropRule(
         SignalType.FEATURE_DROP,
-        "features_used_7d",
-        "features_used_baseline_28d",
-        1.0,
-        3.0,
+        "key_feature_events_7d",
+        "key_feature_events_baseline_28d",
+        0.25,
+        20.0,
+        0.1,
         0.5,
-        0.8,
     ),
 )
 
