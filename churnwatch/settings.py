@@ -61,6 +61,7 @@ class Settings:
     redis_url: str | None = None
     database_url: str | None = None
     database_schema: str = "churnwatch"
+    redis_key_prefix: str = "cw"
     topics: Topics = field(default_factory=Topics)
     topic_partitions: int = 4
     # Ingest contract
@@ -73,6 +74,7 @@ class Settings:
     feature_definitions: Path | None = None  # None: the shipped default file
     allowed_lateness: timedelta = timedelta(hours=1)
     feature_ttl: timedelta = timedelta(days=40)
+    feature_flush_interval: timedelta = timedelta(seconds=2)
     tier1_rules: Mapping[str, Tier1Rule] = field(default_factory=lambda: DEFAULT_TIER1_RULES)
     usage_rules: UsageRules = field(default_factory=UsageRules)
     # Engine
@@ -111,6 +113,7 @@ class Settings:
             redis_url=reader.optional("REDIS_URL"),
             database_url=reader.optional("DATABASE_URL"),
             database_schema=reader.identifier("DATABASE_SCHEMA", defaults.database_schema),
+            redis_key_prefix=reader.text("REDIS_KEY_PREFIX", defaults.redis_key_prefix),
             topics=Topics(
                 events=reader.text("TOPIC_EVENTS", default_topics.events),
                 dead_letters=reader.text("TOPIC_DEAD_LETTERS", default_topics.dead_letters),
@@ -127,6 +130,9 @@ class Settings:
             feature_definitions=reader.optional_path("FEATURE_DEFINITIONS"),
             allowed_lateness=reader.seconds("ALLOWED_LATENESS_SECONDS", defaults.allowed_lateness),
             feature_ttl=reader.seconds("FEATURE_TTL_SECONDS", defaults.feature_ttl),
+            feature_flush_interval=reader.seconds(
+                "FEATURE_FLUSH_SECONDS", defaults.feature_flush_interval
+            ),
             tier1_rules=reader.tier1_rules("TIER1_RULES", defaults.tier1_rules),
             usage_rules=reader.usage_rules("USAGE_RULES", defaults.usage_rules),
             input_batch_size=reader.positive_int("INPUT_BATCH_SIZE", defaults.input_batch_size),
@@ -144,12 +150,14 @@ class Settings:
         """The ``CHURNWATCH_*`` variables that rebuild these settings (for child processes)."""
         env = {
             "DATABASE_SCHEMA": self.database_schema,
+            "REDIS_KEY_PREFIX": self.redis_key_prefix,
             "TOPIC_EVENTS": self.topics.events,
             "TOPIC_DEAD_LETTERS": self.topics.dead_letters,
             "TOPIC_ALERTS": self.topics.alerts,
             "TOPIC_LATE": self.topics.late,
             "ALLOWED_LATENESS_SECONDS": str(self.allowed_lateness.total_seconds()),
             "FEATURE_TTL_SECONDS": str(self.feature_ttl.total_seconds()),
+            "FEATURE_FLUSH_SECONDS": str(self.feature_flush_interval.total_seconds()),
             "USAGE_RULES": orjson.dumps(_usage_rules_document(self.usage_rules)).decode(),
             "TOPIC_PARTITIONS": str(self.topic_partitions),
             "MAX_MESSAGE_BYTES": str(self.max_message_bytes),
@@ -186,6 +194,7 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}REDIS_URL": "Redis URL (redis://host:port/db); unset: embedded Redis",
     f"{PREFIX}DATABASE_URL": "PostgreSQL URL (postgresql://...); unset: embedded PostgreSQL",
     f"{PREFIX}DATABASE_SCHEMA": "PostgreSQL schema holding churnwatch's tables (churnwatch)",
+    f"{PREFIX}REDIS_KEY_PREFIX": "first part of every Redis key: <prefix>:{tenant:account}:f (cw)",
     f"{PREFIX}TOPIC_EVENTS": "input topic (churn.events)",
     f"{PREFIX}TOPIC_DEAD_LETTERS": "dead-letter topic for rejected input (churn.events.dlq)",
     f"{PREFIX}TOPIC_ALERTS": "alert topic (churn.alerts)",
@@ -198,6 +207,7 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}FEATURE_DEFINITIONS": "feature definitions file (YAML/JSON); unset: the default",
     f"{PREFIX}ALLOWED_LATENESS_SECONDS": "lateness that still updates features (3600)",
     f"{PREFIX}FEATURE_TTL_SECONDS": "TTL of a Redis feature hash, refreshed on write (3456000)",
+    f"{PREFIX}FEATURE_FLUSH_SECONDS": "longest wait before changed features reach Redis (2)",
     f"{PREFIX}USAGE_RULES": 'JSON threshold overrides, e.g. {"inactivity": {"days": 10}}',
     f"{PREFIX}TIER1_RULES": 'JSON object event_type -> {"rule": ..., "severity": ...}',
     f"{PREFIX}INPUT_BATCH_SIZE": "messages read per Kafka partition per batch (5000)",

@@ -13,9 +13,12 @@ event, in the account's partition order:
    of that day, so when a signal fires depends only on the events, never on
    how they were batched.
 
-Once per batch it emits the account's feature values (one Redis write per
-account per batch) and, if it was active, its newest activity time for the
-inactivity tracker. The batch backfill drives this same class from a file.
+Once per batch it reports whether features moved and, if the account was
+active, its newest activity time for the inactivity tracker; the caller asks
+for :meth:`AccountProcessor.feature_update` when it is time to write (the
+dataflow coalesces that per flush interval, so a busy account costs one
+feature computation per interval, not one per batch). The batch backfill
+drives this same class from a file.
 """
 
 from __future__ import annotations
@@ -83,6 +86,8 @@ class AccountSnapshot:
     fired: frozenset[SignalType] = frozenset()
     evaluated_day: int | None = None
     last_activity: float | None = None
+    tenant_id: str = ""
+    account_id: str = ""
 
 
 @dataclass(slots=True)
@@ -93,13 +98,14 @@ class BatchResult:
     events: list[Event]
     duplicates: int
     late: int
+    features_moved: bool
 
 
 class AccountProcessor:
     """The state and logic of one account."""
 
-    __slots__ = ("_activity", "_config", "_dedupe", "_episodes", "_evaluated_day", "_features",
-                 "_idle_after", "_last_activity", "_names")
+    __slots__ = ("_account_id", "_activity", "_config", "_dedupe", "_episodes", "_evaluated_day",
+                 "_features", "_idle_after", "_last_activity", "_names", "_tenant_id")
 
     def __init__(self, config: AccountConfig, snapshot: AccountSnapshot | None = None) -> None:
         self._config = config
@@ -112,6 +118,8 @@ class AccountProcessor:
         self._episodes = SignalEpisodes(snapshot.fired if snapshot else frozenset())
         self._evaluated_day = snapshot.evaluated_day if snapshot else None
         self._last_activity = snapshot.last_activity if snapshot else None
+        self._tenant_id = snapshot.tenant_id if snapshot else ""
+        self._account_id = snapshot.account_id if snapshot else ""
         self._names = config.features.feature_set.names
         inactivity = config.usage_rules.inactivity
         # Which events count as activity: those of the inactivity feature.
@@ -167,14 +175,7 @@ class AccountProcessor:
                     self._last_activity = ts
             self._close_days(event, outputs)
         if moved and last_event is not None:
-            outputs.append(
-                FeatureUpdate(
-                    last_event.tenant_id,
-                    last_event.account_id,
-                    features.values(features.newest),
-                    features.newest,
-                )
-            )
+            self._tenant_id, self._account_id = last_event.tenant_id, last_event.account_id
             if self._last_activity is not None:
                 outputs.append(
                     Activity(
@@ -186,7 +187,16 @@ class AccountProcessor:
                         gap_from,
                     )
                 )
-        return BatchResult(outputs, fresh, duplicates, late)
+        return BatchResult(outputs, fresh, duplicates, late, moved)
+
+    def feature_update(self) -> FeatureUpdate | None:
+        """The account's features as of its newest event, for the online store."""
+        features = self._features
+        if features.newest == float("-inf"):
+            return None
+        return FeatureUpdate(
+            self._tenant_id, self._account_id, features.values(features.newest), features.newest
+        )
 
     def _close_days(self, event: Event, outputs: list[Output]) -> None:
         """Evaluate the usage detectors once the watermark has closed a day."""
@@ -219,5 +229,7 @@ class AccountProcessor:
             self._episodes.snapshot(),
             self._evaluated_day,
             self._last_activity,
+            self._tenant_id,
+            self._account_id,
         )
 

@@ -105,6 +105,8 @@ class FlowConfig:
     # longer than any window, so only state that expired in event time goes.
     idle_state_ttl: timedelta
     inactivity: InactivityRule
+    # How long an account's changed features may wait before their Redis write.
+    feature_flush_interval: timedelta = timedelta(seconds=2)
     inactivity_shards: int = 16
 
     @property
@@ -121,16 +123,25 @@ class AccountLogic(StatefulBatchLogic[Event, Output, AccountSnapshot]):
         metrics: PipelineMetrics,
         clock: Callable[[], datetime],
         idle_ttl: timedelta,
+        flush_interval: timedelta,
+        *,
+        restored: bool = False,
     ) -> None:
         self._processor = processor
         self._metrics = metrics
         self._clock = clock
         self._idle_ttl = idle_ttl
+        self._flush_interval = flush_interval
         self._last_active = clock()
+        # When the pending feature write is due; after a restore, write once
+        # (the crash may have lost the last write).
+        self._flush_due: datetime | None = self._last_active if restored else None
 
     def on_batch(self, values: list[Event]) -> tuple[list[Output], bool]:
         result = self._processor.process(values)
         self._last_active = self._clock()
+        if result.features_moved and self._flush_due is None:
+            self._flush_due = self._last_active + self._flush_interval
         metrics = self._metrics
         if result.duplicates:
             metrics.duplicates.inc(result.duplicates)
@@ -145,10 +156,23 @@ class AccountLogic(StatefulBatchLogic[Event, Output, AccountSnapshot]):
         return result.outputs, StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime:
-        return self._last_active + self._idle_ttl
+        idle_at = self._last_active + self._idle_ttl
+        return idle_at if self._flush_due is None else min(idle_at, self._flush_due)
 
     def on_notify(self) -> tuple[list[Output], bool]:
-        return [], StatefulBatchLogic.DISCARD
+        now = self._clock()
+        outputs = self._flush() if self._flush_due is not None and now >= self._flush_due else []
+        if now >= self._last_active + self._idle_ttl:
+            return outputs, StatefulBatchLogic.DISCARD
+        return outputs, StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[Output], bool]:
+        return self._flush(), StatefulBatchLogic.RETAIN
+
+    def _flush(self) -> list[Output]:
+        self._flush_due = None
+        update = self._processor.feature_update()
+        return [] if update is None else [update]
 
     def snapshot(self) -> AccountSnapshot:
         return self._processor.snapshot()
@@ -183,7 +207,12 @@ def build_dataflow(
 
     def build_account(snapshot: AccountSnapshot | None) -> AccountLogic:
         return AccountLogic(
-            AccountProcessor(config.account, snapshot), metrics, clock, config.idle_state_ttl
+            AccountProcessor(config.account, snapshot),
+            metrics,
+            clock,
+            config.idle_state_ttl,
+            config.feature_flush_interval,
+            restored=snapshot is not None,
         )
 
     def build_tracker(snapshot: TrackerSnapshot | None) -> InactivityLogic:

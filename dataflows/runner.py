@@ -73,6 +73,7 @@ def flow_config(settings: Settings, feature_set: FeatureSet | None = None) -> Fl
         account=account_config(settings, feature_set),
         idle_state_ttl=max(settings.feature_ttl, settings.dedupe_window * 2),
         inactivity=settings.usage_rules.inactivity,
+        feature_flush_interval=settings.feature_flush_interval,
     )
 
 
@@ -130,7 +131,11 @@ def production_sinks(
         features=WriterSink(
             "redis-features",
             lambda: RedisFeatureStore.from_url(
-                redis_url, feature_set.names, feature_set.version, settings.feature_ttl
+                redis_url,
+                feature_set.names,
+                feature_set.version,
+                settings.feature_ttl,
+                prefix=settings.redis_key_prefix,
             ),
             metrics,
         ),

@@ -195,31 +195,39 @@ class AccountFeatures:
             del self._buckets[day]
 
     def values(self, as_of: float) -> tuple[float, ...]:
-        """Every feature, in definition order, as of event time ``as_of`` (epoch s)."""
+        """Every feature, in definition order, as of event time ``as_of`` (epoch s).
+
+        Buckets are laid out by age (0 = the as-of day) once; a numeric
+        accumulator then gets prefix sums over age, so each of its windows is
+        one subtraction, and a set accumulator unions only its window's days.
+        """
         compiled = self._compiled
         as_of_day = day_of(as_of)
+        span = compiled.retention_days
+        by_age: list[list[Any] | None] = [None] * span
+        for day, cells in self._buckets.items():
+            age = as_of_day - day
+            if 0 <= age < span:
+                by_age[age] = cells
+        prefix_sums: dict[int, list[float]] = {}
         out: list[float] = []
         ratios: list[tuple[int, tuple[Any, ...]]] = []
         for position, plan in enumerate(compiled._plan):
             kind = plan[0]
             if kind == "window":
                 _, index, window, offset, is_set = plan
-                last = as_of_day - offset
-                first = last - window + 1
                 if is_set:
                     union: set[Any] = set()
-                    for day, values in self._buckets.items():
-                        if first <= day <= last and values[index] is not None:
-                            union |= values[index]
+                    for cells in by_age[offset : offset + window]:
+                        if cells is not None and cells[index] is not None:
+                            union |= cells[index]
                     out.append(float(len(union)))
                 else:
-                    out.append(
-                        float(sum(
-                            values[index]
-                            for day, values in self._buckets.items()
-                            if first <= day <= last and values[index] is not None
-                        ))
-                    )
+                    prefix = prefix_sums.get(index)
+                    if prefix is None:
+                        prefix = prefix_sums[index] = _prefix_sums(by_age, index)
+                    end = min(offset + window, span)
+                    out.append(float(prefix[end] - prefix[min(offset, span)]))
             elif kind == "track":
                 _, index, aggregation, default = plan
                 out.append(_tracked_value(self._tracked[index], aggregation, as_of, default))
@@ -243,6 +251,18 @@ class AccountFeatures:
             tracked=tuple(self._tracked),
             newest=self._newest,
         )
+
+
+def _prefix_sums(by_age: list[list[Any] | None], index: int) -> list[float]:
+    sums = [0.0]
+    total = 0.0
+    for cells in by_age:
+        if cells is not None:
+            value = cells[index]
+            if value is not None:
+                total += value
+        sums.append(total)
+    return sums
 
 
 def _fold_bucket(values: list[Any], index: int, acc: _Accumulator, event: Event) -> bool:
