@@ -285,9 +285,9 @@ class _EnvReader:
             raise ConfigurationError(PREFIX + name, str(exc)) from None
 
 
-def _usage_rules_document(rules: UsageRules) -> dict[str, dict[str, object]]:
+def _usage_rules_document(rules: UsageRules) -> dict[str, object]:
     """The USAGE_RULES JSON that reproduces ``rules`` (every threshold spelled out)."""
-    document: dict[str, dict[str, object]] = {}
+    document: dict[str, object] = {"persist_days": rules.persist_days}
     for rule in (*rules.drops, rules.renewal, rules.inactivity):
         name = str(getattr(rule, "signal_type", ""))
         if not name:

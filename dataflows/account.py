@@ -31,8 +31,8 @@ from dataflows.dedupe import DedupeSnapshot, DedupeState
 from detectors.inactivity import Activity
 from detectors.tier1 import Cancellation, Tier1Rule, detect_cancellation, detect_tier1
 from detectors.usage import (
+    EpisodesSnapshot,
     SignalEpisodes,
-    SignalType,
     UsageRules,
     UsageSignal,
     make_signal,
@@ -83,7 +83,7 @@ class AccountSnapshot:
 
     dedupe: DedupeSnapshot
     features: FeaturesSnapshot | None = None
-    fired: frozenset[SignalType] = frozenset()
+    episodes: EpisodesSnapshot | None = None
     evaluated_day: int | None = None
     last_activity: float | None = None
     tenant_id: str = ""
@@ -115,7 +115,9 @@ class AccountProcessor:
             snapshot.dedupe if snapshot else None,
         )
         self._features = AccountFeatures(config.features, snapshot.features if snapshot else None)
-        self._episodes = SignalEpisodes(snapshot.fired if snapshot else frozenset())
+        self._episodes = SignalEpisodes(
+            snapshot.episodes if snapshot else None, persist=config.usage_rules.persist_days
+        )
         self._evaluated_day = snapshot.evaluated_day if snapshot else None
         self._last_activity = snapshot.last_activity if snapshot else None
         self._tenant_id = snapshot.tenant_id if snapshot else ""

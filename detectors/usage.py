@@ -99,6 +99,8 @@ class UsageRules:
     drops: tuple[DropRule, ...] = DEFAULT_DROP_RULES
     renewal: RenewalRule = field(default_factory=RenewalRule)
     inactivity: InactivityRule = field(default_factory=InactivityRule)
+    # Consecutive day-close evaluations a condition must hold before it fires.
+    persist_days: int = 2
 
     def required_features(self) -> set[str]:
         names = {r.current for r in self.drops} | {r.baseline for r in self.drops}
@@ -222,28 +224,47 @@ def _reason(signal: UsageSignal) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class EpisodesSnapshot:
+    fired: frozenset[SignalType] = frozenset()
+    streaks: tuple[tuple[SignalType, int], ...] = ()
+
+
 class SignalEpisodes:
-    """Which signals are armed for one account (picklable: a frozenset of fired types)."""
+    """Which signals are armed for one account.
 
-    __slots__ = ("fired",)
+    A signal fires once its condition has held at ``persist`` consecutive
+    evaluations (a one-day dip of a small account is noise, a slide is not),
+    and re-arms only after an evaluation that says the account recovered.
+    """
 
-    def __init__(self, fired: frozenset[SignalType] = frozenset()) -> None:
-        self.fired: set[SignalType] = set(fired)
+    __slots__ = ("fired", "persist", "streaks")
+
+    def __init__(self, snapshot: EpisodesSnapshot | None = None, *, persist: int = 1) -> None:
+        snapshot = snapshot or EpisodesSnapshot()
+        self.fired: set[SignalType] = set(snapshot.fired)
+        self.streaks: dict[SignalType, int] = dict(snapshot.streaks)
+        self.persist = persist
 
     def update(self, observation: Observation) -> bool:
         """True if this observation starts a new episode (a signal to emit)."""
         kind = observation.signal_type
+        streak = self.streaks.get(kind, 0) + 1 if observation.firing else 0
+        if streak:
+            self.streaks[kind] = streak
+        else:
+            self.streaks.pop(kind, None)
         if kind in self.fired:
             if observation.recovered and not observation.firing:
                 self.fired.discard(kind)  # re-armed
             return False
-        if observation.firing:
+        if streak >= self.persist:
             self.fired.add(kind)
             return True
         return False
 
-    def snapshot(self) -> frozenset[SignalType]:
-        return frozenset(self.fired)
+    def snapshot(self) -> EpisodesSnapshot:
+        return EpisodesSnapshot(frozenset(self.fired), tuple(self.streaks.items()))
 
 
 def parse_usage_rules(document: object, base: UsageRules | None = None) -> UsageRules:
@@ -260,6 +281,8 @@ def parse_usage_rules(document: object, base: UsageRules | None = None) -> Usage
     drops = {str(rule.signal_type): rule for rule in base.drops}
     renewal, inactivity = base.renewal, base.inactivity
     for key, changes in document.items():
+        if key == "persist_days":
+            continue
         if not isinstance(changes, dict):
             msg = f"{key}: expected an object of thresholds"
             raise ValueError(msg)
@@ -272,7 +295,11 @@ def parse_usage_rules(document: object, base: UsageRules | None = None) -> Usage
         else:
             msg = f"{key}: unknown signal type (known: {', '.join(s.value for s in SignalType)})"
             raise ValueError(msg)
-    return UsageRules(tuple(drops.values()), renewal, inactivity)
+    persist = document.get("persist_days", base.persist_days)
+    if isinstance(persist, bool) or not isinstance(persist, int) or persist < 1:
+        msg = "persist_days: must be a whole number >= 1"
+        raise ValueError(msg)
+    return UsageRules(tuple(drops.values()), renewal, inactivity, persist)
 
 
 def _with(rule: Any, name: str, changes: dict[str, Any]) -> Any:

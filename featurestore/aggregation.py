@@ -168,6 +168,8 @@ class AccountFeatures:
             return False
         attributes = event.attributes
         day = day_of(ts)
+        if self._newest > -math.inf and day <= day_of(self._newest) - compiled.retention_days:
+            bucketed = ()  # older than every window: no bucket could be read again
         if ts > self._newest:
             newest_day_before = day_of(self._newest) if self._newest > -math.inf else day
             self._newest = ts
@@ -197,9 +199,8 @@ class AccountFeatures:
     def values(self, as_of: float) -> tuple[float, ...]:
         """Every feature, in definition order, as of event time ``as_of`` (epoch s).
 
-        Buckets are laid out by age (0 = the as-of day) once; a numeric
-        accumulator then gets prefix sums over age, so each of its windows is
-        one subtraction, and a set accumulator unions only its window's days.
+        Buckets are laid out by age (0 = the as-of day) once, so each window
+        reads exactly its own days as one slice.
         """
         compiled = self._compiled
         as_of_day = day_of(as_of)
@@ -209,7 +210,6 @@ class AccountFeatures:
             age = as_of_day - day
             if 0 <= age < span:
                 by_age[age] = cells
-        prefix_sums: dict[int, list[float]] = {}
         out: list[float] = []
         ratios: list[tuple[int, tuple[Any, ...]]] = []
         for position, plan in enumerate(compiled._plan):
@@ -223,11 +223,15 @@ class AccountFeatures:
                             union |= cells[index]
                     out.append(float(len(union)))
                 else:
-                    prefix = prefix_sums.get(index)
-                    if prefix is None:
-                        prefix = prefix_sums[index] = _prefix_sums(by_age, index)
-                    end = min(offset + window, span)
-                    out.append(float(prefix[end] - prefix[min(offset, span)]))
+                    # Summed over the window's own days only: a prefix-sum
+                    # difference would let large amounts outside it round the result.
+                    total = 0.0
+                    for cells in by_age[offset : offset + window]:
+                        if cells is not None:
+                            value = cells[index]
+                            if value is not None:
+                                total += value
+                    out.append(total)
             elif kind == "track":
                 _, index, aggregation, default = plan
                 out.append(_tracked_value(self._tracked[index], aggregation, as_of, default))
@@ -251,18 +255,6 @@ class AccountFeatures:
             tracked=tuple(self._tracked),
             newest=self._newest,
         )
-
-
-def _prefix_sums(by_age: list[list[Any] | None], index: int) -> list[float]:
-    sums = [0.0]
-    total = 0.0
-    for cells in by_age:
-        if cells is not None:
-            value = cells[index]
-            if value is not None:
-                total += value
-        sums.append(total)
-    return sums
 
 
 def _fold_bucket(values: list[Any], index: int, acc: _Accumulator, event: Event) -> bool:

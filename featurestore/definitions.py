@@ -149,7 +149,8 @@ def parse_definitions(document: Any, source: str = "<definitions>") -> FeatureSe
     """Validate a decoded definitions document; errors name the path at fault."""
     if not isinstance(document, dict):
         raise DefinitionError(source, "$", "must be a mapping with 'version' and 'features'")
-    if document.get("version") != 1:
+    version = document.get("version")
+    if isinstance(version, bool) or version != 1:
         raise DefinitionError(source, "version", "must be 1")
     extra = set(document) - {"version", "features"}
     if extra:
@@ -265,7 +266,7 @@ def _parse_feature(source: str, name: object, spec: object) -> FeatureDefinition
     return FeatureDefinition(
         name=name,
         aggregation=aggregation,
-        events=tuple(events),
+        events=tuple(sorted(set(events))),  # order carries no meaning
         window_days=window_days,
         offset_days=offset_days,
         attribute=attribute,
