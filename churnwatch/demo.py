@@ -1,28 +1,37 @@
 """``churnwatch demo``: the whole pipeline on the embedded local stack, in one go.
 
 Starts the stack, creates topics, produces a simulated stream, runs the
-dataflow until the stream is drained, prints the alerts and the counts, and
-stops everything. Each run starts from empty state.
+dataflow until the stream is drained, prints the alerts, the usage signals
+against the simulator's ground truth, a sample of the online features and the
+counts, and stops everything. Each run starts from empty state.
 """
 
 from __future__ import annotations
 
 import shutil
+import statistics
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import datetime
+
+import redis
 
 from churnwatch.localstack import LocalStack
 from churnwatch.settings import Settings
+from churnwatch.simulator import Simulation
 from dataflows.metrics import PipelineMetrics
+from featurestore.definitions import load_definitions
+from featurestore.redis_store import RedisFeatureStore
 from schemas.event import format_time
 from sinks.postgres import connect
 
-MAX_ROWS = 40
+TIER1_ROWS = 12
+TIER2_ROWS = 16
 
 
 def run_demo(settings: Settings, *, accounts: int, days: int, seed: int) -> int:
-    from churnwatch.app import run_pipeline
+    from churnwatch.app import prepare, run_pipeline
     from churnwatch.simulator import produce, simulate
 
     started = time.monotonic()
@@ -36,8 +45,6 @@ def run_demo(settings: Settings, *, accounts: int, days: int, seed: int) -> int:
             f"postgres {running.database_url}"
         )
         simulation = simulate(accounts=accounts, days=days, seed=seed)
-        from churnwatch.app import prepare
-
         prepare(running)
         produced = produce(simulation, running.kafka_bootstrap or "", running.topics.events)
         print(
@@ -47,78 +54,132 @@ def run_demo(settings: Settings, *, accounts: int, days: int, seed: int) -> int:
         flow_started = time.monotonic()
         metrics = run_pipeline(running, tail=False)
         flow_seconds = time.monotonic() - flow_started
-        rows = _fetch_alerts(running)
-        cancellations = _count_cancellations(running)
-    _print_alerts(rows)
-    _print_counts(metrics, len(rows), cancellations, produced, flow_seconds)
-    truth = Counter(str(a.profile) for a in simulation.accounts)
-    churned = sum(1 for a in simulation.accounts if a.churned_at is not None)
-    print(f"ground truth: {dict(truth)}; {churned} account(s) cancelled")
-    print(f"demo finished in {time.monotonic() - started:.1f}s; local stack stopped")
+        alerts = _query(running, "SELECT tenant_id, account_id, tier, rule, severity, event_time"
+                                 " FROM alerts ORDER BY event_time, tenant_id, account_id, rule")
+        signals = _query(running, "SELECT tenant_id, account_id, signal_type, signal_date,"
+                                  " usage_count, baseline_count FROM usage_signals"
+                                  " ORDER BY signal_date, tenant_id, account_id, signal_type")
+        cancellations = _query(running, "SELECT count(*) FROM cancellation_reasons")[0][0]
+        show_features = _feature_sample(running, simulation)
+    _print_alerts(alerts)
+    _print_signals(signals, simulation)
+    show_features()
+    _print_counts(metrics, len(alerts), cancellations, produced, flow_seconds)
+    print(f"\ndemo finished in {time.monotonic() - started:.1f}s; local stack stopped")
     return 0
 
 
-def _fetch_alerts(settings: Settings) -> list[tuple[str, str, str, str, datetime]]:
+def _query(settings: Settings, sql: str) -> list[tuple]:
     assert settings.database_url
     with connect(settings.database_url, settings.database_schema) as conn:
-        return list(
-            conn.execute(
-                "SELECT tenant_id, account_id, rule, severity, event_time FROM alerts"
-                " ORDER BY event_time, tenant_id, account_id, rule"
-            )
-        )
+        return list(conn.execute(sql.encode()))
 
 
-def _count_cancellations(settings: Settings) -> int:
-    assert settings.database_url
-    with connect(settings.database_url, settings.database_schema) as conn:
-        row = conn.execute("SELECT count(*) FROM cancellation_reasons").fetchone()
-    return int(row[0]) if row else 0
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    print("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("  " + "  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
-def _print_alerts(rows: list[tuple[str, str, str, str, datetime]]) -> None:
-    header = ("tenant", "account", "rule", "severity", "event time (UTC)")
-    shown = rows if len(rows) <= MAX_ROWS else rows[: MAX_ROWS // 2] + rows[-MAX_ROWS // 2 :]
-    table = [header] + [
-        (t, a, r, s, format_time(e.replace(microsecond=0))) for t, a, r, s, e in shown
+def _time(moment: datetime) -> str:
+    return format_time(moment.replace(microsecond=0))
+
+
+def _print_alerts(rows: list[tuple]) -> None:
+    tier1 = [r for r in rows if r[2] == 1]
+    tier2 = [r for r in rows if r[2] == 2]
+    print(f"\nalerts: {len(rows)} in Postgres table alerts and topic churn.alerts "
+          f"(tier 1, decisive events: {len(tier1)}; tier 2, usage signals: {len(tier2)})")
+    print(f"\ntier 1, first {min(TIER1_ROWS, len(tier1))} of {len(tier1)}:")
+    _table(
+        ("tenant", "account", "rule", "severity", "event time (UTC)"),
+        [(t, a, rule, sev, _time(when)) for t, a, _, rule, sev, when in tier1[:TIER1_ROWS]],
+    )
+    by_rule = Counter((tier, rule, sev) for _, _, tier, rule, sev, _ in rows)
+    print("by rule: " + ", ".join(
+        f"{rule} ({sev}): {n}" for (_, rule, sev), n in sorted(by_rule.items())))
+
+
+def _print_signals(rows: list[tuple], simulation: Simulation) -> None:
+    profiles = {(a.tenant_id, a.account_id): str(a.profile) for a in simulation.accounts}
+    print(f"\ntier 2, usage signals (table usage_signals), first {min(TIER2_ROWS, len(rows))}"
+          f" of {len(rows)}:")
+    _table(
+        ("tenant", "account", "signal", "date", "usage 7d", "baseline/wk", "truth"),
+        [
+            (t, a, kind, day.isoformat(), f"{usage:g}", f"{base:.1f}", profiles.get((t, a), "?"))
+            for t, a, kind, day, usage, base in rows[:TIER2_ROWS]
+        ],
+    )
+    flagged = {(r[0], r[1]) for r in rows}
+    first_signal: dict[tuple[str, str], object] = {}
+    for t, a, _, day, _, _ in rows:
+        first_signal.setdefault((t, a), day)
+    print("\nagainst the simulator's ground truth:")
+    for profile in ("disengaging", "involuntary", "downgrader", "steady"):
+        members = [k for k, p in profiles.items() if p == profile]
+        hit = [k for k in members if k in flagged]
+        print(f"  {profile:<12} {len(hit):>4} of {len(members):>4} accounts flagged")
+    leads = [
+        (a.churned_at.date() - first_signal[(a.tenant_id, a.account_id)]).days  # type: ignore[operator]
+        for a in simulation.accounts
+        if str(a.profile) == "disengaging" and a.churned_at
+        and (a.tenant_id, a.account_id) in first_signal
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    print()
-    print(f"alerts ({len(rows)} in Postgres table alerts and topic churn.alerts)")
-    for index, row in enumerate(table):
-        if index == MAX_ROWS // 2 + 1 and len(rows) > MAX_ROWS:
-            print(f"  ... {len(rows) - MAX_ROWS} more ...")
-        print("  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)))
-        if index == 0:
-            print("  " + "  ".join("-" * w for w in widths))
-    by_rule = Counter((r, s) for _, _, r, s, _ in rows)
-    print("by rule: " + ", ".join(f"{r} ({s}): {n}" for (r, s), n in sorted(by_rule.items())))
+    if leads:
+        print(f"  disengaging accounts that cancelled: first usage signal a median "
+              f"{statistics.median(leads):g} day(s) before the cancellation "
+              f"(range {min(leads)}..{max(leads)})")
+
+
+def _feature_sample(settings: Settings, simulation: Simulation) -> Callable[[], None]:
+    """Read two accounts' vectors while Redis runs; return the printer for later."""
+    assert settings.redis_url
+    feature_set = load_definitions(settings.feature_definitions)
+    store = RedisFeatureStore(
+        redis.Redis.from_url(settings.redis_url), feature_set.names, feature_set.version,
+        settings.feature_ttl, prefix=settings.redis_key_prefix,
+    )
+    sample = [a for a in simulation.accounts if str(a.profile) in ("steady", "disengaging")]
+    picks = [next(a for a in sample if str(a.profile) == p) for p in ("steady", "disengaging")]
+    shown = ("logins_7d", "logins_baseline_28d", "login_trend", "active_users_7d",
+             "key_feature_events_7d", "days_since_last_activity", "seats")
+    rows = []
+    for account in picks:
+        vector = store.get(account.tenant_id, account.account_id)
+        if vector is not None:
+            rows.append((f"{account.tenant_id}:{account.account_id}", str(account.profile),
+                         *(f"{vector.values[n]:.2f}".rstrip("0").rstrip(".") for n in shown)))
+    store.close()
+
+    def show() -> None:
+        print(f"\nonline features in Redis (feature_version {feature_set.version}):")
+        _table(("account", "truth", *shown), rows)
+
+    return show
 
 
 def _print_counts(
     metrics: PipelineMetrics, alerts: int, cancellations: int, produced: int, seconds: float
 ) -> None:
-    messages = metrics.total(metrics.messages)
-    rejected = dict(
-        sorted(
-            {
-                s.labels["reason"]: int(s.value)
-                for m in metrics.registry.collect()
-                for s in m.samples
-                if s.name == "churnwatch_ingest_rejected_total"
-            }.items()
-        )
-    )
-    print()
-    print("counts")
-    print(
-        f"  messages in          {int(messages):>9,}  ({messages / seconds:,.0f}/s over "
-        f"{seconds:.1f}s, startup included)"
-    )
-    print(f"  valid unique events  {int(metrics.total(metrics.events)):>9,}")
-    print(f"  duplicates dropped   {int(metrics.total(metrics.duplicates)):>9,}")
+    summary = metrics.summary()
+    rejected = dict(sorted(
+        (s.labels["reason"], int(s.value))
+        for m in metrics.registry.collect()
+        for s in m.samples
+        if s.name == "churnwatch_ingest_rejected_total"
+    ))
+    messages = summary["messages"]
+    print("\ncounts")
+    print(f"  messages in          {messages:>9,}  ({messages / seconds:,.0f}/s over "
+          f"{seconds:.1f}s, startup included)")
+    print(f"  valid unique events  {summary['events']:>9,}")
+    print(f"  duplicates dropped   {summary['duplicates']:>9,}")
+    print(f"  late (side output)   {summary['late']:>9,}")
     print(f"  dead-lettered        {sum(rejected.values()):>9,}  {rejected}")
     print(f"  alerts               {alerts:>9,}")
     print(f"  cancellations        {cancellations:>9,}")
-    if int(messages) != produced:
-        print(f"  WARNING: produced {produced:,} but read {int(messages):,}")
+    if messages != produced:
+        print(f"  WARNING: produced {produced:,} but read {messages:,}")
