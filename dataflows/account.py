@@ -149,7 +149,7 @@ class AccountProcessor:
         duplicates = late = 0
         moved = False
         last_event: Event | None = None
-        gap_from: float | None = None
+        gaps: list[float] = []
         for event in events:
             ts = event.event_time.timestamp()
             if self._dedupe.is_duplicate(event.event_id, ts):
@@ -167,16 +167,18 @@ class AccountProcessor:
                 late += 1
                 outputs.append(LateEvent(event, watermark))
                 continue
+            # Judge the days this event's arrival closes before folding it in,
+            # so a day is judged on its own events only.
+            self._close_days(event, max(features.newest, ts), outputs)
             moved |= features.apply(event, ts)
             last_event = event
             if self._activity.matches(event.event_type):
                 previous = self._last_activity
                 if previous is None or ts > previous:
                     if previous is not None and ts - previous >= self._idle_after:
-                        gap_from = previous
+                        gaps.append(previous)
                     self._last_activity = ts
-            self._close_days(event, outputs)
-        if moved and last_event is not None:
+        if last_event is not None:
             self._tenant_id, self._account_id = last_event.tenant_id, last_event.account_id
             if self._last_activity is not None:
                 outputs.append(
@@ -186,7 +188,7 @@ class AccountProcessor:
                         self._last_activity,
                         features.newest,
                         last_event.partition,
-                        gap_from,
+                        tuple(gaps),
                     )
                 )
         return BatchResult(outputs, fresh, duplicates, late, moved)
@@ -200,29 +202,35 @@ class AccountProcessor:
             self._tenant_id, self._account_id, features.values(features.newest), features.newest
         )
 
-    def _close_days(self, event: Event, outputs: list[Output]) -> None:
-        """Evaluate the usage detectors once the watermark has closed a day."""
-        watermark = self._features.newest - self._config.allowed_lateness_seconds
-        closed_day = day_of(watermark) - 1
+    def _close_days(self, event: Event, newest: float, outputs: list[Output]) -> None:
+        """Judge every day the watermark (``newest`` minus lateness) has now passed.
+
+        Each closed day is judged as of its last moment, so ``persist_days``
+        counts days, also across a silence; a silence longer than the feature
+        windows is judged over its last ``retention_days`` only.
+        """
+        closed_day = day_of(newest - self._config.allowed_lateness_seconds) - 1
         if self._evaluated_day is None:
             # Start with the day before the first event: its first day is judged
             # once it closes.
-            self._evaluated_day = day_of(self._features.newest) - 1
+            self._evaluated_day = day_of(newest) - 1
             return
         if closed_day <= self._evaluated_day:
             return
+        first = max(self._evaluated_day + 1, closed_day - self._config.features.retention_days + 1)
         self._evaluated_day = closed_day
-        as_of = (closed_day + 1) * DAY - 0.001  # the last moment of the closed day
-        values = dict(zip(self._names, self._features.values(as_of), strict=True))
-        signal_date = datetime.fromtimestamp(closed_day * DAY, UTC).date()
         version = self._config.features.feature_set.version
-        for observation in observe_all(self._config.usage_rules, values):
-            if self._episodes.update(observation):
-                signal = make_signal(
-                    event.tenant_id, event.account_id, observation, signal_date, version
-                )
-                outputs.append(signal)
-                outputs.append(signal.to_alert())
+        for day in range(first, closed_day + 1):
+            as_of = (day + 1) * DAY - 0.001  # the last moment of the day
+            values = dict(zip(self._names, self._features.values(as_of), strict=True))
+            signal_date = datetime.fromtimestamp(day * DAY, UTC).date()
+            for observation in observe_all(self._config.usage_rules, values):
+                if self._episodes.update(observation):
+                    signal = make_signal(
+                        event.tenant_id, event.account_id, observation, signal_date, version
+                    )
+                    outputs.append(signal)
+                    outputs.append(signal.to_alert())
 
     def snapshot(self) -> AccountSnapshot:
         return AccountSnapshot(

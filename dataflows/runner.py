@@ -9,6 +9,7 @@ with the deployment, and start a new one if the topic is recreated.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -83,7 +84,12 @@ def account_config(settings: Settings, feature_set: FeatureSet) -> AccountConfig
         dedupe_window_seconds=settings.dedupe_window.total_seconds(),
         dedupe_max_ids=settings.dedupe_max_ids_per_account,
         tier1_rules=settings.tier1_rules,
-        features=CompiledFeatures(feature_set),
+        # A day is judged once the watermark (newest minus lateness) has passed it:
+        # keep that many days more than the windows need.
+        features=CompiledFeatures(
+            feature_set,
+            grace_days=math.ceil(settings.allowed_lateness.total_seconds() / 86_400) + 1,
+        ),
         allowed_lateness_seconds=settings.allowed_lateness.total_seconds(),
         usage_rules=settings.usage_rules,
     )

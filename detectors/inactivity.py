@@ -43,8 +43,8 @@ class Activity:
 
     ``last_active``: its newest activity event; ``seen_until``: the newest
     event of any kind read for it from ``partition`` (the partition's progress
-    drives the watermark); ``gap_from``: the start of a silence of N days or
-    more that this batch ended, if any.
+    drives the watermark); ``gaps``: the start of every silence of N days or
+    more that this batch ended.
     """
 
     tenant_id: str
@@ -52,7 +52,7 @@ class Activity:
     last_active: float
     seen_until: float
     partition: int
-    gap_from: float | None = None
+    gaps: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +107,12 @@ class InactivityTracker:
             entry = accounts.get(key)
             if entry is None:
                 entry = accounts[key] = [activity.last_active, None]
-            if activity.gap_from is not None:
-                self._signal(key, entry, activity.gap_from + self._idle_after, signals)
+            for gap_from in activity.gaps:
+                due = gap_from + self._idle_after
+                # Older than the forget horizon: the watermark signalled it before
+                # this account was forgotten.
+                if due >= self.watermark - self._forget_after:
+                    self._signal(key, entry, due, signals)
             if activity.last_active > entry[0]:  # type: ignore[operator]
                 entry[0] = activity.last_active
             if activity.seen_until > partitions.get(activity.partition, -math.inf):

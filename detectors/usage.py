@@ -127,12 +127,17 @@ def observe_drop(rule: DropRule, features: Mapping[str, float]) -> Observation:
     judged = baseline >= rule.min_baseline
     return Observation(
         rule.signal_type,
-        firing=judged and current <= rule.fire_below * baseline,
-        recovered=not judged or current >= rule.recover_above * baseline,
+        firing=judged and _at_most(current, rule.fire_below * baseline),
+        recovered=not judged or _at_most(rule.recover_above * baseline, current),
         usage=current,
         baseline=baseline,
         severity=rule.severity,
     )
+
+
+def _at_most(value: float, limit: float) -> bool:
+    """``value <= limit``, forgiving float rounding of the product (0.35 * 180)."""
+    return value <= limit + 1e-9 * max(1.0, abs(limit))
 
 
 def observe_renewal(rule: RenewalRule, features: Mapping[str, float]) -> Observation:
@@ -302,15 +307,21 @@ def parse_usage_rules(document: object, base: UsageRules | None = None) -> Usage
     return UsageRules(tuple(drops.values()), renewal, inactivity, persist)
 
 
-def _with(rule: Any, name: str, changes: dict[str, Any]) -> Any:
+def _with(rule: Any, name: str, requested: dict[str, Any]) -> Any:
     allowed = {f.name for f in dataclasses.fields(rule)} - {"signal_type"}
-    for field_name, value in changes.items():
+    changes = dict(requested)  # never modify the caller's document
+    for field_name, value in requested.items():
         if field_name not in allowed:
             msg = f"{name}.{field_name}: unknown threshold (known: {', '.join(sorted(allowed))})"
             raise ValueError(msg)
         current = getattr(rule, field_name)
         if isinstance(current, Severity):
-            changes[field_name] = Severity(value)
+            try:
+                changes[field_name] = Severity(value)
+            except ValueError:
+                choices = ", ".join(s.value for s in Severity)
+                msg = f"{name}.{field_name}: must be one of {choices}"
+                raise ValueError(msg) from None
         elif isinstance(current, float):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 msg = f"{name}.{field_name}: must be a number"

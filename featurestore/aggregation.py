@@ -53,9 +53,13 @@ class _Accumulator:
 class CompiledFeatures:
     """A :class:`FeatureSet` arranged for fast per-event updates."""
 
-    def __init__(self, feature_set: FeatureSet) -> None:
+    def __init__(self, feature_set: FeatureSet, *, grace_days: int = 0) -> None:
+        """``grace_days``: extra days of buckets kept beyond the longest window, so
+        a day can still be read in full after the next one has begun (the
+        dataflow judges a day once the watermark, newest time minus the allowed
+        lateness, has passed it)."""
         self.feature_set = feature_set
-        self.retention_days = feature_set.retention_days
+        self.retention_days = feature_set.retention_days + grace_days
         bucketed: dict[_Accumulator, int] = {}
         tracked: dict[_Accumulator, int] = {}
         # per feature: ("window", acc, window, offset) | ("track", acc) | ("ratio", i, j, ...)
@@ -161,20 +165,23 @@ class AccountFeatures:
         return sorted(self._buckets)
 
     def apply(self, event: Event, ts: float) -> bool:
-        """Fold one (already deduplicated, not late) event in; True if a feature moved."""
+        """Fold one (already deduplicated, not late) event in; True if a feature moved.
+
+        Every event advances the account's newest time, even one no feature reads.
+        """
         compiled = self._compiled
-        bucketed, tracked = compiled.accumulators_for(event.event_type)
-        if not bucketed and not tracked:
-            return False
-        attributes = event.attributes
         day = day_of(ts)
-        if self._newest > -math.inf and day <= day_of(self._newest) - compiled.retention_days:
-            bucketed = ()  # older than every window: no bucket could be read again
         if ts > self._newest:
             newest_day_before = day_of(self._newest) if self._newest > -math.inf else day
             self._newest = ts
             if day > newest_day_before:
                 self._evict(day)
+        bucketed, tracked = compiled.accumulators_for(event.event_type)
+        if not bucketed and not tracked:
+            return False
+        attributes = event.attributes
+        if day <= day_of(self._newest) - compiled.retention_days:
+            bucketed = ()  # older than every window: no bucket could be read again
         moved = False
         if bucketed:
             values = self._buckets.get(day)
