@@ -20,7 +20,7 @@ import orjson
 
 from churnwatch.errors import ConfigurationError
 from detectors.tier1 import DEFAULT_TIER1_RULES, Tier1Rule, parse_tier1_rules
-from detectors.usage import UsageRules, parse_usage_rules
+from detectors.usage import DropRule, InactivityRule, RenewalRule, UsageRules, parse_usage_rules
 
 PREFIX = "CHURNWATCH_"
 
@@ -288,7 +288,10 @@ class _EnvReader:
 def _usage_rules_document(rules: UsageRules) -> dict[str, object]:
     """The USAGE_RULES JSON that reproduces ``rules`` (every threshold spelled out)."""
     document: dict[str, object] = {"persist_days": rules.persist_days}
-    for rule in (*rules.drops, rules.renewal, rules.inactivity):
+    every: tuple[DropRule | RenewalRule | InactivityRule, ...] = (
+        *rules.drops, rules.renewal, rules.inactivity,
+    )
+    for rule in every:
         name = str(getattr(rule, "signal_type", ""))
         if not name:
             name = "renewal_at_risk" if rule is rules.renewal else "inactivity"

@@ -225,17 +225,17 @@ class AccountFeatures:
                 _, index, window, offset, is_set = plan
                 if is_set:
                     union: set[Any] = set()
-                    for cells in by_age[offset : offset + window]:
-                        if cells is not None and cells[index] is not None:
-                            union |= cells[index]
+                    for day_cells in by_age[offset : offset + window]:
+                        if day_cells is not None and day_cells[index] is not None:
+                            union |= day_cells[index]
                     out.append(float(len(union)))
                 else:
                     # Summed over the window's own days only: a prefix-sum
                     # difference would let large amounts outside it round the result.
                     total = 0.0
-                    for cells in by_age[offset : offset + window]:
-                        if cells is not None:
-                            value = cells[index]
+                    for day_cells in by_age[offset : offset + window]:
+                        if day_cells is not None:
+                            value = day_cells[index]
                             if value is not None:
                                 total += value
                     out.append(total)

@@ -202,7 +202,7 @@ def _parse_feature(source: str, name: object, spec: object) -> FeatureDefinition
     if unknown:
         raise DefinitionError(source, f"{path}.{sorted(unknown)[0]}", "unknown key")
     try:
-        aggregation = Aggregation(spec.get("aggregation"))
+        aggregation = Aggregation(str(spec.get("aggregation")))
     except ValueError:
         choices = ", ".join(a.value for a in Aggregation)
         raise DefinitionError(source, f"{path}.aggregation", f"must be one of: {choices}") from None

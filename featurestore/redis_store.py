@@ -121,7 +121,7 @@ class RedisFeatureStore:
     def get(self, tenant_id: str, account_id: str) -> FeatureVector | None:
         """The stored vector, or None; refuses one of another feature_version."""
         key = feature_key(tenant_id, account_id, self._prefix)
-        raw = self._client.hgetall(key)
+        raw: dict[bytes, bytes] = self._client.hgetall(key)  # type: ignore[assignment]
         if not raw:
             return None
         fields = {k.decode(): v.decode() for k, v in raw.items()}
