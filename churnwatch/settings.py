@@ -74,7 +74,7 @@ class Settings:
     feature_definitions: Path | None = None  # None: the shipped default file
     allowed_lateness: timedelta = timedelta(hours=1)
     feature_ttl: timedelta = timedelta(days=40)
-    feature_flush_interval: timedelta = timedelta(seconds=2)
+    feature_flush_interval: timedelta = timedelta(seconds=5)
     tier1_rules: Mapping[str, Tier1Rule] = field(default_factory=lambda: DEFAULT_TIER1_RULES)
     usage_rules: UsageRules = field(default_factory=UsageRules)
     # Engine
@@ -207,7 +207,7 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}FEATURE_DEFINITIONS": "feature definitions file (YAML/JSON); unset: the default",
     f"{PREFIX}ALLOWED_LATENESS_SECONDS": "lateness that still updates features (3600)",
     f"{PREFIX}FEATURE_TTL_SECONDS": "TTL of a Redis feature hash, refreshed on write (3456000)",
-    f"{PREFIX}FEATURE_FLUSH_SECONDS": "longest wait before changed features reach Redis (2)",
+    f"{PREFIX}FEATURE_FLUSH_SECONDS": "longest wait before changed features reach Redis (5)",
     f"{PREFIX}USAGE_RULES": 'JSON threshold overrides, e.g. {"inactivity": {"days": 10}}',
     f"{PREFIX}TIER1_RULES": 'JSON object event_type -> {"rule": ..., "severity": ...}',
     f"{PREFIX}INPUT_BATCH_SIZE": "messages read per Kafka partition per batch (5000)",
