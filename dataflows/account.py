@@ -140,7 +140,12 @@ class AccountProcessor:
         """Features as of the newest event time (what the stream writes to Redis)."""
         return dict(zip(self._names, self._features.values(self._features.newest), strict=True))
 
-    def process(self, events: Iterable[Event]) -> BatchResult:
+    def process(self, events: Iterable[Event], *, worker: str = "") -> BatchResult:
+        """Process one batch of this account's events, in order.
+
+        ``worker`` names the worker running this call; with the input partition
+        it names the channel the inactivity tracker reads progress from.
+        """
         config = self._config
         features = self._features
         lateness = config.allowed_lateness_seconds
@@ -189,6 +194,7 @@ class AccountProcessor:
                         features.newest,
                         last_event.partition,
                         tuple(gaps),
+                        worker,
                     )
                 )
         return BatchResult(outputs, fresh, duplicates, late, moved)
@@ -230,7 +236,7 @@ class AccountProcessor:
                         event.tenant_id, event.account_id, observation, signal_date, version
                     )
                     outputs.append(signal)
-                    outputs.append(signal.to_alert())
+                    outputs.append(signal.to_alert(event.ingested_at))
 
     def snapshot(self) -> AccountSnapshot:
         return AccountSnapshot(

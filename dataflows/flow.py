@@ -18,6 +18,10 @@ operators::
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
+import time
 import zlib
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
@@ -42,6 +46,8 @@ from schemas.alert import Alert
 from schemas.dead_letter import LateEvent
 from schemas.event import Event, EventLimits
 
+log = logging.getLogger(__name__)
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -56,30 +62,87 @@ class BatchWriter(Protocol):
 
 
 class _WriterPartition(StatelessSinkPartition[Any]):
-    def __init__(self, writer: BatchWriter, name: str, metrics: PipelineMetrics) -> None:
+    def __init__(
+        self,
+        writer: BatchWriter,
+        name: str,
+        metrics: PipelineMetrics,
+        on_written: Callable[[list[Any]], None] | None,
+    ) -> None:
         self._writer = writer
-        self._counter = metrics.sink_writes.labels(sink=name)
+        self._name = name
+        self._written = metrics.sink_writes.labels(sink=name)
+        self._errors = metrics.sink_errors.labels(sink=name)
+        self._seconds = metrics.sink_seconds.labels(sink=name)
+        self._on_written = on_written
 
     def write_batch(self, items: list[Any]) -> None:
-        self._writer.write_batch(items)
-        self._counter.inc(len(items))
+        started = time.perf_counter()
+        try:
+            self._writer.write_batch(items)
+        except Exception:
+            self._errors.inc()
+            log.exception("sink %s failed to write a batch of %d", self._name, len(items))
+            raise  # the dataflow stops; a restart resumes from the last snapshot
+        self._seconds.observe(time.perf_counter() - started)
+        self._written.inc(len(items))
+        if self._on_written is not None:
+            self._on_written(items)
 
     def close(self) -> None:
         self._writer.close()
 
 
 class WriterSink(DynamicSink[Any]):
-    """A Bytewax sink over any :class:`BatchWriter`: one writer per worker."""
+    """A Bytewax sink over any :class:`BatchWriter`: one writer per worker.
+
+    Times and counts every batch; ``on_written`` sees each batch once the
+    writer has confirmed it (alert latency is measured there).
+    """
 
     def __init__(
-        self, name: str, factory: Callable[[], BatchWriter], metrics: PipelineMetrics
+        self,
+        name: str,
+        factory: Callable[[], BatchWriter],
+        metrics: PipelineMetrics,
+        on_written: Callable[[list[Any]], None] | None = None,
     ) -> None:
         self._name = name
         self._factory = factory
         self._metrics = metrics
+        self._on_written = on_written
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _WriterPartition:
-        return _WriterPartition(self._factory(), self._name, self._metrics)
+        return _WriterPartition(self._factory(), self._name, self._metrics, self._on_written)
+
+
+def alert_latency_observer(
+    metrics: PipelineMetrics, clock: Callable[[], float] = time.time
+) -> Callable[[list[Alert]], None]:
+    """Observes ingest→emission and event-time→emission latency, and logs the ids."""
+
+    def observe(alerts: list[Alert]) -> None:
+        now = clock()
+        for alert in alerts:
+            tier = str(int(alert.tier))
+            if alert.ingested_at:
+                metrics.alert_latency.labels(tier=tier, since="ingest").observe(
+                    max(0.0, now - alert.ingested_at)
+                )
+            metrics.alert_latency.labels(tier=tier, since="event").observe(
+                max(0.0, now - alert.event_time.timestamp())
+            )
+            log.info(
+                "alert emitted",
+                extra={
+                    "alert_id": alert.alert_id,
+                    "event_id": alert.trigger_event_id,
+                    "tier": int(alert.tier),
+                    "rule": alert.rule,
+                },
+            )
+
+    return observe
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +169,7 @@ class FlowConfig:
     idle_state_ttl: timedelta
     inactivity: InactivityRule
     # How long an account's changed features may wait before their Redis write.
-    feature_flush_interval: timedelta = timedelta(seconds=2)
+    feature_flush_interval: timedelta = timedelta(seconds=5)
     inactivity_shards: int = 16
 
     @property
@@ -133,12 +196,16 @@ class AccountLogic(StatefulBatchLogic[Event, Output, AccountSnapshot]):
         self._idle_ttl = idle_ttl
         self._flush_interval = flush_interval
         self._last_active = clock()
+        # Per-key calls are too many for a histogram each: accumulate busy time.
+        self._busy = metrics.stage_busy.labels(stage="process-account")
         # When the pending feature write is due; after a restore, write once
         # (the crash may have lost the last write).
         self._flush_due: datetime | None = self._last_active if restored else None
 
     def on_batch(self, values: list[Event]) -> tuple[list[Output], bool]:
-        result = self._processor.process(values)
+        started = time.perf_counter()
+        # A Bytewax worker is a thread of a process for the whole run.
+        result = self._processor.process(values, worker=f"{os.getpid()}-{threading.get_ident()}")
         self._last_active = self._clock()
         if result.features_moved and self._flush_due is None:
             self._flush_due = self._last_active + self._flush_interval
@@ -151,8 +218,13 @@ class AccountLogic(StatefulBatchLogic[Event, Output, AccountSnapshot]):
         if dedupe.evicted_early:
             metrics.dedupe_evicted_early.inc(dedupe.evicted_early)
             dedupe.evicted_early = 0
-        for event_type, count in Tally(e.event_type for e in result.events).items():
-            metrics.events.labels(event_type=event_type_label(event_type)).inc(count)
+        if result.events:
+            tenant = metrics.tenant_label(result.events[0].tenant_id)  # one account, one tenant
+            for event_type, count in Tally(e.event_type for e in result.events).items():
+                metrics.events.labels(tenant=tenant, event_type=event_type_label(event_type)).inc(
+                    count
+                )
+        self._busy.inc(time.perf_counter() - started)
         return result.outputs, StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime:
@@ -181,11 +253,15 @@ class AccountLogic(StatefulBatchLogic[Event, Output, AccountSnapshot]):
 class InactivityLogic(StatefulBatchLogic[Activity, UsageSignal, TrackerSnapshot]):
     """Bytewax adapter around one shard's :class:`InactivityTracker`."""
 
-    def __init__(self, tracker: InactivityTracker) -> None:
+    def __init__(self, tracker: InactivityTracker, metrics: PipelineMetrics) -> None:
         self._tracker = tracker
+        self._seconds = metrics.stage_seconds.labels(stage="track-inactivity")
 
     def on_batch(self, values: list[Activity]) -> tuple[list[UsageSignal], bool]:
-        return self._tracker.observe(values), StatefulBatchLogic.RETAIN
+        started = time.perf_counter()
+        signals = self._tracker.observe(values)
+        self._seconds.observe(time.perf_counter() - started)
+        return signals, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> TrackerSnapshot:
         return self._tracker.snapshot()
@@ -219,7 +295,8 @@ def build_dataflow(
         return InactivityLogic(
             InactivityTracker(
                 config.inactivity, lateness, config.feature_version, snapshot=snapshot
-            )
+            ),
+            metrics,
         )
 
     def shard_of(activity: Activity) -> str:
@@ -254,6 +331,11 @@ def build_dataflow(
     signals = op.merge("all-signals", account_signals, idle_signals)
     alerts = op.merge("all-alerts", account_alerts, idle_alerts)
     op.inspect("count-alerts", alerts, lambda _step, alert: _count_alert(metrics, alert))
+    op.inspect(
+        "count-signals",
+        signals,
+        lambda _s, signal: metrics.usage_signals.labels(signal_type=str(signal.signal_type)).inc(),
+    )
     op.output("usage-signals-postgres-out", signals, sinks.usage_signals)
     op.output("alerts-kafka-out", alerts, sinks.alerts_kafka)
     op.output("alerts-postgres-out", alerts, sinks.alerts_postgres)

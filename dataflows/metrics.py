@@ -1,15 +1,19 @@
 """Prometheus metrics of the dataflow, built on a passed registry.
 
-Label values are closed sets (reason codes, severities, known event types, sink
-names): never account or event ids. Counting happens per batch in the
-operators, not per event.
+Label values are closed sets (reason codes, severities, tiers, stages, sinks,
+known event types, a bounded set of tenants): never account or event ids.
+Counters move per batch in the operators, not per event.
+
+Names follow ``churnwatch_<subsystem>_<name>_<unit>``; the dashboards in
+``ops/`` and ``tests/unit/test_ops.py`` rely on them.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 # Event types that get their own label value; others count as "other" so a
 # producer inventing types cannot explode the series count.
@@ -29,15 +33,40 @@ KNOWN_EVENT_TYPES = frozenset(
         "account.consent_changed",
     }
 )
+MAX_TENANT_LABELS = 50
+
+# 10 ms .. 10 s resolved, plus coarse tails (replays see event-time lags of days).
+LATENCY_BUCKETS = (
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0,
+)
+STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 def event_type_label(event_type: str) -> str:
     return event_type if event_type in KNOWN_EVENT_TYPES else "other"
 
 
+class TenantLabels:
+    """The first ``limit`` tenants seen get their own label value, the rest 'other'."""
+
+    def __init__(self, limit: int = MAX_TENANT_LABELS) -> None:
+        self._limit = limit
+        self._known: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, tenant_id: str) -> str:
+        if tenant_id in self._known:
+            return tenant_id
+        with self._lock:
+            if len(self._known) < self._limit:
+                self._known.add(tenant_id)
+                return tenant_id
+        return "other"
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineMetrics:
-    """The counters the dataflow moves."""
+    """Everything the dataflow measures."""
 
     registry: CollectorRegistry
     messages: Counter
@@ -48,61 +77,100 @@ class PipelineMetrics:
     events: Counter
     alerts: Counter
     cancellations: Counter
+    usage_signals: Counter
     sink_writes: Counter
+    sink_errors: Counter
+    sink_seconds: Histogram
+    stage_seconds: Histogram
+    stage_busy: Counter
+    alert_latency: Histogram
+    last_batch: Gauge
+    feature_version: Info
+    tenant_label: TenantLabels
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
+        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+            return Counter(name, doc, labels, registry=registry)
+
         return cls(
             registry=registry,
-            messages=Counter(
-                "churnwatch_ingest_messages",
-                "Messages read from the events topic",
-                registry=registry,
-            ),
-            rejected=Counter(
+            messages=counter("churnwatch_ingest_messages", "Messages read from the events topic"),
+            rejected=counter(
                 "churnwatch_ingest_rejected",
                 "Messages sent to the dead-letter topic, by reason",
-                ["reason"],
-                registry=registry,
+                ("reason",),
             ),
-            duplicates=Counter(
+            duplicates=counter(
                 "churnwatch_ingest_duplicates",
                 "Events dropped as duplicates of an event_id seen within the window",
-                registry=registry,
             ),
-            late=Counter(
+            late=counter(
                 "churnwatch_ingest_late_events",
                 "Events older than their account's watermark (sent to the late topic)",
-                registry=registry,
             ),
-            dedupe_evicted_early=Counter(
+            dedupe_evicted_early=counter(
                 "churnwatch_dedupe_evicted_early",
                 "Event ids forgotten before their window ended (per-account bound reached)",
-                registry=registry,
             ),
-            events=Counter(
+            events=counter(
                 "churnwatch_ingest_events",
-                "Valid, unique events, by event type (unknown types as 'other')",
-                ["event_type"],
-                registry=registry,
+                "Valid, unique events, by tenant and event type (bounded label sets)",
+                ("tenant", "event_type"),
             ),
-            alerts=Counter(
-                "churnwatch_alerts",
-                "Alerts emitted, by tier and severity",
-                ["tier", "severity"],
-                registry=registry,
+            alerts=counter(
+                "churnwatch_alerts", "Alerts emitted, by tier and severity", ("tier", "severity")
             ),
-            cancellations=Counter(
-                "churnwatch_cancellations",
-                "subscription.cancelled events recorded",
-                registry=registry,
+            cancellations=counter(
+                "churnwatch_cancellations", "subscription.cancelled events recorded"
             ),
-            sink_writes=Counter(
+            usage_signals=counter(
+                "churnwatch_usage_signals", "Usage signals emitted, by type", ("signal_type",)
+            ),
+            sink_writes=counter(
                 "churnwatch_sink_records_written",
-                "Records handed to a sink and acknowledged, by sink",
-                ["sink"],
+                "Records written and acknowledged, by sink",
+                ("sink",),
+            ),
+            sink_errors=counter(
+                "churnwatch_sink_errors", "Failed batch writes, by sink", ("sink",)
+            ),
+            sink_seconds=Histogram(
+                "churnwatch_sink_write_seconds",
+                "Time to write (and confirm) one batch, by sink",
+                ("sink",),
+                buckets=STAGE_BUCKETS,
                 registry=registry,
             ),
+            stage_seconds=Histogram(
+                "churnwatch_stage_batch_seconds",
+                "Processing time of one batch in a dataflow stage",
+                ("stage",),
+                buckets=STAGE_BUCKETS,
+                registry=registry,
+            ),
+            stage_busy=counter(
+                "churnwatch_stage_busy_seconds",
+                "Time spent in a stage, summed over its calls (per-key stages)",
+                ("stage",),
+            ),
+            alert_latency=Histogram(
+                "churnwatch_alert_latency_seconds",
+                "From ingest (Kafka append time) or from event time to the alert's "
+                "acknowledged write to churn.alerts, by tier",
+                ("tier", "since"),
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            last_batch=Gauge(
+                "churnwatch_input_last_poll_timestamp_seconds",
+                "When the Kafka input last polled (the dataflow's heartbeat)",
+                registry=registry,
+            ),
+            feature_version=Info(
+                "churnwatch_feature", "The live feature definitions", registry=registry
+            ),
+            tenant_label=TenantLabels(),
         )
 
     def summary(self) -> dict[str, int]:

@@ -6,11 +6,13 @@ once per batch, and each message costs one ``orjson.loads`` plus validation.
 
 from __future__ import annotations
 
+import time
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 
 from dataflows.metrics import PipelineMetrics
 from schemas.dead_letter import DeadLetter
@@ -28,8 +30,10 @@ class MessageParser:
         self._limits = limits
         self._clock = clock
         self._metrics = metrics
+        self._seconds = metrics.stage_seconds.labels(stage="parse-events")
 
     def parse_batch(self, messages: Sequence[RawMessage]) -> list[Event | DeadLetter]:
+        started = time.perf_counter()
         now = self._clock()
         limits = self._limits
         out: list[Event | DeadLetter] = []
@@ -43,7 +47,12 @@ class MessageParser:
             else:
                 msg = item
                 result = parse_event(
-                    msg.value, now, limits, partition=msg.partition, offset=msg.offset
+                    msg.value,
+                    now,
+                    limits,
+                    partition=msg.partition,
+                    offset=msg.offset,
+                    ingested_at=_broker_time(msg.timestamp),
                 )
             if isinstance(result, Rejection):
                 rejected[result.reason] += 1
@@ -63,4 +72,12 @@ class MessageParser:
         self._metrics.messages.inc(len(messages))
         for reason, count in rejected.items():
             self._metrics.rejected.labels(reason=str(reason)).inc(count)
+        self._seconds.observe(time.perf_counter() - started)
         return out
+
+
+def _broker_time(timestamp: tuple[int, int] | None) -> float:
+    """Kafka's (type, epoch ms) timestamp in epoch seconds; 0.0 if not available."""
+    if not timestamp or timestamp[0] == TIMESTAMP_NOT_AVAILABLE:
+        return 0.0
+    return timestamp[1] / 1000.0

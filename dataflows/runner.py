@@ -13,17 +13,27 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from bytewax.connectors.kafka import KafkaSource, _list_parts
 from bytewax.dataflow import Dataflow
+from bytewax.inputs import StatefulSourcePartition
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 from confluent_kafka.admin import AdminClient
+from prometheus_client import Gauge
 
 from churnwatch.errors import ConfigurationError
 from churnwatch.settings import Settings
 from dataflows.account import AccountConfig
-from dataflows.flow import FlowConfig, FlowSinks, WriterSink, build_dataflow, utc_now
+from dataflows.flow import (
+    FlowConfig,
+    FlowSinks,
+    WriterSink,
+    alert_latency_observer,
+    build_dataflow,
+    utc_now,
+)
 from dataflows.metrics import PipelineMetrics
 from featurestore.aggregation import CompiledFeatures
 from featurestore.definitions import FeatureSet, load_definitions
@@ -43,14 +53,45 @@ log = logging.getLogger(__name__)
 CONSUMER_CONFIG = {"fetch.queue.backoff.ms": "10", "statistics.interval.ms": "5000"}
 
 
+class _HeartbeatPartition(StatefulSourcePartition[Any, Any]):
+    """Delegates to Bytewax's Kafka partition and records each poll (the heartbeat)."""
+
+    def __init__(self, inner: StatefulSourcePartition[Any, Any], beat: Callable[[], None]):
+        self._inner = inner
+        self._beat = beat
+
+    def next_batch(self) -> list[Any]:
+        self._beat()
+        return list(self._inner.next_batch())
+
+    def next_awake(self) -> datetime | None:
+        return self._inner.next_awake()
+
+    def snapshot(self) -> Any:
+        return self._inner.snapshot()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 class EventsSource(KafkaSource):
-    """Bytewax's Kafka source, listing partitions with an admin client of its own.
+    """Bytewax's Kafka source, with its own partition listing and a heartbeat.
 
     The stock ``list_parts`` hands the consumer-only settings above to an admin
     client, which logs a CONFWARN for each; this lists with the bootstrap only.
+    Every poll sets ``churnwatch_input_last_poll_timestamp_seconds``, which
+    ``/readyz`` and the "stalled" alert read.
     """
 
-    def __init__(self, bootstrap: str, topic: str, *, tail: bool, batch_size: int) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        tail: bool,
+        batch_size: int,
+        heartbeat: Gauge | None = None,
+    ) -> None:
         super().__init__(
             [bootstrap],
             [topic],
@@ -61,10 +102,19 @@ class EventsSource(KafkaSource):
         )
         self._bootstrap = bootstrap
         self._topic = topic
+        self._heartbeat = heartbeat
 
     def list_parts(self) -> list[str]:
         client = AdminClient({"bootstrap.servers": self._bootstrap})
         return list(_list_parts(client, [self._topic]))
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: int | None
+    ) -> StatefulSourcePartition[Any, Any]:
+        inner = super().build_part(step_id, for_part, resume_state)
+        if self._heartbeat is None:
+            return inner
+        return _HeartbeatPartition(inner, self._heartbeat.set_to_current_time)
 
 
 def flow_config(settings: Settings, feature_set: FeatureSet | None = None) -> FlowConfig:
@@ -119,7 +169,10 @@ def production_sinks(
             metrics,
         ),
         alerts_kafka=WriterSink(
-            "kafka-alerts", lambda: KafkaAlertSink(KafkaWriter(bootstrap), topics.alerts), metrics
+            "kafka-alerts",
+            lambda: KafkaAlertSink(KafkaWriter(bootstrap), topics.alerts),
+            metrics,
+            on_written=alert_latency_observer(metrics),
         ),
         alerts_postgres=WriterSink(
             "postgres-alerts", lambda: PostgresAlertSink(database_url, schema), metrics
@@ -163,8 +216,15 @@ def production_flow(
     """The dataflow over the events topic. ``tail=False`` stops at the end of input."""
     bootstrap, _ = _require(settings)
     feature_set = load_definitions(settings.feature_definitions)
+    metrics.feature_version.info(
+        {"feature_version": feature_set.version, "definitions": feature_set.source}
+    )
     source = EventsSource(
-        bootstrap, settings.topics.events, tail=tail, batch_size=settings.input_batch_size
+        bootstrap,
+        settings.topics.events,
+        tail=tail,
+        batch_size=settings.input_batch_size,
+        heartbeat=metrics.last_batch,
     )
     return build_dataflow(
         source,

@@ -7,16 +7,20 @@ replay) and emitted once, by whichever sees it first:
 * the account itself, when it comes back after a gap of N days or more (the
   per-account stage reports the gap in :class:`Activity.gap_from`);
 * the watermark, for an account that stays silent: a silent account sends no
-  event to react to. The watermark is the slowest partition's newest event
-  time minus the allowed lateness, so a partition that lags does not make its
-  accounts look idle, and idleness is judged at the start of each day the
-  watermark enters, not at whatever moment a batch ended.
+  event to react to. Activities reach the tracker through channels, one per
+  (input partition, worker that processed the account): within a channel they
+  arrive in order, across channels at any pace (workers in other processes
+  lag). The watermark is the slowest channel's newest event time minus the
+  allowed lateness, so a channel that lags does not make its accounts look
+  idle; idleness is judged at the start of each day the watermark enters, not
+  at whatever moment a batch ended. A channel that stops reporting while the
+  others move on by two inactivity periods is dropped, and channels are not
+  snapshot (worker threads differ after a restart: they are learnt again).
 
 One :class:`InactivityTracker` holds the accounts of one shard. Bounded: an
 account signalled and silent ``forget_after_days`` longer is forgotten.
-Known limit: with several workers, an account's return can reach the tracker
-after a watermark that already passed it (a reordering beyond the lateness);
-the tracker then signals an episode the account's own timeline does not have.
+Known limit: a worker whose accounts on a partition all fall silent holds
+the watermark back until the others are two inactivity periods ahead.
 """
 
 from __future__ import annotations
@@ -53,12 +57,12 @@ class Activity:
     seen_until: float
     partition: int
     gaps: tuple[float, ...] = ()
+    worker: str = ""  # which worker processed it: with ``partition``, the channel
 
 
 @dataclass(frozen=True, slots=True)
 class TrackerSnapshot:
     accounts: tuple[tuple[str, str, float, float | None], ...]
-    partitions: tuple[tuple[int, float], ...]
     checked_day: int
 
 
@@ -81,11 +85,11 @@ class InactivityTracker:
         self._forget_after = forget_after_days * DAY
         # (tenant, account) -> [last_active, due time of the last signalled episode]
         self._accounts: dict[tuple[str, str], list[float | None]] = {}
-        self._partitions: dict[int, float] = {}
+        # (partition, worker) -> newest event time reported through it
+        self._channels: dict[tuple[int, str], float] = {}
         self._checked_day = -(2**62)
         if snapshot is not None:
             self._accounts = {(t, a): [ts, due] for t, a, ts, due in snapshot.accounts}
-            self._partitions = dict(snapshot.partitions)
             self._checked_day = snapshot.checked_day
 
     def __len__(self) -> int:
@@ -93,14 +97,14 @@ class InactivityTracker:
 
     @property
     def watermark(self) -> float:
-        if not self._partitions:
+        if not self._channels:
             return -math.inf
-        return min(self._partitions.values()) - self._lateness
+        return min(self._channels.values()) - self._lateness
 
     def observe(self, activities: Iterable[Activity]) -> list[UsageSignal]:
         """Record a batch of activities; signal finished gaps and, per new day, silences."""
         accounts = self._accounts
-        partitions = self._partitions
+        channels = self._channels
         signals: list[UsageSignal] = []
         for activity in activities:
             key = (activity.tenant_id, activity.account_id)
@@ -115,8 +119,13 @@ class InactivityTracker:
                     self._signal(key, entry, due, signals)
             if activity.last_active > entry[0]:  # type: ignore[operator]
                 entry[0] = activity.last_active
-            if activity.seen_until > partitions.get(activity.partition, -math.inf):
-                partitions[activity.partition] = activity.seen_until
+            channel = (activity.partition, activity.worker)
+            if activity.seen_until > channels.get(channel, -math.inf):
+                channels[channel] = activity.seen_until
+        if len(channels) > 1:
+            stale_before = max(channels.values()) - 2 * self._idle_after
+            for channel in [c for c, t in channels.items() if t < stale_before]:
+                del channels[channel]
         watermark = self.watermark
         if watermark > -math.inf and math.floor(watermark / DAY) > self._checked_day:
             self._checked_day = math.floor(watermark / DAY)
@@ -160,6 +169,5 @@ class InactivityTracker:
     def snapshot(self) -> TrackerSnapshot:
         return TrackerSnapshot(
             accounts=tuple((t, a, e[0], e[1]) for (t, a), e in self._accounts.items()),  # type: ignore[misc]
-            partitions=tuple(self._partitions.items()),
             checked_day=self._checked_day,
         )

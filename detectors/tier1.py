@@ -78,6 +78,7 @@ def detect_tier1(event: Event, rules: Mapping[str, Tier1Rule]) -> Alert | None:
         trigger_event_type=event.event_type,
         event_time=event.event_time,
         reasons=(rule.reason,),
+        ingested_at=event.ingested_at,
     )
 
 

@@ -177,7 +177,8 @@ class UsageSignal:
     feature_version: str
     severity: Severity
 
-    def to_alert(self) -> Alert:
+    def to_alert(self, ingested_at: float = 0.0) -> Alert:
+        """The tier-2 alert; ``ingested_at``: when the input that revealed it arrived."""
         trigger = f"signal:{self.signal_type}:{self.signal_date.isoformat()}"
         return Alert(
             alert_id=alert_id(self.tenant_id, self.account_id, str(self.signal_type), trigger),
@@ -190,6 +191,7 @@ class UsageSignal:
             trigger_event_type="usage_signal",
             event_time=_end_of(self.signal_date),
             reasons=(_reason(self),),
+            ingested_at=ingested_at,
         )
 
 

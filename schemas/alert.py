@@ -9,7 +9,7 @@ and consumers and the Postgres sink can drop the copy.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum, StrEnum
 
@@ -64,6 +64,9 @@ class Alert:
     trigger_event_type: str
     event_time: datetime
     reasons: tuple[str, ...] = ()
+    # Processing metadata, not part of the published document: when the
+    # triggering input reached the broker (epoch s; 0.0 unknown), for latency.
+    ingested_at: float = field(default=0.0, compare=False)
 
     @property
     def subject(self) -> str:

@@ -87,6 +87,8 @@ class Event:
     # Where it was read from (-1 when not from Kafka): for logs and watermarks.
     partition: int = -1
     offset: int = -1
+    # When the broker took it (epoch s; 0.0 unknown): latency is measured from here.
+    ingested_at: float = 0.0
 
     @property
     def subject(self) -> str:
@@ -120,6 +122,7 @@ def parse_event(
     *,
     partition: int | None = -1,
     offset: int | None = -1,
+    ingested_at: float = 0.0,
 ) -> Event | Rejection:
     """Decode and validate one message; never raises on bad input."""
     if raw is None:
@@ -133,7 +136,9 @@ def parse_event(
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return Rejection(RejectReason.NOT_JSON, str(exc)[:200])
-    return validate_document(doc, now, limits, partition=partition, offset=offset)
+    return validate_document(
+        doc, now, limits, partition=partition, offset=offset, ingested_at=ingested_at
+    )
 
 
 def validate_document(
@@ -143,6 +148,7 @@ def validate_document(
     *,
     partition: int | None = -1,
     offset: int | None = -1,
+    ingested_at: float = 0.0,
 ) -> Event | Rejection:
     """Validate a decoded JSON value as event v1.
 
@@ -219,6 +225,7 @@ def validate_document(
         attributes=attributes,
         partition=-1 if partition is None else partition,
         offset=-1 if offset is None else offset,
+        ingested_at=ingested_at,
     )
 
 

@@ -1,0 +1,170 @@
+"""On-call surface on the local stack: /metrics, /healthz, /readyz, logs, scale-out."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import psycopg
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from churnwatch.localstack import LocalStack, free_port
+from churnwatch.settings import Settings
+from churnwatch.simulator import produce, simulate
+from tests.builders import event_bytes
+from tests.integration.conftest import create_events_topic
+from tests.integration.kafka_io import produce_all
+from tests.integration.processes import run_churnwatch, start_churnwatch
+
+MARKER = "s3cr3t-payload-marker"
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    _, body = get(f"http://127.0.0.1:{port}/metrics")
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+
+
+def total(values: dict, name: str, **labels: str) -> float:
+    return sum(
+        v for (n, ls), v in values.items()
+        if n == name and all(dict(ls).get(k) == want for k, want in labels.items())
+    )
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 60, what: str = "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_metrics_health_readiness_and_logs(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # Redis of its own, so stopping it disturbs no other test.
+    base = make_settings("ops", metrics_port=free_port(), log_format="json")
+    own_redis = LocalStack(base.replace(redis_url=None), tmp_path / "redis")
+    settings = own_redis.start()
+    try:
+        create_events_topic(settings)
+        assert settings.kafka_bootstrap
+        stream = [
+            event_bytes(event_id=f"e{i}", account_id=f"a{i % 5}", user_id=f"u{i}",
+                        event_type="billing.payment_failed" if i % 10 == 0 else "app.login",
+                        attributes={"note": MARKER})
+            for i in range(200)
+        ]
+        stream.append(b"not json " + MARKER.encode())
+        produce_all(settings.kafka_bootstrap, settings.topics.events,
+                    [(b"a", value) for value in stream])
+
+        proc = start_churnwatch(settings, "run")  # tailing: a service
+        port = settings.metrics_port
+        try:
+            wait_for(lambda: _up(port), what="the ops server")
+            assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+            wait_for(lambda: total(samples(port), "churnwatch_ingest_messages_total") == 201,
+                     what="all messages counted")
+            wait_for(lambda: get(f"http://127.0.0.1:{port}/readyz")[0] == 200, what="ready")
+            values = samples(port)
+            assert total(values, "churnwatch_ingest_rejected_total", reason="not_json") == 1
+            assert total(values, "churnwatch_ingest_events_total", tenant="acme",
+                         event_type="app.login") == 180
+            assert total(values, "churnwatch_alerts_total", tier="1") == 20
+            wait_for(lambda: total(samples(port), "churnwatch_alert_latency_seconds_count",
+                                   tier="1", since="ingest") == 20, what="latency observed")
+            assert total(values, "churnwatch_stage_batch_seconds_count",
+                         stage="parse-events") > 0
+            assert total(values, "churnwatch_sink_records_written_total",
+                         sink="postgres-alerts") == 20
+            assert total(values, "churnwatch_feature_info") == 1
+            assert total(values, "churnwatch_input_last_poll_timestamp_seconds") > time.time() - 60
+
+            own_redis.stop()  # Redis goes away: not ready any more
+            wait_for(lambda: get(f"http://127.0.0.1:{port}/readyz")[0] == 503,
+                     what="readiness to flip")
+            _, body = get(f"http://127.0.0.1:{port}/readyz")
+            checks = orjson.loads(body)["checks"]
+            assert checks["redis"] != "ok" and checks["kafka"] == "ok"
+            assert checks["postgres"] == "ok"
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                output, _ = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                output, _ = proc.communicate()
+    finally:
+        own_redis.stop()
+
+    # Logs: JSON lines, correlation ids, and never a payload.
+    assert MARKER not in output
+    records = [orjson.loads(line) for line in output.splitlines() if line.startswith("{")]
+    emitted = [r for r in records if r.get("msg") == "alert emitted"]
+    assert len(emitted) == 20
+    assert all(r["alert_id"] and r["event_id"].startswith("e") for r in emitted)
+
+
+def _up(port: int) -> bool:
+    try:
+        return get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+    except OSError:
+        return False
+
+
+def alert_ids(settings: Settings) -> set[str]:
+    assert settings.database_url
+    with psycopg.connect(settings.database_url) as conn:
+        return {r[0] for r in conn.execute(
+            f"SELECT alert_id::text FROM {settings.database_schema}.alerts")}
+
+
+@pytest.mark.parametrize("processes", [2])
+def test_processes_over_partitions_give_the_same_alerts(
+    make_settings: Callable[..., Settings], processes: int
+) -> None:
+    single = make_settings("one")
+    cluster = make_settings("many")
+    cluster = cluster.replace(topics=cluster.topics.__class__(
+        events=single.topics.events, dead_letters=cluster.topics.dead_letters,
+        alerts=cluster.topics.alerts, late=cluster.topics.late,
+    ))
+    create_events_topic(single)
+    create_events_topic(cluster)
+    assert single.kafka_bootstrap
+    simulation = simulate(accounts=300, days=40, seed=5)
+    produce(simulation, single.kafka_bootstrap, single.topics.events)
+
+    one = run_churnwatch(single, "run", "--until-drained")
+    many = run_churnwatch(cluster, "run", "--until-drained", "--processes", str(processes))
+
+    assert "process 0 drained" in many and "process 1 drained" in many
+    drained = [ln for ln in many.splitlines() if ln.startswith("drained: ")]
+    assert drained and f"messages={len(simulation.messages)}" in drained[-1]
+    expected = alert_ids(single)
+    assert len(expected) > 100
+    got = alert_ids(cluster)
+    assert got == expected, (
+        f"{len(got - expected)} alert(s) only with {processes} processes, "
+        f"{len(expected - got)} only with one"
+    )
+    assert "messages=" in one
