@@ -27,6 +27,9 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration
 
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy churnwatch dataflows detectors featurestore scoring sinks schemas

@@ -13,8 +13,7 @@ event, in the account's partition order:
    of that day, so when a signal fires depends only on the events, never on
    how they were batched.
 
-Once per batch it reports whether features moved and, if the account was
-active, its newest activity time for the inactivity tracker; the caller asks
+Once per batch it reports whether features moved; the caller asks
 for :meth:`AccountProcessor.feature_update` when it is time to write (the
 dataflow coalesces that per flush interval, so a busy account costs one
 feature computation per interval, not one per batch). The batch backfill
@@ -28,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from dataflows.dedupe import DedupeSnapshot, DedupeState
-from detectors.inactivity import Activity
 from detectors.tier1 import Cancellation, Tier1Rule, detect_cancellation, detect_tier1
 from detectors.usage import (
     EpisodesSnapshot,
@@ -50,7 +48,7 @@ from schemas.alert import Alert
 from schemas.dead_letter import LateEvent
 from schemas.event import Event
 
-Output = Alert | Cancellation | UsageSignal | LateEvent | FeatureUpdate | Activity
+Output = Alert | Cancellation | UsageSignal | LateEvent | FeatureUpdate
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +83,6 @@ class AccountSnapshot:
     features: FeaturesSnapshot | None = None
     episodes: EpisodesSnapshot | None = None
     evaluated_day: int | None = None
-    last_activity: float | None = None
     tenant_id: str = ""
     account_id: str = ""
 
@@ -104,8 +101,8 @@ class BatchResult:
 class AccountProcessor:
     """The state and logic of one account."""
 
-    __slots__ = ("_account_id", "_activity", "_config", "_dedupe", "_episodes", "_evaluated_day",
-                 "_features", "_idle_after", "_last_activity", "_names", "_tenant_id")
+    __slots__ = ("_account_id", "_config", "_dedupe", "_episodes", "_evaluated_day",
+                 "_features", "_names", "_tenant_id")
 
     def __init__(self, config: AccountConfig, snapshot: AccountSnapshot | None = None) -> None:
         self._config = config
@@ -119,14 +116,9 @@ class AccountProcessor:
             snapshot.episodes if snapshot else None, persist=config.usage_rules.persist_days
         )
         self._evaluated_day = snapshot.evaluated_day if snapshot else None
-        self._last_activity = snapshot.last_activity if snapshot else None
         self._tenant_id = snapshot.tenant_id if snapshot else ""
         self._account_id = snapshot.account_id if snapshot else ""
         self._names = config.features.feature_set.names
-        inactivity = config.usage_rules.inactivity
-        # Which events count as activity: those of the inactivity feature.
-        self._activity = config.features.feature_set[inactivity.feature]
-        self._idle_after = inactivity.days * DAY
 
     @property
     def dedupe(self) -> DedupeState:
@@ -140,12 +132,8 @@ class AccountProcessor:
         """Features as of the newest event time (what the stream writes to Redis)."""
         return dict(zip(self._names, self._features.values(self._features.newest), strict=True))
 
-    def process(self, events: Iterable[Event], *, worker: str = "") -> BatchResult:
-        """Process one batch of this account's events, in order.
-
-        ``worker`` names the worker running this call; with the input partition
-        it names the channel the inactivity tracker reads progress from.
-        """
+    def process(self, events: Iterable[Event]) -> BatchResult:
+        """Process one batch of this account's events, in order."""
         config = self._config
         features = self._features
         lateness = config.allowed_lateness_seconds
@@ -154,7 +142,6 @@ class AccountProcessor:
         duplicates = late = 0
         moved = False
         last_event: Event | None = None
-        gaps: list[float] = []
         for event in events:
             ts = event.event_time.timestamp()
             if self._dedupe.is_duplicate(event.event_id, ts):
@@ -177,26 +164,8 @@ class AccountProcessor:
             self._close_days(event, max(features.newest, ts), outputs)
             moved |= features.apply(event, ts)
             last_event = event
-            if self._activity.matches(event.event_type):
-                previous = self._last_activity
-                if previous is None or ts > previous:
-                    if previous is not None and ts - previous >= self._idle_after:
-                        gaps.append(previous)
-                    self._last_activity = ts
         if last_event is not None:
             self._tenant_id, self._account_id = last_event.tenant_id, last_event.account_id
-            if self._last_activity is not None:
-                outputs.append(
-                    Activity(
-                        last_event.tenant_id,
-                        last_event.account_id,
-                        self._last_activity,
-                        features.newest,
-                        last_event.partition,
-                        tuple(gaps),
-                        worker,
-                    )
-                )
         return BatchResult(outputs, fresh, duplicates, late, moved)
 
     def feature_update(self) -> FeatureUpdate | None:
@@ -244,7 +213,6 @@ class AccountProcessor:
             self._features.snapshot(),
             self._episodes.snapshot(),
             self._evaluated_day,
-            self._last_activity,
             self._tenant_id,
             self._account_id,
         )

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dataflows.account import AccountConfig, AccountProcessor
-from detectors.inactivity import Activity, InactivityTracker
+from detectors.inactivity import InactivityTracker, summarize_activity
 from detectors.usage import UsageSignal
 from schemas.event import Event, EventLimits, Rejection, format_time, parse_event
 
@@ -73,7 +73,9 @@ def backfill(
     processors: dict[tuple[str, str], AccountProcessor] = {}
     rule = config.usage_rules.inactivity
     version = config.features.feature_set.version
+    # No partitions in a file: one tracker over the whole history, in file order.
     tracker = InactivityTracker(rule, config.allowed_lateness_seconds, version)
+    is_activity = config.features.feature_set[rule.feature].matches
     signals: list[UsageSignal] = []
     counts: Counter[str] = Counter()
     for raw in messages:
@@ -91,14 +93,10 @@ def backfill(
         counts["duplicates"] += result.duplicates
         counts["late"] += result.late
         counts["events"] += len(result.events)
-        activities = []
-        for output in result.outputs:
-            if isinstance(output, UsageSignal):
-                signals.append(output)
-            elif isinstance(output, Activity):
-                activities.append(output)
-        if activities:
-            signals.extend(tracker.observe(activities))
+        signals.extend(o for o in result.outputs if isinstance(o, UsageSignal))
+        summary = summarize_activity(-1, [event], is_activity, rule.days * 86_400.0)
+        if summary is not None:
+            signals.extend(tracker.observe([summary]))
     rows = {}
     for (tenant, account), processor in processors.items():
         if processor.features.newest == float("-inf"):

@@ -7,11 +7,12 @@ operators::
 
     kafka-in → parse-events → split-dead-letters ─► dead-letters-out (Kafka DLQ)
                     │
+                    ├─► activity per partition → key-by-partition → track-inactivity ─┐
+                    │                                                                 │
           key-by-account → process-account ─┬─► features-redis-out (one hash write per account)
                                             ├─► late-events-out (Kafka)
                                             ├─► cancellations-postgres-out
-                                            ├─► activity → key-by-shard → track-inactivity ─┐
-                                            └─► usage signals, alerts ◄──────────────────────┘
+                                            └─► usage signals, alerts ◄───────────────────────┘
                                                   ├─► usage-signals-postgres-out
                                                   └─► alerts-kafka-out, alerts-postgres-out
 """
@@ -19,10 +20,7 @@ operators::
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
-import zlib
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,7 +36,7 @@ from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 from dataflows.account import AccountConfig, AccountProcessor, AccountSnapshot, Output
 from dataflows.metrics import PipelineMetrics, event_type_label
 from dataflows.parse import MessageParser
-from detectors.inactivity import Activity, InactivityTracker, TrackerSnapshot
+from detectors.inactivity import ActivityBatch, InactivityTracker, TrackerSnapshot
 from detectors.tier1 import Cancellation
 from detectors.usage import InactivityRule, UsageSignal
 from featurestore.redis_store import FeatureUpdate
@@ -170,7 +168,6 @@ class FlowConfig:
     inactivity: InactivityRule
     # How long an account's changed features may wait before their Redis write.
     feature_flush_interval: timedelta = timedelta(seconds=5)
-    inactivity_shards: int = 16
 
     @property
     def feature_version(self) -> str:
@@ -204,8 +201,7 @@ class AccountLogic(StatefulBatchLogic[Event, Output, AccountSnapshot]):
 
     def on_batch(self, values: list[Event]) -> tuple[list[Output], bool]:
         started = time.perf_counter()
-        # A Bytewax worker is a thread of a process for the whole run.
-        result = self._processor.process(values, worker=f"{os.getpid()}-{threading.get_ident()}")
+        result = self._processor.process(values)
         self._last_active = self._clock()
         if result.features_moved and self._flush_due is None:
             self._flush_due = self._last_active + self._flush_interval
@@ -250,14 +246,14 @@ class AccountLogic(StatefulBatchLogic[Event, Output, AccountSnapshot]):
         return self._processor.snapshot()
 
 
-class InactivityLogic(StatefulBatchLogic[Activity, UsageSignal, TrackerSnapshot]):
-    """Bytewax adapter around one shard's :class:`InactivityTracker`."""
+class InactivityLogic(StatefulBatchLogic[ActivityBatch, UsageSignal, TrackerSnapshot]):
+    """Bytewax adapter around one partition's :class:`InactivityTracker`."""
 
     def __init__(self, tracker: InactivityTracker, metrics: PipelineMetrics) -> None:
         self._tracker = tracker
         self._seconds = metrics.stage_seconds.labels(stage="track-inactivity")
 
-    def on_batch(self, values: list[Activity]) -> tuple[list[UsageSignal], bool]:
+    def on_batch(self, values: list[ActivityBatch]) -> tuple[list[UsageSignal], bool]:
         started = time.perf_counter()
         signals = self._tracker.observe(values)
         self._seconds.observe(time.perf_counter() - started)
@@ -277,9 +273,11 @@ def build_dataflow(
     flow_id: str = "churnwatch",
 ) -> Dataflow:
     """Wire the churnwatch dataflow over ``source`` (Kafka messages)."""
-    parser = MessageParser(config.limits, clock, metrics)
+    activity = config.account.features.feature_set[config.inactivity.feature]
+    parser = MessageParser(
+        config.limits, clock, metrics, activity.matches, config.inactivity.days * 86_400.0
+    )
     lateness = config.account.allowed_lateness_seconds
-    shards = config.inactivity_shards
 
     def build_account(snapshot: AccountSnapshot | None) -> AccountLogic:
         return AccountLogic(
@@ -299,13 +297,10 @@ def build_dataflow(
             metrics,
         )
 
-    def shard_of(activity: Activity) -> str:
-        subject = f"{activity.tenant_id}:{activity.account_id}"
-        return f"shard-{zlib.crc32(subject.encode()) % shards}"
-
     flow = Dataflow(flow_id)
     messages = op.input("kafka-in", flow, source)
     parsed = op.flat_map_batch("parse-events", messages, parser.parse_batch)
+    activity_batches, parsed = _split("split-activity", parsed, ActivityBatch)
     split = op.branch("split-dead-letters", parsed, _is_event)
     op.output("dead-letters-out", split.falses, sinks.dead_letters)
     keyed = op.key_on("key-by-account", split.trues, _subject)
@@ -314,7 +309,6 @@ def build_dataflow(
 
     features, rest = _split("split-features", outputs, FeatureUpdate)
     op.output("features-redis-out", features, sinks.features)
-    activities, rest = _split("split-activity", rest, Activity)
     late, rest = _split("split-late", rest, LateEvent)
     op.output("late-events-out", late, sinks.late_events)
     cancellations, rest = _split("split-cancellations", rest, Cancellation)
@@ -322,9 +316,12 @@ def build_dataflow(
     op.output("cancellations-postgres-out", cancellations, sinks.cancellations)
     account_signals, account_alerts = _split("split-signals", rest, UsageSignal)
 
-    by_shard = op.key_on("key-by-shard", activities, shard_of)
+    # One tracker per input partition, fed in the partition's read order.
+    by_partition = op.key_on("key-by-partition", activity_batches, _partition_key)
     idle_signals = op.map(
-        "drop-shard-key", op.stateful_batch("track-inactivity", by_shard, build_tracker), _value
+        "drop-partition-key",
+        op.stateful_batch("track-inactivity", by_partition, build_tracker),
+        _value,
     )
     idle_alerts = op.map("inactivity-alerts", idle_signals, _to_alert)
 
@@ -354,6 +351,10 @@ def _count_alert(metrics: PipelineMetrics, alert: Alert) -> None:
 
 def _to_alert(signal: UsageSignal) -> Alert:
     return signal.to_alert()
+
+
+def _partition_key(batch: ActivityBatch) -> str:
+    return f"partition-{batch.partition}"
 
 
 def _is_event(item: object) -> TypeGuard[Event]:

@@ -15,6 +15,7 @@ from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 
 from dataflows.metrics import PipelineMetrics
+from detectors.inactivity import ActivityBatch, summarize_activity
 from schemas.dead_letter import DeadLetter
 from schemas.event import Event, EventLimits, Rejection, RejectReason, parse_event
 
@@ -22,21 +23,36 @@ RawMessage = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes |
 
 
 class MessageParser:
-    """Turns a batch of Kafka messages into events and dead letters."""
+    """Turns a batch of Kafka messages into events, dead letters and activity summaries.
+
+    Besides one item per message, it emits one :class:`ActivityBatch` per input
+    partition in the batch: the inactivity tracker of that partition reads them
+    in order (see ``detectors.inactivity``).
+    """
 
     def __init__(
-        self, limits: EventLimits, clock: Callable[[], datetime], metrics: PipelineMetrics
+        self,
+        limits: EventLimits,
+        clock: Callable[[], datetime],
+        metrics: PipelineMetrics,
+        is_activity: Callable[[str], bool] = lambda _event_type: False,
+        idle_after_seconds: float = 7 * 86_400.0,
     ) -> None:
         self._limits = limits
         self._clock = clock
         self._metrics = metrics
+        self._is_activity = is_activity
+        self._idle_after = idle_after_seconds
         self._seconds = metrics.stage_seconds.labels(stage="parse-events")
 
-    def parse_batch(self, messages: Sequence[RawMessage]) -> list[Event | DeadLetter]:
+    def parse_batch(
+        self, messages: Sequence[RawMessage]
+    ) -> list[Event | DeadLetter | ActivityBatch]:
         started = time.perf_counter()
         now = self._clock()
         limits = self._limits
-        out: list[Event | DeadLetter] = []
+        out: list[Event | DeadLetter | ActivityBatch] = []
+        by_partition: dict[int, list[Event]] = {}
         rejected: Tally[str] = Tally()
         for item in messages:
             if isinstance(item, KafkaError):
@@ -69,6 +85,11 @@ class MessageParser:
                 )
             else:
                 out.append(result)
+                by_partition.setdefault(result.partition, []).append(result)
+        for partition, events in by_partition.items():
+            summary = summarize_activity(partition, events, self._is_activity, self._idle_after)
+            if summary is not None:
+                out.append(summary)
         self._metrics.messages.inc(len(messages))
         for reason, count in rejected.items():
             self._metrics.rejected.labels(reason=str(reason)).inc(count)

@@ -1,34 +1,34 @@
 """Inactivity: an account silent for N days of event time.
 
-An inactivity episode starts at the account's last activity and is due N days
+An inactivity episode starts at an account's last activity and is due N days
 later; its signal is dated by that due day (so its id is the same in every
-replay) and emitted once, by whichever sees it first:
+replay) and emitted once.
 
-* the account itself, when it comes back after a gap of N days or more (the
-  per-account stage reports the gap in :class:`Activity.gap_from`);
-* the watermark, for an account that stays silent: a silent account sends no
-  event to react to. Activities reach the tracker through channels, one per
-  (input partition, worker that processed the account): within a channel they
-  arrive in order, across channels at any pace (workers in other processes
-  lag). The watermark is the slowest channel's newest event time minus the
-  allowed lateness, so a channel that lags does not make its accounts look
-  idle; idleness is judged at the start of each day the watermark enters, not
-  at whatever moment a batch ended. A channel that stops reporting while the
-  others move on by two inactivity periods is dropped, and channels are not
-  snapshot (worker threads differ after a restart: they are learnt again).
+Progress is tracked per input partition. An account's events all live in one
+partition (they are keyed by account), and one worker reads a partition in
+offset order, so a tracker that sees that partition's batches in order knows
+exactly which accounts were active up to the partition's newest event time.
+The input stage summarises each batch it reads into an :class:`ActivityBatch`
+(accounts' first and last activity in the batch, silences inside it, and the
+newest event time), and one :class:`InactivityTracker` per partition:
 
-One :class:`InactivityTracker` holds the accounts of one shard. Bounded: an
+* signals a finished silence when an account comes back after N days or more;
+* signals an ongoing silence when the partition's watermark (its newest event
+  time minus the allowed lateness) enters a day at whose start the account
+  has been silent N days: a silent account sends no event to react to.
+
+Nothing depends on how events were batched, on other partitions' pace, or on
+how many workers run: the same input gives the same signals. Bounded: an
 account signalled and silent ``forget_after_days`` longer is forgotten.
-Known limit: a worker whose accounts on a partition all fall silent holds
-the watermark back until the others are two inactivity periods ahead.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import pairwise
 
 from detectors.usage import (
     InactivityRule,
@@ -37,37 +37,69 @@ from detectors.usage import (
     UsageSignal,
     make_signal,
 )
+from schemas.event import Event
 
 DAY = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
-class Activity:
-    """An account's activity as of one batch (times in epoch seconds).
-
-    ``last_active``: its newest activity event; ``seen_until``: the newest
-    event of any kind read for it from ``partition`` (the partition's progress
-    drives the watermark); ``gaps``: the start of every silence of N days or
-    more that this batch ended.
-    """
+class AccountActivity:
+    """One account's activity within one batch (epoch seconds)."""
 
     tenant_id: str
     account_id: str
-    last_active: float
-    seen_until: float
+    first: float
+    last: float
+    gaps: tuple[float, ...] = ()  # starts of silences of N days or more inside the batch
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityBatch:
+    """What one input batch of one partition says about activity and progress."""
+
     partition: int
-    gaps: tuple[float, ...] = ()
-    worker: str = ""  # which worker processed it: with ``partition``, the channel
+    seen_until: float  # newest event time in the batch (any event type)
+    accounts: tuple[AccountActivity, ...]
+
+
+def summarize_activity(
+    partition: int,
+    events: Iterable[Event],
+    is_activity: Callable[[str], bool],
+    idle_after_seconds: float,
+) -> ActivityBatch | None:
+    """The :class:`ActivityBatch` of one partition's events, in read order."""
+    seen_until = -math.inf
+    times: dict[tuple[str, str], list[float]] = {}
+    for event in events:
+        ts = event.event_time.timestamp()
+        if ts > seen_until:
+            seen_until = ts
+        if is_activity(event.event_type):
+            times.setdefault((event.tenant_id, event.account_id), []).append(ts)
+    if seen_until == -math.inf:
+        return None
+    accounts = []
+    for (tenant, account), stamps in times.items():
+        stamps.sort()
+        gaps = tuple(
+            earlier
+            for earlier, later in pairwise(stamps)
+            if later - earlier >= idle_after_seconds
+        )
+        accounts.append(AccountActivity(tenant, account, stamps[0], stamps[-1], gaps))
+    return ActivityBatch(partition, seen_until, tuple(accounts))
 
 
 @dataclass(frozen=True, slots=True)
 class TrackerSnapshot:
     accounts: tuple[tuple[str, str, float, float | None], ...]
+    seen_until: float
     checked_day: int
 
 
 class InactivityTracker:
-    """Last activity per account of one shard, and the last episode signalled."""
+    """Last activity per account of one partition, and the last episode signalled."""
 
     def __init__(
         self,
@@ -85,11 +117,11 @@ class InactivityTracker:
         self._forget_after = forget_after_days * DAY
         # (tenant, account) -> [last_active, due time of the last signalled episode]
         self._accounts: dict[tuple[str, str], list[float | None]] = {}
-        # (partition, worker) -> newest event time reported through it
-        self._channels: dict[tuple[int, str], float] = {}
+        self._seen_until = -math.inf
         self._checked_day = -(2**62)
         if snapshot is not None:
             self._accounts = {(t, a): [ts, due] for t, a, ts, due in snapshot.accounts}
+            self._seen_until = snapshot.seen_until
             self._checked_day = snapshot.checked_day
 
     def __len__(self) -> int:
@@ -97,47 +129,43 @@ class InactivityTracker:
 
     @property
     def watermark(self) -> float:
-        if not self._channels:
-            return -math.inf
-        return min(self._channels.values()) - self._lateness
+        return self._seen_until - self._lateness
 
-    def observe(self, activities: Iterable[Activity]) -> list[UsageSignal]:
-        """Record a batch of activities; signal finished gaps and, per new day, silences."""
-        accounts = self._accounts
-        channels = self._channels
+    def observe(self, batches: Iterable[ActivityBatch]) -> list[UsageSignal]:
+        """Fold in this partition's batches, in read order; return new signals."""
         signals: list[UsageSignal] = []
-        for activity in activities:
-            key = (activity.tenant_id, activity.account_id)
-            entry = accounts.get(key)
-            if entry is None:
-                entry = accounts[key] = [activity.last_active, None]
-            for gap_from in activity.gaps:
-                due = gap_from + self._idle_after
-                # Older than the forget horizon: the watermark signalled it before
-                # this account was forgotten.
-                if due >= self.watermark - self._forget_after:
-                    self._signal(key, entry, due, signals)
-            if activity.last_active > entry[0]:  # type: ignore[operator]
-                entry[0] = activity.last_active
-            channel = (activity.partition, activity.worker)
-            if activity.seen_until > channels.get(channel, -math.inf):
-                channels[channel] = activity.seen_until
-        if len(channels) > 1:
-            stale_before = max(channels.values()) - 2 * self._idle_after
-            for channel in [c for c, t in channels.items() if t < stale_before]:
-                del channels[channel]
-        watermark = self.watermark
-        if watermark > -math.inf and math.floor(watermark / DAY) > self._checked_day:
-            self._checked_day = math.floor(watermark / DAY)
-            self._check(self._checked_day * DAY, signals)
+        for batch in batches:
+            self._observe(batch, signals)
         return signals
+
+    def _observe(self, batch: ActivityBatch, signals: list[UsageSignal]) -> None:
+        idle_after = self._idle_after
+        for activity in batch.accounts:
+            key = (activity.tenant_id, activity.account_id)
+            entry = self._accounts.get(key)
+            if entry is None:
+                entry = self._accounts[key] = [activity.first, None]
+            last = entry[0]
+            assert last is not None
+            if activity.first - last >= idle_after:
+                self._signal(key, entry, last + idle_after, signals)
+            for gap_from in activity.gaps:
+                self._signal(key, entry, gap_from + idle_after, signals)
+            if activity.last > last:
+                entry[0] = activity.last
+        if batch.seen_until > self._seen_until:
+            self._seen_until = batch.seen_until
+        day = math.floor(self.watermark / DAY)
+        if day > self._checked_day:
+            self._checked_day = day
+            self._check(day * DAY, signals)
 
     def _signal(
         self, key: tuple[str, str], entry: list[float | None], due: float,
         signals: list[UsageSignal],
     ) -> None:
-        if entry[1] == due:
-            return  # this episode was signalled already
+        if entry[1] is not None and due <= entry[1]:
+            return  # this episode (or a later one) was signalled already
         entry[1] = due
         observation = Observation(
             SignalType.INACTIVITY,
@@ -151,6 +179,7 @@ class InactivityTracker:
         signals.append(make_signal(key[0], key[1], observation, due_day, self._version))
 
     def _check(self, moment: float, signals: list[UsageSignal]) -> None:
+        """Signal every account silent N days at ``moment`` (a day's start)."""
         forgotten: list[tuple[str, str]] = []
         for key, entry in self._accounts.items():
             last_active = entry[0]
@@ -169,5 +198,6 @@ class InactivityTracker:
     def snapshot(self) -> TrackerSnapshot:
         return TrackerSnapshot(
             accounts=tuple((t, a, e[0], e[1]) for (t, a), e in self._accounts.items()),  # type: ignore[misc]
+            seen_until=self._seen_until,
             checked_day=self._checked_day,
         )
