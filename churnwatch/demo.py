@@ -176,7 +176,7 @@ def _print_counts(
     print("\ncounts")
     print(f"  messages in          {messages:>9,}  ({messages / seconds:,.0f}/s over "
           f"{seconds:.1f}s, startup included)")
-    print(f"  valid unique events  {summary['events']:>9,}")
+    print(f"  valid events         {summary['events']:>9,}")
     print(f"  duplicates dropped   {summary['duplicates']:>9,}")
     print(f"  late (side output)   {summary['late']:>9,}")
     print(f"  dead-lettered        {sum(rejected.values()):>9,}  {rejected}")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter as Tally
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +33,7 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 
 from dataflows.account import AccountConfig, AccountProcessor, AccountSnapshot, Output
-from dataflows.metrics import PipelineMetrics, event_type_label
+from dataflows.metrics import PipelineMetrics
 from dataflows.parse import MessageParser
 from detectors.inactivity import ActivityBatch, InactivityTracker, TrackerSnapshot
 from detectors.tier1 import Cancellation
@@ -214,12 +213,6 @@ class AccountLogic(StatefulBatchLogic[Event, Output, AccountSnapshot]):
         if dedupe.evicted_early:
             metrics.dedupe_evicted_early.inc(dedupe.evicted_early)
             dedupe.evicted_early = 0
-        if result.events:
-            tenant = metrics.tenant_label(result.events[0].tenant_id)  # one account, one tenant
-            for event_type, count in Tally(e.event_type for e in result.events).items():
-                metrics.events.labels(tenant=tenant, event_type=event_type_label(event_type)).inc(
-                    count
-                )
         self._busy.inc(time.perf_counter() - started)
         return result.outputs, StatefulBatchLogic.RETAIN
 

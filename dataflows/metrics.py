@@ -115,7 +115,8 @@ class PipelineMetrics:
             ),
             events=counter(
                 "churnwatch_ingest_events",
-                "Valid, unique events, by tenant and event type (bounded label sets)",
+                "Valid events read (duplicates included), by tenant and event type "
+                "(bounded label sets)",
                 ("tenant", "event_type"),
             ),
             alerts=counter(

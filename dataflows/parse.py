@@ -14,7 +14,7 @@ from datetime import datetime
 from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 
-from dataflows.metrics import PipelineMetrics
+from dataflows.metrics import PipelineMetrics, event_type_label
 from detectors.inactivity import ActivityBatch, summarize_activity
 from schemas.dead_letter import DeadLetter
 from schemas.event import Event, EventLimits, Rejection, RejectReason, parse_event
@@ -54,6 +54,7 @@ class MessageParser:
         out: list[Event | DeadLetter | ActivityBatch] = []
         by_partition: dict[int, list[Event]] = {}
         rejected: Tally[str] = Tally()
+        kinds: Tally[tuple[str, str]] = Tally()
         for item in messages:
             if isinstance(item, KafkaError):
                 msg = item.msg
@@ -86,6 +87,7 @@ class MessageParser:
             else:
                 out.append(result)
                 by_partition.setdefault(result.partition, []).append(result)
+                kinds[(result.tenant_id, result.event_type)] += 1
         for partition, events in by_partition.items():
             summary = summarize_activity(partition, events, self._is_activity, self._idle_after)
             if summary is not None:
@@ -93,6 +95,11 @@ class MessageParser:
         self._metrics.messages.inc(len(messages))
         for reason, count in rejected.items():
             self._metrics.rejected.labels(reason=str(reason)).inc(count)
+        tenant_label = self._metrics.tenant_label
+        for (tenant, event_type), count in kinds.items():
+            self._metrics.events.labels(
+                tenant=tenant_label(tenant), event_type=event_type_label(event_type)
+            ).inc(count)
         self._seconds.observe(time.perf_counter() - started)
         return out
 
