@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 from churnwatch.settings import Settings
-from dataflows.account import AccountProcessor, BatchResult, Output
+from dataflows.account import AccountProcessor, Output
 from dataflows.runner import account_config
-from detectors.inactivity import Activity, InactivityTracker
 from detectors.usage import SignalType, UsageSignal
 from featurestore.definitions import load_definitions
 from schemas.alert import Alert, AlertTier
@@ -305,67 +304,17 @@ def test_outputs_do_not_depend_on_batch_boundaries(seed: int) -> None:
     assert len(whole["alerts"]) == 2 + 4  # 2 usage + 4 payment_failed
 
 
-# --- activity for the inactivity tracker ----------------------------------------
+# --- activity ---------------------------------------------------------------------
 
 
-def test_activity_reports_the_newest_app_event_and_the_partition() -> None:
+def test_activity_alone_produces_no_output() -> None:
+    # Inactivity is tracked per input partition (detectors.inactivity), not per account.
     processor = AccountProcessor(CONFIG)
-    result = processor.process([
-        login(0, 12, partition=3),
-        event("app.feature_used", 0, 14, partition=3, attributes={"feature": "reports"}),
-        event("billing.payment_succeeded", 0, 16, partition=3),
-        login(0, 13, partition=3),  # older than the newest app event
-    ])
-    assert of_type(result.outputs, Activity) == [
-        Activity("acme", "acct-1", at(0, 14).timestamp(), at(0, 16).timestamp(), 3, ())
-    ]
-
-
-@pytest.mark.parametrize(
-    ("next_event", "gap_from"),
-    [
-        pytest.param(login(6, 11.9), None, id="login-6d-23h54m-later-no-gap"),
-        pytest.param(login(7, 12), at(0, 12), id="login-exactly-7d-later-gap"),
-        pytest.param(login(12, 8), at(0, 12), id="login-12d-later-gap"),
-        pytest.param(dashboards(9), at(0, 12), id="any-app-event-ends-the-silence"),
-        pytest.param(event("support.ticket_opened", 9, 12), None, id="non-app-event-no-gap"),
-    ],
-)
-def test_activity_gap_from(next_event: Event, gap_from: datetime | None) -> None:
-    processor = AccountProcessor(CONFIG)
-    first = processor.process([login(0, 12)])
-    assert [a.gaps for a in of_type(first.outputs, Activity)] == [()]
-    activities = of_type(processor.process([next_event]).outputs, Activity)
-    assert len(activities) == 1
-    assert activities[0].gaps == ((gap_from.timestamp(),) if gap_from else ())
-    assert activities[0].seen_until == next_event.event_time.timestamp()
-    expected_last = next_event if next_event.event_type.startswith("app.") else login(0, 12)
-    assert activities[0].last_active == expected_last.event_time.timestamp()
-
-
-def test_no_activity_for_an_account_never_active() -> None:
-    result = AccountProcessor(CONFIG).process([event("billing.payment_succeeded", 0, 12)])
-    assert result.features_moved is True
-    assert of_type(result.outputs, Activity) == []
-
-
-def inactivity_signals(results: Iterable[BatchResult]) -> set[date]:
-    tracker = InactivityTracker(CONFIG.usage_rules.inactivity, LATENESS, "v1")
-    signals: list[UsageSignal] = []
-    for result in results:
-        signals += tracker.observe(of_type(result.outputs, Activity))
-    return {s.signal_date for s in signals}
-
-
-def test_every_silence_a_batch_ends_is_signalled() -> None:
-    events = [login(0, 12), login(10, 12), login(20, 12)]
-    one_by_one = AccountProcessor(CONFIG)
-    assert inactivity_signals(one_by_one.process([e]) for e in events) == {
-        day_date(7),
-        day_date(17),
-    }
-    together = AccountProcessor(CONFIG)
-    assert inactivity_signals([together.process(events)]) == {day_date(7), day_date(17)}
+    first = processor.process([login(0, 12), dashboards(0, 14)])
+    back = processor.process([login(12, 8, "u2")])  # after a 12-day silence
+    assert (first.outputs, back.outputs) == ([], [])
+    assert (first.features_moved, back.features_moved) == (True, True)
+    assert processor.feature_values()["days_since_last_activity"] == 0.0
 
 
 # --- recovery --------------------------------------------------------------------
