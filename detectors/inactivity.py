@@ -12,7 +12,9 @@ The input stage summarises each batch it reads into an :class:`ActivityBatch`
 (accounts' first and last activity in the batch, silences inside it, and the
 newest event time), and one :class:`InactivityTracker` per partition:
 
-* signals a finished silence when an account comes back after N days or more;
+* signals a finished silence when an account came back after N days or more,
+  once the watermark has passed the return: until then an on-time straggler
+  (an event up to the allowed lateness out of order) may still shorten it;
 * signals an ongoing silence when the partition's watermark (its newest event
   time minus the allowed lateness) enters a day at whose start the account
   has been silent N days: a silent account sends no event to react to.
@@ -50,7 +52,8 @@ class AccountActivity:
     account_id: str
     first: float
     last: float
-    gaps: tuple[float, ...] = ()  # starts of silences of N days or more inside the batch
+    # silences of N days or more inside the batch, as (last activity, next activity)
+    gaps: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +86,7 @@ def summarize_activity(
     for (tenant, account), stamps in times.items():
         stamps.sort()
         gaps = tuple(
-            earlier
+            (earlier, later)
             for earlier, later in pairwise(stamps)
             if later - earlier >= idle_after_seconds
         )
@@ -96,6 +99,8 @@ class TrackerSnapshot:
     accounts: tuple[tuple[str, str, float, float | None], ...]
     seen_until: float
     checked_day: int
+    # (tenant, account, silence start, silence end) not yet past the watermark
+    pending: tuple[tuple[str, str, float, float], ...] = ()
 
 
 class InactivityTracker:
@@ -117,10 +122,15 @@ class InactivityTracker:
         self._forget_after = forget_after_days * DAY
         # (tenant, account) -> [last_active, due time of the last signalled episode]
         self._accounts: dict[tuple[str, str], list[float | None]] = {}
+        # (tenant, account) -> silences of N days or more whose end the watermark
+        # has not passed yet: stragglers may still split or shorten them.
+        self._pending: dict[tuple[str, str], list[tuple[float, float]]] = {}
         self._seen_until = -math.inf
         self._checked_day = -(2**62)
         if snapshot is not None:
             self._accounts = {(t, a): [ts, due] for t, a, ts, due in snapshot.accounts}
+            for t, a, start, end in snapshot.pending:
+                self._pending.setdefault((t, a), []).append((start, end))
             self._seen_until = snapshot.seen_until
             self._checked_day = snapshot.checked_day
 
@@ -147,18 +157,40 @@ class InactivityTracker:
                 entry = self._accounts[key] = [activity.first, None]
             last = entry[0]
             assert last is not None
-            if activity.first - last >= idle_after:
-                self._signal(key, entry, last + idle_after, signals)
-            for gap_from in activity.gaps:
-                self._signal(key, entry, gap_from + idle_after, signals)
+            # Silences this batch reveals: before its first activity, and inside it;
+            # the account's previous last activity may fall inside one of them.
+            found = [(last, activity.first), *activity.gaps]
+            silences = [
+                piece
+                for start, end in found
+                for piece in _split((start, end), last, idle_after)
+            ]
+            # Silences found earlier, not yet final: this batch's activity may cut them.
+            for start, end in self._pending.pop(key, []):
+                silences.extend(_cut((start, end), activity, idle_after))
+            if silences:
+                self._pending[key] = sorted(set(silences))
             if activity.last > last:
                 entry[0] = activity.last
         if batch.seen_until > self._seen_until:
             self._seen_until = batch.seen_until
+        self._finalise(signals)
         day = math.floor(self.watermark / DAY)
         if day > self._checked_day:
             self._checked_day = day
             self._check(day * DAY, signals)
+
+    def _finalise(self, signals: list[UsageSignal]) -> None:
+        """Signal the silences whose end the watermark has passed: they are final."""
+        watermark = self.watermark
+        for key in [k for k, pieces in self._pending.items() if pieces[0][1] <= watermark]:
+            pieces = self._pending.pop(key)
+            entry = self._accounts[key]
+            for start, end in pieces:
+                if end <= watermark:
+                    self._signal(key, entry, start + self._idle_after, signals)
+                else:
+                    self._pending.setdefault(key, []).append((start, end))
 
     def _signal(
         self, key: tuple[str, str], entry: list[float | None], due: float,
@@ -200,4 +232,34 @@ class InactivityTracker:
             accounts=tuple((t, a, e[0], e[1]) for (t, a), e in self._accounts.items()),  # type: ignore[misc]
             seen_until=self._seen_until,
             checked_day=self._checked_day,
+            pending=tuple(
+                (t, a, start, end)
+                for (t, a), pieces in self._pending.items()
+                for start, end in pieces
+            ),
         )
+
+
+def _split(
+    silence: tuple[float, float], point: float, idle_after: float
+) -> list[tuple[float, float]]:
+    """The parts of ``silence`` at least ``idle_after`` long once ``point`` is known active."""
+    start, end = silence
+    pieces = [(start, point), (point, end)] if start < point < end else [silence]
+    return [(s, e) for s, e in pieces if e - s >= idle_after]
+
+
+def _cut(
+    silence: tuple[float, float], activity: AccountActivity, idle_after: float
+) -> list[tuple[float, float]]:
+    """What remains of ``silence`` once ``activity``'s batch is known.
+
+    The batch was active from ``first`` to ``last`` except in its own gaps, so
+    the silence survives only outside that span, or inside one of its gaps.
+    """
+    start, end = silence
+    if activity.last <= start or activity.first >= end:
+        return [silence]
+    pieces = [(start, min(end, activity.first)), (max(start, activity.last), end)]
+    pieces += [(max(start, gs), min(end, ge)) for gs, ge in activity.gaps]
+    return [(s, e) for s, e in pieces if e - s >= idle_after]
