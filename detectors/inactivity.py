@@ -129,7 +129,8 @@ class InactivityTracker:
         self._checked_day = -(2**62)
         if snapshot is not None:
             self._accounts = {(t, a): [ts, due] for t, a, ts, due in snapshot.accounts}
-            for t, a, start, end in snapshot.pending:
+            # getattr: snapshots written before pending silences existed lack it
+            for t, a, start, end in getattr(snapshot, "pending", ()):
                 self._pending.setdefault((t, a), []).append((start, end))
             self._seen_until = snapshot.seen_until
             self._checked_day = snapshot.checked_day
@@ -181,14 +182,22 @@ class InactivityTracker:
             self._check(day * DAY, signals)
 
     def _finalise(self, signals: list[UsageSignal]) -> None:
-        """Signal the silences whose end the watermark has passed: they are final."""
+        """Signal the pending silences whose due moment the watermark has passed.
+
+        An on-time straggler is never older than the watermark, so it can only
+        split such a silence after its due moment: the episode stands.
+        """
         watermark = self.watermark
-        for key in [k for k, pieces in self._pending.items() if pieces[0][1] <= watermark]:
+        idle_after = self._idle_after
+        due_now = [
+            k for k, pieces in self._pending.items() if pieces[0][0] + idle_after <= watermark
+        ]
+        for key in due_now:
             pieces = self._pending.pop(key)
             entry = self._accounts[key]
             for start, end in pieces:
-                if end <= watermark:
-                    self._signal(key, entry, start + self._idle_after, signals)
+                if start + idle_after <= watermark:
+                    self._signal(key, entry, start + idle_after, signals)
                 else:
                     self._pending.setdefault(key, []).append((start, end))
 
@@ -196,8 +205,9 @@ class InactivityTracker:
         self, key: tuple[str, str], entry: list[float | None], due: float,
         signals: list[UsageSignal],
     ) -> None:
-        if entry[1] is not None and due <= entry[1]:
-            return  # this episode (or a later one) was signalled already
+        signalled = entry[1]
+        if signalled is not None and (due <= signalled or _day(due) == _day(signalled)):
+            return  # this episode (or a later one, or one due that day) was signalled
         entry[1] = due
         observation = Observation(
             SignalType.INACTIVITY,
@@ -238,6 +248,10 @@ class InactivityTracker:
                 for start, end in pieces
             ),
         )
+
+
+def _day(moment: float) -> int:
+    return math.floor(moment / DAY)
 
 
 def _split(
