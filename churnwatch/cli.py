@@ -105,8 +105,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_backfill(args: argparse.Namespace) -> int:
     import orjson
 
+    from dataflows.account import account_config
     from dataflows.backfill import backfill, read_jsonl
-    from dataflows.runner import account_config
     from featurestore.definitions import load_definitions
     from schemas.event import EventLimits
 
@@ -137,6 +137,29 @@ def cmd_features_check(args: argparse.Namespace) -> int:
     feature_set = load_definitions(Path(args.file))
     print(f"{args.file}: {len(feature_set.features)} features, "
           f"feature_version {feature_set.version}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from scoring.training_cli import train_from_history
+
+    trained = train_from_history(
+        Path(args.history),
+        Path(args.out),
+        definitions=Path(args.definitions) if args.definitions else None,
+        horizon_days=args.horizon_days,
+        seed=args.seed,
+        settings=_settings(),
+    )
+    metrics = trained.metrics
+    print(f"model written to {args.out} (feature_version {trained.feature_version})")
+    def show(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    print(f"holdout ({metrics.accounts} accounts, {metrics.rows} rows, {metrics.positives} "
+          f"positive): roc_auc={show(metrics.roc_auc)} "
+          f"average_precision={show(metrics.average_precision)} "
+          f"top_decile_lift={show(metrics.top_decile_lift)}")
     return 0
 
 
@@ -213,6 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     check = features_sub.add_parser("check", help="validate a feature definitions file")
     check.add_argument("file")
     check.set_defaults(func=cmd_features_check)
+
+    train = sub.add_parser("train", help="train a churn model from a JSONL history")
+    train.add_argument("--history", required=True, help="JSONL of events v1")
+    train.add_argument("--out", required=True, help="directory for model.onnx and metadata.json")
+    train.add_argument("--definitions", help="feature definitions file (default: settings)")
+    train.add_argument("--horizon-days", type=int, default=28,
+                       help="label: cancels within this many days of the observation")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=cmd_train)
 
     stack = sub.add_parser("stack", help="start the embedded local stack until Ctrl-C")
     stack.set_defaults(func=cmd_stack)

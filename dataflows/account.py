@@ -22,10 +22,12 @@ drives this same class from a file.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from churnwatch.settings import Settings
 from dataflows.dedupe import DedupeSnapshot, DedupeState
 from detectors.tier1 import Cancellation, Tier1Rule, detect_cancellation, detect_tier1
 from detectors.usage import (
@@ -43,6 +45,7 @@ from featurestore.aggregation import (
     FeaturesSnapshot,
     day_of,
 )
+from featurestore.definitions import FeatureSet
 from featurestore.redis_store import FeatureUpdate
 from schemas.alert import Alert
 from schemas.dead_letter import LateEvent
@@ -217,3 +220,19 @@ class AccountProcessor:
             self._account_id,
         )
 
+
+def account_config(settings: Settings, feature_set: FeatureSet) -> AccountConfig:
+    """Per-account processing settings; the stream and the backfill share them."""
+    return AccountConfig(
+        dedupe_window_seconds=settings.dedupe_window.total_seconds(),
+        dedupe_max_ids=settings.dedupe_max_ids_per_account,
+        tier1_rules=settings.tier1_rules,
+        # A day is judged once the watermark (newest minus lateness) has passed it:
+        # keep that many days more than the windows need.
+        features=CompiledFeatures(
+            feature_set,
+            grace_days=math.ceil(settings.allowed_lateness.total_seconds() / 86_400) + 1,
+        ),
+        allowed_lateness_seconds=settings.allowed_lateness.total_seconds(),
+        usage_rules=settings.usage_rules,
+    )

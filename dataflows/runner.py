@@ -9,7 +9,6 @@ with the deployment, and start a new one if the topic is recreated.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +24,7 @@ from prometheus_client import Gauge
 
 from churnwatch.errors import ConfigurationError
 from churnwatch.settings import Settings
-from dataflows.account import AccountConfig
+from dataflows.account import account_config
 from dataflows.flow import (
     FlowConfig,
     FlowSinks,
@@ -35,7 +34,6 @@ from dataflows.flow import (
     utc_now,
 )
 from dataflows.metrics import PipelineMetrics
-from featurestore.aggregation import CompiledFeatures
 from featurestore.definitions import FeatureSet, load_definitions
 from featurestore.redis_store import RedisFeatureStore
 from schemas.event import EventLimits
@@ -125,23 +123,6 @@ def flow_config(settings: Settings, feature_set: FeatureSet | None = None) -> Fl
         idle_state_ttl=max(settings.feature_ttl, settings.dedupe_window * 2),
         inactivity=settings.usage_rules.inactivity,
         feature_flush_interval=settings.feature_flush_interval,
-    )
-
-
-def account_config(settings: Settings, feature_set: FeatureSet) -> AccountConfig:
-    """Per-account processing settings; the stream and the backfill share them."""
-    return AccountConfig(
-        dedupe_window_seconds=settings.dedupe_window.total_seconds(),
-        dedupe_max_ids=settings.dedupe_max_ids_per_account,
-        tier1_rules=settings.tier1_rules,
-        # A day is judged once the watermark (newest minus lateness) has passed it:
-        # keep that many days more than the windows need.
-        features=CompiledFeatures(
-            feature_set,
-            grace_days=math.ceil(settings.allowed_lateness.total_seconds() / 86_400) + 1,
-        ),
-        allowed_lateness_seconds=settings.allowed_lateness.total_seconds(),
-        usage_rules=settings.usage_rules,
     )
 
 
