@@ -12,9 +12,10 @@ The input stage summarises each batch it reads into an :class:`ActivityBatch`
 (accounts' first and last activity in the batch, silences inside it, and the
 newest event time), and one :class:`InactivityTracker` per partition:
 
-* signals a finished silence when an account came back after N days or more,
-  once the watermark has passed the return: until then an on-time straggler
-  (an event up to the allowed lateness out of order) may still shorten it;
+* signals a finished silence (an account came back after N days or more) once
+  the watermark has passed its due moment: an on-time straggler (an event up
+  to the allowed lateness out of order) is never older than the watermark, so
+  after that it cannot shorten the silence below N days;
 * signals an ongoing silence when the partition's watermark (its newest event
   time minus the allowed lateness) enters a day at whose start the account
   has been silent N days: a silent account sends no event to react to.
@@ -99,7 +100,7 @@ class TrackerSnapshot:
     accounts: tuple[tuple[str, str, float, float | None], ...]
     seen_until: float
     checked_day: int
-    # (tenant, account, silence start, silence end) not yet past the watermark
+    # (tenant, account, silence start, silence end) whose due the watermark has not passed
     pending: tuple[tuple[str, str, float, float], ...] = ()
 
 
@@ -122,8 +123,8 @@ class InactivityTracker:
         self._forget_after = forget_after_days * DAY
         # (tenant, account) -> [last_active, due time of the last signalled episode]
         self._accounts: dict[tuple[str, str], list[float | None]] = {}
-        # (tenant, account) -> silences of N days or more whose end the watermark
-        # has not passed yet: stragglers may still split or shorten them.
+        # (tenant, account) -> silences of N days or more whose due moment the
+        # watermark has not passed yet: stragglers may still shorten them.
         self._pending: dict[tuple[str, str], list[tuple[float, float]]] = {}
         self._seen_until = -math.inf
         self._checked_day = -(2**62)
@@ -207,6 +208,8 @@ class InactivityTracker:
     ) -> None:
         signalled = entry[1]
         if signalled is not None and (due <= signalled or _day(due) == _day(signalled)):
+            if due > signalled:
+                entry[1] = due  # same episode, moved within its day: remember where it is
             return  # this episode (or a later one, or one due that day) was signalled
         entry[1] = due
         observation = Observation(
