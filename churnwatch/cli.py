@@ -43,6 +43,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             args.processes,
             args.workers_per_process,
             until_drained=args.until_drained,
+            recovery_dir=settings.recovery_dir,
+            recovery_partitions=settings.recovery_partitions,
         )
     addresses = args.addresses.split(";") if args.addresses else None
     if addresses and args.process_id is None:
@@ -268,6 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     except ChurnwatchError as exc:
         print(f"churnwatch: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Ctrl-C / SIGINT is how a tailing service is stopped: no traceback.
+        # State and offsets are as of the last snapshot; a restart resumes there.
+        logging.getLogger("churnwatch").info("stopped by SIGINT")
+        return 0
 
 
 if __name__ == "__main__":

@@ -15,13 +15,25 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from pathlib import Path
 
 from churnwatch.localstack import free_port
+from dataflows.runner import recovery_config
 
 DRAINED = "drained: "
 
 
-def run_local_cluster(processes: int, workers_per_process: int, *, until_drained: bool) -> int:
+def run_local_cluster(
+    processes: int,
+    workers_per_process: int,
+    *,
+    until_drained: bool,
+    recovery_dir: Path | None,
+    recovery_partitions: int,
+) -> int:
+    # Create the recovery partitions here, once: children starting together
+    # would race to create the same SQLite tables ("table parts already exists").
+    recovery_config(recovery_dir, recovery_partitions)
     addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
     children = []
     for process_id in range(processes):

@@ -74,5 +74,14 @@ class DedupeState:
         self._seen = {k: t for k, t in self._seen.items() if t >= horizon}
         self._next_sweep = self._newest + self._window / 4
 
+    def raw(self) -> tuple[dict[str, float], float]:
+        """The live state, to be pickled at once (never kept: it changes)."""
+        return self._seen, self._newest
+
+    def restore_raw(self, seen: dict[str, float], newest: float) -> None:
+        self._seen = seen
+        self._newest = newest
+        self._next_sweep = newest + self._window / 4
+
     def snapshot(self) -> DedupeSnapshot:
         return DedupeSnapshot(tuple(self._seen.items()), self._newest)

@@ -270,6 +270,13 @@ class SignalEpisodes:
             return True
         return False
 
+    def raw(self) -> tuple[set[SignalType], dict[SignalType, int]]:
+        """The live state, to be pickled at once (never kept: it changes)."""
+        return self.fired, self.streaks
+
+    def restore_raw(self, fired: set[SignalType], streaks: dict[SignalType, int]) -> None:
+        self.fired, self.streaks = fired, streaks
+
     def snapshot(self) -> EpisodesSnapshot:
         return EpisodesSnapshot(frozenset(self.fired), tuple(self.streaks.items()))
 

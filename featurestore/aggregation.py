@@ -253,6 +253,13 @@ class AccountFeatures:
             out[position] = num / den if den > 0 else default
         return tuple(out)
 
+    def raw(self) -> tuple[dict[int, list[Any]], list[Any], float]:
+        """The live state, to be pickled at once (never kept: it changes)."""
+        return self._buckets, self._tracked, self._newest
+
+    def restore_raw(self, buckets: dict[int, list[Any]], tracked: list[Any], newest: float) -> None:
+        self._buckets, self._tracked, self._newest = buckets, tracked, newest
+
     def snapshot(self) -> FeaturesSnapshot:
         return FeaturesSnapshot(
             buckets=tuple(
