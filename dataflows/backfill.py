@@ -61,6 +61,19 @@ def read_jsonl(path: Path) -> Iterator[bytes]:
                 yield line
 
 
+def valid_events(
+    messages: Iterable[bytes], now: datetime, limits: EventLimits, counts: Counter[str]
+) -> Iterator[Event]:
+    """The valid events of a history, in order; counts messages and rejections by reason."""
+    for raw in messages:
+        counts["messages"] += 1
+        parsed = parse_event(raw, now, limits)
+        if isinstance(parsed, Rejection):
+            counts[f"rejected:{parsed.reason}"] += 1
+            continue
+        yield parsed
+
+
 def backfill(
     messages: Iterable[bytes],
     config: AccountConfig,
@@ -78,13 +91,7 @@ def backfill(
     is_activity = config.features.feature_set[rule.feature].matches
     signals: list[UsageSignal] = []
     counts: Counter[str] = Counter()
-    for raw in messages:
-        counts["messages"] += 1
-        parsed = parse_event(raw, now, limits)
-        if isinstance(parsed, Rejection):
-            counts[f"rejected:{parsed.reason}"] += 1
-            continue
-        event: Event = parsed
+    for event in valid_events(messages, now, limits, counts):
         key = (event.tenant_id, event.account_id)
         processor = processors.get(key)
         if processor is None:

@@ -38,9 +38,10 @@ import numpy as np
 import numpy.typing as npt
 
 from dataflows.account import AccountConfig, AccountProcessor
+from dataflows.backfill import valid_events
 from detectors.tier1 import Cancellation
 from featurestore.aggregation import DAY, AccountFeatures, CompiledFeatures, day_of
-from schemas.event import EventLimits, Rejection, parse_event, subject_key
+from schemas.event import EventLimits, subject_key
 from scoring.metadata import TrainingWindow
 
 # The last moment of a day, as AccountProcessor judges days (epoch seconds).
@@ -189,12 +190,7 @@ def observe_history(
     rows = _Rows()
     earliest, newest = math.inf, -math.inf
 
-    for raw in messages:
-        counts["messages"] += 1
-        event = parse_event(raw, clock, limits)
-        if isinstance(event, Rejection):
-            counts[f"rejected:{event.reason}"] += 1
-            continue
+    for event in valid_events(messages, clock, limits, counts):
         ts = event.event_time.timestamp()
         if ts >= cutoff:
             counts["after_until"] += 1
