@@ -106,7 +106,7 @@ class EventsSource(KafkaSource):
         client = AdminClient({"bootstrap.servers": self._bootstrap})
         return list(_list_parts(client, [self._topic]))
 
-    def build_part(
+    def build_part(  # type: ignore[override]  # a wrapper, not Bytewax's own partition
         self, step_id: str, for_part: str, resume_state: int | None
     ) -> StatefulSourcePartition[Any, Any]:
         inner = super().build_part(step_id, for_part, resume_state)
