@@ -108,7 +108,7 @@ def _print_signals(rows: list[tuple], simulation: Simulation) -> None:
     print(f"\ntier 2, usage signals (table usage_signals), first {min(TIER2_ROWS, len(rows))}"
           f" of {len(rows)}:")
     _table(
-        ("tenant", "account", "signal", "date", "usage 7d", "baseline/wk", "truth"),
+        ("tenant", "account", "signal", "date", "usage 7d", "baseline", "truth"),
         [
             (t, a, kind, day.isoformat(), f"{usage:g}", f"{base:.1f}", profiles.get((t, a), "?"))
             for t, a, kind, day, usage, base in rows[:TIER2_ROWS]
