@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration lint bench clean
+.PHONY: demo test unit integration lint bench model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration
+
+# The shipped default model, reproduced byte for byte from a seeded simulated history.
+# 14-day horizon: the simulator's accounts decline 10-16 days before cancelling.
+model: $(STAMP)
+	mkdir -p .churnwatch
+	$(BIN)/churnwatch simulate --accounts 600 --days 60 --seed 1 --out .churnwatch/train-history.jsonl
+	$(BIN)/churnwatch train --history .churnwatch/train-history.jsonl --out scoring/models/default \
+		--horizon-days 14 --seed 0
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
