@@ -23,6 +23,7 @@ from detectors.tier1 import DEFAULT_TIER1_RULES, Tier1Rule, parse_tier1_rules
 from detectors.usage import DropRule, InactivityRule, RenewalRule, UsageRules, parse_usage_rules
 
 PREFIX = "CHURNWATCH_"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "scoring" / "models" / "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +34,10 @@ class Topics:
     dead_letters: str = "churn.events.dlq"
     alerts: str = "churn.alerts"
     late: str = "churn.events.late"
+    scores: str = "churn.scores"
 
     def all(self) -> tuple[str, ...]:
-        return (self.events, self.dead_letters, self.alerts, self.late)
+        return (self.events, self.dead_letters, self.alerts, self.late, self.scores)
 
 
 def _redact_url(url: str | None) -> str | None:
@@ -77,6 +79,13 @@ class Settings:
     feature_flush_interval: timedelta = timedelta(seconds=5)
     tier1_rules: Mapping[str, Tier1Rule] = field(default_factory=lambda: DEFAULT_TIER1_RULES)
     usage_rules: UsageRules = field(default_factory=UsageRules)
+    # Scoring
+    model_dir: Path | None = DEFAULT_MODEL_DIR  # None: no scoring
+    shadow_model_dir: Path | None = None
+    score_debounce: timedelta = timedelta(minutes=30)
+    score_ttl: timedelta = timedelta(days=7)
+    risk_tiers: tuple[float, float] = (0.4, 0.7)
+    risk_blend: str = "max"
     # Engine
     input_batch_size: int = 5_000
     recovery_dir: Path | None = Path(".churnwatch/recovery")
@@ -122,6 +131,7 @@ class Settings:
                 dead_letters=reader.text("TOPIC_DEAD_LETTERS", default_topics.dead_letters),
                 alerts=reader.text("TOPIC_ALERTS", default_topics.alerts),
                 late=reader.text("TOPIC_LATE", default_topics.late),
+                scores=reader.text("TOPIC_SCORES", default_topics.scores),
             ),
             topic_partitions=reader.positive_int("TOPIC_PARTITIONS", defaults.topic_partitions),
             max_message_bytes=reader.positive_int("MAX_MESSAGE_BYTES", defaults.max_message_bytes),
@@ -138,6 +148,12 @@ class Settings:
             ),
             tier1_rules=reader.tier1_rules("TIER1_RULES", defaults.tier1_rules),
             usage_rules=reader.usage_rules("USAGE_RULES", defaults.usage_rules),
+            model_dir=reader.path_or_off("MODEL_DIR", defaults.model_dir),
+            shadow_model_dir=reader.optional_path("SHADOW_MODEL_DIR"),
+            score_debounce=reader.seconds("SCORE_DEBOUNCE_SECONDS", defaults.score_debounce),
+            score_ttl=reader.seconds("SCORE_TTL_SECONDS", defaults.score_ttl),
+            risk_tiers=reader.tiers("RISK_TIERS", defaults.risk_tiers),
+            risk_blend=reader.choice("RISK_BLEND", defaults.risk_blend, ("max", "ml", "rules")),
             input_batch_size=reader.positive_int("INPUT_BATCH_SIZE", defaults.input_batch_size),
             recovery_dir=Path(recovery) if recovery.lower() not in ("", "none", "off") else None,
             recovery_partitions=reader.positive_int(
@@ -160,6 +176,12 @@ class Settings:
             "TOPIC_DEAD_LETTERS": self.topics.dead_letters,
             "TOPIC_ALERTS": self.topics.alerts,
             "TOPIC_LATE": self.topics.late,
+            "TOPIC_SCORES": self.topics.scores,
+            "MODEL_DIR": str(self.model_dir) if self.model_dir else "off",
+            "SCORE_DEBOUNCE_SECONDS": str(self.score_debounce.total_seconds()),
+            "SCORE_TTL_SECONDS": str(self.score_ttl.total_seconds()),
+            "RISK_TIERS": f"{self.risk_tiers[0]},{self.risk_tiers[1]}",
+            "RISK_BLEND": self.risk_blend,
             "ALLOWED_LATENESS_SECONDS": str(self.allowed_lateness.total_seconds()),
             "FEATURE_TTL_SECONDS": str(self.feature_ttl.total_seconds()),
             "FEATURE_FLUSH_SECONDS": str(self.feature_flush_interval.total_seconds()),
@@ -185,6 +207,8 @@ class Settings:
         }
         if self.feature_definitions is not None:
             env["FEATURE_DEFINITIONS"] = str(self.feature_definitions)
+        if self.shadow_model_dir is not None:
+            env["SHADOW_MODEL_DIR"] = str(self.shadow_model_dir)
         for name, value in (
             ("KAFKA_BOOTSTRAP", self.kafka_bootstrap),
             ("REDIS_URL", self.redis_url),
@@ -216,6 +240,16 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}FEATURE_TTL_SECONDS": "TTL of a Redis feature hash, refreshed on write (3456000)",
     f"{PREFIX}FEATURE_FLUSH_SECONDS": "longest wait before changed features reach Redis (5)",
     f"{PREFIX}USAGE_RULES": 'JSON threshold overrides, e.g. {"inactivity": {"days": 10}}',
+    f"{PREFIX}TOPIC_SCORES": "risk scores (churn.scores)",
+    f"{PREFIX}MODEL_DIR": "model directory (model.onnx + metadata.json); 'off': no scoring"
+    " (the shipped scoring/models/default)",
+    f"{PREFIX}SHADOW_MODEL_DIR": "a second model scored on the same batches; recorded,"
+    " never alerting",
+    f"{PREFIX}SCORE_DEBOUNCE_SECONDS": "least event time between two scores of an account;"
+    " tier-1 events bypass it (1800)",
+    f"{PREFIX}SCORE_TTL_SECONDS": "how long a score stands (expires_at) (604800)",
+    f"{PREFIX}RISK_TIERS": "risk at which medium and high begin (0.4,0.7)",
+    f"{PREFIX}RISK_BLEND": "max (of rule and model risk), ml or rules (max)",
     f"{PREFIX}TIER1_RULES": 'JSON object event_type -> {"rule": ..., "severity": ...}',
     f"{PREFIX}INPUT_BATCH_SIZE": "messages read per Kafka partition per batch (5000)",
     f"{PREFIX}RECOVERY_DIR": "Bytewax recovery directory; 'off' disables (.churnwatch/recovery)",
@@ -285,6 +319,26 @@ class _EnvReader:
         if value <= 0:
             raise ConfigurationError(PREFIX + name, f"must be positive, got {value}")
         return timedelta(seconds=value)
+
+    def path_or_off(self, name: str, default: Path | None) -> Path | None:
+        raw = self._environ.get(PREFIX + name)
+        if raw is None:
+            return default
+        raw = raw.strip()
+        return None if raw.lower() in ("", "off", "none") else Path(raw)
+
+    def tiers(self, name: str, default: tuple[float, float]) -> tuple[float, float]:
+        raw = self._environ.get(PREFIX + name)
+        if raw is None:
+            return default
+        try:
+            medium, high = (float(part) for part in raw.split(","))
+        except ValueError:
+            msg = "expected 'MEDIUM,HIGH', e.g. 0.4,0.7"
+            raise ConfigurationError(PREFIX + name, msg) from None
+        if not 0 < medium < high <= 1:
+            raise ConfigurationError(PREFIX + name, "need 0 < medium < high <= 1")
+        return medium, high
 
     def optional_path(self, name: str) -> Path | None:
         value = self.optional(name)

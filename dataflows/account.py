@@ -46,11 +46,23 @@ from featurestore.aggregation import (
 )
 from featurestore.definitions import FeatureSet
 from featurestore.redis_store import FeatureUpdate
-from schemas.alert import Alert
+from schemas.alert import Alert, Severity
 from schemas.dead_letter import LateEvent
 from schemas.event import Event
+from scoring.risk import ScoreRequest, ScoringDebounce
 
-Output = Alert | Cancellation | UsageSignal | LateEvent | FeatureUpdate
+Output = Alert | Cancellation | UsageSignal | LateEvent | FeatureUpdate | ScoreRequest
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringConfig:
+    """When accounts are scored (see ``scoring.risk``)."""
+
+    debounce_seconds: float = 1800.0
+    rule_ttl_seconds: float = 7 * 86_400.0
+    rule_risk: Mapping[Severity, float] = field(
+        default_factory=lambda: {Severity.HIGH: 0.9, Severity.MEDIUM: 0.6, Severity.LOW: 0.3}
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +75,7 @@ class AccountConfig:
     features: CompiledFeatures
     allowed_lateness_seconds: float = 3600.0
     usage_rules: UsageRules = field(default_factory=UsageRules)
+    scoring: ScoringConfig | None = None  # None: no model, no score requests
 
     def __post_init__(self) -> None:
         names = set(self.features.feature_set.names)
@@ -77,7 +90,7 @@ class AccountConfig:
             )
 
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +120,8 @@ class BatchResult:
 class AccountProcessor:
     """The state and logic of one account."""
 
-    __slots__ = ("_account_id", "_config", "_dedupe", "_episodes", "_evaluated_day",
-                 "_features", "_names", "_tenant_id")
+    __slots__ = ("_account_id", "_config", "_debounce", "_dedupe", "_episodes",
+                 "_evaluated_day", "_features", "_names", "_tenant_id")
 
     def __init__(self, config: AccountConfig, snapshot: AccountSnapshot | None = None) -> None:
         self._config = config
@@ -116,17 +129,21 @@ class AccountProcessor:
         self._dedupe = DedupeState(config.dedupe_window_seconds, config.dedupe_max_ids)
         self._features = AccountFeatures(config.features)
         self._episodes = SignalEpisodes(persist=config.usage_rules.persist_days)
+        self._debounce = ScoringDebounce()
         self._evaluated_day: int | None = None
         self._tenant_id = ""
         self._account_id = ""
         if snapshot is not None:
-            version, dedupe, features, episodes, day, tenant, account = pickle.loads(snapshot.state)
+            (version, dedupe, features, episodes, day, tenant, account, debounce) = pickle.loads(
+                snapshot.state
+            )
             if version != SNAPSHOT_FORMAT:
                 msg = f"account snapshot format {version} is not {SNAPSHOT_FORMAT}"
                 raise ValueError(msg)
             self._dedupe.restore_raw(*dedupe)
             self._features.restore_raw(*features)
             self._episodes.restore_raw(*episodes)
+            self._debounce = ScoringDebounce(debounce)
             self._evaluated_day, self._tenant_id, self._account_id = day, tenant, account
 
     @property
@@ -167,15 +184,42 @@ class AccountProcessor:
             if ts < watermark:
                 late += 1
                 outputs.append(LateEvent(event, watermark))
+                if alert is not None:  # a decisive event scores the account even when late
+                    self._request_score(event, alert, features.newest, outputs)
                 continue
             # Judge the days this event's arrival closes before folding it in,
             # so a day is judged on its own events only.
             self._close_days(event, max(features.newest, ts), outputs)
             moved |= features.apply(event, ts)
             last_event = event
+            self._request_score(event, alert, ts, outputs)
         if last_event is not None:
             self._tenant_id, self._account_id = last_event.tenant_id, last_event.account_id
         return BatchResult(outputs, fresh, duplicates, late, moved)
+
+    def _request_score(
+        self, event: Event, alert: Alert | None, ts: float, outputs: list[Output]
+    ) -> None:
+        """Ask for a score when due (debounced in event time); tier-1 events bypass."""
+        scoring = self._config.scoring
+        if scoring is None:
+            return
+        debounce = self._debounce
+        if alert is not None:
+            debounce.note_rule(scoring.rule_risk[alert.severity], ts, scoring.rule_ttl_seconds)
+        if debounce.due(ts, scoring.debounce_seconds, bypass=alert is not None):
+            as_of = max(self._features.newest, ts)
+            outputs.append(
+                ScoreRequest(
+                    event.tenant_id,
+                    event.account_id,
+                    self._features.values(as_of),
+                    as_of,
+                    debounce.rule_risk_at(ts),
+                    event.event_id,
+                    event.ingested_at,
+                )
+            )
 
     def feature_update(self) -> FeatureUpdate | None:
         """The account's features as of its newest event, for the online store."""
@@ -225,12 +269,18 @@ class AccountProcessor:
             self._evaluated_day,
             self._tenant_id,
             self._account_id,
+            self._debounce.raw(),
         )
         return AccountSnapshot(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def account_config(settings: Settings, feature_set: FeatureSet) -> AccountConfig:
-    """Per-account processing settings; the stream and the backfill share them."""
+def account_config(
+    settings: Settings, feature_set: FeatureSet, *, scoring: bool = False
+) -> AccountConfig:
+    """Per-account processing settings; the stream and the backfill share them.
+
+    ``scoring``: also ask for risk scores (the dataflow, when a model is loaded).
+    """
     return AccountConfig(
         dedupe_window_seconds=settings.dedupe_window.total_seconds(),
         dedupe_max_ids=settings.dedupe_max_ids_per_account,
@@ -243,4 +293,10 @@ def account_config(settings: Settings, feature_set: FeatureSet) -> AccountConfig
         ),
         allowed_lateness_seconds=settings.allowed_lateness.total_seconds(),
         usage_rules=settings.usage_rules,
+        scoring=ScoringConfig(
+            debounce_seconds=settings.score_debounce.total_seconds(),
+            rule_ttl_seconds=settings.score_ttl.total_seconds(),
+        )
+        if scoring
+        else None,
     )

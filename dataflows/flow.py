@@ -41,7 +41,16 @@ from detectors.usage import InactivityRule, UsageSignal
 from featurestore.redis_store import FeatureUpdate
 from schemas.alert import Alert
 from schemas.dead_letter import LateEvent
-from schemas.event import Event, EventLimits
+from schemas.event import Event, EventLimits, subject_key
+from scoring.model import RiskModel
+from scoring.risk import (
+    RiskPolicy,
+    RiskScore,
+    RiskTier,
+    RiskTierTracker,
+    ScoreRequest,
+    score_batch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +162,8 @@ class FlowSinks:
     late_events: Sink[Any]
     features: Sink[Any]
     usage_signals: Sink[Any]
+    risk_scores: Sink[Any] | None = None  # Postgres risk_scores (when a model is loaded)
+    scores_kafka: Sink[Any] | None = None  # churn.scores
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +178,26 @@ class FlowConfig:
     inactivity: InactivityRule
     # How long an account's changed features may wait before their Redis write.
     feature_flush_interval: timedelta = timedelta(seconds=5)
+    scoring: ScoringStage | None = None
 
     @property
     def feature_version(self) -> str:
         return self.account.features.feature_set.version
+
+
+@dataclass(frozen=True)
+class ScoringStage:
+    """The loaded models and the risk policy (one call per model per batch)."""
+
+    model: RiskModel
+    policy: RiskPolicy
+    shadow: RiskModel | None = None
+
+    def score(self, requests: list[ScoreRequest]) -> list[RiskScore]:
+        scores = score_batch(requests, self.model, self.policy)
+        if self.shadow is not None:
+            scores += score_batch(requests, self.shadow, self.policy, shadow=True)
+        return scores
 
 
 class AccountLogic(StatefulBatchLogic[Event, Output, AccountSnapshot]):
@@ -239,6 +266,26 @@ class AccountLogic(StatefulBatchLogic[Event, Output, AccountSnapshot]):
         return self._processor.snapshot()
 
 
+class RiskTierLogic(StatefulBatchLogic[RiskScore, RiskScore | Alert, tuple[str, float]]):
+    """Bytewax adapter around one account's :class:`RiskTierTracker`."""
+
+    def __init__(self, tracker: RiskTierTracker) -> None:
+        self._tracker = tracker
+
+    def on_batch(self, values: list[RiskScore]) -> tuple[list[RiskScore | Alert], bool]:
+        out: list[RiskScore | Alert] = []
+        for score in values:
+            out.append(score)
+            alert = self._tracker.update(score)
+            if alert is not None:
+                out.append(alert)
+        # A low tier is the default state: nothing worth keeping.
+        return out, self._tracker.tier is RiskTier.LOW
+
+    def snapshot(self) -> tuple[str, float]:
+        return self._tracker.raw()
+
+
 class InactivityLogic(StatefulBatchLogic[ActivityBatch, UsageSignal, TrackerSnapshot]):
     """Bytewax adapter around one partition's :class:`InactivityTracker`."""
 
@@ -304,6 +351,32 @@ def build_dataflow(
     op.output("features-redis-out", features, sinks.features)
     late, rest = _split("split-late", rest, LateEvent)
     op.output("late-events-out", late, sinks.late_events)
+    if config.scoring is not None:
+        scoring = config.scoring
+        requests, rest = _split("split-score-requests", rest, ScoreRequest)
+        scored = op.flat_map_batch("score-accounts", requests, scoring.score)
+        by_account = op.key_on("key-scores-by-account", scored, _score_subject)
+        tracked = op.map(
+            "drop-score-key",
+            op.stateful_batch(
+                "track-risk-tier",
+                by_account,
+                lambda state: RiskTierLogic(RiskTierTracker(state)),
+            ),
+            _value,
+        )
+        risk_scores, tier_alerts = _split("split-tier-alerts", tracked, RiskScore)
+        op.inspect(
+            "count-scores",
+            risk_scores,
+            lambda _s, score: metrics.scores.labels(
+                tier=str(score.tier), shadow=str(score.shadow).lower()
+            ).inc(),
+        )
+        if sinks.risk_scores is not None:
+            op.output("risk-scores-postgres-out", risk_scores, sinks.risk_scores)
+        if sinks.scores_kafka is not None:
+            op.output("scores-kafka-out", risk_scores, sinks.scores_kafka)
     cancellations, rest = _split("split-cancellations", rest, Cancellation)
     op.inspect("count-cancellations", cancellations, lambda _s, _c: metrics.cancellations.inc())
     op.output("cancellations-postgres-out", cancellations, sinks.cancellations)
@@ -320,6 +393,8 @@ def build_dataflow(
 
     signals = op.merge("all-signals", account_signals, idle_signals)
     alerts = op.merge("all-alerts", account_alerts, idle_alerts)
+    if config.scoring is not None:
+        alerts = op.merge("all-alerts-and-tiers", alerts, tier_alerts)
     op.inspect("count-alerts", alerts, lambda _step, alert: _count_alert(metrics, alert))
     op.inspect(
         "count-signals",
@@ -344,6 +419,10 @@ def _count_alert(metrics: PipelineMetrics, alert: Alert) -> None:
 
 def _to_alert(signal: UsageSignal) -> Alert:
     return signal.to_alert()
+
+
+def _score_subject(score: RiskScore) -> str:
+    return subject_key(score.tenant_id, score.account_id)
 
 
 def _partition_key(batch: ActivityBatch) -> str:

@@ -78,6 +78,7 @@ class PipelineMetrics:
     alerts: Counter
     cancellations: Counter
     usage_signals: Counter
+    scores: Counter
     sink_writes: Counter
     sink_errors: Counter
     sink_seconds: Histogram
@@ -86,6 +87,7 @@ class PipelineMetrics:
     alert_latency: Histogram
     last_batch: Gauge
     feature_version: Info
+    model_version: Info
     tenant_label: TenantLabels
 
     @classmethod
@@ -127,6 +129,10 @@ class PipelineMetrics:
             ),
             usage_signals=counter(
                 "churnwatch_usage_signals", "Usage signals emitted, by type", ("signal_type",)
+            ),
+            scores=counter(
+                "churnwatch_risk_scores", "Risk scores computed, by tier and shadow",
+                ("tier", "shadow"),
             ),
             sink_writes=counter(
                 "churnwatch_sink_records_written",
@@ -170,6 +176,9 @@ class PipelineMetrics:
             ),
             feature_version=Info(
                 "churnwatch_feature", "The live feature definitions", registry=registry
+            ),
+            model_version=Info(
+                "churnwatch_model", "The loaded churn model (and shadow)", registry=registry
             ),
             tenant_label=TenantLabels(),
         )

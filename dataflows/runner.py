@@ -28,6 +28,7 @@ from dataflows.account import account_config
 from dataflows.flow import (
     FlowConfig,
     FlowSinks,
+    ScoringStage,
     WriterSink,
     alert_latency_observer,
     build_dataflow,
@@ -37,10 +38,19 @@ from dataflows.metrics import PipelineMetrics
 from featurestore.definitions import FeatureSet, load_definitions
 from featurestore.redis_store import RedisFeatureStore
 from schemas.event import EventLimits
-from sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink, KafkaLateEventSink, KafkaWriter
+from scoring.model import load_model
+from scoring.risk import Blend, RiskPolicy
+from sinks.kafka import (
+    KafkaAlertSink,
+    KafkaDeadLetterSink,
+    KafkaLateEventSink,
+    KafkaScoreSink,
+    KafkaWriter,
+)
 from sinks.postgres import (
     PostgresAlertSink,
     PostgresCancellationSink,
+    PostgresRiskScoreSink,
     PostgresUsageSignalSink,
 )
 
@@ -115,14 +125,37 @@ class EventsSource(KafkaSource):
         return _HeartbeatPartition(inner, self._heartbeat.set_to_current_time)
 
 
+def scoring_stage(settings: Settings, feature_set: FeatureSet) -> ScoringStage | None:
+    """Load the model (and shadow) for these definitions; refuses a mismatch at start."""
+    if settings.model_dir is None:
+        return None
+    model = load_model(settings.model_dir, feature_set.version, feature_set.names)
+    shadow = (
+        load_model(settings.shadow_model_dir, feature_set.version, feature_set.names)
+        if settings.shadow_model_dir
+        else None
+    )
+    medium, high = settings.risk_tiers
+    policy = RiskPolicy(
+        medium_at=medium,
+        high_at=high,
+        blend=Blend(settings.risk_blend),
+        ttl=settings.score_ttl,
+        debounce=settings.score_debounce,
+    )
+    return ScoringStage(model, policy, shadow)
+
+
 def flow_config(settings: Settings, feature_set: FeatureSet | None = None) -> FlowConfig:
     feature_set = feature_set or load_definitions(settings.feature_definitions)
+    scoring = scoring_stage(settings, feature_set)
     return FlowConfig(
         limits=EventLimits(settings.max_message_bytes, settings.max_future_skew),
-        account=account_config(settings, feature_set),
+        account=account_config(settings, feature_set, scoring=scoring is not None),
         idle_state_ttl=max(settings.feature_ttl, settings.dedupe_window * 2),
         inactivity=settings.usage_rules.inactivity,
         feature_flush_interval=settings.feature_flush_interval,
+        scoring=scoring,
     )
 
 
@@ -184,6 +217,12 @@ def production_sinks(
             lambda: PostgresUsageSignalSink(database_url, schema),
             metrics,
         ),
+        risk_scores=WriterSink(
+            "postgres-risk-scores", lambda: PostgresRiskScoreSink(database_url, schema), metrics
+        ),
+        scores_kafka=WriterSink(
+            "kafka-scores", lambda: KafkaScoreSink(KafkaWriter(bootstrap), topics.scores), metrics
+        ),
     )
 
 
@@ -200,6 +239,15 @@ def production_flow(
     metrics.feature_version.info(
         {"feature_version": feature_set.version, "definitions": feature_set.source}
     )
+    config = flow_config(settings, feature_set)
+    if config.scoring is not None:
+        shadow = config.scoring.shadow
+        metrics.model_version.info(
+            {
+                "model_version": config.scoring.model.model_version,
+                "shadow_model_version": shadow.model_version if shadow else "",
+            }
+        )
     source = EventsSource(
         bootstrap,
         settings.topics.events,
@@ -210,7 +258,7 @@ def production_flow(
     return build_dataflow(
         source,
         production_sinks(settings, metrics, feature_set),
-        flow_config(settings, feature_set),
+        config,
         metrics,
         clock=clock,
     )

@@ -14,10 +14,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
 from schemas.alert import Alert
 from schemas.dead_letter import DeadLetter, LateEvent
+from scoring.risk import RiskScore
 from sinks.errors import KafkaDeliveryError
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,27 @@ class KafkaLateEventSink:
     def write_batch(self, late: Sequence[LateEvent]) -> None:
         for item in late:
             self._writer.produce(self._topic, item.event.account_id.encode(), item.to_json())
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class KafkaScoreSink:
+    """Risk scores to ``churn.scores``: key ``tenant:account``, ``score_id`` header."""
+
+    def __init__(self, writer: KafkaWriter, topic: str) -> None:
+        self._writer = writer
+        self._topic = topic
+
+    def write_batch(self, scores: Sequence[RiskScore]) -> None:
+        for score in scores:
+            self._writer.produce(
+                self._topic,
+                f"{score.tenant_id}:{score.account_id}".encode(),
+                orjson.dumps(score.to_document()),
+                [("score_id", score.score_id.encode()), ("schema_version", b"1")],
+            )
         self._writer.flush()
 
     def close(self) -> None:

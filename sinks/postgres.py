@@ -22,6 +22,7 @@ from psycopg import sql
 from detectors.tier1 import Cancellation
 from detectors.usage import UsageSignal
 from schemas.alert import Alert
+from scoring.risk import RiskScore
 from sinks.errors import SinkError
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,15 @@ INSERT INTO usage_signals (signal_id, tenant_id, account_id, signal_type, usage_
                            baseline_count, signal_date, feature_version, severity)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (signal_id) DO NOTHING
+"""
+
+
+_INSERT_RISK_SCORE = """
+INSERT INTO risk_scores (score_id, tenant_id, account_id, score, ml_score, rule_score, tier,
+                         model_version, feature_version, shadow, reasons, trigger_event_id,
+                         score_time, expires_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (score_id) DO NOTHING
 """
 
 
@@ -180,3 +190,29 @@ class PostgresUsageSignalSink(_RowSink):
         super().__init__(
             PostgresBatchWriter(url, schema, _INSERT_USAGE_SIGNAL), _usage_signal_row
         )
+
+
+def _risk_score_row(score: RiskScore) -> tuple[Any, ...]:
+    return (
+        score.score_id,
+        score.tenant_id,
+        score.account_id,
+        score.risk,
+        score.ml_risk,
+        score.rule_risk,
+        str(score.tier),
+        score.model_version,
+        score.feature_version,
+        score.shadow,
+        orjson.dumps(list(score.reasons)).decode(),
+        score.trigger_event_id,
+        score.score_time,
+        score.expires_at,
+    )
+
+
+class PostgresRiskScoreSink(_RowSink):
+    """Risk scores into ``risk_scores``."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        super().__init__(PostgresBatchWriter(url, schema, _INSERT_RISK_SCORE), _risk_score_row)

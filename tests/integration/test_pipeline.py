@@ -79,7 +79,9 @@ def postgres_rows(settings: Settings, query: str) -> list[tuple]:
 
 
 def test_stream_to_alerts_dlq_and_tables(make_settings: Callable[..., Settings]) -> None:
-    settings = make_settings("pipe")
+    # Scoring off: this test is about ingest, tier-1 alerts and idempotence
+    # (tests/integration/test_scoring.py covers scores and tier-3 alerts).
+    settings = make_settings("pipe", model_dir=None)
     create_events_topic(settings)
     assert settings.kafka_bootstrap
     produce_all(settings.kafka_bootstrap, settings.topics.events, [(k, v) for k, v, _ in STREAM])

@@ -1,0 +1,241 @@
+"""Risk scores: debounce, one model call per batch, blending, tiers, tier-rise alerts.
+
+Pure Python over numpy (no Bytewax). The dataflow asks :class:`ScoringDebounce`
+per event whether an account is due for a score; due accounts become
+:class:`ScoreRequest` values that :func:`score_batch` turns into
+:class:`RiskScore` values with one onnxruntime call per model per batch;
+:class:`RiskTierTracker` raises a tier-3 alert when an account's tier rises.
+
+Event time drives the debounce and the score time, and a request carries the
+features as of the event that made it due, so a replay gives the same scores
+with the same ids however the input was batched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+import numpy as np
+
+from schemas.alert import Alert, AlertTier, Severity, alert_id, deterministic_id
+from scoring.model import RiskModel
+
+
+class RiskTier(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+_TIER_RANK = {RiskTier.LOW: 0, RiskTier.MEDIUM: 1, RiskTier.HIGH: 2}
+
+
+class Blend(StrEnum):
+    MAX = "max"  # risk = max(rule_risk, ml_risk)
+    ML = "ml"  # the model alone
+    RULES = "rules"  # the rules alone
+
+
+@dataclass(frozen=True, slots=True)
+class RiskPolicy:
+    """How risks are blended, tiered and aged (from settings)."""
+
+    medium_at: float = 0.4
+    high_at: float = 0.7
+    blend: Blend = Blend.MAX
+    ttl: timedelta = timedelta(days=7)
+    debounce: timedelta = timedelta(minutes=30)
+    # Risk a decisive (tier-1) event stands for, by its alert's severity.
+    rule_risk: dict[Severity, float] = field(
+        default_factory=lambda: {Severity.HIGH: 0.9, Severity.MEDIUM: 0.6, Severity.LOW: 0.3}
+    )
+
+    def tier(self, risk: float) -> RiskTier:
+        if risk >= self.high_at:
+            return RiskTier.HIGH
+        if risk >= self.medium_at:
+            return RiskTier.MEDIUM
+        return RiskTier.LOW
+
+    def blended(self, rule_risk: float, ml_risk: float) -> float:
+        if self.blend is Blend.ML:
+            return ml_risk
+        if self.blend is Blend.RULES:
+            return rule_risk
+        return max(rule_risk, ml_risk)
+
+
+class ScoringDebounce:
+    """When an account is due for a score, in event time (state: two floats)."""
+
+    __slots__ = ("last_scored", "rule_risk", "rule_risk_until")
+
+    def __init__(self, state: tuple[float | None, float, float] | None = None) -> None:
+        self.last_scored, self.rule_risk, self.rule_risk_until = state or (None, 0.0, 0.0)
+
+    def due(self, ts: float, debounce_s: float, *, bypass: bool) -> bool:
+        """True if an event at ``ts`` should trigger a score (and records it)."""
+        if bypass or self.last_scored is None or ts - self.last_scored >= debounce_s:
+            self.last_scored = ts
+            return True
+        return False
+
+    def note_rule(self, risk: float, ts: float, ttl_s: float) -> None:
+        """A decisive event: its risk stands for ``ttl_s`` of event time."""
+        if ts + ttl_s > self.rule_risk_until or risk > self.rule_risk:
+            self.rule_risk = max(risk, self.rule_risk if ts < self.rule_risk_until else 0.0)
+            self.rule_risk_until = ts + ttl_s
+
+    def rule_risk_at(self, ts: float) -> float:
+        return self.rule_risk if ts < self.rule_risk_until else 0.0
+
+    def raw(self) -> tuple[float | None, float, float]:
+        return self.last_scored, self.rule_risk, self.rule_risk_until
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRequest:
+    """An account due for a score, with its features as of ``as_of`` (epoch s)."""
+
+    tenant_id: str
+    account_id: str
+    values: tuple[float, ...]
+    as_of: float
+    rule_risk: float
+    trigger_event_id: str
+    ingested_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RiskScore:
+    """One score of one account by one model (a row of ``risk_scores``)."""
+
+    score_id: str
+    tenant_id: str
+    account_id: str
+    model_version: str
+    feature_version: str
+    ml_risk: float
+    rule_risk: float
+    risk: float
+    tier: RiskTier
+    reasons: tuple[str, ...]
+    score_time: datetime
+    expires_at: datetime
+    trigger_event_id: str
+    shadow: bool = False
+    ingested_at: float = field(default=0.0, compare=False)
+
+    def to_document(self) -> dict[str, object]:
+        """The ``churn.scores`` message."""
+        return {
+            "schema_version": 1,
+            "score_id": self.score_id,
+            "tenant_id": self.tenant_id,
+            "account_id": self.account_id,
+            "model_version": self.model_version,
+            "feature_version": self.feature_version,
+            "risk": round(self.risk, 6),
+            "ml_risk": round(self.ml_risk, 6),
+            "rule_risk": round(self.rule_risk, 6),
+            "tier": str(self.tier),
+            "reasons": list(self.reasons),
+            "score_time": _iso(self.score_time),
+            "expires_at": _iso(self.expires_at),
+            "trigger_event_id": self.trigger_event_id,
+            "shadow": self.shadow,
+        }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def score_batch(
+    requests: Sequence[ScoreRequest],
+    model: RiskModel,
+    policy: RiskPolicy,
+    *,
+    shadow: bool = False,
+) -> list[RiskScore]:
+    """Score every request with ONE model call."""
+    if not requests:
+        return []
+    matrix = np.asarray([r.values for r in requests], dtype=np.float32)
+    ml_risks, contributions = model.score(matrix)
+    version = model.model_version
+    feature_version = model.metadata.feature_version
+    out = []
+    for request, ml_risk, row in zip(requests, ml_risks, contributions, strict=True):
+        ml = float(ml_risk)
+        risk = policy.blended(request.rule_risk, ml) if not shadow else ml
+        when = datetime.fromtimestamp(request.as_of, UTC)
+        reasons = model.top_reasons(row, 3)
+        if request.rule_risk >= ml and policy.blend is not Blend.ML and not shadow:
+            reasons = ("a decisive event (payment failed, cancel intent, downgrade)", *reasons)[:3]
+        out.append(
+            RiskScore(
+                score_id=deterministic_id(
+                    "score", "v1", request.tenant_id, request.account_id, version,
+                    repr(request.as_of),
+                ),
+                tenant_id=request.tenant_id,
+                account_id=request.account_id,
+                model_version=version,
+                feature_version=feature_version,
+                ml_risk=ml,
+                rule_risk=request.rule_risk,
+                risk=risk,
+                tier=policy.tier(risk),
+                reasons=reasons,
+                score_time=when,
+                expires_at=when + policy.ttl,
+                trigger_event_id=request.trigger_event_id,
+                shadow=shadow,
+                ingested_at=request.ingested_at,
+            )
+        )
+    return out
+
+
+class RiskTierTracker:
+    """An account's current tier; a rise (low→medium, →high) raises a tier-3 alert.
+
+    A tier lapses when its score expires (``expires_at``, event time), so an
+    account that was high a month ago and is high again alerts again.
+    """
+
+    __slots__ = ("tier", "until")
+
+    def __init__(self, state: tuple[str, float] | None = None) -> None:
+        tier, until = state or (RiskTier.LOW, 0.0)
+        self.tier, self.until = RiskTier(tier), until
+
+    def update(self, score: RiskScore) -> Alert | None:
+        if score.shadow:
+            return None  # shadow models are recorded, never alert
+        now = score.score_time.timestamp()
+        previous = self.tier if now < self.until else RiskTier.LOW
+        self.tier, self.until = score.tier, score.expires_at.timestamp()
+        if _TIER_RANK[score.tier] <= _TIER_RANK[previous]:
+            return None
+        rule = f"risk_{score.tier}"
+        return Alert(
+            alert_id=alert_id(score.tenant_id, score.account_id, rule, score.score_id),
+            tenant_id=score.tenant_id,
+            account_id=score.account_id,
+            tier=AlertTier.RISK_SCORE,
+            rule=rule,
+            severity=Severity.HIGH if score.tier is RiskTier.HIGH else Severity.MEDIUM,
+            trigger_event_id=score.trigger_event_id,
+            trigger_event_type="risk_score",
+            event_time=score.score_time,
+            reasons=score.reasons or (f"churn risk {score.risk:.2f}",),
+            ingested_at=score.ingested_at,
+        )
+
+    def raw(self) -> tuple[str, float]:
+        return str(self.tier), self.until
