@@ -61,9 +61,27 @@ def run_demo(settings: Settings, *, accounts: int, days: int, seed: int) -> int:
                                   " usage_count, baseline_count FROM usage_signals"
                                   " ORDER BY signal_date, tenant_id, account_id, signal_type")
         cancellations = _query(running, "SELECT count(*) FROM cancellation_reasons")[0][0]
+        scores = _query(
+            running,
+            "SELECT DISTINCT ON (tenant_id, account_id) tenant_id, account_id, score, tier,"
+            " reasons, score_time FROM risk_scores WHERE NOT shadow"
+            " ORDER BY tenant_id, account_id, score_time DESC",
+        )
+        first_high = {
+            source: _query(
+                running,
+                "SELECT tenant_id, account_id, min(score_time) FROM risk_scores"
+                f" WHERE NOT shadow AND {condition} GROUP BY tenant_id, account_id",
+            )
+            for source, condition in (
+                ("the model alone", "ml_score >= 0.7"),
+                ("model or decisive events", "tier = 'high'"),
+            )
+        }
         show_features = _feature_sample(running, simulation)
     _print_alerts(alerts)
     _print_signals(signals, simulation)
+    _print_scores(scores, first_high, simulation)
     show_features()
     _print_counts(metrics, len(alerts), cancellations, produced, flow_seconds)
     print(f"\ndemo finished in {time.monotonic() - started:.1f}s; local stack stopped")
@@ -133,6 +151,39 @@ def _print_signals(rows: list[tuple], simulation: Simulation) -> None:
         print(f"  disengaging accounts that cancelled: first usage signal a median "
               f"{statistics.median(leads):g} day(s) before the cancellation "
               f"(range {min(leads)}..{max(leads)})")
+
+
+def _print_scores(
+    latest: list[tuple], first_high: dict[str, list[tuple]], simulation: Simulation
+) -> None:
+    profiles = {(a.tenant_id, a.account_id): str(a.profile) for a in simulation.accounts}
+    ranked = sorted(latest, key=lambda r: -r[2])
+    tiers = Counter(r[3] for r in latest)
+    print(f"\nrisk scores (table risk_scores, topic churn.scores): latest per account, "
+          f"{dict(sorted(tiers.items()))}; highest 8:")
+    _table(
+        ("tenant", "account", "risk", "tier", "as of (UTC)", "truth", "top reasons"),
+        [
+            (t, a, f"{risk:.2f}", tier, _time(when), profiles.get((t, a), "?"),
+             "; ".join(reasons))
+            for t, a, risk, tier, reasons, when in ranked[:8]
+        ],
+    )
+    # Lead time: first high risk before the cancellation, for the accounts that
+    # quietly disengaged and then cancelled.
+    churners = [a for a in simulation.accounts
+                if str(a.profile) == "disengaging" and a.churned_at]
+    for source, found in first_high.items():
+        high_at = {(t, a): when for t, a, when in found}
+        leads = [
+            (a.churned_at - high_at[(a.tenant_id, a.account_id)]).total_seconds() / 86_400
+            for a in churners
+            if (a.tenant_id, a.account_id) in high_at
+            and a.churned_at and high_at[(a.tenant_id, a.account_id)] < a.churned_at
+        ]
+        median = f"{statistics.median(leads):.1f}" if leads else "n/a"
+        print(f"disengaging accounts that cancelled: {len(leads)} of {len(churners)} reached "
+              f"high risk ({source}) before cancelling, a median {median} day(s) ahead")
 
 
 def _feature_sample(settings: Settings, simulation: Simulation) -> Callable[[], None]:

@@ -1,0 +1,90 @@
+"""Scores on the local stack: risk_scores and churn.scores, tier-3 alerts, shadow, replays."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import psycopg
+import pytest
+import yaml
+
+from churnwatch.settings import Settings
+from churnwatch.simulator import produce, simulate, write_jsonl
+from featurestore.definitions import DEFAULT_DEFINITIONS
+from scoring.training_cli import train_from_history
+from tests.integration.conftest import create_events_topic
+from tests.integration.kafka_io import read_all
+from tests.integration.processes import run_churnwatch, start_churnwatch
+
+
+@pytest.fixture(scope="module")
+def shadow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second model (another history, another seed) to run in the shadow."""
+    directory = tmp_path_factory.mktemp("shadow")
+    history = directory / "history.jsonl"
+    write_jsonl(simulate(accounts=150, days=40, seed=21), history)
+    train_from_history(history, directory / "model", definitions=None, horizon_days=14, seed=3)
+    return directory / "model"
+
+
+def rows(settings: Settings, query: str) -> list[tuple]:
+    assert settings.database_url
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute(f"SET search_path TO {settings.database_schema}")
+        return list(conn.execute(query))
+
+
+def test_scores_tiers_shadow_and_replay(
+    make_settings: Callable[..., Settings], shadow_model: Path
+) -> None:
+    settings = make_settings("score", shadow_model_dir=shadow_model)
+    create_events_topic(settings)
+    assert settings.kafka_bootstrap
+    produce(simulate(accounts=200, days=30, seed=7), settings.kafka_bootstrap,
+            settings.topics.events)
+    run_churnwatch(settings, "run", "--until-drained")
+
+    scores = rows(settings, "SELECT score_id::text, model_version, shadow, tier, score,"
+                            " reasons, expires_at - score_time FROM risk_scores")
+    primary = [r for r in scores if not r[2]]
+    shadow = [r for r in scores if r[2]]
+    assert len(primary) > 1000 and len(shadow) == len(primary)
+    assert len({r[1] for r in primary}) == 1 and {r[1] for r in shadow} != {primary[0][1]}
+    assert all(0.0 <= r[4] <= 1.0 and len(r[5]) <= 3 for r in scores)
+    assert {r[6].days for r in scores} == {settings.score_ttl.days}
+    assert {r[3] for r in primary} >= {"low", "high"}
+
+    messages = read_all(settings.kafka_bootstrap, settings.topics.scores)
+    assert {orjson.loads(v)["score_id"] for _, v, _ in messages} == {r[0] for r in scores}
+
+    # Tier rises alert (tier 3), and only the primary model's.
+    tier3 = rows(settings, "SELECT rule, trigger_event_type FROM alerts WHERE tier = 3")
+    assert tier3 and {r[0] for r in tier3} <= {"risk_medium", "risk_high"}
+    assert {r[1] for r in tier3} == {"risk_score"}
+    alerts_before = {r[0] for r in rows(settings, "SELECT alert_id::text FROM alerts")}
+
+    # A replay of the same input (fresh recovery state) adds no score and no alert.
+    replay = settings.replace(recovery_dir=settings.recovery_dir.with_name("replay-scores"))
+    run_churnwatch(replay, "run", "--until-drained")
+    assert len(rows(settings, "SELECT 1 FROM risk_scores")) == len(scores)
+    assert {r[0] for r in rows(settings, "SELECT alert_id::text FROM alerts")} == alerts_before
+
+
+def test_a_model_of_other_features_is_refused_at_start(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    import featurestore
+
+    default = Path(featurestore.__file__).parent / "definitions" / DEFAULT_DEFINITIONS
+    document = yaml.safe_load(default.read_text())
+    document["features"]["logins_7d"]["window"] = "8d"  # another feature_version
+    changed = tmp_path / "definitions.yaml"
+    changed.write_text(yaml.safe_dump(document))
+    settings = make_settings("refuse", feature_definitions=changed)
+    create_events_topic(settings)
+    proc = start_churnwatch(settings, "run", "--until-drained")
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "feature_version" in output or "feature version" in output
