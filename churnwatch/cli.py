@@ -165,6 +165,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from dataflows.replay import replay
+
+    settings = _settings()
+    if args.definitions:
+        settings = settings.replace(feature_definitions=Path(args.definitions))
+    if args.model:
+        settings = settings.replace(model_dir=None if args.model == "off" else Path(args.model))
+    counts = replay(Path(args.events), Path(args.out), settings)
+    print(f"replayed {args.events} into {args.out}: "
+          + ", ".join(f"{name}.jsonl {count}" for name, count in counts.items()))
+    return 0
+
+
 def cmd_stack(args: argparse.Namespace) -> int:
     from churnwatch.localstack import LocalStack
 
@@ -247,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="label: cancels within this many days of the observation")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=cmd_train)
+
+    rep = sub.add_parser("replay", help="run the dataflow over a JSONL history (backtest)")
+    rep.add_argument("--events", required=True, help="JSONL of events v1")
+    rep.add_argument("--out", required=True, help="directory for the JSONL outputs")
+    rep.add_argument("--definitions", help="feature definitions file (default: settings)")
+    rep.add_argument("--model", help="model directory, or 'off' (default: settings)")
+    rep.set_defaults(func=cmd_replay)
 
     stack = sub.add_parser("stack", help="start the embedded local stack until Ctrl-C")
     stack.set_defaults(func=cmd_stack)
