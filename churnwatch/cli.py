@@ -173,6 +173,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
         settings = settings.replace(feature_definitions=Path(args.definitions))
     if args.model:
         settings = settings.replace(model_dir=None if args.model == "off" else Path(args.model))
+    if args.to_sinks:
+        from dataflows.replay import replay_to_sinks
+
+        if not (settings.kafka_bootstrap and settings.redis_url and settings.database_url):
+            print("churnwatch replay --to-sinks: set CHURNWATCH_KAFKA_BOOTSTRAP, "
+                  "CHURNWATCH_REDIS_URL and CHURNWATCH_DATABASE_URL", file=sys.stderr)
+            return 2
+        summary = replay_to_sinks(Path(args.events), settings)
+        print("replayed into the configured sinks: "
+              + " ".join(f"{k}={v}" for k, v in summary.items()))
+        return 0
+    if not args.out:
+        print("churnwatch replay: give --out DIR (or --to-sinks)", file=sys.stderr)
+        return 2
     counts = replay(Path(args.events), Path(args.out), settings)
     print(f"replayed {args.events} into {args.out}: "
           + ", ".join(f"{name}.jsonl {count}" for name, count in counts.items()))
@@ -264,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("replay", help="run the dataflow over a JSONL history (backtest)")
     rep.add_argument("--events", required=True, help="JSONL of events v1")
-    rep.add_argument("--out", required=True, help="directory for the JSONL outputs")
+    rep.add_argument("--out", help="directory for the JSONL outputs")
+    rep.add_argument("--to-sinks", action="store_true",
+                     help="write to the configured Kafka, Redis and PostgreSQL instead")
     rep.add_argument("--definitions", help="feature definitions file (default: settings)")
     rep.add_argument("--model", help="model directory, or 'off' (default: settings)")
     rep.set_defaults(func=cmd_replay)

@@ -10,6 +10,8 @@ Outputs go to JSONL files in the output directory, each sorted by its id so
 two replays can be compared with ``diff``: ``alerts.jsonl``, ``scores.jsonl``,
 ``usage_signals.jsonl``, ``dead_letters.jsonl``, ``late_events.jsonl``.
 Feature vectors are not written (``churnwatch features backfill`` gives them).
+With ``--to-sinks`` the outputs go to the configured Kafka topics, Redis and
+PostgreSQL instead (:func:`replay_to_sinks`).
 """
 
 from __future__ import annotations
@@ -108,6 +110,30 @@ def _document(item: Any) -> Any:
     if hasattr(item, "to_json"):
         return orjson.loads(item.to_json())
     return asdict(item)
+
+
+def replay_to_sinks(history: Path, settings: Settings) -> dict[str, int]:
+    """Run the dataflow over ``history`` into the configured Kafka, Redis and Postgres.
+
+    The usual sinks, idempotent by id: replaying a history already streamed adds
+    nothing; a backfill of an older history fills the same tables and topics.
+    """
+    from prometheus_client import CollectorRegistry
+
+    from churnwatch.app import prepare
+    from dataflows.runner import production_sinks
+
+    prepare(settings)
+    metrics = PipelineMetrics.create(CollectorRegistry())
+    feature_set = load_definitions(settings.feature_definitions)
+    flow = build_dataflow(
+        JsonlSource(history),
+        production_sinks(settings, metrics, feature_set),
+        flow_config(settings, feature_set),
+        metrics,
+    )
+    run_main(flow)
+    return metrics.summary()
 
 
 def replay(history: Path, out_dir: Path, settings: Settings) -> dict[str, int]:

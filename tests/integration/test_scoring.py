@@ -88,3 +88,20 @@ def test_a_model_of_other_features_is_refused_at_start(
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert "feature_version" in output or "feature version" in output
+
+
+def test_replay_to_the_usual_sinks_matches_the_file_replay(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    history = tmp_path / "history.jsonl"
+    write_jsonl(simulate(accounts=60, days=30, seed=9), history)
+    settings = make_settings("replay")
+    run_churnwatch(settings, "replay", "--events", str(history), "--to-sinks")
+    run_churnwatch(settings, "replay", "--events", str(history), "--out", str(tmp_path / "out"))
+    in_files = {orjson.loads(line)["alert_id"]
+                for line in (tmp_path / "out" / "alerts.jsonl").read_bytes().splitlines()}
+    in_postgres = {r[0] for r in rows(settings, "SELECT alert_id::text FROM alerts")}
+    assert in_files and in_files == in_postgres
+    scores = {orjson.loads(line)["score_id"]
+              for line in (tmp_path / "out" / "scores.jsonl").read_bytes().splitlines()}
+    assert scores == {r[0] for r in rows(settings, "SELECT score_id::text FROM risk_scores")}
