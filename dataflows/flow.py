@@ -269,10 +269,21 @@ class AccountLogic(StatefulBatchLogic[Event, Output, AccountSnapshot]):
 class RiskTierLogic(StatefulBatchLogic[RiskScore, RiskScore | Alert, tuple[str, float]]):
     """Bytewax adapter around one account's :class:`RiskTierTracker`."""
 
-    def __init__(self, tracker: RiskTierTracker) -> None:
+    def __init__(self, tracker: RiskTierTracker, clock: Callable[[], datetime], ttl: timedelta):
         self._tracker = tracker
+        self._clock = clock
+        self._ttl = ttl
+        self._touched = clock()
+
+    def notify_at(self) -> datetime:
+        # A tier lapses with its score: after that long without a score, forget it.
+        return self._touched + self._ttl
+
+    def on_notify(self) -> tuple[list[RiskScore | Alert], bool]:
+        return [], StatefulBatchLogic.DISCARD
 
     def on_batch(self, values: list[RiskScore]) -> tuple[list[RiskScore | Alert], bool]:
+        self._touched = self._clock()
         out: list[RiskScore | Alert] = []
         for score in values:
             out.append(score)
@@ -361,7 +372,7 @@ def build_dataflow(
             op.stateful_batch(
                 "track-risk-tier",
                 by_account,
-                lambda state: RiskTierLogic(RiskTierTracker(state)),
+                lambda state: RiskTierLogic(RiskTierTracker(state), clock, scoring.policy.ttl),
             ),
             _value,
         )

@@ -69,12 +69,20 @@ class RiskPolicy:
 
 
 class ScoringDebounce:
-    """When an account is due for a score, in event time (state: two floats)."""
+    """When an account is due for a score, and the rule risk standing, in event time.
 
-    __slots__ = ("last_scored", "rule_risk", "rule_risk_until")
+    State: the last score time and, per rule-risk level, until when it stands
+    (at most one entry per severity).
+    """
 
-    def __init__(self, state: tuple[float | None, float, float] | None = None) -> None:
-        self.last_scored, self.rule_risk, self.rule_risk_until = state or (None, 0.0, 0.0)
+    __slots__ = ("last_scored", "rules")
+
+    def __init__(
+        self, state: tuple[float | None, tuple[tuple[float, float], ...]] | None = None
+    ) -> None:
+        last, rules = state or (None, ())
+        self.last_scored: float | None = last
+        self.rules: dict[float, float] = dict(rules)  # risk -> stands until (epoch s)
 
     def due(self, ts: float, debounce_s: float, *, bypass: bool) -> bool:
         """True if an event at ``ts`` should trigger a score (and records it)."""
@@ -85,15 +93,16 @@ class ScoringDebounce:
 
     def note_rule(self, risk: float, ts: float, ttl_s: float) -> None:
         """A decisive event: its risk stands for ``ttl_s`` of event time."""
-        if ts + ttl_s > self.rule_risk_until or risk > self.rule_risk:
-            self.rule_risk = max(risk, self.rule_risk if ts < self.rule_risk_until else 0.0)
-            self.rule_risk_until = ts + ttl_s
+        self.rules[risk] = max(self.rules.get(risk, 0.0), ts + ttl_s)
 
     def rule_risk_at(self, ts: float) -> float:
-        return self.rule_risk if ts < self.rule_risk_until else 0.0
+        """The highest rule risk still standing at ``ts``."""
+        for risk in [r for r, until in self.rules.items() if until <= ts]:
+            del self.rules[risk]  # lapsed: nothing to remember
+        return max(self.rules, default=0.0)
 
-    def raw(self) -> tuple[float | None, float, float]:
-        return self.last_scored, self.rule_risk, self.rule_risk_until
+    def raw(self) -> tuple[float | None, tuple[tuple[float, float], ...]]:
+        return self.last_scored, tuple(self.rules.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,13 +183,16 @@ def score_batch(
         risk = policy.blended(request.rule_risk, ml) if not shadow else ml
         when = datetime.fromtimestamp(request.as_of, UTC)
         reasons = model.top_reasons(row, 3)
-        if request.rule_risk >= ml and policy.blend is not Blend.ML and not shadow:
+        decisive = request.rule_risk > 0.0 and request.rule_risk >= ml
+        if decisive and policy.blend is not Blend.ML and not shadow:
             reasons = ("a decisive event (payment failed, cancel intent, downgrade)", *reasons)[:3]
         out.append(
             RiskScore(
+                # The trigger too: an out-of-order event shares its as_of with the
+                # newest one; the shadow flag too: a shadow of the same version.
                 score_id=deterministic_id(
                     "score", "v1", request.tenant_id, request.account_id, version,
-                    repr(request.as_of),
+                    repr(request.as_of), request.trigger_event_id, "shadow" if shadow else "",
                 ),
                 tenant_id=request.tenant_id,
                 account_id=request.account_id,
