@@ -24,6 +24,14 @@ malformed messages, feature hashes vs accounts).
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+# Run as a script, this folder comes first on sys.path, where benchmarks/scoring.py
+# would shadow the `scoring` package.
+_HERE = _Path(__file__).resolve().parent
+_sys.path[:] = [p for p in _sys.path if _Path(p or ".").resolve() != _HERE]
+
 import argparse
 import contextlib
 import cProfile
