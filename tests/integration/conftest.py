@@ -44,7 +44,11 @@ def make_settings(stack_settings: Settings, tmp_path: Path) -> Iterator:
         schemas.append(f"cw_{name}")
         settings = stack_settings.replace(
             topics=Topics(
-                events=f"{name}.events", dead_letters=f"{name}.dlq", alerts=f"{name}.alerts"
+                events=f"{name}.events",
+                dead_letters=f"{name}.dlq",
+                alerts=f"{name}.alerts",
+                late=f"{name}.late",
+                scores=f"{name}.scores",
             ),
             database_schema=f"cw_{name}",
             recovery_dir=tmp_path / f"recovery-{name}",

@@ -57,7 +57,12 @@ def test_scores_tiers_shadow_and_replay(
     assert {r[3] for r in primary} >= {"low", "high"}
 
     messages = read_all(settings.kafka_bootstrap, settings.topics.scores)
-    assert {orjson.loads(v)["score_id"] for _, v, _ in messages} == {r[0] for r in scores}
+    in_kafka = {orjson.loads(v)["score_id"] for _, v, _ in messages}
+    in_postgres = {r[0] for r in scores}
+    assert in_kafka == in_postgres, (
+        f"kafka {len(messages)} messages, {len(in_kafka)} ids; postgres {len(in_postgres)}; "
+        f"only kafka {len(in_kafka - in_postgres)}, only postgres {len(in_postgres - in_kafka)}"
+    )
 
     # Tier rises alert (tier 3), and only the primary model's.
     tier3 = rows(settings, "SELECT rule, trigger_event_type FROM alerts WHERE tier = 3")
