@@ -109,8 +109,10 @@ def _time(moment: datetime) -> str:
 def _print_alerts(rows: list[tuple]) -> None:
     tier1 = [r for r in rows if r[2] == 1]
     tier2 = [r for r in rows if r[2] == 2]
+    tier3 = [r for r in rows if r[2] == 3]
     print(f"\nalerts: {len(rows)} in Postgres table alerts and topic churn.alerts "
-          f"(tier 1, decisive events: {len(tier1)}; tier 2, usage signals: {len(tier2)})")
+          f"(tier 1, decisive events: {len(tier1)}; tier 2, usage signals: {len(tier2)}; "
+          f"tier 3, risk tier rose: {len(tier3)})")
     print(f"\ntier 1, first {min(TIER1_ROWS, len(tier1))} of {len(tier1)}:")
     _table(
         ("tenant", "account", "rule", "severity", "event time (UTC)"),
