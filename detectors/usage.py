@@ -231,6 +231,12 @@ def _reason(signal: UsageSignal) -> str:
     )
 
 
+class Transition(StrEnum):
+    NONE = "none"
+    FIRED = "fired"
+    RECOVERED = "recovered"
+
+
 @dataclass(frozen=True, slots=True)
 class EpisodesSnapshot:
     fired: frozenset[SignalType] = frozenset()
@@ -253,8 +259,9 @@ class SignalEpisodes:
         self.streaks: dict[SignalType, int] = dict(snapshot.streaks)
         self.persist = persist
 
-    def update(self, observation: Observation) -> bool:
-        """True if this observation starts a new episode (a signal to emit)."""
+    def update(self, observation: Observation) -> Transition:
+        """FIRED if this observation starts an episode (a signal to emit), RECOVERED
+        if it ends one (usage is back: workflows may exit early), else NONE."""
         kind = observation.signal_type
         streak = self.streaks.get(kind, 0) + 1 if observation.firing else 0
         if streak:
@@ -264,11 +271,12 @@ class SignalEpisodes:
         if kind in self.fired:
             if observation.recovered and not observation.firing:
                 self.fired.discard(kind)  # re-armed
-            return False
+                return Transition.RECOVERED
+            return Transition.NONE
         if streak >= self.persist:
             self.fired.add(kind)
-            return True
-        return False
+            return Transition.FIRED
+        return Transition.NONE
 
     def raw(self) -> tuple[set[SignalType], dict[SignalType, int]]:
         """The live state, to be pickled at once (never kept: it changes)."""

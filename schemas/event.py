@@ -114,6 +114,10 @@ class Event(NamedTuple):
         }
 
 
+# The one event type whose attributes the envelope checks (see the schema's allOf).
+CONSENT_EVENT_TYPE = "account.consent_changed"
+
+
 def subject_key(tenant_id: str, account_id: str) -> str:
     """The key of one account's state, messages and Redis hash."""
     return f"{tenant_id}:{account_id}"
@@ -201,6 +205,11 @@ def validate_document(
         return _schema("attributes must be a JSON object")
     if _depth(attributes) > MAX_ATTRIBUTE_DEPTH:
         return _schema(f"attributes nest deeper than {MAX_ATTRIBUTE_DEPTH} levels")
+    if event_type == CONSENT_EVENT_TYPE and not isinstance(
+        attributes.get("contact_allowed"), bool
+    ):
+        # A consent change misread is a customer contacted against their wish.
+        return _schema(f"{CONSENT_EVENT_TYPE} needs a boolean attributes.contact_allowed")
 
     raw_time = doc["event_time"]
     if not isinstance(raw_time, str):

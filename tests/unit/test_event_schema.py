@@ -130,6 +130,13 @@ CORPUS: list[tuple[str, Any]] = [
     ("attributes-list", event_doc(attributes=[1])),
     ("attributes-depth-5", event_doc(attributes={"a": {"b": {"c": {"d": [1]}}}})),
     ("extra-field", event_doc(payload={})),
+    ("valid-consent", event_doc(event_type="account.consent_changed",
+                                attributes={"contact_allowed": False})),
+    ("consent-no-flag", event_doc(event_type="account.consent_changed", attributes={})),
+    ("consent-no-attributes", event_doc(event_type="account.consent_changed",
+                                        attributes=MISSING)),
+    ("consent-flag-text", event_doc(event_type="account.consent_changed",
+                                    attributes={"contact_allowed": "no"})),
 ]
 
 

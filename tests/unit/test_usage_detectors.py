@@ -19,6 +19,7 @@ from detectors.usage import (
     RenewalRule,
     SignalEpisodes,
     SignalType,
+    Transition,
     UsageRules,
     make_signal,
     observe_drop,
@@ -173,7 +174,7 @@ OK = observed(firing=False, recovered=True)
 )
 def test_episodes(sequence: list[Observation], emitted: list[bool]) -> None:
     episodes = SignalEpisodes()
-    assert [episodes.update(o) for o in sequence] == emitted
+    assert [episodes.update(o) is Transition.FIRED for o in sequence] == emitted
 
 
 @pytest.mark.parametrize(
@@ -192,33 +193,34 @@ def test_episodes(sequence: list[Observation], emitted: list[bool]) -> None:
 )
 def test_episodes_with_persistence(sequence: list[Observation], emitted: list[bool]) -> None:
     episodes = SignalEpisodes(persist=2)
-    assert [episodes.update(o) for o in sequence] == emitted
+    assert [episodes.update(o) is Transition.FIRED for o in sequence] == emitted
 
 
 def test_episodes_snapshot_keeps_a_streak() -> None:
     episodes = SignalEpisodes(persist=2)
-    assert not episodes.update(FIRE)
+    assert episodes.update(FIRE) is not Transition.FIRED
     restored = SignalEpisodes(pickle.loads(pickle.dumps(episodes.snapshot())), persist=2)
-    assert restored.update(FIRE)
+    assert restored.update(FIRE) is Transition.FIRED
 
 
 def test_episodes_are_per_signal_type() -> None:
     episodes = SignalEpisodes()
-    assert episodes.update(FIRE)
-    assert episodes.update(observed(True, False, SignalType.SEAT_DROP))
-    assert not episodes.update(FIRE)
-    episodes.update(OK)  # login_drop recovers; seat_drop is still in its episode
-    assert episodes.update(FIRE)
-    assert not episodes.update(observed(True, False, SignalType.SEAT_DROP))
+    assert episodes.update(FIRE) is Transition.FIRED
+    assert episodes.update(observed(True, False, SignalType.SEAT_DROP)) is Transition.FIRED
+    assert episodes.update(FIRE) is not Transition.FIRED
+    # login_drop recovers (usage is back); seat_drop is still in its episode
+    assert episodes.update(OK) is Transition.RECOVERED
+    assert episodes.update(FIRE) is Transition.FIRED
+    assert episodes.update(observed(True, False, SignalType.SEAT_DROP)) is not Transition.FIRED
 
 
 def test_episodes_snapshot_restores_armed_state() -> None:
     episodes = SignalEpisodes()
     episodes.update(FIRE)
     restored = SignalEpisodes(episodes.snapshot())
-    assert not restored.update(FIRE)  # still in the episode: no second signal
+    assert restored.update(FIRE) is Transition.NONE  # still in the episode: no second signal
     restored.update(OK)
-    assert restored.update(FIRE)
+    assert restored.update(FIRE) is Transition.FIRED
 
 
 # --- signals and alerts ----------------------------------------------------------
