@@ -1,4 +1,5 @@
-"""Versioned contracts: event envelope, alert, dead letter (JSON Schema + runtime)."""
+"""Versioned contracts: event envelope, alert, workflow trigger and signal, dead letter
+(JSON Schema + runtime)."""
 
 from pathlib import Path
 
@@ -14,12 +15,21 @@ from schemas.event import (
     subject_key,
     validate_document,
 )
+from schemas.workflow import (
+    WORKFLOW_SCHEMA_VERSION,
+    SignalKind,
+    WorkflowAction,
+    WorkflowSignal,
+    WorkflowTrigger,
+    trigger_id,
+)
 
 SCHEMA_DIR = Path(__file__).parent
 
 __all__ = [
     "ALERT_SCHEMA_VERSION",
     "SCHEMA_DIR",
+    "WORKFLOW_SCHEMA_VERSION",
     "Alert",
     "AlertTier",
     "DeadLetter",
@@ -28,9 +38,14 @@ __all__ = [
     "RejectReason",
     "Rejection",
     "Severity",
+    "SignalKind",
+    "WorkflowAction",
+    "WorkflowSignal",
+    "WorkflowTrigger",
     "alert_id",
     "format_time",
     "parse_event",
     "subject_key",
+    "trigger_id",
     "validate_document",
 ]

@@ -116,6 +116,9 @@ class ScoreRequest:
     rule_risk: float
     trigger_event_id: str
     ingested_at: float = 0.0
+    # The decisive (tier-1) alert that made the account due, if any: the
+    # decision on it waits for this score, so it sees the risk the event caused.
+    alert: Alert | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +140,10 @@ class RiskScore:
     trigger_event_id: str
     shadow: bool = False
     ingested_at: float = field(default=0.0, compare=False)
+    # For the decision engine, not published: the feature vector scored (in the
+    # feature definitions' order) and the decisive alert that made it due.
+    features: tuple[float, ...] = field(default=(), compare=False, repr=False)
+    trigger_alert: Alert | None = field(default=None, compare=False, repr=False)
 
     def to_document(self) -> dict[str, object]:
         """The ``churn.scores`` message."""
@@ -208,6 +215,8 @@ def score_batch(
                 trigger_event_id=request.trigger_event_id,
                 shadow=shadow,
                 ingested_at=request.ingested_at,
+                features=request.values,
+                trigger_alert=None if shadow else request.alert,
             )
         )
     return out

@@ -1,0 +1,500 @@
+"""The decision engine: a trigger in, a recorded decision and maybe a workflow out.
+
+Pure Python over plain values (no Bytewax, no I/O): :class:`AccountDecisions`
+is one account's decision state; the dataflow feeds it the account's risk
+scores (the context rules look at), alerts (the triggers) and lifecycle changes
+(consent, cancellation, recovery, plan), in event time.
+
+For each trigger, in this order (the first that applies settles it):
+
+1. the policy's first matching rule; none, or ``ignore`` → ``ignore``;
+2. eligibility: cancelled, do-not-contact (the latest of the account's consent
+   events and the consent directory), an active workflow of the same key →
+   ``ignore`` / ``not_eligible_*``;
+3. the workflow's cooldown → ``ignore`` / ``cooldown``;
+4. the channel's rolling cap → ``ignore`` / ``cap_hit``;
+5. the workflow's experiment: sticky bucket ``hash(tenant, account, key) % 100``;
+   a held-out account → ``holdout`` (its episode is opened but nobody is
+   contacted, so held-out and treated accounts keep the same cadence);
+6. otherwise the rule's ``start_workflow`` or ``escalate``: a
+   :class:`~schemas.workflow.WorkflowTrigger` whose id is fixed by (tenant,
+   workflow, account, episode), and a contact on the channel.
+
+Caps are checked before the experiment on purpose: an account the cap would
+have spared is spared in both arms, so the holdout stays comparable.
+
+Every decision, ``ignore`` included, becomes a :class:`DecisionRecord` whose
+id is fixed by the alert and the policy version: a replay rewrites nothing.
+Recovery (``payment_succeeded``, ``renewed``, ``usage_recovered``) ends the
+account's open workflows that exit on it with a ``recovered`` signal;
+cancellation and a do-not-contact change end them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from detectors.lifecycle import AccountChange, ChangeKind
+from schemas.alert import Alert, deterministic_id
+from schemas.workflow import (
+    SignalKind,
+    WorkflowAction,
+    WorkflowSignal,
+    WorkflowTrigger,
+    episode_of,
+    trigger_id,
+)
+from scoring.policy import (
+    Decision,
+    DecisionContext,
+    Experiment,
+    Policy,
+    PolicyHolder,
+    Recovery,
+    Workflow,
+)
+from scoring.risk import RiskScore
+
+HOLDOUT = "holdout"
+
+
+class ReasonCode(StrEnum):
+    RULE_MATCHED = "rule_matched"
+    NO_RULE = "no_rule"
+    RULE_IGNORE = "rule_ignore"
+    NOT_ELIGIBLE_CANCELLED = "not_eligible_cancelled"
+    NOT_ELIGIBLE_DO_NOT_CONTACT = "not_eligible_do_not_contact"
+    NOT_ELIGIBLE_ACTIVE_WORKFLOW = "not_eligible_active_workflow"
+    COOLDOWN = "cooldown"
+    CAP_HIT = "cap_hit"
+    HOLDOUT = "holdout"
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One decision about one trigger (a row of ``decisions``)."""
+
+    decision_id: str
+    tenant_id: str
+    account_id: str
+    alert_id: str
+    trigger: str
+    score_id: str | None
+    risk: float | None
+    tier: str | None
+    policy_version: str
+    rule: str | None
+    rule_decision: Decision | None  # what the matching rule said
+    decision: Decision  # what was decided after eligibility, caps and experiments
+    workflow_key: str | None
+    reasons: tuple[ReasonCode, ...]
+    detail: str
+    experiment_key: str | None
+    variant: str | None
+    trigger_id: str | None  # the workflow trigger it emitted, if any
+    decided_at: datetime
+    ingested_at: float = field(default=0.0, compare=False)
+
+    def to_document(self) -> dict[str, object]:
+        return {
+            "decision_id": self.decision_id,
+            "tenant_id": self.tenant_id,
+            "account_id": self.account_id,
+            "alert_id": self.alert_id,
+            "trigger": self.trigger,
+            "score_id": self.score_id,
+            "tier": self.tier,
+            "policy_version": self.policy_version,
+            "rule": self.rule,
+            "rule_decision": None if self.rule_decision is None else str(self.rule_decision),
+            "decision": str(self.decision),
+            "workflow_key": self.workflow_key,
+            "reasons": [str(r) for r in self.reasons],
+            "detail": self.detail,
+            "experiment_key": self.experiment_key,
+            "variant": self.variant,
+            "trigger_id": self.trigger_id,
+            "decided_at": self.decided_at.isoformat().replace("+00:00", "Z"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentAssignment:
+    """An account's sticky place in an experiment (a row of ``experiment_assignments``)."""
+
+    tenant_id: str
+    account_id: str
+    experiment_key: str
+    variant: str
+    bucket: int
+    assigned_at: datetime
+    policy_version: str
+
+
+def experiment_bucket(tenant_id: str, account_id: str, experiment_key: str) -> int:
+    """0..99, fixed by the three names alone (never by time or order)."""
+    digest = hashlib.sha256(f"{tenant_id}\x1f{account_id}\x1f{experiment_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 100
+
+
+def assign_variant(experiment: Experiment, bucket: int) -> str:
+    """Buckets below the holdout share are held out; the rest go to variants in order."""
+    edge = experiment.holdout_percent
+    if bucket < edge:
+        return HOLDOUT
+    for name, percent in experiment.variants:
+        edge += percent
+        if bucket < edge:
+            return name
+    return experiment.variants[-1][0] if experiment.variants else HOLDOUT
+
+
+# (contact allowed, as of epoch s) for an account, or None: nothing on record.
+ConsentLookup = Callable[[str, str], "tuple[bool, float] | None"]
+
+
+def no_consent_records(_tenant: str, _account: str) -> tuple[bool, float] | None:
+    return None
+
+
+class DecisionEngine:
+    """What every account's decisions share: the policy (fixed, or a
+    :class:`~scoring.policy.PolicyHolder` that reloads it) and the consent directory."""
+
+    __slots__ = ("_source", "consent", "feature_names")
+
+    def __init__(self, policy: Policy | PolicyHolder, feature_names: tuple[str, ...],
+                 consent: ConsentLookup = no_consent_records) -> None:
+        self._source = policy
+        self.feature_names = feature_names
+        self.consent = consent
+
+    @property
+    def policy(self) -> Policy:
+        source = self._source
+        return source.current() if isinstance(source, PolicyHolder) else source
+
+
+DecisionOutput = DecisionRecord | WorkflowTrigger | WorkflowSignal | ExperimentAssignment
+
+
+@dataclass(slots=True)
+class _Open:
+    """An open workflow episode (held out: opened, nobody contacted)."""
+
+    episode: str
+    trigger_id: str
+    until: float
+    held_out: bool
+
+
+class AccountDecisions:
+    """One account's decision state; bounded by the policy's longest window."""
+
+    __slots__ = ("_engine", "account_id", "cancelled", "consent", "contacts", "exposed",
+                 "features", "last_started", "newest", "open", "plan", "risk", "score_id",
+                 "score_until", "tenant_id", "tier")
+
+    def __init__(self, engine: DecisionEngine, state: tuple[object, ...] | None = None) -> None:
+        self._engine = engine
+        self.tenant_id = self.account_id = ""
+        self.tier: str | None = None
+        self.risk: float | None = None
+        self.score_id: str | None = None
+        self.features: tuple[float, ...] = ()
+        self.score_until = 0.0
+        self.plan: str | None = None
+        self.consent: tuple[bool, float] | None = None
+        self.cancelled = False
+        self.open: dict[str, _Open] = {}
+        self.last_started: dict[str, float] = {}
+        self.contacts: dict[str, list[float]] = {}
+        self.exposed: set[str] = set()
+        self.newest = float("-inf")
+        if state is not None:
+            (self.tenant_id, self.account_id, self.tier, self.risk, self.score_id,
+             self.features, self.score_until, self.plan, self.consent, self.cancelled,
+             opened, self.last_started, self.contacts, self.exposed, self.newest) = state  # type: ignore[assignment]
+            self.open = {key: _Open(*value) for key, value in opened.items()}  # type: ignore[attr-defined]
+
+    def raw(self) -> tuple[object, ...]:
+        """The live state as plain values, to be pickled at once."""
+        opened = {k: (o.episode, o.trigger_id, o.until, o.held_out) for k, o in self.open.items()}
+        return (self.tenant_id, self.account_id, self.tier, self.risk, self.score_id,
+                self.features, self.score_until, self.plan, self.consent, self.cancelled,
+                opened, self.last_started, self.contacts, self.exposed, self.newest)
+
+    # -- inputs ------------------------------------------------------------
+
+    def observe_score(self, score: RiskScore) -> list[DecisionOutput]:
+        """A new risk context; a score made due by a decisive event decides on it."""
+        if score.shadow:
+            return []
+        self._note(score.tenant_id, score.account_id, score.score_time.timestamp())
+        self.tier, self.risk, self.score_id = str(score.tier), score.risk, score.score_id
+        self.features, self.score_until = score.features, score.expires_at.timestamp()
+        if score.trigger_alert is not None:
+            return self.decide(score.trigger_alert)
+        return []
+
+    def observe_change(self, change: AccountChange) -> list[DecisionOutput]:
+        """Consent, cancellation, recovery or plan: may end open workflows."""
+        ts = change.event_time.timestamp()
+        self._note(change.tenant_id, change.account_id, ts)
+        self._expire(ts)
+        if change.plan is not None:
+            self.plan = change.plan
+        kind = change.kind
+        if kind is ChangeKind.CONSENT and change.contact_allowed is not None:
+            if self.consent is None or ts >= self.consent[1]:
+                self.consent = (change.contact_allowed, ts)
+            if not change.contact_allowed:
+                return self._end(self.open, SignalKind.OPTED_OUT, change)
+            return []
+        if kind is ChangeKind.CANCELLED:
+            self.cancelled = True
+            return self._end(self.open, SignalKind.CANCELLED, change)
+        if kind in (ChangeKind.REACTIVATED, ChangeKind.RENEWED):
+            self.cancelled = False
+        if kind in _RECOVERIES:
+            recovery = _RECOVERIES[kind]
+            workflows = self._engine.policy.workflows
+            ending = [k for k in self.open
+                      if k not in workflows or recovery in workflows[k].exits_on]
+            return self._end(ending, SignalKind.RECOVERED, change)
+        return []
+
+    def decide(self, alert: Alert) -> list[DecisionOutput]:
+        """Decide what the alert calls for, and record why."""
+        engine = self._engine
+        policy = engine.policy
+        ts = alert.event_time.timestamp()
+        self._note(alert.tenant_id, alert.account_id, ts)
+        self._expire(ts)
+        current = ts < self.score_until
+        context = DecisionContext(
+            trigger=alert.rule,
+            tier=self.tier if current else None,
+            features=dict(zip(engine.feature_names, self.features, strict=False))
+            if current else {},
+            plan=self.plan,
+        )
+        rule = policy.match(context)
+        decision_id = deterministic_id("decision", "v1", alert.tenant_id, alert.account_id,
+                                       alert.alert_id, policy.version)
+        outcome = _Outcome(decision_id, rule.name if rule else None,
+                           rule.decision if rule else None, rule.workflow_key if rule else None)
+        out: list[DecisionOutput] = []
+        if rule is None:
+            outcome.settle(Decision.IGNORE, ReasonCode.NO_RULE, "no rule matched")
+        elif rule.decision is Decision.IGNORE:
+            outcome.settle(Decision.IGNORE, ReasonCode.RULE_IGNORE, f"rule {rule.name}")
+        else:
+            workflow = policy.workflows[rule.workflow_key or ""]
+            self._apply(rule.decision, workflow, alert, ts, outcome, out)
+        record = DecisionRecord(
+            decision_id=decision_id,
+            tenant_id=alert.tenant_id,
+            account_id=alert.account_id,
+            alert_id=alert.alert_id,
+            trigger=alert.rule,
+            score_id=self.score_id if current else None,
+            risk=self.risk if current else None,
+            tier=context.tier,
+            policy_version=policy.version,
+            rule=outcome.rule,
+            rule_decision=outcome.rule_decision,
+            decision=outcome.decision,
+            workflow_key=outcome.workflow_key,
+            reasons=(outcome.reason,),
+            detail=outcome.detail,
+            experiment_key=outcome.experiment_key,
+            variant=outcome.variant,
+            trigger_id=outcome.trigger_id,
+            decided_at=alert.event_time,
+            ingested_at=alert.ingested_at,
+        )
+        out.insert(0, record)
+        return out
+
+    # -- the steps of a decision -------------------------------------------
+
+    def _apply(self, decided: Decision, workflow: Workflow, alert: Alert, ts: float,
+               outcome: _Outcome, out: list[DecisionOutput]) -> None:
+        key = workflow.key
+        policy = self._engine.policy
+        if self.cancelled:
+            outcome.settle(Decision.IGNORE, ReasonCode.NOT_ELIGIBLE_CANCELLED,
+                           "the account has cancelled")
+            return
+        if not self._contact_allowed():
+            outcome.settle(Decision.IGNORE, ReasonCode.NOT_ELIGIBLE_DO_NOT_CONTACT,
+                           "the account asked not to be contacted")
+            return
+        if key in self.open:
+            outcome.settle(Decision.IGNORE, ReasonCode.NOT_ELIGIBLE_ACTIVE_WORKFLOW,
+                           f"{key} episode {self.open[key].episode} is active")
+            return
+        last = self.last_started.get(key)
+        if last is not None and ts - last < workflow.cooldown_seconds:
+            outcome.settle(Decision.IGNORE, ReasonCode.COOLDOWN,
+                           f"{key} last started {_days(ts - last)} ago "
+                           f"(cooldown {_days(workflow.cooldown_seconds)})")
+            return
+        cap = policy.caps.get(workflow.channel)
+        if cap is not None:
+            since = ts - cap.window_seconds
+            recent = [t for t in self.contacts.get(workflow.channel, ()) if t > since]
+            if len(recent) >= cap.max_contacts:
+                outcome.settle(Decision.IGNORE, ReasonCode.CAP_HIT,
+                               f"{workflow.channel}: {len(recent)} contacts in "
+                               f"{_days(cap.window_seconds)} (cap {cap.max_contacts})")
+                return
+        experiment = policy.experiments.get(key)
+        variant = None
+        if experiment is not None:
+            bucket = experiment_bucket(alert.tenant_id, alert.account_id, experiment.key)
+            variant = assign_variant(experiment, bucket)
+            outcome.experiment_key, outcome.variant = experiment.key, variant
+            if experiment.key not in self.exposed:
+                self.exposed.add(experiment.key)
+                out.append(ExperimentAssignment(alert.tenant_id, alert.account_id, experiment.key,
+                                                variant, bucket, alert.event_time, policy.version))
+        episode = episode_of(alert.event_time)
+        tid = trigger_id(alert.tenant_id, key, alert.account_id, episode)
+        held_out = decided is Decision.HOLDOUT or variant == HOLDOUT
+        self.open[key] = _Open(episode, tid, ts + workflow.active_seconds, held_out)
+        self.last_started[key] = ts
+        if held_out:
+            why = f"experiment {experiment.key}" if variant == HOLDOUT and experiment else \
+                f"rule {outcome.rule}"
+            outcome.settle(Decision.HOLDOUT, ReasonCode.HOLDOUT, f"held out by {why}")
+            return
+        self.contacts.setdefault(workflow.channel, []).append(ts)
+        outcome.settle(decided, ReasonCode.RULE_MATCHED, f"rule {outcome.rule}")
+        outcome.trigger_id = tid
+        out.append(WorkflowTrigger(
+            trigger_id=tid,
+            tenant_id=alert.tenant_id,
+            account_id=alert.account_id,
+            workflow_key=key,
+            episode=episode,
+            action=WorkflowAction(str(decided)),
+            channel=workflow.channel,
+            decision_id=outcome.decision_id,
+            alert_id=alert.alert_id,
+            trigger=alert.rule,
+            score_id=self.score_id if ts < self.score_until else None,
+            risk=self.risk if ts < self.score_until else None,
+            tier=self.tier if ts < self.score_until else None,
+            reasons=alert.reasons,
+            experiment_key=outcome.experiment_key,
+            variant=variant,
+            policy_version=policy.version,
+            triggered_at=alert.event_time,
+            active_until=datetime.fromtimestamp(ts + workflow.active_seconds, UTC),
+            ingested_at=alert.ingested_at,
+        ))
+
+    def _contact_allowed(self) -> bool:
+        """The later of the account's own consent events and the consent directory."""
+        consent = self.consent
+        stored = self._engine.consent(self.tenant_id, self.account_id)
+        if stored is not None and (consent is None or stored[1] > consent[1]):
+            consent = stored
+        return consent is None or consent[0]
+
+    def _end(self, keys: Iterable[str], kind: SignalKind,
+             change: AccountChange) -> list[DecisionOutput]:
+        signals: list[DecisionOutput] = []
+        for key in list(keys):
+            episode = self.open.pop(key)
+            if episode.held_out:
+                continue  # nobody was contacted: nothing to tell
+            signals.append(WorkflowSignal.make(
+                episode.trigger_id, change.tenant_id, change.account_id, key, episode.episode,
+                kind, str(change.kind), change.source_id, change.event_time,
+            ))
+        return signals
+
+    def _note(self, tenant_id: str, account_id: str, ts: float) -> None:
+        self.tenant_id, self.account_id = tenant_id, account_id
+        self.newest = max(self.newest, ts)
+
+    def _expire(self, ts: float) -> None:
+        """Forget what no rule can use any more as of ``ts``: bounded state."""
+        policy = self._engine.policy
+        for key in [k for k, o in self.open.items() if o.until <= ts]:
+            del self.open[key]
+        for key in [k for k, t in self.last_started.items()
+                    if k not in policy.workflows or ts - t >= policy.workflows[k].cooldown_seconds]:
+            del self.last_started[key]
+        for channel, times in list(self.contacts.items()):
+            cap = policy.caps.get(channel)
+            window = cap.window_seconds if cap is not None else 0.0
+            kept = [t for t in times if t > ts - window]
+            if kept:
+                self.contacts[channel] = kept
+            else:
+                del self.contacts[channel]
+
+    def forgettable(self) -> bool:
+        """True when nothing is left that a later decision would need.
+
+        An opt-out and a cancellation are kept (until the wall-clock idle TTL
+        of the dataflow): the consent directory learns of an opt-out only at
+        its next refresh, and a cancelled account stays ineligible.
+        """
+        self._expire(self.newest)
+        return not (self.open or self.last_started or self.contacts or self.cancelled
+                    or self.newest < self.score_until
+                    or (self.consent is not None and not self.consent[0]))
+
+
+_RECOVERIES = {
+    ChangeKind.PAYMENT_SUCCEEDED: Recovery.PAYMENT_SUCCEEDED,
+    ChangeKind.RENEWED: Recovery.RENEWED,
+    ChangeKind.USAGE_RECOVERED: Recovery.USAGE_RECOVERED,
+}
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """A decision being settled (mutable while the steps run)."""
+
+    decision_id: str
+    rule: str | None
+    rule_decision: Decision | None
+    workflow_key: str | None
+    decision: Decision = Decision.IGNORE
+    reason: ReasonCode = ReasonCode.NO_RULE
+    detail: str = ""
+    experiment_key: str | None = None
+    variant: str | None = None
+    trigger_id: str | None = None
+
+    def settle(self, decision: Decision, reason: ReasonCode, detail: str) -> None:
+        self.decision, self.reason, self.detail = decision, reason, detail
+
+
+def _days(seconds: float) -> str:
+    days = seconds / 86_400
+    return f"{days:g}d" if days >= 1 else f"{seconds / 3_600:g}h"
+
+
+def input_time(item: RiskScore | Alert | AccountChange) -> tuple[float, int]:
+    """Sort key of an input to :class:`AccountDecisions`: event time, then kind.
+
+    At one instant a change (consent, plan) comes first and the score before
+    an alert, so what one event caused is judged the same however its
+    outputs were batched on their way here.
+    """
+    if isinstance(item, RiskScore):
+        return item.score_time.timestamp(), 1
+    if isinstance(item, Alert):
+        return item.event_time.timestamp(), 2
+    return item.event_time.timestamp(), 0
