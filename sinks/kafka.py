@@ -19,6 +19,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from schemas.alert import Alert
 from schemas.dead_letter import DeadLetter, LateEvent
+from schemas.workflow import WorkflowSignal, WorkflowTrigger
 from scoring.risk import RiskScore
 from sinks.errors import KafkaDeliveryError
 
@@ -153,6 +154,37 @@ class KafkaScoreSink:
                 f"{score.tenant_id}:{score.account_id}".encode(),
                 orjson.dumps(score.to_document()),
                 [("score_id", score.score_id.encode()), ("schema_version", b"1")],
+            )
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class KafkaWorkflowSink:
+    """Workflow triggers and signals to ``churn.workflow-triggers``.
+
+    Key ``tenant:account`` (an account's trigger and its signals share a
+    partition, so they arrive in order); headers ``message_id`` (the trigger's
+    or signal's id: consumers drop copies by it) and ``message_type``.
+    """
+
+    def __init__(self, writer: KafkaWriter, topic: str) -> None:
+        self._writer = writer
+        self._topic = topic
+
+    def write_batch(self, items: Sequence[WorkflowTrigger | WorkflowSignal]) -> None:
+        for item in items:
+            if isinstance(item, WorkflowTrigger):
+                message_id, message_type = item.trigger_id, b"trigger"
+            else:
+                message_id, message_type = item.signal_id, b"signal"
+            self._writer.produce(
+                self._topic,
+                item.subject.encode(),
+                item.to_json(),
+                [("message_id", message_id.encode()), ("message_type", message_type),
+                 ("schema_version", b"1")],
             )
         self._writer.flush()
 

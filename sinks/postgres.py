@@ -1,4 +1,4 @@
-"""PostgreSQL writers: batched, idempotent inserts of alerts and cancellations.
+"""PostgreSQL writers: batched, idempotent inserts of alerts, signals, scores and decisions.
 
 One ``executemany`` per batch (psycopg pipelines it: one round trip for the
 batch, not one per row) with ``ON CONFLICT DO NOTHING`` on the deterministic
@@ -19,9 +19,12 @@ import orjson
 import psycopg
 from psycopg import sql
 
+from detectors.lifecycle import AccountChange
 from detectors.tier1 import Cancellation
 from detectors.usage import UsageSignal
 from schemas.alert import Alert
+from schemas.workflow import WorkflowSignal, WorkflowTrigger
+from scoring.decision import DecisionRecord, ExperimentAssignment
 from scoring.risk import RiskScore
 from sinks.errors import SinkError
 
@@ -69,10 +72,16 @@ def connect(url: str, schema: str, *, autocommit: bool = False) -> psycopg.Conne
 
 
 class PostgresBatchWriter:
-    """Runs one parameterised statement over a batch of rows, idempotently."""
+    """Runs parameterised statements over batches of rows, idempotently, one commit per batch."""
 
     def __init__(
-        self, url: str, schema: str, statement: str, *, attempts: int = 5, backoff_s: float = 0.2
+        self,
+        url: str,
+        schema: str,
+        statement: str = "",
+        *,
+        attempts: int = 5,
+        backoff_s: float = 0.2,
     ) -> None:
         self._url = url
         self._schema = schema
@@ -87,13 +96,21 @@ class PostgresBatchWriter:
         return self._conn
 
     def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
-        if not rows:
+        """The writer's own statement over ``rows``."""
+        self.write_statements([(self._statement, rows)])
+
+    def write_statements(self, work: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        """Several statements, each over its rows, in ONE transaction (all or nothing)."""
+        work = [(statement, rows) for statement, rows in work if rows]
+        if not work:
             return
+        rows_total = sum(len(rows) for _, rows in work)
         for attempt in range(1, self._attempts + 1):
             try:
                 conn = self._connection()
                 with conn.cursor() as cur:
-                    cur.executemany(self._statement, rows)
+                    for statement, rows in work:
+                        cur.executemany(statement, rows)
                 conn.commit()
                 return
             except psycopg.OperationalError as exc:
@@ -102,7 +119,7 @@ class PostgresBatchWriter:
                 )
                 self._discard_connection()
                 if attempt == self._attempts:
-                    msg = f"postgres write of {len(rows)} row(s) failed: {exc}"
+                    msg = f"postgres write of {rows_total} row(s) failed: {exc}"
                     raise SinkError(msg) from exc
                 time.sleep(self._backoff_s * 2 ** (attempt - 1))
 
@@ -216,3 +233,145 @@ class PostgresRiskScoreSink(_RowSink):
 
     def __init__(self, url: str, schema: str) -> None:
         super().__init__(PostgresBatchWriter(url, schema, _INSERT_RISK_SCORE), _risk_score_row)
+
+
+_INSERT_DECISION = """
+INSERT INTO decisions (decision_id, tenant_id, account_id, alert_id, trigger, score_id, risk, tier,
+                       policy_version, rule, rule_decision, decision, workflow_key, reasons,
+                       detail, experiment_key, variant, trigger_id, decided_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (decision_id) DO NOTHING
+"""
+
+# The idempotency key (tenant, workflow, account, episode) is a unique
+# constraint of its own, beside the trigger_id derived from it.
+_INSERT_TRIGGER = """
+INSERT INTO workflow_triggers (trigger_id, tenant_id, account_id, workflow_key, episode, action,
+                               channel, decision_id, alert_id, trigger, score_id, risk, tier,
+                               reasons, experiment_key, variant, policy_version, triggered_at,
+                               active_until)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT DO NOTHING
+"""
+
+_INSERT_CONTACT = """
+INSERT INTO contact_ledger (contact_id, tenant_id, account_id, channel, workflow_key, episode,
+                            contacted_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (contact_id) DO NOTHING
+"""
+
+_INSERT_SIGNAL = """
+INSERT INTO workflow_signals (signal_id, trigger_id, tenant_id, account_id, workflow_key, episode,
+                              signal, cause, cause_id, signalled_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (signal_id) DO NOTHING
+"""
+
+_INSERT_ASSIGNMENT = """
+INSERT INTO experiment_assignments (tenant_id, account_id, experiment_key, variant, bucket,
+                                    assigned_at, policy_version)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT DO NOTHING
+"""
+
+# An older consent change (in event time) never overwrites a newer one.
+_UPSERT_CONSENT = """
+INSERT INTO contact_preferences (tenant_id, account_id, contact_allowed, updated_at, source)
+VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (tenant_id, account_id) DO UPDATE
+SET contact_allowed = EXCLUDED.contact_allowed, updated_at = EXCLUDED.updated_at,
+    source = EXCLUDED.source, recorded_at = now()
+WHERE contact_preferences.updated_at < EXCLUDED.updated_at
+"""
+
+
+def _decision_row(record: DecisionRecord) -> tuple[Any, ...]:
+    return (
+        record.decision_id, record.tenant_id, record.account_id, record.alert_id, record.trigger,
+        record.score_id, record.risk, record.tier, record.policy_version, record.rule,
+        None if record.rule_decision is None else str(record.rule_decision),
+        str(record.decision), record.workflow_key,
+        orjson.dumps([str(r) for r in record.reasons]).decode(), record.detail,
+        record.experiment_key, record.variant, record.trigger_id, record.decided_at,
+    )
+
+
+def _trigger_row(trigger: WorkflowTrigger) -> tuple[Any, ...]:
+    return (
+        trigger.trigger_id, trigger.tenant_id, trigger.account_id, trigger.workflow_key,
+        trigger.episode, str(trigger.action), trigger.channel, trigger.decision_id,
+        trigger.alert_id, trigger.trigger, trigger.score_id, trigger.risk, trigger.tier,
+        orjson.dumps(list(trigger.reasons)).decode(), trigger.experiment_key, trigger.variant,
+        trigger.policy_version, trigger.triggered_at, trigger.active_until,
+    )
+
+
+def _contact_row(trigger: WorkflowTrigger) -> tuple[Any, ...]:
+    return (
+        trigger.trigger_id, trigger.tenant_id, trigger.account_id, trigger.channel,
+        trigger.workflow_key, trigger.episode, trigger.triggered_at,
+    )
+
+
+def _signal_row(signal: WorkflowSignal) -> tuple[Any, ...]:
+    return (
+        signal.signal_id, signal.trigger_id, signal.tenant_id, signal.account_id,
+        signal.workflow_key, signal.episode, str(signal.signal), signal.cause, signal.cause_id,
+        signal.signalled_at,
+    )
+
+
+def _assignment_row(assignment: ExperimentAssignment) -> tuple[Any, ...]:
+    return (
+        assignment.tenant_id, assignment.account_id, assignment.experiment_key,
+        assignment.variant, assignment.bucket, assignment.assigned_at, assignment.policy_version,
+    )
+
+
+def _consent_row(change: AccountChange) -> tuple[Any, ...]:
+    return (
+        change.tenant_id, change.account_id, change.contact_allowed, change.event_time,
+        f"event:{change.source_id}",
+    )
+
+
+class PostgresDecisionSink:
+    """Decisions, workflow triggers (with their contact-ledger rows), signals,
+    experiment assignments and consent changes: one transaction per batch, so a
+    trigger and its ledger row are written together or not at all."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        self._writer = PostgresBatchWriter(url, schema)
+
+    def write_batch(self, items: Sequence[Any]) -> None:
+        decisions, triggers, signals, assignments, consents = [], [], [], [], []
+        for item in items:
+            if isinstance(item, DecisionRecord):
+                decisions.append(item)
+            elif isinstance(item, WorkflowTrigger):
+                triggers.append(item)
+            elif isinstance(item, WorkflowSignal):
+                signals.append(item)
+            elif isinstance(item, ExperimentAssignment):
+                assignments.append(item)
+            elif isinstance(item, AccountChange) and item.contact_allowed is not None:
+                consents.append(item)
+        # Many consent changes of one account in a batch: the newest wins in SQL
+        # too, but one statement may not update a row twice.
+        newest: dict[tuple[str, str], AccountChange] = {}
+        for change in consents:
+            key = (change.tenant_id, change.account_id)
+            if key not in newest or newest[key].event_time <= change.event_time:
+                newest[key] = change
+        self._writer.write_statements([
+            (_INSERT_DECISION, [_decision_row(r) for r in decisions]),
+            (_INSERT_TRIGGER, [_trigger_row(t) for t in triggers]),
+            (_INSERT_CONTACT, [_contact_row(t) for t in triggers]),
+            (_INSERT_SIGNAL, [_signal_row(s) for s in signals]),
+            (_INSERT_ASSIGNMENT, [_assignment_row(a) for a in assignments]),
+            (_UPSERT_CONSENT, [_consent_row(c) for c in newest.values()]),
+        ])
+
+    def close(self) -> None:
+        self._writer.close()
