@@ -9,10 +9,14 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from churnwatch.errors import ChurnwatchError
 from churnwatch.logs import configure_logging
 from churnwatch.settings import Settings
+
+if TYPE_CHECKING:
+    from scoring.policy import Vocabulary
 
 
 def _settings() -> Settings:
@@ -193,6 +197,67 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _policy_vocabulary(settings: Settings, definitions: str | None) -> Vocabulary:
+    from dataflows.runner import policy_vocabulary
+    from featurestore.definitions import load_definitions
+
+    path = Path(definitions) if definitions else settings.feature_definitions
+    return policy_vocabulary(settings, load_definitions(path))
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    from scoring.policy import PolicyError, load_policy
+
+    settings = _settings()
+    vocabulary = _policy_vocabulary(settings, args.definitions)
+    try:
+        policy = load_policy(Path(args.file), vocabulary)
+    except PolicyError as exc:
+        print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    experiments = ", ".join(
+        f"{e.key} on {e.workflow_key} (holdout {e.holdout_percent}%)"
+        for e in policy.experiments.values()
+    )
+    print(f"{args.file}: policy_version {policy.version}: {len(policy.rules)} rules, "
+          f"{len(policy.workflows)} workflows, caps on {', '.join(policy.caps) or 'nothing'}; "
+          f"experiments: {experiments or 'none'}")
+    return 0
+
+
+def cmd_policy_dry_run(args: argparse.Namespace) -> int:
+    import tempfile
+
+    import orjson
+
+    from dataflows.replay import replay
+    from scoring.dry_run import compare, format_report
+
+    settings = _settings()
+    if settings.model_dir is None:
+        print("churnwatch policy dry-run: decisions build on scores; set a model "
+              "(CHURNWATCH_MODEL_DIR is 'off')", file=sys.stderr)
+        return 2
+    current = Path(args.current) if args.current else settings.policy_file
+    if current is None:
+        print("churnwatch policy dry-run: give --current FILE (CHURNWATCH_POLICY is 'off')",
+              file=sys.stderr)
+        return 2
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="churnwatch-dry-run-") as tmp:
+        for name, policy_file in (("current", current), ("new", Path(args.policy))):
+            out = Path(tmp) / name
+            replay(Path(args.events), out, settings.replace(policy_file=policy_file))
+            lines = (out / "decisions.jsonl").read_bytes().splitlines()
+            runs.append([orjson.loads(line) for line in lines if line])
+    report = compare(runs[0], runs[1])
+    print(f"dry run over {args.events}: current {current}, new {args.policy}")
+    print(format_report(report, limit=args.limit))
+    return 0
+
+
 def cmd_stack(args: argparse.Namespace) -> int:
     from churnwatch.localstack import LocalStack
 
@@ -284,6 +349,23 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--definitions", help="feature definitions file (default: settings)")
     rep.add_argument("--model", help="model directory, or 'off' (default: settings)")
     rep.set_defaults(func=cmd_replay)
+
+    policy = sub.add_parser("policy", help="decision policies: validate, try on a history")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    pcheck = policy_sub.add_parser(
+        "check", help="validate a policy file: every problem with its line; non-zero if any"
+    )
+    pcheck.add_argument("file")
+    pcheck.add_argument("--definitions", help="feature definitions file (default: settings)")
+    pcheck.set_defaults(func=cmd_policy_check)
+    dry = policy_sub.add_parser(
+        "dry-run", help="replay a history under the current and a new policy; show what changes"
+    )
+    dry.add_argument("--policy", required=True, help="the new policy file")
+    dry.add_argument("--events", required=True, help="JSONL of events v1")
+    dry.add_argument("--current", help="the current policy (default: CHURNWATCH_POLICY)")
+    dry.add_argument("--limit", type=int, default=50, help="accounts listed at most")
+    dry.set_defaults(func=cmd_policy_dry_run)
 
     stack = sub.add_parser("stack", help="start the embedded local stack until Ctrl-C")
     stack.set_defaults(func=cmd_stack)

@@ -2,8 +2,9 @@
 
 Starts the stack, creates topics, produces a simulated stream, runs the
 dataflow until the stream is drained, prints the alerts, the usage signals
-against the simulator's ground truth, a sample of the online features and the
-counts, and stops everything. Each run starts from empty state.
+against the simulator's ground truth, the decisions and workflow triggers, a
+sample of the online features and the counts, and stops everything. Each run
+starts from empty state.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def run_demo(settings: Settings, *, accounts: int, days: int, seed: int) -> int:
             f"kafka {running.kafka_bootstrap}, redis {running.redis_url}, "
             f"postgres {running.database_url}"
         )
-        simulation = simulate(accounts=accounts, days=days, seed=seed)
+        simulation = simulate(accounts=accounts, days=days, seed=seed, opt_out_rate=0.05)
         prepare(running)
         produced = produce(simulation, running.kafka_bootstrap or "", running.topics.events)
         print(
@@ -78,10 +79,30 @@ def run_demo(settings: Settings, *, accounts: int, days: int, seed: int) -> int:
                 ("model or decisive events", "tier = 'high'"),
             )
         }
+        decisions = _query(running, "SELECT decision, reasons->>0, count(*) FROM decisions"
+                                    " GROUP BY 1, 2 ORDER BY 1, 2")
+        examples = _query(
+            running,
+            "SELECT DISTINCT ON (reasons->>0) reasons->>0, tenant_id, account_id, trigger,"
+            " workflow_key, detail, decided_at FROM decisions"
+            " ORDER BY reasons->>0, decided_at, tenant_id, account_id",
+        )
+        triggers = _query(running, "SELECT workflow_key, action, variant, count(*)"
+                                   " FROM workflow_triggers GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+        first_triggers = _query(
+            running,
+            "SELECT tenant_id, account_id, workflow_key, action, trigger, variant, triggered_at"
+            " FROM workflow_triggers ORDER BY triggered_at, tenant_id, account_id LIMIT 8",
+        )
+        workflow_signals = _query(running, "SELECT signal, cause, count(*) FROM workflow_signals"
+                                           " GROUP BY 1, 2 ORDER BY 1, 2")
+        ledger = _query(running, "SELECT channel, count(*) FROM contact_ledger GROUP BY 1"
+                                 " ORDER BY 1")
         show_features = _feature_sample(running, simulation)
     _print_alerts(alerts)
     _print_signals(signals, simulation)
     _print_scores(scores, first_high, simulation)
+    _print_decisions(decisions, examples, triggers, first_triggers, workflow_signals, ledger)
     show_features()
     _print_counts(metrics, len(alerts), cancellations, produced, flow_seconds)
     print(f"\ndemo finished in {time.monotonic() - started:.1f}s; local stack stopped")
@@ -186,6 +207,35 @@ def _print_scores(
         median = f"{statistics.median(leads):.1f}" if leads else "n/a"
         print(f"disengaging accounts that cancelled: {len(leads)} of {len(churners)} reached "
               f"high risk ({source}) before cancelling, a median {median} day(s) ahead")
+
+
+def _print_decisions(
+    decisions: list[tuple], examples: list[tuple], triggers: list[tuple],
+    first_triggers: list[tuple], signals: list[tuple], ledger: list[tuple],
+) -> None:
+    total = sum(n for _, _, n in decisions)
+    print(f"\ndecisions (table decisions, policy scoring/policies/default.yaml): {total}, "
+          "one per alert, each with its reason:")
+    _table(("decision", "reason", "count"), [(d, r, n) for d, r, n in decisions])
+    print("\none example per reason:")
+    _table(
+        ("reason", "tenant", "account", "trigger", "workflow", "detail", "decided at (UTC)"),
+        [(r, t, a, trig, wf or "-", detail, _time(when))
+         for r, t, a, trig, wf, detail, when in examples],
+    )
+    print(f"\nworkflow triggers (topic churn.workflow-triggers, table workflow_triggers): "
+          f"{sum(r[3] for r in triggers)}")
+    _table(("workflow", "action", "variant", "count"),
+           [(w, a, v or "-", n) for w, a, v, n in triggers])
+    print("first 8:")
+    _table(
+        ("tenant", "account", "workflow", "action", "trigger", "variant", "triggered at (UTC)"),
+        [(t, a, w, act, trig, v or "-", _time(when))
+         for t, a, w, act, trig, v, when in first_triggers],
+    )
+    print("workflow signals (early exits): " + (", ".join(
+        f"{signal} after {cause}: {n}" for signal, cause, n in signals) or "none"))
+    print("contact ledger: " + (", ".join(f"{c}: {n}" for c, n in ledger) or "empty"))
 
 
 def _feature_sample(settings: Settings, simulation: Simulation) -> Callable[[], None]:

@@ -24,6 +24,7 @@ from detectors.usage import DropRule, InactivityRule, RenewalRule, UsageRules, p
 
 PREFIX = "CHURNWATCH_"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "scoring" / "models" / "default"
+DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "scoring" / "policies" / "default.yaml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +36,11 @@ class Topics:
     alerts: str = "churn.alerts"
     late: str = "churn.events.late"
     scores: str = "churn.scores"
+    workflows: str = "churn.workflow-triggers"
 
     def all(self) -> tuple[str, ...]:
-        return (self.events, self.dead_letters, self.alerts, self.late, self.scores)
+        return (self.events, self.dead_letters, self.alerts, self.late, self.scores,
+                self.workflows)
 
 
 def _redact_url(url: str | None) -> str | None:
@@ -86,6 +89,9 @@ class Settings:
     score_ttl: timedelta = timedelta(days=7)
     risk_tiers: tuple[float, float] = (0.4, 0.7)
     risk_blend: str = "max"
+    # Decisions (they build on scores: no model, no decisions)
+    policy_file: Path | None = DEFAULT_POLICY  # None: no decisions, no workflow triggers
+    consent_refresh: timedelta = timedelta(seconds=30)
     # Engine
     input_batch_size: int = 5_000
     recovery_dir: Path | None = Path(".churnwatch/recovery")
@@ -132,6 +138,7 @@ class Settings:
                 alerts=reader.text("TOPIC_ALERTS", default_topics.alerts),
                 late=reader.text("TOPIC_LATE", default_topics.late),
                 scores=reader.text("TOPIC_SCORES", default_topics.scores),
+                workflows=reader.text("TOPIC_WORKFLOWS", default_topics.workflows),
             ),
             topic_partitions=reader.positive_int("TOPIC_PARTITIONS", defaults.topic_partitions),
             max_message_bytes=reader.positive_int("MAX_MESSAGE_BYTES", defaults.max_message_bytes),
@@ -154,6 +161,8 @@ class Settings:
             score_ttl=reader.seconds("SCORE_TTL_SECONDS", defaults.score_ttl),
             risk_tiers=reader.tiers("RISK_TIERS", defaults.risk_tiers),
             risk_blend=reader.choice("RISK_BLEND", defaults.risk_blend, ("max", "ml", "rules")),
+            policy_file=reader.path_or_off("POLICY", defaults.policy_file),
+            consent_refresh=reader.seconds("CONSENT_REFRESH_SECONDS", defaults.consent_refresh),
             input_batch_size=reader.positive_int("INPUT_BATCH_SIZE", defaults.input_batch_size),
             recovery_dir=Path(recovery) if recovery.lower() not in ("", "none", "off") else None,
             recovery_partitions=reader.positive_int(
@@ -177,6 +186,9 @@ class Settings:
             "TOPIC_ALERTS": self.topics.alerts,
             "TOPIC_LATE": self.topics.late,
             "TOPIC_SCORES": self.topics.scores,
+            "TOPIC_WORKFLOWS": self.topics.workflows,
+            "POLICY": str(self.policy_file) if self.policy_file else "off",
+            "CONSENT_REFRESH_SECONDS": str(self.consent_refresh.total_seconds()),
             "MODEL_DIR": str(self.model_dir) if self.model_dir else "off",
             "SCORE_DEBOUNCE_SECONDS": str(self.score_debounce.total_seconds()),
             "SCORE_TTL_SECONDS": str(self.score_ttl.total_seconds()),
@@ -250,6 +262,11 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}SCORE_TTL_SECONDS": "how long a score stands (expires_at) (604800)",
     f"{PREFIX}RISK_TIERS": "risk at which medium and high begin (0.4,0.7)",
     f"{PREFIX}RISK_BLEND": "max (of rule and model risk), ml or rules (max)",
+    f"{PREFIX}POLICY": "decision policy file (YAML); 'off': no decisions or workflow triggers"
+    " (the shipped scoring/policies/default.yaml)",
+    f"{PREFIX}TOPIC_WORKFLOWS": "workflow triggers and signals (churn.workflow-triggers)",
+    f"{PREFIX}CONSENT_REFRESH_SECONDS": "how often the consent directory re-reads Postgres"
+    " contact_preferences (30)",
     f"{PREFIX}TIER1_RULES": 'JSON object event_type -> {"rule": ..., "severity": ...}',
     f"{PREFIX}INPUT_BATCH_SIZE": "messages read per Kafka partition per batch (5000)",
     f"{PREFIX}RECOVERY_DIR": "Bytewax recovery directory; 'off' disables (.churnwatch/recovery)",

@@ -155,6 +155,7 @@ _TICKET_PRIORITY_WEIGHTS = (3, 5, 2, 1)
 _WEB = "web-app"
 _BILLING = "billing-service"
 _SUPPORT = "support-desk"
+_CRM = "crm"
 
 # The admin (user 1) logs in on most weekdays; the others are lighter users.
 _ADMIN_LOGIN_PROPENSITY = 0.9
@@ -240,12 +241,16 @@ def simulate(
     tenants: Sequence[str] = ("acme", "globex"),
     duplicate_rate: float = 0.01,
     malformed_rate: float = 0.002,
+    opt_out_rate: float = 0.0,
 ) -> Simulation:
     """Generate a stream of ``days`` days for ``accounts`` accounts.
 
     ``duplicate_rate`` is a share of the valid messages, ``malformed_rate`` a
     share of all messages; with ``malformed_rate > 0`` and at least 100
     account-days, every malformed variety appears at least once.
+    ``opt_out_rate``: the share of accounts that ask, once during their life,
+    not to be contacted (``account.consent_changed``); 0 leaves the stream
+    exactly as without the option.
     """
     _check_arguments(accounts, days, start, tenants, duplicate_rate, malformed_rate)
     rng = random.Random(seed)
@@ -263,6 +268,8 @@ def simulate(
         churn, disengage_day = _script_account(rng, account, days, dates, weekends)
         churn_in_window = churn if churn is not None and churn.at_ms < window_ms else None
         _trim_to_lifetime(account, window_ms, churn_in_window)
+        if opt_out_rate > 0.0:
+            _maybe_opt_out(random.Random(f"opt-out:{seed}:{index}"), account, opt_out_rate)
         scripted.append(account)
         truths.append(
             AccountTruth(
@@ -565,6 +572,16 @@ def _script_account(
     if churn is not None:
         account.emit(churn.at_ms, "subscription.cancelled", _BILLING, {"reason_code": churn.reason})
     return churn, disengage_day
+
+
+def _maybe_opt_out(rng: random.Random, account: _Account, rate: float) -> None:
+    """A do-not-contact request at some point of the account's life (own seeded rng,
+    so the rest of the stream does not depend on the option)."""
+    if rng.random() >= rate or not account.events:
+        return
+    times = sorted(e[0] for e in account.events)
+    at_ms = rng.randint(times[0], times[-1])
+    account.emit(at_ms, "account.consent_changed", _CRM, {"contact_allowed": False})
 
 
 def _working_time(rng: random.Random, day: int, offset_ms: int) -> int:

@@ -4,14 +4,17 @@
 event, in the account's partition order:
 
 1. dedupe by ``event_id`` (drop copies);
-2. tier-1 detectors (decisive events alert even when late);
+2. tier-1 detectors (decisive events alert even when late); with scoring on,
+   lifecycle changes (consent, cancellation, payment, renewal, plan) for the
+   decision engine;
 3. lateness: an event older than the account's watermark (newest event time
    minus the allowed lateness) is set aside as a :class:`LateEvent`; a later
    one updates its day bucket;
 4. features: fold into the account's daily buckets;
 5. when the watermark closes a day, evaluate the usage detectors as of the end
-   of that day, so when a signal fires depends only on the events, never on
-   how they were batched.
+   of that day (a signal whose episode ends is a ``usage_recovered`` change),
+   so when a signal fires depends only on the events, never on how they were
+   batched.
 
 Once per batch it reports whether features moved; the caller asks
 for :meth:`AccountProcessor.feature_update` when it is time to write (the
@@ -30,9 +33,11 @@ from datetime import UTC, datetime
 
 from churnwatch.settings import Settings
 from dataflows.dedupe import DedupeState
+from detectors.lifecycle import AccountChange, ChangeKind, detect_change
 from detectors.tier1 import Cancellation, Tier1Rule, detect_cancellation, detect_tier1
 from detectors.usage import (
     SignalEpisodes,
+    Transition,
     UsageRules,
     UsageSignal,
     make_signal,
@@ -51,7 +56,9 @@ from schemas.dead_letter import LateEvent
 from schemas.event import Event
 from scoring.risk import ScoreRequest, ScoringDebounce
 
-Output = Alert | Cancellation | UsageSignal | LateEvent | FeatureUpdate | ScoreRequest
+Output = (
+    Alert | Cancellation | UsageSignal | LateEvent | FeatureUpdate | ScoreRequest | AccountChange
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,12 +187,16 @@ class AccountProcessor:
             cancellation = detect_cancellation(event)
             if cancellation is not None:
                 outputs.append(cancellation)
+            # Lifecycle changes feed the decisions, which build on scores.
+            change = detect_change(event) if config.scoring is not None else None
             watermark = features.newest - lateness
             if ts < watermark:
                 late += 1
                 outputs.append(LateEvent(event, watermark))
                 if alert is not None:  # a decisive event scores the account even when late
                     self._request_score(event, alert, features.newest, outputs)
+                if change is not None:
+                    outputs.append(change)
                 continue
             # Judge the days this event's arrival closes before folding it in,
             # so a day is judged on its own events only.
@@ -193,6 +204,8 @@ class AccountProcessor:
             moved |= features.apply(event, ts)
             last_event = event
             self._request_score(event, alert, ts, outputs)
+            if change is not None:
+                outputs.append(change)
         if last_event is not None:
             self._tenant_id, self._account_id = last_event.tenant_id, last_event.account_id
         return BatchResult(outputs, fresh, duplicates, late, moved)
@@ -218,6 +231,7 @@ class AccountProcessor:
                     debounce.rule_risk_at(ts),
                     event.event_id,
                     event.ingested_at,
+                    alert,
                 )
             )
 
@@ -253,12 +267,15 @@ class AccountProcessor:
             values = dict(zip(self._names, self._features.values(as_of), strict=True))
             signal_date = datetime.fromtimestamp(day * DAY, UTC).date()
             for observation in observe_all(self._config.usage_rules, values):
-                if self._episodes.update(observation):
+                transition = self._episodes.update(observation)
+                if transition is Transition.FIRED:
                     signal = make_signal(
                         event.tenant_id, event.account_id, observation, signal_date, version
                     )
                     outputs.append(signal)
                     outputs.append(signal.to_alert(event.ingested_at))
+                elif transition is Transition.RECOVERED and self._config.scoring is not None:
+                    outputs.append(_usage_recovered(event, observation.signal_type, day))
 
     def snapshot(self) -> AccountSnapshot:
         state = (
@@ -272,6 +289,18 @@ class AccountProcessor:
             self._debounce.raw(),
         )
         return AccountSnapshot(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _usage_recovered(event: Event, signal_type: str, day: int) -> AccountChange:
+    """Usage is back above its baseline: judged at the end of ``day``."""
+    return AccountChange(
+        event.tenant_id,
+        event.account_id,
+        ChangeKind.USAGE_RECOVERED,
+        datetime.fromtimestamp((day + 1) * DAY, UTC),
+        f"usage:{signal_type}:{datetime.fromtimestamp(day * DAY, UTC).date().isoformat()}",
+        ingested_at=event.ingested_at,
+    )
 
 
 def account_config(

@@ -36,12 +36,21 @@ from dataflows.account import AccountConfig, AccountProcessor, AccountSnapshot, 
 from dataflows.metrics import PipelineMetrics
 from dataflows.parse import MessageParser
 from detectors.inactivity import ActivityBatch, InactivityTracker, TrackerSnapshot
+from detectors.lifecycle import AccountChange
 from detectors.tier1 import Cancellation
 from detectors.usage import InactivityRule, UsageSignal
 from featurestore.redis_store import FeatureUpdate
-from schemas.alert import Alert
+from schemas.alert import Alert, AlertTier
 from schemas.dead_letter import LateEvent
 from schemas.event import Event, EventLimits, subject_key
+from schemas.workflow import WorkflowSignal, WorkflowTrigger
+from scoring.decision import (
+    AccountDecisions,
+    DecisionEngine,
+    DecisionOutput,
+    DecisionRecord,
+    input_time,
+)
 from scoring.model import RiskModel
 from scoring.risk import (
     RiskPolicy,
@@ -164,6 +173,9 @@ class FlowSinks:
     usage_signals: Sink[Any]
     risk_scores: Sink[Any] | None = None  # Postgres risk_scores (when a model is loaded)
     scores_kafka: Sink[Any] | None = None  # churn.scores
+    # Decisions, triggers, signals, assignments, consent (Postgres, one transaction per batch)
+    decisions: Sink[Any] | None = None
+    workflows_kafka: Sink[Any] | None = None  # churn.workflow-triggers
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +204,7 @@ class ScoringStage:
     model: RiskModel
     policy: RiskPolicy
     shadow: RiskModel | None = None
+    decisions: DecisionEngine | None = None  # None: scores and tiers, no decisions
 
     def score(self, requests: list[ScoreRequest]) -> list[RiskScore]:
         scores = score_batch(requests, self.model, self.policy)
@@ -266,35 +279,85 @@ class AccountLogic(StatefulBatchLogic[Event, Output, AccountSnapshot]):
         return self._processor.snapshot()
 
 
-class RiskTierLogic(StatefulBatchLogic[RiskScore, RiskScore | Alert, tuple[str, float]]):
-    """Bytewax adapter around one account's :class:`RiskTierTracker`."""
+RiskInput = RiskScore | Alert | AccountChange
+RiskOutput = RiskScore | Alert | DecisionOutput
+RiskSnapshot = tuple[tuple[str, float], tuple[object, ...] | None]
 
-    def __init__(self, tracker: RiskTierTracker, clock: Callable[[], datetime], ttl: timedelta):
-        self._tracker = tracker
+
+class AccountRiskLogic(StatefulBatchLogic[RiskInput, RiskOutput, RiskSnapshot]):
+    """One account's risk tier (:class:`RiskTierTracker`) and decisions
+    (:class:`AccountDecisions`): scores, usage alerts and lifecycle changes in;
+    scores, tier-rise alerts, decision records, workflow triggers and signals out."""
+
+    def __init__(
+        self,
+        snapshot: RiskSnapshot | None,
+        engine: DecisionEngine | None,
+        clock: Callable[[], datetime],
+        idle_ttl: timedelta,
+        metrics: PipelineMetrics,
+    ) -> None:
+        tier_state, decision_state = snapshot or (None, None)
+        self._tracker = RiskTierTracker(tier_state)
+        self._decisions = None if engine is None else AccountDecisions(engine, decision_state)
         self._clock = clock
-        self._ttl = ttl
+        self._idle_ttl = idle_ttl
+        self._metrics = metrics
         self._touched = clock()
 
     def notify_at(self) -> datetime:
-        # A tier lapses with its score: after that long without a score, forget it.
-        return self._touched + self._ttl
+        # After this long without news in wall-clock time, nothing is left to
+        # remember: the tier has lapsed and every decision window has passed.
+        return self._touched + self._idle_ttl
 
-    def on_notify(self) -> tuple[list[RiskScore | Alert], bool]:
+    def on_notify(self) -> tuple[list[RiskOutput], bool]:
         return [], StatefulBatchLogic.DISCARD
 
-    def on_batch(self, values: list[RiskScore]) -> tuple[list[RiskScore | Alert], bool]:
+    def on_batch(self, values: list[RiskInput]) -> tuple[list[RiskOutput], bool]:
         self._touched = self._clock()
-        out: list[RiskScore | Alert] = []
-        for score in values:
-            out.append(score)
-            alert = self._tracker.update(score)
-            if alert is not None:
-                out.append(alert)
-        # A low tier is the default state: nothing worth keeping.
-        return out, self._tracker.tier is RiskTier.LOW
+        decisions = self._decisions
+        out: list[RiskOutput] = []
+        # Inputs come from three paths (scores, usage alerts, lifecycle changes):
+        # event-time order within the batch, so batching does not decide.
+        for item in sorted(values, key=input_time):
+            if isinstance(item, RiskScore):
+                out.append(item)
+                tier_alert = self._tracker.update(item)
+                if decisions is not None:
+                    out += decisions.observe_score(item)
+                if tier_alert is not None:
+                    out.append(tier_alert)
+                    if decisions is not None:
+                        out += decisions.decide(tier_alert)
+            elif decisions is None:
+                continue
+            elif isinstance(item, Alert):
+                out += decisions.decide(item)
+            else:
+                out += decisions.observe_change(item)
+        if decisions is not None:
+            self._count(out)
+        # A low tier with nothing to remember is the default state: drop it.
+        done = self._tracker.tier is RiskTier.LOW and (decisions is None or decisions.forgettable())
+        return out, done
 
-    def snapshot(self) -> tuple[str, float]:
-        return self._tracker.raw()
+    def _count(self, outputs: list[RiskOutput]) -> None:
+        metrics = self._metrics
+        for item in outputs:
+            if isinstance(item, DecisionRecord):
+                metrics.decisions.labels(
+                    decision=str(item.decision), reason=str(item.reasons[0])
+                ).inc()
+            elif isinstance(item, WorkflowTrigger):
+                metrics.workflow_triggers.labels(
+                    workflow=item.workflow_key, action=str(item.action)
+                ).inc()
+            elif isinstance(item, WorkflowSignal):
+                metrics.workflow_signals.labels(signal=str(item.signal)).inc()
+
+    def snapshot(self) -> RiskSnapshot:
+        decisions = self._decisions
+        return self._tracker.raw(), None if decisions is None else decisions.raw()
 
 
 class InactivityLogic(StatefulBatchLogic[ActivityBatch, UsageSignal, TrackerSnapshot]):
@@ -362,32 +425,11 @@ def build_dataflow(
     op.output("features-redis-out", features, sinks.features)
     late, rest = _split("split-late", rest, LateEvent)
     op.output("late-events-out", late, sinks.late_events)
-    if config.scoring is not None:
-        scoring = config.scoring
+    scoring = config.scoring
+    if scoring is not None:
         requests, rest = _split("split-score-requests", rest, ScoreRequest)
+        changes, rest = _split("split-account-changes", rest, AccountChange)
         scored = op.flat_map_batch("score-accounts", requests, scoring.score)
-        by_account = op.key_on("key-scores-by-account", scored, _score_subject)
-        tracked = op.map(
-            "drop-score-key",
-            op.stateful_batch(
-                "track-risk-tier",
-                by_account,
-                lambda state: RiskTierLogic(RiskTierTracker(state), clock, scoring.policy.ttl),
-            ),
-            _value,
-        )
-        risk_scores, tier_alerts = _split("split-tier-alerts", tracked, RiskScore)
-        op.inspect(
-            "count-scores",
-            risk_scores,
-            lambda _s, score: metrics.scores.labels(
-                tier=str(score.tier), shadow=str(score.shadow).lower()
-            ).inc(),
-        )
-        if sinks.risk_scores is not None:
-            op.output("risk-scores-postgres-out", risk_scores, sinks.risk_scores)
-        if sinks.scores_kafka is not None:
-            op.output("scores-kafka-out", risk_scores, sinks.scores_kafka)
     cancellations, rest = _split("split-cancellations", rest, Cancellation)
     op.inspect("count-cancellations", cancellations, lambda _s, _c: metrics.cancellations.inc())
     op.output("cancellations-postgres-out", cancellations, sinks.cancellations)
@@ -404,7 +446,46 @@ def build_dataflow(
 
     signals = op.merge("all-signals", account_signals, idle_signals)
     alerts = op.merge("all-alerts", account_alerts, idle_alerts)
-    if config.scoring is not None:
+    if scoring is not None:
+        # Tier-1 alerts reach the decisions inside the score they made due (so
+        # the decision sees the risk the event caused); usage alerts directly.
+        usage_alerts = op.filter("usage-alerts", alerts, _is_usage_alert)
+        inputs = op.merge("risk-inputs", scored, usage_alerts, changes)
+        engine = scoring.decisions
+        idle_ttl = max(
+            scoring.policy.ttl,
+            timedelta(seconds=engine.policy.longest_memory_seconds if engine else 0.0),
+        )
+        risk = op.map(
+            "drop-risk-key",
+            op.stateful_batch(
+                "track-risk-and-decide",
+                op.key_on("key-risk-by-account", inputs, _input_subject),
+                lambda state: AccountRiskLogic(state, engine, clock, idle_ttl, metrics),
+            ),
+            _value,
+        )
+        risk_scores, risk = _split("split-risk-scores", risk, RiskScore)
+        tier_alerts, decided = _split("split-tier-alerts", risk, Alert)
+        op.inspect(
+            "count-scores",
+            risk_scores,
+            lambda _s, score: metrics.scores.labels(
+                tier=str(score.tier), shadow=str(score.shadow).lower()
+            ).inc(),
+        )
+        if sinks.risk_scores is not None:
+            op.output("risk-scores-postgres-out", risk_scores, sinks.risk_scores)
+        if sinks.scores_kafka is not None:
+            op.output("scores-kafka-out", risk_scores, sinks.scores_kafka)
+        if engine is not None:
+            if sinks.workflows_kafka is not None:
+                workflows = op.filter("workflow-messages", decided, _is_workflow_message)
+                op.output("workflows-kafka-out", workflows, sinks.workflows_kafka)
+            if sinks.decisions is not None:
+                consents = op.filter("consent-changes", changes, _is_consent_change)
+                records = op.merge("decision-records", decided, consents)
+                op.output("decisions-postgres-out", records, sinks.decisions)
         alerts = op.merge("all-alerts-and-tiers", alerts, tier_alerts)
     op.inspect("count-alerts", alerts, lambda _step, alert: _count_alert(metrics, alert))
     op.inspect(
@@ -432,8 +513,20 @@ def _to_alert(signal: UsageSignal) -> Alert:
     return signal.to_alert()
 
 
-def _score_subject(score: RiskScore) -> str:
-    return subject_key(score.tenant_id, score.account_id)
+def _input_subject(item: RiskInput) -> str:
+    return subject_key(item.tenant_id, item.account_id)
+
+
+def _is_usage_alert(alert: Alert) -> bool:
+    return alert.tier is AlertTier.USAGE_SIGNAL
+
+
+def _is_workflow_message(item: object) -> bool:
+    return isinstance(item, WorkflowTrigger | WorkflowSignal)
+
+
+def _is_consent_change(change: AccountChange) -> bool:
+    return change.contact_allowed is not None
 
 
 def _partition_key(batch: ActivityBatch) -> str:

@@ -79,6 +79,9 @@ class PipelineMetrics:
     cancellations: Counter
     usage_signals: Counter
     scores: Counter
+    decisions: Counter
+    workflow_triggers: Counter
+    workflow_signals: Counter
     sink_writes: Counter
     sink_errors: Counter
     sink_seconds: Histogram
@@ -133,6 +136,21 @@ class PipelineMetrics:
             scores=counter(
                 "churnwatch_risk_scores", "Risk scores computed, by tier and shadow",
                 ("tier", "shadow"),
+            ),
+            decisions=counter(
+                "churnwatch_decisions",
+                "Decisions recorded, by decision and reason code",
+                ("decision", "reason"),
+            ),
+            workflow_triggers=counter(
+                "churnwatch_workflow_triggers",
+                "Workflow triggers emitted, by workflow key (from the policy) and action",
+                ("workflow", "action"),
+            ),
+            workflow_signals=counter(
+                "churnwatch_workflow_signals",
+                "Signals to open workflows (recovered, cancelled, opted_out)",
+                ("signal",),
             ),
             sink_writes=counter(
                 "churnwatch_sink_records_written",
@@ -193,6 +211,8 @@ class PipelineMetrics:
             "dead_letters": int(self.total(self.rejected)),
             "alerts": int(self.total(self.alerts)),
             "cancellations": int(self.total(self.cancellations)),
+            "decisions": int(self.total(self.decisions)),
+            "workflow_triggers": int(self.total(self.workflow_triggers)),
         }
 
     def total(self, counter: Counter) -> float:

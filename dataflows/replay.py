@@ -8,7 +8,10 @@ thresholds on their own history, and tests diff behaviour between versions.
 
 Outputs go to JSONL files in the output directory, each sorted by its id so
 two replays can be compared with ``diff``: ``alerts.jsonl``, ``scores.jsonl``,
-``usage_signals.jsonl``, ``dead_letters.jsonl``, ``late_events.jsonl``.
+``usage_signals.jsonl``, ``dead_letters.jsonl``, ``late_events.jsonl``,
+``decisions.jsonl``, ``workflows.jsonl`` (workflow triggers and signals) and
+``experiment_assignments.jsonl``. A file replay has no consent directory: only
+the history's own ``account.consent_changed`` events count.
 Feature vectors are not written (``churnwatch features backfill`` gives them).
 With ``--to-sinks`` the outputs go to the configured Kafka topics, Redis and
 PostgreSQL instead (:func:`replay_to_sinks`).
@@ -31,9 +34,13 @@ from dataflows.flow import FlowSinks, WriterSink, build_dataflow
 from dataflows.metrics import PipelineMetrics
 from dataflows.runner import flow_config
 from featurestore.definitions import load_definitions
+from scoring.decision import DecisionRecord, ExperimentAssignment
 
 BATCH = 5_000
-OUTPUTS = ("alerts", "scores", "usage_signals", "dead_letters", "late_events")
+OUTPUTS = (
+    "alerts", "scores", "usage_signals", "dead_letters", "late_events", "decisions",
+    "workflows", "experiment_assignments",
+)
 
 
 class _LinesPartition(StatefulSourcePartition[KafkaSourceMessage[None, bytes], int]):
@@ -82,14 +89,16 @@ class JsonlSource(FixedPartitionedSource[KafkaSourceMessage[None, bytes], int]):
 
 
 class _JsonlWriter:
-    """Appends one JSON document per item."""
+    """Appends one JSON document per item (per item of the ``kinds`` kept, if given)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, kinds: tuple[type, ...] = ()) -> None:
         self._handle = path.open("ab")
+        self._kinds = kinds
 
     def write_batch(self, items: Sequence[Any]) -> None:
         for item in items:
-            self._handle.write(orjson.dumps(_document(item)) + b"\n")
+            if not self._kinds or isinstance(item, self._kinds):
+                self._handle.write(orjson.dumps(_document(item)) + b"\n")
         self._handle.flush()
 
     def close(self) -> None:
@@ -121,7 +130,7 @@ def replay_to_sinks(history: Path, settings: Settings) -> dict[str, int]:
     from prometheus_client import CollectorRegistry
 
     from churnwatch.app import prepare
-    from dataflows.runner import production_sinks
+    from dataflows.runner import production_config, production_sinks
 
     prepare(settings)
     metrics = PipelineMetrics.create(CollectorRegistry())
@@ -129,7 +138,7 @@ def replay_to_sinks(history: Path, settings: Settings) -> dict[str, int]:
     flow = build_dataflow(
         JsonlSource(history),
         production_sinks(settings, metrics, feature_set),
-        flow_config(settings, feature_set),
+        production_config(settings, feature_set),
         metrics,
     )
     run_main(flow)
@@ -149,6 +158,23 @@ def replay(history: Path, out_dir: Path, settings: Settings) -> dict[str, int]:
     def file_sink(name: str) -> WriterSink:
         return WriterSink(name, lambda: _JsonlWriter(out_dir / f"{name}.jsonl"), metrics)
 
+    class _DecisionFiles:
+        """Decision records and experiment assignments, each to its own file."""
+
+        def __init__(self) -> None:
+            self._decisions = _JsonlWriter(out_dir / "decisions.jsonl", (DecisionRecord,))
+            self._assignments = _JsonlWriter(
+                out_dir / "experiment_assignments.jsonl", (ExperimentAssignment,)
+            )
+
+        def write_batch(self, items: Sequence[Any]) -> None:
+            self._decisions.write_batch(items)
+            self._assignments.write_batch(items)
+
+        def close(self) -> None:
+            self._decisions.close()
+            self._assignments.close()
+
     sinks = FlowSinks(
         dead_letters=file_sink("dead_letters"),
         alerts_kafka=file_sink("alerts"),
@@ -158,6 +184,8 @@ def replay(history: Path, out_dir: Path, settings: Settings) -> dict[str, int]:
         features=WriterSink("discard", _Discard, metrics),
         usage_signals=file_sink("usage_signals"),
         risk_scores=file_sink("scores"),
+        decisions=WriterSink("decisions", _DecisionFiles, metrics),
+        workflows_kafka=file_sink("workflows"),
     )
     flow = build_dataflow(JsonlSource(history), sinks, flow_config(settings, feature_set), metrics)
     run_main(flow)
@@ -173,7 +201,7 @@ def _sort_by_id(path: Path) -> int:
 
     def key(line: bytes) -> tuple[str, bytes]:
         document = orjson.loads(line)
-        for field in ("alert_id", "score_id", "signal_id"):
+        for field in ("decision_id", "signal_id", "trigger_id", "alert_id", "score_id"):
             if isinstance(document, dict) and field in document:
                 return (str(document[field]), line)
         return ("", line)

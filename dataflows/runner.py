@@ -38,18 +38,23 @@ from dataflows.metrics import PipelineMetrics
 from featurestore.definitions import FeatureSet, load_definitions
 from featurestore.redis_store import RedisFeatureStore
 from schemas.event import EventLimits
+from scoring.decision import ConsentLookup, DecisionEngine, no_consent_records
 from scoring.model import load_model
+from scoring.policy import Policy, PolicyHolder, Vocabulary, vocabulary_for
 from scoring.risk import Blend, RiskPolicy
+from sinks.decision_store import PostgresConsentDirectory, register_experiments
 from sinks.kafka import (
     KafkaAlertSink,
     KafkaDeadLetterSink,
     KafkaLateEventSink,
     KafkaScoreSink,
+    KafkaWorkflowSink,
     KafkaWriter,
 )
 from sinks.postgres import (
     PostgresAlertSink,
     PostgresCancellationSink,
+    PostgresDecisionSink,
     PostgresRiskScoreSink,
     PostgresUsageSignalSink,
 )
@@ -125,8 +130,21 @@ class EventsSource(KafkaSource):
         return _HeartbeatPartition(inner, self._heartbeat.set_to_current_time)
 
 
-def scoring_stage(settings: Settings, feature_set: FeatureSet) -> ScoringStage | None:
-    """Load the model (and shadow) for these definitions; refuses a mismatch at start."""
+def policy_vocabulary(settings: Settings, feature_set: FeatureSet) -> Vocabulary:
+    """The triggers and features a policy may name under these settings."""
+    return vocabulary_for((r.rule for r in settings.tier1_rules.values()), feature_set.names)
+
+
+def scoring_stage(
+    settings: Settings,
+    feature_set: FeatureSet,
+    *,
+    consent: ConsentLookup = no_consent_records,
+    accept_policy: Callable[[Policy], None] | None = None,
+) -> ScoringStage | None:
+    """Load the model (and shadow) and the decision policy; refuses a mismatch or an
+    invalid policy at start. ``consent``: the do-not-contact directory (none for a
+    file replay); ``accept_policy``: a check every policy (and reload) must pass."""
     if settings.model_dir is None:
         return None
     model = load_model(settings.model_dir, feature_set.version, feature_set.names)
@@ -143,12 +161,24 @@ def scoring_stage(settings: Settings, feature_set: FeatureSet) -> ScoringStage |
         ttl=settings.score_ttl,
         debounce=settings.score_debounce,
     )
-    return ScoringStage(model, policy, shadow)
+    engine = None
+    if settings.policy_file is not None:
+        holder = PolicyHolder(
+            settings.policy_file, policy_vocabulary(settings, feature_set), accept=accept_policy
+        )
+        engine = DecisionEngine(holder, feature_set.names, consent)
+    return ScoringStage(model, policy, shadow, engine)
 
 
-def flow_config(settings: Settings, feature_set: FeatureSet | None = None) -> FlowConfig:
+def flow_config(
+    settings: Settings,
+    feature_set: FeatureSet | None = None,
+    *,
+    consent: ConsentLookup = no_consent_records,
+    accept_policy: Callable[[Policy], None] | None = None,
+) -> FlowConfig:
     feature_set = feature_set or load_definitions(settings.feature_definitions)
-    scoring = scoring_stage(settings, feature_set)
+    scoring = scoring_stage(settings, feature_set, consent=consent, accept_policy=accept_policy)
     return FlowConfig(
         limits=EventLimits(settings.max_message_bytes, settings.max_future_skew),
         account=account_config(settings, feature_set, scoring=scoring is not None),
@@ -223,6 +253,30 @@ def production_sinks(
         scores_kafka=WriterSink(
             "kafka-scores", lambda: KafkaScoreSink(KafkaWriter(bootstrap), topics.scores), metrics
         ),
+        decisions=WriterSink(
+            "postgres-decisions", lambda: PostgresDecisionSink(database_url, schema), metrics
+        ),
+        workflows_kafka=WriterSink(
+            "kafka-workflows",
+            lambda: KafkaWorkflowSink(KafkaWriter(bootstrap), topics.workflows),
+            metrics,
+        ),
+    )
+
+
+def production_config(settings: Settings, feature_set: FeatureSet) -> FlowConfig:
+    """The flow config against the real Postgres: the consent directory is read
+    from ``contact_preferences`` and every policy's experiments are pinned."""
+    _, database_url = _require(settings)
+    schema = settings.database_schema
+    consent = PostgresConsentDirectory(
+        database_url, schema, settings.consent_refresh.total_seconds()
+    )
+    return flow_config(
+        settings,
+        feature_set,
+        consent=consent.lookup,
+        accept_policy=lambda policy: register_experiments(database_url, schema, policy),
     )
 
 
@@ -239,7 +293,7 @@ def production_flow(
     metrics.feature_version.info(
         {"feature_version": feature_set.version, "definitions": feature_set.source}
     )
-    config = flow_config(settings, feature_set)
+    config = production_config(settings, feature_set)
     if config.scoring is not None:
         shadow = config.scoring.shadow
         metrics.model_version.info(

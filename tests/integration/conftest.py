@@ -49,6 +49,7 @@ def make_settings(stack_settings: Settings, tmp_path: Path) -> Iterator:
                 alerts=f"{name}.alerts",
                 late=f"{name}.late",
                 scores=f"{name}.scores",
+                workflows=f"{name}.workflows",
             ),
             database_schema=f"cw_{name}",
             recovery_dir=tmp_path / f"recovery-{name}",
