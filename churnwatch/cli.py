@@ -374,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    quiet = args.command == "demo"  # the demo prints its own story
+    quiet = args.command in ("demo", "policy")  # they print their own story
     try:
         settings = _settings()
     except ChurnwatchError as exc:

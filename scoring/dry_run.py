@@ -54,15 +54,17 @@ def compare(current: Iterable[Mapping[str, object]],
 def format_report(report: DryRunReport, *, limit: int = 50) -> str:
     """The report as text: counts side by side, then the accounts that change."""
     width = 34
-    lines = [f"{'':<{width}} {'current':>10} {'new':>10} {'change':>8}",
-             f"{'policy_version':<{width}} {report.current_version:>10} {report.new_version:>10}"]
+    col = max(10, len(report.current_version), len(report.new_version))
+    lines = [f"{'':<{width}} {'current':>{col}} {'new':>{col}} {'change':>8}",
+             f"{'policy_version':<{width}} {report.current_version:>{col}} "
+             f"{report.new_version:>{col}}"]
     for title, table in (("decisions", report.decisions), ("reasons", report.reasons),
                          ("workflows (started, escalated, held out)", report.workflows)):
         lines.append(title)
         for name, (before, after) in table.items():
             delta = after - before
             mark = f"{delta:+d}" if delta else ""
-            lines.append(f"  {name:<{width - 2}} {before:>10} {after:>10} {mark:>8}")
+            lines.append(f"  {name:<{width - 2}} {before:>{col}} {after:>{col}} {mark:>8}")
     lines.append(f"accounts whose outcome changes: {len(report.changed)} of {report.accounts}")
     for account, (was, will_be) in list(report.changed.items())[:limit]:
         lines.append(f"  {account}: {_show(was)} -> {_show(will_be)}")

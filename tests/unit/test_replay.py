@@ -27,6 +27,8 @@ def test_two_replays_write_identical_files(history: Path, tmp_path: Path) -> Non
     second = replay(history, tmp_path / "two", settings)
     assert first == second
     assert first["alerts"] > 0 and first["scores"] > 0 and first["dead_letters"] > 0
+    assert first["decisions"] == first["alerts"]  # one decision per alert
+    assert first["workflows"] > 0 and first["experiment_assignments"] > 0
     for name in OUTPUTS:
         one = (tmp_path / "one" / f"{name}.jsonl").read_bytes()
         assert one == (tmp_path / "two" / f"{name}.jsonl").read_bytes(), name
