@@ -1,9 +1,9 @@
-"""The churnwatch dataflow: Kafka events to alerts, signals, features and records.
+"""The churnwatch dataflow: Kafka events to alerts, signals, features, scores and decisions.
 
 This package is the only one that imports Bytewax. It wires the pure pieces
 (``schemas`` parsing, :class:`~dataflows.account.AccountProcessor`,
-:class:`~detectors.inactivity.InactivityTracker`, the ``sinks``) into
-operators::
+:class:`~detectors.inactivity.InactivityTracker`, the scoring and decision
+engines, the ``sinks``) into operators::
 
     kafka-in → parse-events → split-dead-letters ─► dead-letters-out (Kafka DLQ)
                     │
@@ -12,9 +12,16 @@ operators::
           key-by-account → process-account ─┬─► features-redis-out (one hash write per account)
                                             ├─► late-events-out (Kafka)
                                             ├─► cancellations-postgres-out
-                                            └─► usage signals, alerts ◄───────────────────────┘
-                                                  ├─► usage-signals-postgres-out
-                                                  └─► alerts-kafka-out, alerts-postgres-out
+                                            ├─► usage signals, alerts ◄───────────────────────┘
+                                            │     ├─► usage-signals-postgres-out
+                                            │     └─► alerts-kafka-out, alerts-postgres-out
+                                            ├─► score requests → score-accounts (one ONNX call)
+                                            └─► lifecycle changes (consent, payment, renewal ...)
+          scores + usage alerts + changes → key-risk-by-account → track-risk-and-decide
+              ├─► risk-scores-postgres-out, scores-kafka-out; tier rises → the alerts above
+              ├─► workflows-kafka-out (workflow triggers and signals)
+              └─► decisions-postgres-out (decisions, triggers + ledger, signals,
+                                          assignments, consent: one transaction per batch)
 """
 
 from __future__ import annotations

@@ -91,6 +91,8 @@ class PipelineMetrics:
     last_batch: Gauge
     feature_version: Info
     model_version: Info
+    policy_version: Info
+    policy_reloads: Counter
     tenant_label: TenantLabels
 
     @classmethod
@@ -197,6 +199,14 @@ class PipelineMetrics:
             ),
             model_version=Info(
                 "churnwatch_model", "The loaded churn model (and shadow)", registry=registry
+            ),
+            policy_version=Info(
+                "churnwatch_policy", "The live decision policy", registry=registry
+            ),
+            policy_reloads=counter(
+                "churnwatch_policy_reloads",
+                "Changed policy files: accepted, or refused (the last good one stays live)",
+                ("outcome",),
             ),
             tenant_label=TenantLabels(),
         )

@@ -138,7 +138,7 @@ def replay_to_sinks(history: Path, settings: Settings) -> dict[str, int]:
     flow = build_dataflow(
         JsonlSource(history),
         production_sinks(settings, metrics, feature_set),
-        production_config(settings, feature_set),
+        production_config(settings, feature_set, metrics),
         metrics,
     )
     run_main(flow)

@@ -141,6 +141,7 @@ def scoring_stage(
     *,
     consent: ConsentLookup = no_consent_records,
     accept_policy: Callable[[Policy], None] | None = None,
+    on_policy_change: Callable[[str, Policy], None] | None = None,
 ) -> ScoringStage | None:
     """Load the model (and shadow) and the decision policy; refuses a mismatch or an
     invalid policy at start. ``consent``: the do-not-contact directory (none for a
@@ -164,7 +165,10 @@ def scoring_stage(
     engine = None
     if settings.policy_file is not None:
         holder = PolicyHolder(
-            settings.policy_file, policy_vocabulary(settings, feature_set), accept=accept_policy
+            settings.policy_file,
+            policy_vocabulary(settings, feature_set),
+            accept=accept_policy,
+            on_change=on_policy_change,
         )
         engine = DecisionEngine(holder, feature_set.names, consent)
     return ScoringStage(model, policy, shadow, engine)
@@ -176,9 +180,16 @@ def flow_config(
     *,
     consent: ConsentLookup = no_consent_records,
     accept_policy: Callable[[Policy], None] | None = None,
+    on_policy_change: Callable[[str, Policy], None] | None = None,
 ) -> FlowConfig:
     feature_set = feature_set or load_definitions(settings.feature_definitions)
-    scoring = scoring_stage(settings, feature_set, consent=consent, accept_policy=accept_policy)
+    scoring = scoring_stage(
+        settings,
+        feature_set,
+        consent=consent,
+        accept_policy=accept_policy,
+        on_policy_change=on_policy_change,
+    )
     return FlowConfig(
         limits=EventLimits(settings.max_message_bytes, settings.max_future_skew),
         account=account_config(settings, feature_set, scoring=scoring is not None),
@@ -264,7 +275,9 @@ def production_sinks(
     )
 
 
-def production_config(settings: Settings, feature_set: FeatureSet) -> FlowConfig:
+def production_config(
+    settings: Settings, feature_set: FeatureSet, metrics: PipelineMetrics
+) -> FlowConfig:
     """The flow config against the real Postgres: the consent directory is read
     from ``contact_preferences`` and every policy's experiments are pinned."""
     _, database_url = _require(settings)
@@ -277,7 +290,14 @@ def production_config(settings: Settings, feature_set: FeatureSet) -> FlowConfig
         feature_set,
         consent=consent.lookup,
         accept_policy=lambda policy: register_experiments(database_url, schema, policy),
+        on_policy_change=lambda outcome, policy: _observe_policy(metrics, outcome, policy),
     )
+
+
+def _observe_policy(metrics: PipelineMetrics, outcome: str, policy: Policy) -> None:
+    metrics.policy_version.info({"policy_version": policy.version, "digest": policy.digest})
+    if outcome != "loaded":
+        metrics.policy_reloads.labels(outcome=outcome).inc()
 
 
 def production_flow(
@@ -293,7 +313,7 @@ def production_flow(
     metrics.feature_version.info(
         {"feature_version": feature_set.version, "definitions": feature_set.source}
     )
-    config = production_config(settings, feature_set)
+    config = production_config(settings, feature_set, metrics)
     if config.scoring is not None:
         shadow = config.scoring.shadow
         metrics.model_version.info(

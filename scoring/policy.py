@@ -563,7 +563,8 @@ class PolicyHolder:
     ``check_seconds`` (wall clock, injected). A changed file is loaded and
     passed to ``accept`` (which may raise, e.g. when an experiment's split
     changed); on any error the last good policy stays live, and the problems
-    are logged and counted in ``rejected``.
+    are logged and counted in ``rejected``. ``on_change(outcome, live_policy)``
+    hears ``loaded``, ``accepted`` and ``refused`` (for metrics).
     """
 
     def __init__(
@@ -573,12 +574,14 @@ class PolicyHolder:
         *,
         check_seconds: float = 10.0,
         accept: Callable[[Policy], None] | None = None,
+        on_change: Callable[[str, Policy], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._path = Path(path)
         self._vocabulary = vocabulary
         self._check_seconds = check_seconds
         self._accept = accept
+        self._on_change = on_change
         self._clock = clock
         self._stamp = self._stat()
         policy = load_policy(self._path, vocabulary)  # the first one must be good
@@ -588,6 +591,8 @@ class PolicyHolder:
         self._next_check = clock() + check_seconds
         self.rejected = 0
         self.reloaded = 0
+        if on_change is not None:
+            on_change("loaded", policy)
 
     def current(self) -> Policy:
         if self._clock() >= self._next_check:
@@ -606,11 +611,15 @@ class PolicyHolder:
         except Exception as exc:  # any refusal keeps the last good policy live
             self.rejected += 1
             log.error("policy %s refused; keeping %s: %s", self._path, self._policy.version, exc)
+            if self._on_change is not None:
+                self._on_change("refused", self._policy)
             return
         if policy.digest != self._policy.digest:
             self.reloaded += 1
             log.info("policy reloaded: %s -> %s", self._policy.version, policy.version)
             self._policy = policy
+            if self._on_change is not None:
+                self._on_change("accepted", policy)
 
     def _stat(self) -> tuple[float, int] | None:
         try:
