@@ -87,8 +87,10 @@ def run_pipeline(
     addresses: list[str] | None = None,
 ) -> PipelineMetrics:
     """Prepare, then run the dataflow in this process; return its metrics."""
-    if not process_id:  # one process prepares; the others find it done
-        prepare(settings)
+    # Every process prepares (the migration lock and TOPIC_ALREADY_EXISTS make it
+    # safe): the flow reads the schema as it is built (experiments, consent), so
+    # a process must not start before the migrations are in.
+    prepare(settings)
     metrics = PipelineMetrics.create(registry or CollectorRegistry())
     server = None
     if settings.metrics_port:

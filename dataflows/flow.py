@@ -17,7 +17,8 @@ engines, the ``sinks``) into operators::
                                             │     └─► alerts-kafka-out, alerts-postgres-out
                                             ├─► score requests → score-accounts (one ONNX call)
                                             └─► lifecycle changes (consent, payment, renewal ...)
-          scores + usage alerts + changes → key-risk-by-account → track-risk-and-decide
+          (one ordered feed) scores + usage alerts + changes, and inactivity alerts
+              → key-risk-by-account → track-risk-and-decide
               ├─► risk-scores-postgres-out, scores-kafka-out; tier rises → the alerts above
               ├─► workflows-kafka-out (workflow triggers and signals)
               └─► decisions-postgres-out (decisions, triggers + ledger, signals,
@@ -56,7 +57,6 @@ from scoring.decision import (
     DecisionEngine,
     DecisionOutput,
     DecisionRecord,
-    input_time,
 )
 from scoring.model import RiskModel
 from scoring.risk import (
@@ -213,11 +213,31 @@ class ScoringStage:
     shadow: RiskModel | None = None
     decisions: DecisionEngine | None = None  # None: scores and tiers, no decisions
 
-    def score(self, requests: list[ScoreRequest]) -> list[RiskScore]:
-        scores = score_batch(requests, self.model, self.policy)
-        if self.shadow is not None:
-            scores += score_batch(requests, self.shadow, self.policy, shadow=True)
-        return scores
+    def score(self, items: list[Any]) -> list[Any]:
+        """Score the batch's requests with one call per model; keep every item's place.
+
+        Each request is replaced by its score (then its shadow's); other items
+        (lifecycle changes, usage alerts) pass through where they were, so an
+        account's inputs reach its decisions in the order they were produced.
+        """
+        requests = [item for item in items if isinstance(item, ScoreRequest)]
+        if not requests:
+            return items
+        scores = iter(score_batch(requests, self.model, self.policy))
+        shadows = iter(
+            score_batch(requests, self.shadow, self.policy, shadow=True)
+            if self.shadow is not None
+            else ()
+        )
+        out: list[Any] = []
+        for item in items:
+            if isinstance(item, ScoreRequest):
+                out.append(next(scores))
+                if self.shadow is not None:
+                    out.append(next(shadows))
+            else:
+                out.append(item)
+        return out
 
 
 class AccountLogic(StatefulBatchLogic[Event, Output, AccountSnapshot]):
@@ -324,9 +344,9 @@ class AccountRiskLogic(StatefulBatchLogic[RiskInput, RiskOutput, RiskSnapshot]):
         self._touched = self._clock()
         decisions = self._decisions
         out: list[RiskOutput] = []
-        # Inputs come from three paths (scores, usage alerts, lifecycle changes):
-        # event-time order within the batch, so batching does not decide.
-        for item in sorted(values, key=input_time):
+        # In arrival order: an account's scores, usage alerts and changes share
+        # one path from process-account (only inactivity alerts come another way).
+        for item in values:
             if isinstance(item, RiskScore):
                 out.append(item)
                 tier_alert = self._tracker.update(item)
@@ -434,9 +454,13 @@ def build_dataflow(
     op.output("late-events-out", late, sinks.late_events)
     scoring = config.scoring
     if scoring is not None:
-        requests, rest = _split("split-score-requests", rest, ScoreRequest)
-        changes, rest = _split("split-account-changes", rest, AccountChange)
-        scored = op.flat_map_batch("score-accounts", requests, scoring.score)
+        # ONE stream carries what the decisions need from process-account
+        # (score requests, lifecycle changes, usage alerts), so an account's
+        # items keep the order they were produced in: two merged streams would
+        # not. Requests are scored in place.
+        decision_feed = op.filter("decision-feed", rest, _feeds_decisions)
+        rest = op.filter("drop-decision-only", rest, _not_decision_only)
+        scored = op.flat_map_batch("score-accounts", decision_feed, scoring.score)
     cancellations, rest = _split("split-cancellations", rest, Cancellation)
     op.inspect("count-cancellations", cancellations, lambda _s, _c: metrics.cancellations.inc())
     op.output("cancellations-postgres-out", cancellations, sinks.cancellations)
@@ -456,8 +480,7 @@ def build_dataflow(
     if scoring is not None:
         # Tier-1 alerts reach the decisions inside the score they made due (so
         # the decision sees the risk the event caused); usage alerts directly.
-        usage_alerts = op.filter("usage-alerts", alerts, _is_usage_alert)
-        inputs = op.merge("risk-inputs", scored, usage_alerts, changes)
+        inputs = op.merge("risk-inputs", scored, idle_alerts)
         engine = scoring.decisions
         idle_ttl = max(
             scoring.policy.ttl,
@@ -490,7 +513,7 @@ def build_dataflow(
                 workflows = op.filter("workflow-messages", decided, _is_workflow_message)
                 op.output("workflows-kafka-out", workflows, sinks.workflows_kafka)
             if sinks.decisions is not None:
-                consents = op.filter("consent-changes", changes, _is_consent_change)
+                consents = op.filter("consent-changes", decision_feed, _is_consent_change)
                 records = op.merge("decision-records", decided, consents)
                 op.output("decisions-postgres-out", records, sinks.decisions)
         alerts = op.merge("all-alerts-and-tiers", alerts, tier_alerts)
@@ -524,16 +547,22 @@ def _input_subject(item: RiskInput) -> str:
     return subject_key(item.tenant_id, item.account_id)
 
 
-def _is_usage_alert(alert: Alert) -> bool:
-    return alert.tier is AlertTier.USAGE_SIGNAL
+def _feeds_decisions(item: object) -> bool:
+    if isinstance(item, Alert):
+        return item.tier is AlertTier.USAGE_SIGNAL  # tier-1 alerts ride in their score
+    return isinstance(item, ScoreRequest | AccountChange)
+
+
+def _not_decision_only(item: object) -> bool:
+    return not isinstance(item, ScoreRequest | AccountChange)
 
 
 def _is_workflow_message(item: object) -> bool:
     return isinstance(item, WorkflowTrigger | WorkflowSignal)
 
 
-def _is_consent_change(change: AccountChange) -> bool:
-    return change.contact_allowed is not None
+def _is_consent_change(item: object) -> bool:
+    return isinstance(item, AccountChange) and item.contact_allowed is not None
 
 
 def _partition_key(batch: ActivityBatch) -> str:

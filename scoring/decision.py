@@ -222,11 +222,13 @@ class AccountDecisions:
             self.open = {key: _Open(*value) for key, value in opened.items()}  # type: ignore[attr-defined]
 
     def raw(self) -> tuple[object, ...]:
-        """The live state as plain values, to be pickled at once."""
+        """The state as plain values, copied: a snapshot must not change afterwards."""
         opened = {k: (o.episode, o.trigger_id, o.until, o.held_out) for k, o in self.open.items()}
         return (self.tenant_id, self.account_id, self.tier, self.risk, self.score_id,
                 self.features, self.score_until, self.plan, self.consent, self.cancelled,
-                opened, self.last_started, self.contacts, self.exposed, self.newest)
+                opened, dict(self.last_started),
+                {channel: list(times) for channel, times in self.contacts.items()},
+                set(self.exposed), self.newest)
 
     # -- inputs ------------------------------------------------------------
 
@@ -250,8 +252,9 @@ class AccountDecisions:
             self.plan = change.plan
         kind = change.kind
         if kind is ChangeKind.CONSENT and change.contact_allowed is not None:
-            if self.consent is None or ts >= self.consent[1]:
-                self.consent = (change.contact_allowed, ts)
+            if self.consent is not None and ts < self.consent[1]:
+                return []  # an older word than the one on record changes nothing
+            self.consent = (change.contact_allowed, ts)
             if not change.contact_allowed:
                 return self._end(self.open, SignalKind.OPTED_OUT, change)
             return []
@@ -295,7 +298,7 @@ class AccountDecisions:
             outcome.settle(Decision.IGNORE, ReasonCode.RULE_IGNORE, f"rule {rule.name}")
         else:
             workflow = policy.workflows[rule.workflow_key or ""]
-            self._apply(rule.decision, workflow, alert, ts, outcome, out)
+            self._apply(policy, rule.decision, workflow, alert, ts, outcome, out)
         record = DecisionRecord(
             decision_id=decision_id,
             tenant_id=alert.tenant_id,
@@ -323,10 +326,9 @@ class AccountDecisions:
 
     # -- the steps of a decision -------------------------------------------
 
-    def _apply(self, decided: Decision, workflow: Workflow, alert: Alert, ts: float,
-               outcome: _Outcome, out: list[DecisionOutput]) -> None:
+    def _apply(self, policy: Policy, decided: Decision, workflow: Workflow, alert: Alert,
+               ts: float, outcome: _Outcome, out: list[DecisionOutput]) -> None:
         key = workflow.key
-        policy = self._engine.policy
         if self.cancelled:
             outcome.settle(Decision.IGNORE, ReasonCode.NOT_ELIGIBLE_CANCELLED,
                            "the account has cancelled")
@@ -451,7 +453,7 @@ class AccountDecisions:
         """
         self._expire(self.newest)
         return not (self.open or self.last_started or self.contacts or self.cancelled
-                    or self.newest < self.score_until
+                    or (self.tier is not None and self.newest < self.score_until)
                     or (self.consent is not None and not self.consent[0]))
 
 
@@ -484,17 +486,3 @@ class _Outcome:
 def _days(seconds: float) -> str:
     days = seconds / 86_400
     return f"{days:g}d" if days >= 1 else f"{seconds / 3_600:g}h"
-
-
-def input_time(item: RiskScore | Alert | AccountChange) -> tuple[float, int]:
-    """Sort key of an input to :class:`AccountDecisions`: event time, then kind.
-
-    At one instant a change (consent, plan) comes first and the score before
-    an alert, so what one event caused is judged the same however its
-    outputs were batched on their way here.
-    """
-    if isinstance(item, RiskScore):
-        return item.score_time.timestamp(), 1
-    if isinstance(item, Alert):
-        return item.event_time.timestamp(), 2
-    return item.event_time.timestamp(), 0

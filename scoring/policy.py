@@ -251,6 +251,25 @@ def parse_duration(text: str) -> float | None:
     return int(found.group(1)) * float(_DURATION_UNITS[found.group(2)])
 
 
+class _Missing:
+    """A required key that is absent: it points at the mapping that lacks it."""
+
+    def __init__(self, parent: yaml.Node) -> None:
+        self.start_mark = parent.start_mark
+
+
+class _Fields(dict[str, yaml.Node]):
+    """A mapping's entries; ``get`` of an absent key gives a :class:`_Missing`,
+    so a problem about it still has a line."""
+
+    def __init__(self, node: yaml.Node) -> None:
+        super().__init__()
+        self.node = node
+
+    def get(self, key: str, default: object = None) -> Any:  # type: ignore[override]
+        return self[key] if key in self else _Missing(self.node)
+
+
 class _Checker:
     """Walks the YAML node tree (which keeps line numbers), collecting problems."""
 
@@ -266,12 +285,13 @@ class _Checker:
 
     def mapping(
         self, node: yaml.Node | None, path: str, allowed: Iterable[str]
-    ) -> dict[str, yaml.Node] | None:
+    ) -> _Fields | None:
         if not isinstance(node, yaml.MappingNode):
-            self.fail(path, node, "expected a mapping")
+            self.fail(path, node, "missing" if isinstance(node, _Missing)
+                      else "expected a mapping")
             return None
         allowed = set(allowed)
-        out: dict[str, yaml.Node] = {}
+        out = _Fields(node)
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
             if key is None or (allowed and key not in allowed):
@@ -286,7 +306,7 @@ class _Checker:
 
     def entries(self, node: yaml.Node | None, path: str) -> dict[str, yaml.Node]:
         """A mapping of user-chosen names (each a valid name)."""
-        found = self.mapping(node, path, ()) or {}
+        found: dict[str, yaml.Node] = self.mapping(node, path, ()) or {}
         for name in list(found):
             if not _NAME_RE.fullmatch(name):
                 self.fail(f"{path}.{name}", found.pop(name),
@@ -294,14 +314,22 @@ class _Checker:
         return found
 
     def scalar(self, node: yaml.Node | None, path: str) -> Any:
+        """The node's value; None (with the problem recorded) if missing, empty or not
+        a single value."""
+        if isinstance(node, _Missing):
+            self.fail(path, node, "missing")
+            return None
         if not isinstance(node, yaml.ScalarNode):
             self.fail(path, node, "expected a single value")
             return None
-        return yaml.safe_load(yaml.serialize(node))
+        value = yaml.SafeLoader("").construct_object(node)
+        if value is None or value == "":
+            self.fail(path, node, "empty: expected a value")
+        return value
 
     def text(self, node: yaml.Node | None, path: str) -> str | None:
         value = self.scalar(node, path)
-        if value is None:
+        if value is None or value == "":
             return None
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             self.fail(path, node, "expected text")
@@ -326,6 +354,8 @@ class _Checker:
 
     def number(self, node: yaml.Node | None, path: str) -> float | None:
         value = self.scalar(node, path)
+        if value is None:
+            return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(path, node, "expected a number")
             return None
@@ -333,6 +363,8 @@ class _Checker:
 
     def percent(self, node: yaml.Node | None, path: str) -> int | None:
         value = self.scalar(node, path)
+        if value is None:
+            return None
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
             self.fail(path, node, "expected a whole percentage 0..100")
             return None
@@ -368,11 +400,14 @@ class _Checker:
         )
         if top is None:
             return None
-        version = self.text(top.get("policy_version"), "policy_version")
-        if "policy_version" not in top:
+        version = None
+        if "policy_version" in top:
+            version = self.text(top["policy_version"], "policy_version")
+        else:
             self.fail("policy_version", node, "missing: every policy names its version")
-        defaults = self.mapping(top.get("defaults"), "defaults", ("cooldown", "active_for")) \
-            if "defaults" in top else {}
+        defaults: dict[str, yaml.Node] | None = self.mapping(
+            top["defaults"], "defaults", ("cooldown", "active_for")
+        ) if "defaults" in top else {}
         cooldown = self.duration(defaults["cooldown"], "defaults.cooldown") \
             if defaults and "cooldown" in defaults else 14 * 86_400.0
         active = self.duration(defaults["active_for"], "defaults.active_for") \

@@ -32,6 +32,13 @@ def alert_rows(settings: Settings) -> list[str]:
         ]
 
 
+def ids(settings: Settings, table: str, column: str) -> list[str]:
+    assert settings.database_url
+    with psycopg.connect(settings.database_url) as conn:
+        query = f"SELECT {column}::text FROM {settings.database_schema}.{table}"
+        return [r[0] for r in conn.execute(query.encode())]
+
+
 def kafka_alert_ids(settings: Settings) -> list[str]:
     assert settings.kafka_bootstrap
     return [
@@ -85,6 +92,14 @@ def test_sigkill_mid_stream_then_restart_matches_uninterrupted_run(
     rows = alert_rows(crashed)
     assert len(rows) == len(set(rows))
     assert set(rows) == expected
+    # Decision state is recovered too: the same decisions, triggers and contacts,
+    # none twice, as if nothing had happened.
+    for table, column in (("decisions", "decision_id"), ("workflow_triggers", "trigger_id"),
+                          ("contact_ledger", "contact_id"), ("workflow_signals", "signal_id")):
+        after_crash = ids(crashed, table, column)
+        assert len(after_crash) == len(set(after_crash)), table
+        assert set(after_crash) == set(ids(reference, table, column)), table
+    assert ids(reference, "workflow_triggers", "trigger_id")
     # Kafka is at-least-once: copies from the resumed epoch may repeat, with the same ids.
     assert set(kafka_alert_ids(crashed)) == expected
     assert set(kafka_alert_ids(reference)) == expected

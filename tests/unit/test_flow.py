@@ -123,3 +123,99 @@ def test_dead_letter_keeps_original_bytes_and_source() -> None:
     assert doc["reason"] == "not_json" and doc["original_encoding"] == "base64"
     assert base64.b64decode(doc["original"]) == b"\xff\xfe binary"
     assert doc["source"] == {"topic": "churn.events", "partition": 3, "offset": 41}
+
+
+# --- scoring and decisions -------------------------------------------------------
+
+
+def run_decisions(messages: list[Any], workers: int) -> dict[str, list[Any]]:
+    from churnwatch.settings import DEFAULT_MODEL_DIR, DEFAULT_POLICY
+    from dataflows.account import ScoringConfig
+    from dataflows.flow import ScoringStage
+    from scoring.decision import DecisionEngine
+    from scoring.model import load_model
+    from scoring.policy import load_policy, vocabulary_for
+    from scoring.risk import RiskPolicy
+
+    feature_set = load_definitions()
+    out: dict[str, list[Any]] = {name: [] for name in ("alerts", "decisions", "workflows")}
+    discard: list[Any] = []
+    sinks = FlowSinks(
+        dead_letters=TestingSink(discard),
+        alerts_kafka=TestingSink(out["alerts"]),
+        alerts_postgres=TestingSink(discard),
+        cancellations=TestingSink(discard),
+        late_events=TestingSink(discard),
+        features=TestingSink(discard),
+        usage_signals=TestingSink(discard),
+        risk_scores=TestingSink(discard),
+        decisions=TestingSink(out["decisions"]),
+        workflows_kafka=TestingSink(out["workflows"]),
+    )
+    rules = [r.rule for r in DEFAULT_TIER1_RULES.values()]
+    policy = load_policy(DEFAULT_POLICY, vocabulary_for(rules, feature_set.names))
+    stage = ScoringStage(
+        load_model(DEFAULT_MODEL_DIR, feature_set.version, feature_set.names),
+        RiskPolicy(),
+        decisions=DecisionEngine(policy, feature_set.names),
+    )
+    config = FlowConfig(
+        limits=EventLimits(),
+        account=AccountConfig(
+            86_400.0, 1_000, DEFAULT_TIER1_RULES, CompiledFeatures(feature_set),
+            scoring=ScoringConfig(),
+        ),
+        idle_state_ttl=timedelta(days=40),
+        inactivity=InactivityRule(),
+        scoring=stage,
+    )
+    metrics = PipelineMetrics.create(CollectorRegistry())
+    flow = build_dataflow(
+        TestingSource(messages, batch_size=3), sinks, config, metrics, clock=lambda: NOW
+    )
+    if workers == 1:
+        run_main(flow)
+    else:
+        cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    return out
+
+
+DECISION_STREAM = [
+    message(event_bytes(event_id="d1", event_type="billing.payment_failed",
+                        event_time="2026-10-01T08:00:00Z"), 0),
+    message(event_bytes(event_id="d2", account_id="acct-3", event_type="account.consent_changed",
+                        attributes={"contact_allowed": False},
+                        event_time="2026-10-01T07:00:00Z"), 1),
+    message(event_bytes(event_id="d3", account_id="acct-3", event_type="billing.payment_failed",
+                        event_time="2026-10-01T09:00:00Z"), 2),
+    message(event_bytes(event_id="d4", event_type="billing.payment_succeeded",
+                        event_time="2026-10-01T20:00:00Z"), 3),
+    message(event_bytes(event_id="d5", account_id="acct-2", event_type="billing.downgraded",
+                        event_time="2026-10-01T10:00:00Z"), 4),
+]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_flow_decides_every_alert_and_emits_triggers_and_signals(workers: int) -> None:
+    from detectors.lifecycle import AccountChange
+    from schemas.workflow import SignalKind, WorkflowSignal, WorkflowTrigger
+    from scoring.decision import DecisionRecord
+
+    out = run_decisions(DECISION_STREAM, workers)
+    records = {(d.account_id, d.trigger): d for d in out["decisions"]
+               if isinstance(d, DecisionRecord)}
+    # One decision per alert, tier-1 and tier-3 (risk tier rises) alike.
+    assert sorted(a.alert_id for a in out["alerts"]) == sorted(d.alert_id for d in records.values())
+    assert str(records[("acct-1", "payment_failed")].decision) == "start_workflow"
+    assert str(records[("acct-3", "payment_failed")].reasons[0]) == "not_eligible_do_not_contact"
+    assert str(records[("acct-2", "downgraded")].decision) == "ignore"
+    (trigger,) = [w for w in out["workflows"] if isinstance(w, WorkflowTrigger)]
+    assert (trigger.account_id, trigger.workflow_key) == ("acct-1", "dunning")
+    assert trigger.decision_id == records[("acct-1", "payment_failed")].decision_id
+    (signal,) = [w for w in out["workflows"] if isinstance(w, WorkflowSignal)]
+    assert (signal.trigger_id, signal.signal, signal.cause) == (
+        trigger.trigger_id, SignalKind.RECOVERED, "payment_succeeded")
+    # Triggers and signals also reach the Postgres sink, with the consent change.
+    assert trigger in out["decisions"] and signal in out["decisions"]
+    consents = [c for c in out["decisions"] if isinstance(c, AccountChange)]
+    assert [(c.account_id, c.contact_allowed) for c in consents] == [("acct-3", False)]
