@@ -330,6 +330,7 @@ class AccountRiskLogic(StatefulBatchLogic[RiskInput, RiskOutput, RiskSnapshot]):
         self._clock = clock
         self._idle_ttl = idle_ttl
         self._metrics = metrics
+        self._busy = metrics.stage_busy.labels(stage="track-risk-and-decide")
         self._touched = clock()
 
     def notify_at(self) -> datetime:
@@ -341,6 +342,7 @@ class AccountRiskLogic(StatefulBatchLogic[RiskInput, RiskOutput, RiskSnapshot]):
         return [], StatefulBatchLogic.DISCARD
 
     def on_batch(self, values: list[RiskInput]) -> tuple[list[RiskOutput], bool]:
+        started = time.perf_counter()
         self._touched = self._clock()
         decisions = self._decisions
         out: list[RiskOutput] = []
@@ -366,6 +368,7 @@ class AccountRiskLogic(StatefulBatchLogic[RiskInput, RiskOutput, RiskSnapshot]):
             self._count(out)
         # A low tier with nothing to remember is the default state: drop it.
         done = self._tracker.tier is RiskTier.LOW and (decisions is None or decisions.forgettable())
+        self._busy.inc(time.perf_counter() - started)
         return out, done
 
     def _count(self, outputs: list[RiskOutput]) -> None:

@@ -353,7 +353,7 @@ class AccountDecisions:
             recent = [t for t in self.contacts.get(workflow.channel, ()) if t > since]
             if len(recent) >= cap.max_contacts:
                 outcome.settle(Decision.IGNORE, ReasonCode.CAP_HIT,
-                               f"{workflow.channel}: {len(recent)} contacts in "
+                               f"{workflow.channel}: {len(recent)} contact(s) in "
                                f"{_days(cap.window_seconds)} (cap {cap.max_contacts})")
                 return
         experiment = policy.experiments.get(key)
