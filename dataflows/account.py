@@ -187,16 +187,18 @@ class AccountProcessor:
             cancellation = detect_cancellation(event)
             if cancellation is not None:
                 outputs.append(cancellation)
-            # Lifecycle changes feed the decisions, which build on scores.
+            # Lifecycle changes feed the decisions, which build on scores; before the
+            # score request, so what the event decides sees the change (a new plan,
+            # a cancellation).
             change = detect_change(event) if config.scoring is not None else None
+            if change is not None:
+                outputs.append(change)
             watermark = features.newest - lateness
             if ts < watermark:
                 late += 1
                 outputs.append(LateEvent(event, watermark))
                 if alert is not None:  # a decisive event scores the account even when late
                     self._request_score(event, alert, features.newest, outputs)
-                if change is not None:
-                    outputs.append(change)
                 continue
             # Judge the days this event's arrival closes before folding it in,
             # so a day is judged on its own events only.
@@ -204,8 +206,6 @@ class AccountProcessor:
             moved |= features.apply(event, ts)
             last_event = event
             self._request_score(event, alert, ts, outputs)
-            if change is not None:
-                outputs.append(change)
         if last_event is not None:
             self._tenant_id, self._account_id = last_event.tenant_id, last_event.account_id
         return BatchResult(outputs, fresh, duplicates, late, moved)

@@ -307,6 +307,9 @@ class AccountLogic(StatefulBatchLogic[Event, Output, AccountSnapshot]):
 
 
 RiskInput = RiskScore | Alert | AccountChange
+# How long (wall clock, without news) a cancelled or opted-out account's decision
+# state is kept: a final invoice's payment_failed must not start dunning.
+REMEMBER_REFUSALS = timedelta(days=90)
 RiskOutput = RiskScore | Alert | DecisionOutput
 RiskSnapshot = tuple[tuple[str, float], tuple[object, ...] | None]
 
@@ -321,22 +324,33 @@ class AccountRiskLogic(StatefulBatchLogic[RiskInput, RiskOutput, RiskSnapshot]):
         snapshot: RiskSnapshot | None,
         engine: DecisionEngine | None,
         clock: Callable[[], datetime],
-        idle_ttl: timedelta,
+        score_ttl: timedelta,
         metrics: PipelineMetrics,
     ) -> None:
         tier_state, decision_state = snapshot or (None, None)
         self._tracker = RiskTierTracker(tier_state)
+        self._engine = engine
         self._decisions = None if engine is None else AccountDecisions(engine, decision_state)
         self._clock = clock
-        self._idle_ttl = idle_ttl
+        self._score_ttl = score_ttl
         self._metrics = metrics
         self._busy = metrics.stage_busy.labels(stage="track-risk-and-decide")
         self._touched = clock()
 
     def notify_at(self) -> datetime:
-        # After this long without news in wall-clock time, nothing is left to
-        # remember: the tier has lapsed and every decision window has passed.
-        return self._touched + self._idle_ttl
+        return self._touched + self._idle_ttl()
+
+    def _idle_ttl(self) -> timedelta:
+        """After this long without news (wall clock), nothing is left to remember:
+        the tier has lapsed and every window of the live policy has passed. A
+        cancellation or an opt-out is kept longer (REMEMBER_REFUSALS)."""
+        ttl = self._score_ttl
+        decisions, engine = self._decisions, self._engine
+        if decisions is not None and engine is not None:
+            ttl = max(ttl, timedelta(seconds=engine.policy.longest_memory_seconds))
+            if decisions.cancelled or (decisions.consent and not decisions.consent[0]):
+                ttl = max(ttl, REMEMBER_REFUSALS)
+        return ttl
 
     def on_notify(self) -> tuple[list[RiskOutput], bool]:
         return [], StatefulBatchLogic.DISCARD
@@ -485,16 +499,12 @@ def build_dataflow(
         # the decision sees the risk the event caused); usage alerts directly.
         inputs = op.merge("risk-inputs", scored, idle_alerts)
         engine = scoring.decisions
-        idle_ttl = max(
-            scoring.policy.ttl,
-            timedelta(seconds=engine.policy.longest_memory_seconds if engine else 0.0),
-        )
         risk = op.map(
             "drop-risk-key",
             op.stateful_batch(
                 "track-risk-and-decide",
                 op.key_on("key-risk-by-account", inputs, _input_subject),
-                lambda state: AccountRiskLogic(state, engine, clock, idle_ttl, metrics),
+                lambda state: AccountRiskLogic(state, engine, clock, scoring.policy.ttl, metrics),
             ),
             _value,
         )

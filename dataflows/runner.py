@@ -285,6 +285,7 @@ def production_config(
     consent = PostgresConsentDirectory(
         database_url, schema, settings.consent_refresh.total_seconds()
     )
+    consent.refresh()  # at start: never decide without the opt-outs (raises if unreadable)
     return flow_config(
         settings,
         feature_set,

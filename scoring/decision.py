@@ -8,9 +8,9 @@ scores (the context rules look at), alerts (the triggers) and lifecycle changes
 For each trigger, in this order (the first that applies settles it):
 
 1. the policy's first matching rule; none, or ``ignore`` → ``ignore``;
-2. eligibility: cancelled, do-not-contact (the latest of the account's consent
-   events and the consent directory), an active workflow of the same key →
-   ``ignore`` / ``not_eligible_*``;
+2. eligibility: cancelled, do-not-contact (the account's consent events and
+   the consent directory: see :meth:`AccountDecisions._contact_allowed`), an
+   active workflow of the same key → ``ignore`` / ``not_eligible_*``;
 3. the workflow's cooldown → ``ignore`` / ``cooldown``;
 4. the channel's rolling cap → ``ignore`` / ``cap_hit``;
 5. the workflow's experiment: sticky bucket ``hash(tenant, account, key) % 100``;
@@ -27,7 +27,20 @@ Every decision, ``ignore`` included, becomes a :class:`DecisionRecord` whose
 id is fixed by the alert and the policy version: a replay rewrites nothing.
 Recovery (``payment_succeeded``, ``renewed``, ``usage_recovered``) ends the
 account's open workflows that exit on it with a ``recovered`` signal;
-cancellation and a do-not-contact change end them all.
+cancellation and a do-not-contact change (event or directory) end them all.
+
+**Judged as of the trigger's event time.** Inactivity alerts come from a
+per-partition tracker, not the account's own feed, so they may arrive after
+the account's later changes and scores. A trigger is therefore judged with
+the score in force at its time (the last few are kept), cancellation as of
+its time, a workflow as active if it was active then (the last ended episode
+of each workflow is kept), and contacts up to its time; an episode it opens
+before a cancellation or recovery already seen is ended at once with the
+signal event order would have sent. Consent is the exception: the newest
+word, if it is an opt-out, always counts (the customer has said no, now).
+Not covered: two triggers whose workflows compete (same workflow key, or
+one channel cap) reaching the engine in the opposite of event order decide
+first come, first served.
 """
 
 from __future__ import annotations
@@ -188,45 +201,60 @@ class _Open:
 
     episode: str
     trigger_id: str
+    opened: float
     until: float
     held_out: bool
+
+
+# (score time, expires at, tier, risk, score id, features), epoch seconds
+_ScoreContext = tuple[float, float, str, float, str, tuple[float, ...]]
+SCORES_KEPT = 4
 
 
 class AccountDecisions:
     """One account's decision state; bounded by the policy's longest window."""
 
-    __slots__ = ("_engine", "account_id", "cancelled", "consent", "contacts", "exposed",
-                 "features", "last_started", "newest", "open", "plan", "risk", "score_id",
-                 "score_until", "tenant_id", "tier")
+    __slots__ = ("_engine", "account_id", "cancelled_at", "closed", "consent", "contacts",
+                 "endings",
+                 "exposed", "last_started", "newest", "open", "plan", "reactivated_at",
+                 "scores", "tenant_id")
 
     def __init__(self, engine: DecisionEngine, state: tuple[object, ...] | None = None) -> None:
         self._engine = engine
         self.tenant_id = self.account_id = ""
-        self.tier: str | None = None
-        self.risk: float | None = None
-        self.score_id: str | None = None
-        self.features: tuple[float, ...] = ()
-        self.score_until = 0.0
+        # The last few scores' contexts, oldest first: a trigger is judged with the
+        # score in force at its own event time, even when a later score came first.
+        self.scores: list[_ScoreContext] = []
         self.plan: str | None = None
         self.consent: tuple[bool, float] | None = None
-        self.cancelled = False
+        self.cancelled_at: float | None = None
+        self.reactivated_at: float | None = None
+        # Recent cancellations and recoveries (time, kind, source id): an episode a
+        # late-arriving trigger opens before one of them is ended by it at once,
+        # as if the trigger had arrived first.
+        self.endings: list[tuple[float, str, str]] = []
+        # The last episode of each workflow that ended: (opened, ended, episode).
+        self.closed: dict[str, tuple[float, float, str]] = {}
         self.open: dict[str, _Open] = {}
         self.last_started: dict[str, float] = {}
         self.contacts: dict[str, list[float]] = {}
         self.exposed: set[str] = set()
         self.newest = float("-inf")
         if state is not None:
-            (self.tenant_id, self.account_id, self.tier, self.risk, self.score_id,
-             self.features, self.score_until, self.plan, self.consent, self.cancelled,
-             opened, self.last_started, self.contacts, self.exposed, self.newest) = state  # type: ignore[assignment]
+            (self.tenant_id, self.account_id, self.scores, self.plan, self.consent,
+             self.cancelled_at, self.reactivated_at, self.endings, self.closed, opened,
+             self.last_started, self.contacts, self.exposed,
+             self.newest) = state  # type: ignore[assignment]
             self.open = {key: _Open(*value) for key, value in opened.items()}  # type: ignore[attr-defined]
 
     def raw(self) -> tuple[object, ...]:
         """The state as plain values, copied: a snapshot must not change afterwards."""
-        opened = {k: (o.episode, o.trigger_id, o.until, o.held_out) for k, o in self.open.items()}
-        return (self.tenant_id, self.account_id, self.tier, self.risk, self.score_id,
-                self.features, self.score_until, self.plan, self.consent, self.cancelled,
-                opened, dict(self.last_started),
+        opened = {k: (o.episode, o.trigger_id, o.opened, o.until, o.held_out)
+                  for k, o in self.open.items()}
+        return (self.tenant_id, self.account_id, list(self.scores), self.plan, self.consent,
+                self.cancelled_at,
+                self.reactivated_at, list(self.endings), dict(self.closed), opened,
+                dict(self.last_started),
                 {channel: list(times) for channel, times in self.contacts.items()},
                 set(self.exposed), self.newest)
 
@@ -237,11 +265,16 @@ class AccountDecisions:
         if score.shadow:
             return []
         self._note(score.tenant_id, score.account_id, score.score_time.timestamp())
-        self.tier, self.risk, self.score_id = str(score.tier), score.risk, score.score_id
-        self.features, self.score_until = score.features, score.expires_at.timestamp()
-        if score.trigger_alert is not None:
-            return self.decide(score.trigger_alert)
-        return []
+        out = self._follow_directory()
+        context = (score.score_time.timestamp(), score.expires_at.timestamp(), str(score.tier),
+                   score.risk, score.score_id, score.features)
+        self.scores.append(context)
+        if len(self.scores) > 1 and self.scores[-2][0] > context[0]:
+            self.scores.sort(key=lambda c: c[0])  # a late score: keep time order
+        del self.scores[:-SCORES_KEPT]
+        if score.trigger_alert is not None:  # judged with the score it caused
+            out += self.decide(score.trigger_alert, context)
+        return out
 
     def observe_change(self, change: AccountChange) -> list[DecisionOutput]:
         """Consent, cancellation, recovery or plan: may end open workflows."""
@@ -259,11 +292,16 @@ class AccountDecisions:
                 return self._end(self.open, SignalKind.OPTED_OUT, change)
             return []
         if kind is ChangeKind.CANCELLED:
-            self.cancelled = True
+            if self.cancelled_at is None or ts > self.cancelled_at:
+                self.cancelled_at = ts
+            self.endings.append((ts, str(kind), change.source_id))
             return self._end(self.open, SignalKind.CANCELLED, change)
-        if kind in (ChangeKind.REACTIVATED, ChangeKind.RENEWED):
-            self.cancelled = False
+        if kind in (ChangeKind.REACTIVATED, ChangeKind.RENEWED) and (
+            self.reactivated_at is None or ts > self.reactivated_at
+        ):
+            self.reactivated_at = ts
         if kind in _RECOVERIES:
+            self.endings.append((ts, str(kind), change.source_id))
             recovery = _RECOVERIES[kind]
             workflows = self._engine.policy.workflows
             ending = [k for k in self.open
@@ -271,19 +309,23 @@ class AccountDecisions:
             return self._end(ending, SignalKind.RECOVERED, change)
         return []
 
-    def decide(self, alert: Alert) -> list[DecisionOutput]:
-        """Decide what the alert calls for, and record why."""
+    def decide(self, alert: Alert, score: _ScoreContext | None = None) -> list[DecisionOutput]:
+        """Decide what the alert calls for, and record why.
+
+        ``score``: the risk context to judge it with; by default the score in
+        force at the alert's event time.
+        """
         engine = self._engine
         policy = engine.policy
         ts = alert.event_time.timestamp()
         self._note(alert.tenant_id, alert.account_id, ts)
         self._expire(ts)
-        current = ts < self.score_until
+        out: list[DecisionOutput] = self._follow_directory()
+        score = score or self._score_at(ts)
         context = DecisionContext(
             trigger=alert.rule,
-            tier=self.tier if current else None,
-            features=dict(zip(engine.feature_names, self.features, strict=False))
-            if current else {},
+            tier=score[2] if score else None,
+            features=dict(zip(engine.feature_names, score[5], strict=False)) if score else {},
             plan=self.plan,
         )
         rule = policy.match(context)
@@ -291,22 +333,22 @@ class AccountDecisions:
                                        alert.alert_id, policy.version)
         outcome = _Outcome(decision_id, rule.name if rule else None,
                            rule.decision if rule else None, rule.workflow_key if rule else None)
-        out: list[DecisionOutput] = []
+        signals, out = out, []
         if rule is None:
             outcome.settle(Decision.IGNORE, ReasonCode.NO_RULE, "no rule matched")
         elif rule.decision is Decision.IGNORE:
             outcome.settle(Decision.IGNORE, ReasonCode.RULE_IGNORE, f"rule {rule.name}")
         else:
             workflow = policy.workflows[rule.workflow_key or ""]
-            self._apply(policy, rule.decision, workflow, alert, ts, outcome, out)
+            self._apply(policy, rule.decision, workflow, alert, ts, score, outcome, out)
         record = DecisionRecord(
             decision_id=decision_id,
             tenant_id=alert.tenant_id,
             account_id=alert.account_id,
             alert_id=alert.alert_id,
             trigger=alert.rule,
-            score_id=self.score_id if current else None,
-            risk=self.risk if current else None,
+            score_id=score[4] if score else None,
+            risk=score[3] if score else None,
             tier=context.tier,
             policy_version=policy.version,
             rule=outcome.rule,
@@ -321,25 +363,26 @@ class AccountDecisions:
             decided_at=alert.event_time,
             ingested_at=alert.ingested_at,
         )
-        out.insert(0, record)
-        return out
+        return [*signals, record, *out]
 
     # -- the steps of a decision -------------------------------------------
 
     def _apply(self, policy: Policy, decided: Decision, workflow: Workflow, alert: Alert,
-               ts: float, outcome: _Outcome, out: list[DecisionOutput]) -> None:
+               ts: float, score: _ScoreContext | None, outcome: _Outcome,
+               out: list[DecisionOutput]) -> None:
         key = workflow.key
-        if self.cancelled:
+        if self._cancelled_as_of(ts):
             outcome.settle(Decision.IGNORE, ReasonCode.NOT_ELIGIBLE_CANCELLED,
                            "the account has cancelled")
             return
-        if not self._contact_allowed():
+        if not self._contact_allowed(ts):
             outcome.settle(Decision.IGNORE, ReasonCode.NOT_ELIGIBLE_DO_NOT_CONTACT,
                            "the account asked not to be contacted")
             return
-        if key in self.open:
+        active = self._active_episode(key, ts)
+        if active is not None:
             outcome.settle(Decision.IGNORE, ReasonCode.NOT_ELIGIBLE_ACTIVE_WORKFLOW,
-                           f"{key} episode {self.open[key].episode} is active")
+                           f"{key} episode {active} is active")
             return
         last = self.last_started.get(key)
         if last is not None and ts - last < workflow.cooldown_seconds:
@@ -350,7 +393,7 @@ class AccountDecisions:
         cap = policy.caps.get(workflow.channel)
         if cap is not None:
             since = ts - cap.window_seconds
-            recent = [t for t in self.contacts.get(workflow.channel, ()) if t > since]
+            recent = [t for t in self.contacts.get(workflow.channel, ()) if since < t <= ts]
             if len(recent) >= cap.max_contacts:
                 outcome.settle(Decision.IGNORE, ReasonCode.CAP_HIT,
                                f"{workflow.channel}: {len(recent)} contact(s) in "
@@ -369,12 +412,13 @@ class AccountDecisions:
         episode = episode_of(alert.event_time)
         tid = trigger_id(alert.tenant_id, key, alert.account_id, episode)
         held_out = decided is Decision.HOLDOUT or variant == HOLDOUT
-        self.open[key] = _Open(episode, tid, ts + workflow.active_seconds, held_out)
+        self.open[key] = _Open(episode, tid, ts, ts + workflow.active_seconds, held_out)
         self.last_started[key] = ts
         if held_out:
             why = f"experiment {experiment.key}" if variant == HOLDOUT and experiment else \
                 f"rule {outcome.rule}"
             outcome.settle(Decision.HOLDOUT, ReasonCode.HOLDOUT, f"held out by {why}")
+            self._end_by_later(workflow, ts, out)
             return
         self.contacts.setdefault(workflow.channel, []).append(ts)
         outcome.settle(decided, ReasonCode.RULE_MATCHED, f"rule {outcome.rule}")
@@ -390,9 +434,9 @@ class AccountDecisions:
             decision_id=outcome.decision_id,
             alert_id=alert.alert_id,
             trigger=alert.rule,
-            score_id=self.score_id if ts < self.score_until else None,
-            risk=self.risk if ts < self.score_until else None,
-            tier=self.tier if ts < self.score_until else None,
+            score_id=score[4] if score else None,
+            risk=score[3] if score else None,
+            tier=score[2] if score else None,
             reasons=alert.reasons,
             experiment_key=outcome.experiment_key,
             variant=variant,
@@ -401,20 +445,97 @@ class AccountDecisions:
             active_until=datetime.fromtimestamp(ts + workflow.active_seconds, UTC),
             ingested_at=alert.ingested_at,
         ))
+        self._end_by_later(workflow, ts, out)
 
-    def _contact_allowed(self) -> bool:
-        """The later of the account's own consent events and the consent directory."""
-        consent = self.consent
+    def _end_by_later(self, workflow: Workflow, ts: float, out: list[DecisionOutput]) -> None:
+        """A cancellation or recovery already seen but later than ``ts`` ends the
+        episode just opened, with the signal it would have sent in event order."""
+        for at, kind, source_id in sorted(self.endings):
+            if at <= ts:
+                continue
+            change_kind = ChangeKind(kind)
+            if change_kind is ChangeKind.CANCELLED:
+                signal = SignalKind.CANCELLED
+            elif _RECOVERIES[change_kind] in workflow.exits_on:
+                signal = SignalKind.RECOVERED
+            else:
+                continue
+            change = AccountChange(self.tenant_id, self.account_id, change_kind,
+                                   datetime.fromtimestamp(at, UTC), source_id)
+            out += self._end([workflow.key], signal, change)
+            return
+
+    def _active_episode(self, key: str, ts: float) -> str | None:
+        """The episode of ``key`` active at ``ts``: the open one, or one a change
+        already seen ended after ``ts`` (it was still active then)."""
+        if key in self.open:
+            return self.open[key].episode
+        closed = self.closed.get(key)
+        if closed is not None and closed[0] <= ts < closed[1]:
+            return closed[2]
+        return None
+
+    def _score_at(self, ts: float) -> _ScoreContext | None:
+        """The newest score at or before ``ts`` that still stands at ``ts``."""
+        for context in reversed(self.scores):
+            if context[0] <= ts:
+                return context if ts < context[1] else None
+        return None
+
+    @property
+    def cancelled(self) -> bool:
+        """Cancelled, and not reactivated (or renewed) since."""
+        return self.cancelled_at is not None and (
+            self.reactivated_at is None or self.reactivated_at < self.cancelled_at
+        )
+
+    def _cancelled_as_of(self, ts: float) -> bool:
+        """Cancelled at or before ``ts`` and not reactivated between (event time: a
+        trigger that arrives after a later cancellation is judged as of its time,
+        and the cancellation then ends what it opens)."""
+        return (self.cancelled_at is not None and self.cancelled_at <= ts
+                and not (self.reactivated_at is not None
+                         and self.cancelled_at < self.reactivated_at <= ts))
+
+    def _contact_allowed(self, ts: float) -> bool:
+        """May the account be contacted for a trigger at ``ts``?
+
+        Its words are its own consent events and the consent directory. The
+        newest word of all, if it is an opt-out, always counts (whatever the
+        trigger's time: the customer has said no, now); otherwise the newest
+        word dated at or before ``ts`` decides, so a replay that meets a later
+        opt-in in the directory still honours the opt-out in force at ``ts``.
+        """
+        words = [w for w in (self.consent, self._engine.consent(self.tenant_id,
+                                                                 self.account_id)) if w]
+        if not words:
+            return True
+        if not max(words, key=lambda word: word[1])[0]:
+            return False
+        dated = [w for w in words if w[1] <= ts]
+        return max(dated, key=lambda word: word[1])[0] if dated else True
+
+    def _follow_directory(self) -> list[DecisionOutput]:
+        """An opt-out another system wrote to the directory ends open workflows too."""
         stored = self._engine.consent(self.tenant_id, self.account_id)
-        if stored is not None and (consent is None or stored[1] > consent[1]):
-            consent = stored
-        return consent is None or consent[0]
+        if stored is None or stored[0] or (self.consent is not None
+                                           and stored[1] <= self.consent[1]):
+            return []
+        self.consent = stored
+        at = datetime.fromtimestamp(stored[1], UTC)
+        change = AccountChange(self.tenant_id, self.account_id, ChangeKind.CONSENT, at,
+                               "contact_preferences", contact_allowed=False)
+        return self._end(self.open, SignalKind.OPTED_OUT, change)
 
     def _end(self, keys: Iterable[str], kind: SignalKind,
              change: AccountChange) -> list[DecisionOutput]:
+        """End the open episodes among ``keys`` that opened before ``change`` happened
+        (a late recovery does not end an episode that opened after it)."""
         signals: list[DecisionOutput] = []
-        for key in list(keys):
+        ts = change.event_time.timestamp()
+        for key in [k for k in keys if self.open[k].opened <= ts]:
             episode = self.open.pop(key)
+            self.closed[key] = (episode.opened, ts, episode.episode)
             if episode.held_out:
                 continue  # nobody was contacted: nothing to tell
             signals.append(WorkflowSignal.make(
@@ -430,6 +551,10 @@ class AccountDecisions:
     def _expire(self, ts: float) -> None:
         """Forget what no rule can use any more as of ``ts``: bounded state."""
         policy = self._engine.policy
+        horizon = ts - policy.longest_memory_seconds
+        self.endings = [e for e in self.endings if e[0] > horizon]
+        for key in [k for k, c in self.closed.items() if c[1] <= horizon]:
+            del self.closed[key]
         for key in [k for k, o in self.open.items() if o.until <= ts]:
             del self.open[key]
         for key in [k for k, t in self.last_started.items()
@@ -452,8 +577,9 @@ class AccountDecisions:
         its next refresh, and a cancelled account stays ineligible.
         """
         self._expire(self.newest)
-        return not (self.open or self.last_started or self.contacts or self.cancelled
-                    or (self.tier is not None and self.newest < self.score_until)
+        return not (self.open or self.last_started or self.contacts
+                    or self.cancelled
+                    or (bool(self.scores) and self.newest < self.scores[-1][1])
                     or (self.consent is not None and not self.consent[0]))
 
 

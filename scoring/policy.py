@@ -322,7 +322,12 @@ class _Checker:
         if not isinstance(node, yaml.ScalarNode):
             self.fail(path, node, "expected a single value")
             return None
-        value = yaml.SafeLoader("").construct_object(node)
+        try:
+            value = yaml.SafeLoader("").construct_object(node)
+        except (yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
+            # e.g. `!!int "abc"` or a `!!python/...` tag: not a value of ours
+            self.fail(path, node, f"not a valid value ({type(exc).__name__}: {exc})"[:200])
+            return None
         if value is None or value == "":
             self.fail(path, node, "empty: expected a value")
         return value
@@ -402,7 +407,13 @@ class _Checker:
             return None
         version = None
         if "policy_version" in top:
-            version = self.text(top["policy_version"], "policy_version")
+            raw = self.scalar(top["policy_version"], "policy_version")
+            if isinstance(raw, str) and raw:
+                version = raw
+            elif raw is not None:
+                # 2026.10 would be the number 2026.1: quote versions
+                self.fail("policy_version", top["policy_version"],
+                          f"must be text: quote it (\"{raw}\")")
         else:
             self.fail("policy_version", node, "missing: every policy names its version")
         defaults: dict[str, yaml.Node] | None = self.mapping(

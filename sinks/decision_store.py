@@ -58,6 +58,7 @@ class PostgresConsentDirectory:
         self._clock = clock
         self._known: dict[tuple[str, str], tuple[bool, float]] = {}
         self._read_since: datetime | None = None
+        self._loaded = False  # read at least once: later failures keep what is known
         self._next_refresh = float("-inf")
 
     def lookup(self, tenant_id: str, account_id: str) -> tuple[bool, float] | None:
@@ -78,12 +79,13 @@ class PostgresConsentDirectory:
             with connect(self._url, self._schema, autocommit=True) as conn:
                 rows = conn.execute(query, params).fetchall()
         except psycopg.Error as exc:
-            if self._read_since is None and not self._known:
+            if not self._loaded:
                 msg = f"consent directory: cannot read contact_preferences: {exc}"
                 raise SinkError(msg) from exc  # never decide without the opt-outs
             # Later failures: keep deciding on what is known; retried next interval.
             log.warning("consent directory refresh failed: %s", exc)
             return 0
+        self._loaded = True
         for tenant_id, account_id, allowed, updated_at, recorded_at in rows:
             self._known[(tenant_id, account_id)] = (allowed, updated_at.timestamp())
             if self._read_since is None or recorded_at > self._read_since:

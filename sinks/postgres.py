@@ -275,14 +275,15 @@ VALUES (%s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT DO NOTHING
 """
 
-# An older consent change (in event time) never overwrites a newer one.
+# An older consent change (in event time) never overwrites a newer one; at the
+# same instant the later write wins, as in the decision engine.
 _UPSERT_CONSENT = """
 INSERT INTO contact_preferences (tenant_id, account_id, contact_allowed, updated_at, source)
 VALUES (%s, %s, %s, %s, %s)
 ON CONFLICT (tenant_id, account_id) DO UPDATE
 SET contact_allowed = EXCLUDED.contact_allowed, updated_at = EXCLUDED.updated_at,
     source = EXCLUDED.source, recorded_at = now()
-WHERE contact_preferences.updated_at < EXCLUDED.updated_at
+WHERE contact_preferences.updated_at <= EXCLUDED.updated_at
 """
 
 

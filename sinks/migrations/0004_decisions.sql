@@ -89,6 +89,8 @@ BEGIN
 END $$;
 CREATE TRIGGER contact_ledger_append_only BEFORE UPDATE OR DELETE ON contact_ledger
     FOR EACH ROW EXECUTE FUNCTION contact_ledger_append_only();
+CREATE TRIGGER contact_ledger_no_truncate BEFORE TRUNCATE ON contact_ledger
+    FOR EACH STATEMENT EXECUTE FUNCTION contact_ledger_append_only();
 
 -- Do-not-contact: the latest word per account, from account.consent_changed
 -- events (written by the flow) or from other systems (a CRM may write here).

@@ -18,6 +18,7 @@ from detectors.lifecycle import AccountChange, ChangeKind
 from schemas import SCHEMA_DIR
 from scoring.policy import load_policy, vocabulary_for
 from sinks.decision_store import PostgresConsentDirectory
+from sinks.errors import SinkError
 from sinks.migrate import migrate
 from sinks.postgres import PostgresDecisionSink
 from tests.integration.conftest import create_events_topic
@@ -219,3 +220,21 @@ def test_the_contact_ledger_is_append_only(decision_schema: Settings) -> None:
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             conn.execute("UPDATE contact_ledger SET channel = 'sms'")
         assert conn.execute("SELECT count(*) FROM contact_ledger").fetchone() == (1,)
+
+
+def test_consent_directory_fails_closed_only_before_its_first_read(
+    decision_schema: Settings,
+) -> None:
+    assert decision_schema.database_url
+    unreachable = "postgresql://churnwatch@127.0.0.1:9/nowhere?connect_timeout=1"
+    with pytest.raises(SinkError, match="cannot read contact_preferences"):
+        PostgresConsentDirectory(unreachable, decision_schema.database_schema, 30.0).refresh()
+
+    clock = [0.0]
+    directory = PostgresConsentDirectory(decision_schema.database_url,
+                                         decision_schema.database_schema, 30.0,
+                                         clock=lambda: clock[0])
+    assert directory.lookup("acme", "a1") is None  # the first read: an empty table
+    directory._url = unreachable  # the database goes away
+    clock[0] = 31.0
+    assert directory.lookup("acme", "a1") is None  # keeps deciding on what it knows

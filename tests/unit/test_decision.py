@@ -790,3 +790,104 @@ def test_decisions_follow_a_reloaded_policy(tmp_path: Path) -> None:
     clock.now += 10
     after = record_of(decisions.decide(make_alert(rule="seat_drop", event_time=at(HOUR))))
     assert (before.policy_version, after.policy_version) == ("d.1", "d.2")
+
+
+# --- out-of-order lifecycle changes and the consent directory (review findings) -----------------
+
+
+def test_a_late_recovery_does_not_end_an_episode_that_opened_after_it() -> None:
+    decisions = make_decisions()
+    [_, trigger] = feed(decisions, make_alert(event_time=at(3 * DAY)))
+    assert isinstance(trigger, WorkflowTrigger)
+    # a payment_succeeded dated day 1 arrives late: the day-3 dunning stays open
+    assert feed(decisions, make_change(event_time=at(1 * DAY))) == []
+    assert "dunning" in decisions.open
+    [signal] = feed(decisions, make_change(event_time=at(3 * DAY + HOUR)))
+    assert isinstance(signal, WorkflowSignal) and signal.trigger_id == trigger.trigger_id
+
+
+def test_a_late_cancellation_before_a_reactivation_leaves_the_account_eligible() -> None:
+    decisions = make_decisions()
+    feed(decisions, make_change(kind=ChangeKind.REACTIVATED, event_time=at(2 * DAY)))
+    feed(decisions, make_change(kind=ChangeKind.CANCELLED, event_time=at(1 * DAY)))
+    assert not decisions.cancelled
+    record = record_of(feed(decisions, make_alert(event_time=at(3 * DAY))))
+    assert record.decision is Decision.START_WORKFLOW
+
+
+def test_a_later_opt_in_in_the_directory_does_not_lift_the_opt_out_in_force() -> None:
+    # Opted out on day 5 (event); the directory already holds an opt-in of day 10
+    # (a replay meeting newer data): a day-7 trigger still honours the opt-out.
+    decisions = make_decisions(consent=lambda _t, _a: (True, at(10 * DAY).timestamp()))
+    feed(decisions, opt(False, 5 * DAY))
+    record = record_of(feed(decisions, make_alert(event_time=at(7 * DAY))))
+    assert record.reasons == (ReasonCode.NOT_ELIGIBLE_DO_NOT_CONTACT,)
+    # ... and from day 10 on the opt-in counts.
+    record = record_of(feed(decisions, make_alert(event_time=at(11 * DAY))))
+    assert record.decision is Decision.START_WORKFLOW
+
+
+def test_the_newest_word_blocks_when_it_is_an_opt_out_whatever_the_trigger_time() -> None:
+    decisions = make_decisions(consent=lambda _t, _a: (False, at(10 * DAY).timestamp()))
+    outputs = feed(decisions, make_alert(event_time=at(7 * DAY)))
+    assert record_of(outputs).reasons == (ReasonCode.NOT_ELIGIBLE_DO_NOT_CONTACT,)
+
+
+def test_a_directory_opt_out_ends_open_workflows() -> None:
+    directory: dict[str, tuple[bool, float]] = {}
+    decisions = make_decisions(consent=lambda _t, a: directory.get(a))
+    [_, trigger] = feed(decisions, make_alert(event_time=at(0)))
+    directory[ACCOUNT] = (False, at(HOUR).timestamp())  # a CRM writes do-not-contact
+    outputs = feed(decisions, make_score(score_time=at(2 * HOUR)))
+    [signal] = of_type(outputs, WorkflowSignal)
+    assert (signal.trigger_id, signal.signal, signal.cause_id) == (
+        trigger.trigger_id, SignalKind.OPTED_OUT, "contact_preferences")
+    assert decisions.open == {}
+    assert feed(decisions, make_score(score_id="s2", score_time=at(3 * HOUR))) == []  # once
+
+
+def test_a_late_alert_counts_only_contacts_up_to_its_own_time() -> None:
+    decisions = make_decisions()  # email: 2 per 7 days
+    decisions.contacts["email"] = [at(5 * DAY).timestamp(), at(5 * DAY + HOUR).timestamp()]
+    # a late payment failure dated day 1: the two later contacts are outside its
+    # window (the ledger query over (day 1 - 7d, day 1] would not count them either)
+    record = record_of(feed(decisions, make_alert(event_time=at(1 * DAY))))
+    assert record.decision is Decision.START_WORKFLOW
+    # the same contacts do count for an alert after them
+    record = record_of(feed(decisions, make_alert(rule="login_drop", tier=AlertTier.USAGE_SIGNAL,
+                                                  event_time=at(5 * DAY + 2 * HOUR))))
+    assert record.reasons == (ReasonCode.CAP_HIT,)
+
+
+def test_a_trigger_is_judged_with_the_score_in_force_at_its_time() -> None:
+    decisions = make_decisions()
+    feed(decisions, make_score(score_id="old", tier=RiskTier.LOW, score_time=at(0)))
+    feed(decisions, make_score(score_id="new", tier=RiskTier.HIGH, score_time=at(2 * DAY)))
+    record = record_of(feed(decisions, make_alert(rule="seat_drop", event_time=at(DAY))))
+    assert (record.score_id, record.tier) == ("old", "low")
+
+
+def test_an_episode_ended_later_still_counts_as_active_for_an_earlier_trigger() -> None:
+    decisions = make_decisions()
+    feed(decisions, make_alert(event_time=at(0)))  # dunning opens
+    feed(decisions, make_change(event_time=at(12 * HOUR)))  # payment succeeded: it ends
+    # a trigger dated 6 h (arriving late) meets the episode as it was then
+    record = record_of(feed(decisions, make_alert(event_time=at(6 * HOUR),
+                                                  trigger_event_id="late")))
+    assert record.reasons == (ReasonCode.NOT_ELIGIBLE_ACTIVE_WORKFLOW,)
+
+
+def test_a_cancellation_seen_first_ends_the_episode_an_earlier_trigger_opens() -> None:
+    # Event order: a trigger at day 1 opens win_back, a cancellation 12 h later ends
+    # it. Arrival order reversed must give the same trigger and signal.
+    in_order = make_decisions()
+    expected = feed(in_order, make_alert(rule="login_drop", event_time=at(DAY)))
+    expected += feed(in_order, make_change(kind=ChangeKind.CANCELLED, event_time=at(DAY + 12 * HOUR)))
+    reversed_order = make_decisions()
+    got = feed(reversed_order, make_change(kind=ChangeKind.CANCELLED, event_time=at(DAY + 12 * HOUR)))
+    got += feed(reversed_order, make_alert(rule="login_drop", event_time=at(DAY)))
+    assert sorted(map(repr, of_type(got, WorkflowTrigger))) == sorted(
+        map(repr, of_type(expected, WorkflowTrigger)))
+    [signal] = of_type(got, WorkflowSignal)
+    assert signal == of_type(expected, WorkflowSignal)[0]
+    assert signal.signal is SignalKind.CANCELLED

@@ -627,3 +627,20 @@ def test_an_invalid_first_policy_raises(tmp_path: Path) -> None:
 def test_a_missing_first_policy_raises(tmp_path: Path) -> None:
     with pytest.raises(PolicyError):
         PolicyHolder(tmp_path / "absent.yaml", VOCABULARY, clock=Clock())
+
+
+@pytest.mark.parametrize(("old", "new", "path"), [
+    ('policy_version: "t.1"', 'policy_version: !!int "abc"', "policy_version"),
+    ('policy_version: "t.1"', "policy_version: !!python/name:os.system x", "policy_version"),
+    ("decide: start_workflow", 'decide: !!float "x"', "rules[0].decide"),
+], ids=["bad-int-tag", "python-tag", "bad-float-tag"])
+def test_a_tagged_value_that_does_not_construct_is_a_problem_not_a_crash(
+    old: str, new: str, path: str
+) -> None:
+    assert [p for p, _ in problems_of(edit(BASE, (old, new)))] == [path]
+
+
+def test_an_unquoted_numeric_version_must_be_quoted() -> None:
+    # 2026.10 would load as the number 2026.1 and collide with version 2026.1
+    problems = problems_of(edit(BASE, ('policy_version: "t.1"', "policy_version: 2026.10")))
+    assert problems == [("policy_version", 1)]
