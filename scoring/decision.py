@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from detectors.lifecycle import AccountChange, ChangeKind
 from schemas.alert import Alert, deterministic_id
@@ -206,8 +207,17 @@ class _Open:
     held_out: bool
 
 
-# (score time, expires at, tier, risk, score id, features), epoch seconds
-_ScoreContext = tuple[float, float, str, float, str, tuple[float, ...]]
+class ScoreContext(NamedTuple):
+    """What a decision needs of one score (epoch seconds)."""
+
+    at: float
+    until: float
+    tier: str
+    risk: float
+    score_id: str
+    features: tuple[float, ...]
+
+
 SCORES_KEPT = 4
 
 
@@ -224,7 +234,7 @@ class AccountDecisions:
         self.tenant_id = self.account_id = ""
         # The last few scores' contexts, oldest first: a trigger is judged with the
         # score in force at its own event time, even when a later score came first.
-        self.scores: list[_ScoreContext] = []
+        self.scores: list[ScoreContext] = []
         self.plan: str | None = None
         self.consent: tuple[bool, float] | None = None
         self.cancelled_at: float | None = None
@@ -266,11 +276,11 @@ class AccountDecisions:
             return []
         self._note(score.tenant_id, score.account_id, score.score_time.timestamp())
         out = self._follow_directory()
-        context = (score.score_time.timestamp(), score.expires_at.timestamp(), str(score.tier),
-                   score.risk, score.score_id, score.features)
+        context = ScoreContext(score.score_time.timestamp(), score.expires_at.timestamp(),
+                               str(score.tier), score.risk, score.score_id, score.features)
         self.scores.append(context)
-        if len(self.scores) > 1 and self.scores[-2][0] > context[0]:
-            self.scores.sort(key=lambda c: c[0])  # a late score: keep time order
+        if len(self.scores) > 1 and self.scores[-2].at > context.at:
+            self.scores.sort(key=lambda c: c.at)  # a late score: keep time order
         del self.scores[:-SCORES_KEPT]
         if score.trigger_alert is not None:  # judged with the score it caused
             out += self.decide(score.trigger_alert, context)
@@ -309,7 +319,7 @@ class AccountDecisions:
             return self._end(ending, SignalKind.RECOVERED, change)
         return []
 
-    def decide(self, alert: Alert, score: _ScoreContext | None = None) -> list[DecisionOutput]:
+    def decide(self, alert: Alert, score: ScoreContext | None = None) -> list[DecisionOutput]:
         """Decide what the alert calls for, and record why.
 
         ``score``: the risk context to judge it with; by default the score in
@@ -324,8 +334,9 @@ class AccountDecisions:
         score = score or self._score_at(ts)
         context = DecisionContext(
             trigger=alert.rule,
-            tier=score[2] if score else None,
-            features=dict(zip(engine.feature_names, score[5], strict=False)) if score else {},
+            tier=score.tier if score else None,
+            features=dict(zip(engine.feature_names, score.features, strict=False))
+            if score else {},
             plan=self.plan,
         )
         rule = policy.match(context)
@@ -347,8 +358,8 @@ class AccountDecisions:
             account_id=alert.account_id,
             alert_id=alert.alert_id,
             trigger=alert.rule,
-            score_id=score[4] if score else None,
-            risk=score[3] if score else None,
+            score_id=score.score_id if score else None,
+            risk=score.risk if score else None,
             tier=context.tier,
             policy_version=policy.version,
             rule=outcome.rule,
@@ -368,7 +379,7 @@ class AccountDecisions:
     # -- the steps of a decision -------------------------------------------
 
     def _apply(self, policy: Policy, decided: Decision, workflow: Workflow, alert: Alert,
-               ts: float, score: _ScoreContext | None, outcome: _Outcome,
+               ts: float, score: ScoreContext | None, outcome: _Outcome,
                out: list[DecisionOutput]) -> None:
         key = workflow.key
         if self._cancelled_as_of(ts):
@@ -434,9 +445,9 @@ class AccountDecisions:
             decision_id=outcome.decision_id,
             alert_id=alert.alert_id,
             trigger=alert.rule,
-            score_id=score[4] if score else None,
-            risk=score[3] if score else None,
-            tier=score[2] if score else None,
+            score_id=score.score_id if score else None,
+            risk=score.risk if score else None,
+            tier=score.tier if score else None,
             reasons=alert.reasons,
             experiment_key=outcome.experiment_key,
             variant=variant,
@@ -475,11 +486,11 @@ class AccountDecisions:
             return closed[2]
         return None
 
-    def _score_at(self, ts: float) -> _ScoreContext | None:
+    def _score_at(self, ts: float) -> ScoreContext | None:
         """The newest score at or before ``ts`` that still stands at ``ts``."""
         for context in reversed(self.scores):
-            if context[0] <= ts:
-                return context if ts < context[1] else None
+            if context.at <= ts:
+                return context if ts < context.until else None
         return None
 
     @property
@@ -579,7 +590,7 @@ class AccountDecisions:
         self._expire(self.newest)
         return not (self.open or self.last_started or self.contacts
                     or self.cancelled
-                    or (bool(self.scores) and self.newest < self.scores[-1][1])
+                    or (bool(self.scores) and self.newest < self.scores[-1].until)
                     or (self.consent is not None and not self.consent[0]))
 
 
