@@ -561,6 +561,8 @@ class AccountDecisions:
 
     def _expire(self, ts: float) -> None:
         """Forget what no rule can use any more as of ``ts``: bounded state."""
+        if not (self.endings or self.closed or self.open or self.last_started or self.contacts):
+            return  # the common case: nothing to look at (called per batch)
         policy = self._engine.policy
         horizon = ts - policy.longest_memory_seconds
         self.endings = [e for e in self.endings if e[0] > horizon]

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,7 @@ class Policy:
                 return rule
         return None
 
-    @property
+    @cached_property
     def longest_memory_seconds(self) -> float:
         """How long per-account decision state must be remembered."""
         spans = [c.window_seconds for c in self.caps.values()]
