@@ -880,11 +880,12 @@ def test_an_episode_ended_later_still_counts_as_active_for_an_earlier_trigger() 
 def test_a_cancellation_seen_first_ends_the_episode_an_earlier_trigger_opens() -> None:
     # Event order: a trigger at day 1 opens win_back, a cancellation 12 h later ends
     # it. Arrival order reversed must give the same trigger and signal.
+    cancellation = make_change(kind=ChangeKind.CANCELLED, event_time=at(DAY + 12 * HOUR))
     in_order = make_decisions()
     expected = feed(in_order, make_alert(rule="login_drop", event_time=at(DAY)))
-    expected += feed(in_order, make_change(kind=ChangeKind.CANCELLED, event_time=at(DAY + 12 * HOUR)))
+    expected += feed(in_order, cancellation)
     reversed_order = make_decisions()
-    got = feed(reversed_order, make_change(kind=ChangeKind.CANCELLED, event_time=at(DAY + 12 * HOUR)))
+    got = feed(reversed_order, cancellation)
     got += feed(reversed_order, make_alert(rule="login_drop", event_time=at(DAY)))
     assert sorted(map(repr, of_type(got, WorkflowTrigger))) == sorted(
         map(repr, of_type(expected, WorkflowTrigger)))
