@@ -54,6 +54,7 @@ from typing import NamedTuple
 
 from detectors.lifecycle import AccountChange, ChangeKind
 from schemas.alert import Alert, deterministic_id
+from schemas.event import format_time
 from schemas.workflow import (
     SignalKind,
     WorkflowAction,
@@ -132,7 +133,7 @@ class DecisionRecord:
             "experiment_key": self.experiment_key,
             "variant": self.variant,
             "trigger_id": self.trigger_id,
-            "decided_at": self.decided_at.isoformat().replace("+00:00", "Z"),
+            "decided_at": format_time(self.decided_at),
         }
 
 

@@ -642,8 +642,9 @@ class PolicyHolder:
             on_change("loaded", policy)
 
     def current(self) -> Policy:
-        if self._clock() >= self._next_check:
-            self._next_check = self._clock() + self._check_seconds
+        now = self._clock()
+        if now >= self._next_check:
+            self._next_check = now + self._check_seconds
             stamp = self._stat()
             if stamp != self._stamp:
                 self._stamp = stamp

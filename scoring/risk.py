@@ -21,6 +21,7 @@ from enum import StrEnum
 import numpy as np
 
 from schemas.alert import Alert, AlertTier, Severity, alert_id, deterministic_id
+from schemas.event import format_time
 from scoring.model import RiskModel
 
 
@@ -159,15 +160,11 @@ class RiskScore:
             "rule_risk": round(self.rule_risk, 6),
             "tier": str(self.tier),
             "reasons": list(self.reasons),
-            "score_time": _iso(self.score_time),
-            "expires_at": _iso(self.expires_at),
+            "score_time": format_time(self.score_time),
+            "expires_at": format_time(self.expires_at),
             "trigger_event_id": self.trigger_event_id,
             "shadow": self.shadow,
         }
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def score_batch(
