@@ -165,7 +165,7 @@ def floor_worker(args: argparse.Namespace) -> int:
     from bytewax.dataflow import Dataflow
     from bytewax.run import cli_main
 
-    from dataflows.runner import EventsSource
+    from dataflows.kafka_input import EventsSource
 
     counts = {"messages": 0, "parsed": 0, "errors": 0}
     span = {"first": 0.0, "last": 0.0}
@@ -584,7 +584,7 @@ def init_recovery(settings: Any) -> None:
     Every process of a fresh cluster would otherwise create them at once, and
     the loser of that race panics ("table parts already exists").
     """
-    from dataflows.runner import recovery_config
+    from dataflows.run import recovery_config
 
     recovery_config(settings.recovery_dir, settings.recovery_partitions)
 

@@ -25,9 +25,9 @@ import time
 
 import numpy as np
 
+from churnwatch.replay import replay
 from churnwatch.settings import Settings
 from churnwatch.simulator import simulate, write_jsonl
-from dataflows.replay import replay
 from featurestore.definitions import load_definitions
 from scoring.model import load_model
 
@@ -55,11 +55,11 @@ def decision_cost(decisions: int = 20_000) -> tuple[float, float]:
     from datetime import UTC, datetime, timedelta
 
     from churnwatch.settings import DEFAULT_POLICY
+    from decisions.engine import AccountDecisions, DecisionEngine
+    from decisions.policy import load_policy, vocabulary_for
     from detectors.tier1 import DEFAULT_TIER1_RULES
     from schemas.alert import Alert, AlertTier, Severity, alert_id
-    from scoring.decision import AccountDecisions, DecisionEngine
-    from scoring.policy import load_policy, vocabulary_for
-    from scoring.risk import RiskScore, RiskTier
+    from schemas.score import RiskScore, RiskTier
 
     feature_set = load_definitions()
     rules = [r.rule for r in DEFAULT_TIER1_RULES.values()]

@@ -17,8 +17,9 @@ from prometheus_client import CollectorRegistry
 from churnwatch.ops_server import OpsServer, Readiness
 from churnwatch.settings import Settings
 from churnwatch.topics import ensure_topics
+from churnwatch.wiring import production_flow
 from dataflows.metrics import PipelineMetrics
-from dataflows.runner import production_flow, run_dataflow
+from dataflows.run import run_dataflow
 from sinks.migrate import migrate
 from sinks.postgres import connect
 
@@ -100,7 +101,9 @@ def run_pipeline(
         flow = production_flow(settings, metrics, tail=tail)
         run_dataflow(
             flow,
-            settings,
+            epoch_interval=settings.snapshot_interval,
+            recovery_dir=settings.recovery_dir,
+            recovery_partitions=settings.recovery_partitions,
             workers_per_process=workers_per_process,
             process_id=process_id,
             addresses=addresses,

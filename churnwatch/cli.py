@@ -16,7 +16,7 @@ from churnwatch.logs import configure_logging
 from churnwatch.settings import Settings
 
 if TYPE_CHECKING:
-    from scoring.policy import Vocabulary
+    from decisions.policy import Vocabulary
 
 
 def _settings() -> Settings:
@@ -111,8 +111,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_backfill(args: argparse.Namespace) -> int:
     import orjson
 
-    from dataflows.account import account_config
-    from dataflows.backfill import backfill, read_jsonl
+    from accounts.backfill import backfill, read_jsonl
+    from churnwatch.wiring import account_config
     from featurestore.definitions import load_definitions
     from schemas.event import EventLimits
 
@@ -147,15 +147,19 @@ def cmd_features_check(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from scoring.training_cli import train_from_history
+    from churnwatch.wiring import account_config, event_limits
+    from featurestore.definitions import load_definitions
+    from training.history import train_from_history
 
+    settings = _settings()
+    definitions = Path(args.definitions) if args.definitions else settings.feature_definitions
     trained = train_from_history(
         Path(args.history),
         Path(args.out),
-        definitions=Path(args.definitions) if args.definitions else None,
+        config=account_config(settings, load_definitions(definitions)),
+        limits=event_limits(settings),
         horizon_days=args.horizon_days,
         seed=args.seed,
-        settings=_settings(),
     )
     metrics = trained.metrics
     print(f"model written to {args.out} (feature_version {trained.feature_version})")
@@ -170,7 +174,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from dataflows.replay import replay
+    from churnwatch.replay import replay
 
     settings = _settings()
     if args.definitions:
@@ -178,7 +182,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.model:
         settings = settings.replace(model_dir=None if args.model == "off" else Path(args.model))
     if args.to_sinks:
-        from dataflows.replay import replay_to_sinks
+        from churnwatch.replay import replay_to_sinks
 
         if not (settings.kafka_bootstrap and settings.redis_url and settings.database_url):
             print("churnwatch replay --to-sinks: set CHURNWATCH_KAFKA_BOOTSTRAP, "
@@ -198,7 +202,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _policy_vocabulary(settings: Settings, definitions: str | None) -> Vocabulary:
-    from dataflows.runner import policy_vocabulary
+    from churnwatch.wiring import policy_vocabulary
     from featurestore.definitions import load_definitions
 
     path = Path(definitions) if definitions else settings.feature_definitions
@@ -206,7 +210,7 @@ def _policy_vocabulary(settings: Settings, definitions: str | None) -> Vocabular
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
-    from scoring.policy import PolicyError, load_policy
+    from decisions.policy import PolicyError, load_policy
 
     settings = _settings()
     vocabulary = _policy_vocabulary(settings, args.definitions)
@@ -232,8 +236,8 @@ def cmd_policy_dry_run(args: argparse.Namespace) -> int:
 
     import orjson
 
-    from dataflows.replay import replay
-    from scoring.dry_run import compare, format_report
+    from churnwatch.replay import replay
+    from decisions.dry_run import compare, format_report
 
     settings = _settings()
     if settings.model_dir is None:

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from churnwatch.localstack import free_port
-from dataflows.runner import recovery_config
+from dataflows.run import recovery_config
 
 DRAINED = "drained: "
 

@@ -214,7 +214,7 @@ def _print_decisions(
     first_triggers: list[tuple], signals: list[tuple], ledger: list[tuple],
 ) -> None:
     total = sum(n for _, _, n in decisions)
-    print(f"\ndecisions (table decisions, policy scoring/policies/default.yaml): {total}, "
+    print(f"\ndecisions (table decisions, policy decisions/policies/default.yaml): {total}, "
           "one per alert, each with its reason:")
     _table(("decision", "reason", "count"), [(d, r, n) for d, r, n in decisions])
     print("\none example per reason:")

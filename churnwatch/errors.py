@@ -1,15 +1,12 @@
-"""The root of churnwatch's exception tree.
+"""Errors of the application shell: settings and the embedded local stack.
 
-Every package raises subclasses of :class:`ChurnwatchError` named after the
-condition, so a caller can catch "anything churnwatch refused" in one place
-while poison input never travels as an exception (it becomes a DLQ record).
+The root, :class:`~schemas.errors.ChurnwatchError`, lives in ``schemas`` (the
+lowest layer) so that every package can subclass it.
 """
 
 from __future__ import annotations
 
-
-class ChurnwatchError(Exception):
-    """Base class of every error churnwatch raises on purpose."""
+from schemas.errors import ChurnwatchError
 
 
 class ConfigurationError(ChurnwatchError):
@@ -28,3 +25,4 @@ class LocalStackError(ChurnwatchError):
         self.service = service
         self.problem = problem
         super().__init__(f"local stack {service}: {problem}")
+__all__ = ["ChurnwatchError", "ConfigurationError", "LocalStackError"]

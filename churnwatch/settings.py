@@ -24,7 +24,7 @@ from detectors.usage import DropRule, InactivityRule, RenewalRule, UsageRules, p
 
 PREFIX = "CHURNWATCH_"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "scoring" / "models" / "default"
-DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "scoring" / "policies" / "default.yaml"
+DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "decisions" / "policies" / "default.yaml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +263,7 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}RISK_TIERS": "risk at which medium and high begin (0.4,0.7)",
     f"{PREFIX}RISK_BLEND": "max (of rule and model risk), ml or rules (max)",
     f"{PREFIX}POLICY": "decision policy file (YAML); 'off': no decisions or workflow triggers"
-    " (the shipped scoring/policies/default.yaml)",
+    " (the shipped decisions/policies/default.yaml)",
     f"{PREFIX}TOPIC_WORKFLOWS": "workflow triggers and signals (churn.workflow-triggers)",
     f"{PREFIX}CONSENT_REFRESH_SECONDS": "how often the consent directory re-reads Postgres"
     " contact_preferences (30)",

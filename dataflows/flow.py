@@ -1,7 +1,7 @@
 """The churnwatch dataflow: Kafka events to alerts, signals, features, scores and decisions.
 
 This package is the only one that imports Bytewax. It wires the pure pieces
-(``schemas`` parsing, :class:`~dataflows.account.AccountProcessor`,
+(``schemas`` parsing, :class:`~accounts.processor.AccountProcessor`,
 :class:`~detectors.inactivity.InactivityTracker`, the scoring and decision
 engines, the ``sinks``) into operators::
 
@@ -28,143 +28,38 @@ engines, the ``sinks``) into operators::
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeGuard
+from datetime import datetime, timedelta
+from typing import Any, TypeGuard
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
-from bytewax.operators import StatefulBatchLogic
-from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
+from bytewax.outputs import Sink
 
-from dataflows.account import AccountConfig, AccountProcessor, AccountSnapshot, Output
+from accounts.config import AccountConfig
+from accounts.debounce import ScoreRequest
+from accounts.processor import AccountProcessor, AccountSnapshot
+from dataflows.logic import AccountLogic, AccountRiskLogic, InactivityLogic, RiskInput
 from dataflows.metrics import PipelineMetrics
+from dataflows.outputs import utc_now
 from dataflows.parse import MessageParser
+from decisions.engine import DecisionEngine
 from detectors.inactivity import ActivityBatch, InactivityTracker, TrackerSnapshot
-from detectors.lifecycle import AccountChange
-from detectors.tier1 import Cancellation
-from detectors.usage import InactivityRule, UsageSignal
+from detectors.usage import InactivityRule
 from featurestore.redis_store import FeatureUpdate
 from schemas.alert import Alert, AlertTier
 from schemas.dead_letter import LateEvent
 from schemas.event import Event, EventLimits, subject_key
+from schemas.lifecycle import AccountChange, Cancellation
+from schemas.score import RiskScore
+from schemas.signal import UsageSignal
 from schemas.workflow import WorkflowSignal, WorkflowTrigger
-from scoring.decision import (
-    AccountDecisions,
-    DecisionEngine,
-    DecisionOutput,
-    DecisionRecord,
-)
 from scoring.model import RiskModel
-from scoring.risk import (
-    RiskPolicy,
-    RiskScore,
-    RiskTier,
-    RiskTierTracker,
-    ScoreRequest,
-    score_batch,
-)
+from scoring.risk import RiskPolicy, score_batch
 
 log = logging.getLogger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class BatchWriter(Protocol):
-    """The contract every churnwatch sink meets (see ``sinks``)."""
-
-    def write_batch(self, items: Sequence[Any]) -> Any: ...
-
-    def close(self) -> None: ...
-
-
-class _WriterPartition(StatelessSinkPartition[Any]):
-    def __init__(
-        self,
-        writer: BatchWriter,
-        name: str,
-        metrics: PipelineMetrics,
-        on_written: Callable[[list[Any]], None] | None,
-    ) -> None:
-        self._writer = writer
-        self._name = name
-        self._written = metrics.sink_writes.labels(sink=name)
-        self._errors = metrics.sink_errors.labels(sink=name)
-        self._seconds = metrics.sink_seconds.labels(sink=name)
-        self._on_written = on_written
-
-    def write_batch(self, items: list[Any]) -> None:
-        started = time.perf_counter()
-        try:
-            self._writer.write_batch(items)
-        except Exception:
-            self._errors.inc()
-            log.exception("sink %s failed to write a batch of %d", self._name, len(items))
-            raise  # the dataflow stops; a restart resumes from the last snapshot
-        self._seconds.observe(time.perf_counter() - started)
-        self._written.inc(len(items))
-        if self._on_written is not None:
-            self._on_written(items)
-
-    def close(self) -> None:
-        self._writer.close()
-
-
-class WriterSink(DynamicSink[Any]):
-    """A Bytewax sink over any :class:`BatchWriter`: one writer per worker.
-
-    Times and counts every batch; ``on_written`` sees each batch once the
-    writer has confirmed it (alert latency is measured there).
-    """
-
-    def __init__(
-        self,
-        name: str,
-        factory: Callable[[], BatchWriter],
-        metrics: PipelineMetrics,
-        on_written: Callable[[list[Any]], None] | None = None,
-    ) -> None:
-        self._name = name
-        self._factory = factory
-        self._metrics = metrics
-        self._on_written = on_written
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _WriterPartition:
-        return _WriterPartition(self._factory(), self._name, self._metrics, self._on_written)
-
-
-def alert_latency_observer(
-    metrics: PipelineMetrics, clock: Callable[[], float] = time.time
-) -> Callable[[list[Alert]], None]:
-    """Observes ingest→emission and event-time→emission latency, and logs the ids."""
-
-    def observe(alerts: list[Alert]) -> None:
-        now = clock()
-        for alert in alerts:
-            tier = str(int(alert.tier))
-            if alert.ingested_at:
-                metrics.alert_latency.labels(tier=tier, since="ingest").observe(
-                    max(0.0, now - alert.ingested_at)
-                )
-            metrics.alert_latency.labels(tier=tier, since="event").observe(
-                max(0.0, now - alert.event_time.timestamp())
-            )
-            log.info(
-                "alert emitted",
-                extra={
-                    "alert_id": alert.alert_id,
-                    "event_id": alert.trigger_event_id,
-                    "tier": int(alert.tier),
-                    "rule": alert.rule,
-                },
-            )
-
-    return observe
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,187 +133,6 @@ class ScoringStage:
             else:
                 out.append(item)
         return out
-
-
-class AccountLogic(StatefulBatchLogic[Event, Output, AccountSnapshot]):
-    """Bytewax adapter around one account's :class:`AccountProcessor`."""
-
-    def __init__(
-        self,
-        processor: AccountProcessor,
-        metrics: PipelineMetrics,
-        clock: Callable[[], datetime],
-        idle_ttl: timedelta,
-        flush_interval: timedelta,
-        *,
-        restored: bool = False,
-    ) -> None:
-        self._processor = processor
-        self._metrics = metrics
-        self._clock = clock
-        self._idle_ttl = idle_ttl
-        self._flush_interval = flush_interval
-        self._last_active = clock()
-        # Per-key calls are too many for a histogram each: accumulate busy time.
-        self._busy = metrics.stage_busy.labels(stage="process-account")
-        # When the pending feature write is due; after a restore, write once
-        # (the crash may have lost the last write).
-        self._flush_due: datetime | None = self._last_active if restored else None
-
-    def on_batch(self, values: list[Event]) -> tuple[list[Output], bool]:
-        started = time.perf_counter()
-        result = self._processor.process(values)
-        self._last_active = self._clock()
-        if result.features_moved and self._flush_due is None:
-            self._flush_due = self._last_active + self._flush_interval
-        metrics = self._metrics
-        if result.duplicates:
-            metrics.duplicates.inc(result.duplicates)
-        if result.late:
-            metrics.late.inc(result.late)
-        dedupe = self._processor.dedupe
-        if dedupe.evicted_early:
-            metrics.dedupe_evicted_early.inc(dedupe.evicted_early)
-            dedupe.evicted_early = 0
-        self._busy.inc(time.perf_counter() - started)
-        return result.outputs, StatefulBatchLogic.RETAIN
-
-    def notify_at(self) -> datetime:
-        idle_at = self._last_active + self._idle_ttl
-        return idle_at if self._flush_due is None else min(idle_at, self._flush_due)
-
-    def on_notify(self) -> tuple[list[Output], bool]:
-        now = self._clock()
-        outputs = self._flush() if self._flush_due is not None and now >= self._flush_due else []
-        if now >= self._last_active + self._idle_ttl:
-            return outputs, StatefulBatchLogic.DISCARD
-        return outputs, StatefulBatchLogic.RETAIN
-
-    def on_eof(self) -> tuple[list[Output], bool]:
-        return self._flush(), StatefulBatchLogic.RETAIN
-
-    def _flush(self) -> list[Output]:
-        self._flush_due = None
-        update = self._processor.feature_update()
-        return [] if update is None else [update]
-
-    def snapshot(self) -> AccountSnapshot:
-        return self._processor.snapshot()
-
-
-RiskInput = RiskScore | Alert | AccountChange
-# How long (wall clock, without news) a cancelled or opted-out account's decision
-# state is kept: a final invoice's payment_failed must not start dunning.
-REMEMBER_REFUSALS = timedelta(days=90)
-RiskOutput = RiskScore | Alert | DecisionOutput
-RiskSnapshot = tuple[tuple[str, float], tuple[object, ...] | None]
-
-
-class AccountRiskLogic(StatefulBatchLogic[RiskInput, RiskOutput, RiskSnapshot]):
-    """One account's risk tier (:class:`RiskTierTracker`) and decisions
-    (:class:`AccountDecisions`): scores, usage alerts and lifecycle changes in;
-    scores, tier-rise alerts, decision records, workflow triggers and signals out."""
-
-    def __init__(
-        self,
-        snapshot: RiskSnapshot | None,
-        engine: DecisionEngine | None,
-        clock: Callable[[], datetime],
-        score_ttl: timedelta,
-        metrics: PipelineMetrics,
-    ) -> None:
-        tier_state, decision_state = snapshot or (None, None)
-        self._tracker = RiskTierTracker(tier_state)
-        self._engine = engine
-        self._decisions = None if engine is None else AccountDecisions(engine, decision_state)
-        self._clock = clock
-        self._score_ttl = score_ttl
-        self._metrics = metrics
-        self._busy = metrics.stage_busy.labels(stage="track-risk-and-decide")
-        self._touched = clock()
-
-    def notify_at(self) -> datetime:
-        return self._touched + self._idle_ttl()
-
-    def _idle_ttl(self) -> timedelta:
-        """After this long without news (wall clock), nothing is left to remember:
-        the tier has lapsed and every window of the live policy has passed. A
-        cancellation or an opt-out is kept longer (REMEMBER_REFUSALS)."""
-        ttl = self._score_ttl
-        decisions, engine = self._decisions, self._engine
-        if decisions is not None and engine is not None:
-            ttl = max(ttl, timedelta(seconds=engine.policy.longest_memory_seconds))
-            if decisions.cancelled or (decisions.consent and not decisions.consent[0]):
-                ttl = max(ttl, REMEMBER_REFUSALS)
-        return ttl
-
-    def on_notify(self) -> tuple[list[RiskOutput], bool]:
-        return [], StatefulBatchLogic.DISCARD
-
-    def on_batch(self, values: list[RiskInput]) -> tuple[list[RiskOutput], bool]:
-        started = time.perf_counter()
-        self._touched = self._clock()
-        decisions = self._decisions
-        out: list[RiskOutput] = []
-        # In arrival order: an account's scores, usage alerts and changes share
-        # one path from process-account (only inactivity alerts come another way).
-        for item in values:
-            if isinstance(item, RiskScore):
-                out.append(item)
-                tier_alert = self._tracker.update(item)
-                if decisions is not None:
-                    out += decisions.observe_score(item)
-                if tier_alert is not None:
-                    out.append(tier_alert)
-                    if decisions is not None:
-                        out += decisions.decide(tier_alert)
-            elif decisions is None:
-                continue
-            elif isinstance(item, Alert):
-                out += decisions.decide(item)
-            else:
-                out += decisions.observe_change(item)
-        if decisions is not None:
-            self._count(out)
-        # A low tier with nothing to remember is the default state: drop it.
-        done = self._tracker.tier is RiskTier.LOW and (decisions is None or decisions.forgettable())
-        self._busy.inc(time.perf_counter() - started)
-        return out, done
-
-    def _count(self, outputs: list[RiskOutput]) -> None:
-        metrics = self._metrics
-        for item in outputs:
-            if isinstance(item, DecisionRecord):
-                metrics.decisions.labels(
-                    decision=str(item.decision), reason=str(item.reasons[0])
-                ).inc()
-            elif isinstance(item, WorkflowTrigger):
-                metrics.workflow_triggers.labels(
-                    workflow=item.workflow_key, action=str(item.action)
-                ).inc()
-            elif isinstance(item, WorkflowSignal):
-                metrics.workflow_signals.labels(signal=str(item.signal)).inc()
-
-    def snapshot(self) -> RiskSnapshot:
-        decisions = self._decisions
-        return self._tracker.raw(), None if decisions is None else decisions.raw()
-
-
-class InactivityLogic(StatefulBatchLogic[ActivityBatch, UsageSignal, TrackerSnapshot]):
-    """Bytewax adapter around one partition's :class:`InactivityTracker`."""
-
-    def __init__(self, tracker: InactivityTracker, metrics: PipelineMetrics) -> None:
-        self._tracker = tracker
-        self._seconds = metrics.stage_seconds.labels(stage="track-inactivity")
-
-    def on_batch(self, values: list[ActivityBatch]) -> tuple[list[UsageSignal], bool]:
-        started = time.perf_counter()
-        signals = self._tracker.observe(values)
-        self._seconds.observe(time.perf_counter() - started)
-        return signals, StatefulBatchLogic.RETAIN
-
-    def snapshot(self) -> TrackerSnapshot:
-        return self._tracker.snapshot()
 
 
 def build_dataflow(

@@ -2,12 +2,12 @@
 
 from detectors.tier1 import (
     DEFAULT_TIER1_RULES,
-    Cancellation,
     Tier1Rule,
     detect_cancellation,
     detect_tier1,
     parse_tier1_rules,
 )
+from schemas.lifecycle import Cancellation
 
 __all__ = [
     "DEFAULT_TIER1_RULES",

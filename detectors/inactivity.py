@@ -33,14 +33,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import pairwise
 
-from detectors.usage import (
-    InactivityRule,
-    Observation,
-    SignalType,
-    UsageSignal,
-    make_signal,
-)
+from detectors.usage import InactivityRule, Observation, make_signal
 from schemas.event import Event
+from schemas.signal import SignalType, UsageSignal
 
 DAY = 86_400.0
 

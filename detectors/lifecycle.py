@@ -11,22 +11,8 @@ consent change is never silently misread.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-from enum import StrEnum
-
 from schemas.event import CONSENT_EVENT_TYPE, Event
-
-
-class ChangeKind(StrEnum):
-    CONSENT = "consent_changed"
-    CANCELLED = "cancelled"
-    REACTIVATED = "reactivated"
-    PAYMENT_SUCCEEDED = "payment_succeeded"
-    RENEWED = "renewed"
-    USAGE_RECOVERED = "usage_recovered"
-    PLAN = "plan_changed"
-
+from schemas.lifecycle import AccountChange, ChangeKind
 
 _KINDS = {
     CONSENT_EVENT_TYPE: ChangeKind.CONSENT,
@@ -37,20 +23,6 @@ _KINDS = {
     "billing.downgraded": ChangeKind.PLAN,
     "billing.upgraded": ChangeKind.PLAN,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class AccountChange:
-    """One change in an account's standing, in event time."""
-
-    tenant_id: str
-    account_id: str
-    kind: ChangeKind
-    event_time: datetime
-    source_id: str  # the event id (or usage signal id) that says so
-    contact_allowed: bool | None = None  # consent changes only
-    plan: str | None = None  # when the event names the plan
-    ingested_at: float = field(default=0.0, compare=False)
 
 
 def detect_change(event: Event) -> AccountChange | None:

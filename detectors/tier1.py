@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 from schemas.alert import Alert, AlertTier, Severity, alert_id, deterministic_id
 from schemas.event import Event
+from schemas.lifecycle import Cancellation
 
 CANCELLED_EVENT_TYPE = "subscription.cancelled"
 
@@ -80,18 +80,6 @@ def detect_tier1(event: Event, rules: Mapping[str, Tier1Rule]) -> Alert | None:
         reasons=(rule.reason,),
         ingested_at=event.ingested_at,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Cancellation:
-    """A churn that happened, kept for churn-cause reporting and training labels."""
-
-    cancellation_id: str
-    tenant_id: str
-    account_id: str
-    event_id: str
-    cancelled_at: datetime
-    reason_code: str | None
 
 
 def detect_cancellation(event: Event) -> Cancellation | None:

@@ -15,19 +15,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from schemas.alert import Alert, AlertTier, Severity, alert_id, deterministic_id
-
-
-class SignalType(StrEnum):
-    LOGIN_DROP = "login_drop"
-    SEAT_DROP = "seat_drop"
-    FEATURE_DROP = "feature_drop"
-    INACTIVITY = "inactivity"
-    RENEWAL_AT_RISK = "renewal_at_risk"
+from schemas.alert import Severity, deterministic_id
+from schemas.signal import SignalType, UsageSignal
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,38 +156,6 @@ def observe_all(rules: UsageRules, features: Mapping[str, float]) -> list[Observ
     return observations
 
 
-@dataclass(frozen=True, slots=True)
-class UsageSignal:
-    """A usage signal: a row of ``usage_signals`` and the source of a tier-2 alert."""
-
-    signal_id: str
-    tenant_id: str
-    account_id: str
-    signal_type: SignalType
-    usage_count: float
-    baseline_count: float
-    signal_date: date
-    feature_version: str
-    severity: Severity
-
-    def to_alert(self, ingested_at: float = 0.0) -> Alert:
-        """The tier-2 alert; ``ingested_at``: when the input that revealed it arrived."""
-        trigger = f"signal:{self.signal_type}:{self.signal_date.isoformat()}"
-        return Alert(
-            alert_id=alert_id(self.tenant_id, self.account_id, str(self.signal_type), trigger),
-            tenant_id=self.tenant_id,
-            account_id=self.account_id,
-            tier=AlertTier.USAGE_SIGNAL,
-            rule=str(self.signal_type),
-            severity=self.severity,
-            trigger_event_id=trigger,
-            trigger_event_type="usage_signal",
-            event_time=_end_of(self.signal_date),
-            reasons=(_reason(self),),
-            ingested_at=ingested_at,
-        )
-
-
 def make_signal(
     tenant_id: str,
     account_id: str,
@@ -215,19 +176,6 @@ def make_signal(
         signal_date=signal_date,
         feature_version=feature_version,
         severity=observation.severity,
-    )
-
-
-def _end_of(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC) + timedelta(days=1)
-
-
-def _reason(signal: UsageSignal) -> str:
-    if signal.signal_type is SignalType.INACTIVITY:
-        return f"no activity for {signal.baseline_count:g} days"
-    return (
-        f"{signal.signal_type}: {signal.usage_count:g} in the last 7 days "
-        f"vs a baseline of {signal.baseline_count:.1f}"
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from churnwatch.errors import ChurnwatchError
+from schemas.errors import ChurnwatchError
 
 
 class DefinitionError(ChurnwatchError):

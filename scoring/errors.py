@@ -7,7 +7,7 @@ at load time, never allowed to score vectors it would silently misread.
 
 from __future__ import annotations
 
-from churnwatch.errors import ChurnwatchError
+from schemas.errors import ChurnwatchError
 
 
 class ScoringError(ChurnwatchError):
@@ -39,11 +39,3 @@ class ModelFileError(ScoringError):
         super().__init__(f"{path}: {problem}")
 
 
-class TrainingError(ScoringError):
-    """The data cannot train a model (too few rows, or a single class in a split)."""
-
-    def __init__(self, problem: str, *, rows: int, positives: int) -> None:
-        self.problem = problem
-        self.rows = rows
-        self.positives = positives
-        super().__init__(f"cannot train: {problem} (rows={rows}, positives={positives})")

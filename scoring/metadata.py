@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.event import format_time
-from scoring.metrics import Metrics
+from scoring.evaluation import Metrics
 
 METADATA_FORMAT = 1
 

@@ -1,7 +1,7 @@
 """The runtime model: load a saved churn model and score batches with onnxruntime.
 
 Needs numpy and onnxruntime only (``onnx`` is a training-time dependency:
-:func:`save_model` imports the exporter when it is called). A model directory
+``training.save`` writes models). A model directory
 holds ``model.onnx`` and ``metadata.json``; :func:`load_model` refuses a model
 whose feature version or feature names (in order) differ from the live
 definitions, and one whose file does not hash to the version its metadata
@@ -16,12 +16,10 @@ definition order) and pays the call overhead once (DESIGN.md: ~6 us per call,
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -30,9 +28,6 @@ import orjson
 
 from scoring.errors import ModelFileError, ModelMismatchError
 from scoring.metadata import Calibration, ModelMetadata, TrainingWindow, model_version_of
-
-if TYPE_CHECKING:
-    from scoring.train import TrainedModel
 
 __all__ = [
     "METADATA_FILE",
@@ -44,8 +39,6 @@ __all__ = [
     "RiskModel",
     "TrainingWindow",
     "load_model",
-    "metadata_for",
-    "save_model",
 ]
 
 MODEL_FILE = "model.onnx"
@@ -151,50 +144,6 @@ class RiskModel:
         """:meth:`reasons` as text, e.g. ``("days_since_last_activity high",
         "login_trend low")``, ready for an alert's ``reasons``."""
         return tuple(str(reason) for reason in self.reasons(contributions_row, k))
-
-
-def metadata_for(trained: TrainedModel, model_bytes: bytes) -> ModelMetadata:
-    """The metadata of ``trained`` exported as ``model_bytes``."""
-    return ModelMetadata(
-        model_version=model_version_of(model_bytes),
-        feature_names=trained.feature_names,
-        feature_version=trained.feature_version,
-        horizon_days=trained.horizon_days,
-        calibration=trained.calibration,
-        training_window=trained.window,
-        holdout_metrics=trained.metrics,
-        created_from=trained.created_from,
-        coefficients=tuple(float(w) for w in trained.weights),
-        intercept=float(trained.bias),
-        seed=int(trained.seed),
-        l2=float(trained.l2),
-    )
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
-
-
-def save_model(trained: TrainedModel, directory: Path) -> ModelMetadata:
-    """Write ``model.onnx`` and ``metadata.json`` (sorted keys) into ``directory``.
-
-    Both files are deterministic: the same ``trained`` writes the same bytes.
-    Each is replaced atomically; a reader that catches the pair mid-update
-    sees a hash mismatch and refuses, never a silently mixed model.
-    """
-    from scoring.onnx_export import export_onnx  # training-time dependency (onnx)
-
-    model_bytes = export_onnx(trained)
-    metadata = metadata_for(trained, model_bytes)
-    directory.mkdir(parents=True, exist_ok=True)
-    _write_atomically(directory / MODEL_FILE, model_bytes)
-    document = orjson.dumps(
-        metadata.to_document(), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
-    )
-    _write_atomically(directory / METADATA_FILE, document + b"\n")
-    return metadata
 
 
 def read_metadata(directory: Path) -> ModelMetadata:

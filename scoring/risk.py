@@ -20,16 +20,10 @@ from enum import StrEnum
 
 import numpy as np
 
+from accounts.debounce import ScoreRequest
 from schemas.alert import Alert, AlertTier, Severity, alert_id, deterministic_id
-from schemas.event import format_time
+from schemas.score import RiskScore, RiskTier
 from scoring.model import RiskModel
-
-
-class RiskTier(StrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-
 
 _TIER_RANK = {RiskTier.LOW: 0, RiskTier.MEDIUM: 1, RiskTier.HIGH: 2}
 
@@ -67,104 +61,6 @@ class RiskPolicy:
         if self.blend is Blend.RULES:
             return rule_risk
         return max(rule_risk, ml_risk)
-
-
-class ScoringDebounce:
-    """When an account is due for a score, and the rule risk standing, in event time.
-
-    State: the last score time and, per rule-risk level, until when it stands
-    (at most one entry per severity).
-    """
-
-    __slots__ = ("last_scored", "rules")
-
-    def __init__(
-        self, state: tuple[float | None, tuple[tuple[float, float], ...]] | None = None
-    ) -> None:
-        last, rules = state or (None, ())
-        self.last_scored: float | None = last
-        self.rules: dict[float, float] = dict(rules)  # risk -> stands until (epoch s)
-
-    def due(self, ts: float, debounce_s: float, *, bypass: bool) -> bool:
-        """True if an event at ``ts`` should trigger a score (and records it)."""
-        if bypass or self.last_scored is None or ts - self.last_scored >= debounce_s:
-            self.last_scored = ts
-            return True
-        return False
-
-    def note_rule(self, risk: float, ts: float, ttl_s: float) -> None:
-        """A decisive event: its risk stands for ``ttl_s`` of event time."""
-        self.rules[risk] = max(self.rules.get(risk, 0.0), ts + ttl_s)
-
-    def rule_risk_at(self, ts: float) -> float:
-        """The highest rule risk still standing at ``ts``."""
-        for risk in [r for r, until in self.rules.items() if until <= ts]:
-            del self.rules[risk]  # lapsed: nothing to remember
-        return max(self.rules, default=0.0)
-
-    def raw(self) -> tuple[float | None, tuple[tuple[float, float], ...]]:
-        return self.last_scored, tuple(self.rules.items())
-
-
-@dataclass(frozen=True, slots=True)
-class ScoreRequest:
-    """An account due for a score, with its features as of ``as_of`` (epoch s)."""
-
-    tenant_id: str
-    account_id: str
-    values: tuple[float, ...]
-    as_of: float
-    rule_risk: float
-    trigger_event_id: str
-    ingested_at: float = 0.0
-    # The decisive (tier-1) alert that made the account due, if any: the
-    # decision on it waits for this score, so it sees the risk the event caused.
-    alert: Alert | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RiskScore:
-    """One score of one account by one model (a row of ``risk_scores``)."""
-
-    score_id: str
-    tenant_id: str
-    account_id: str
-    model_version: str
-    feature_version: str
-    ml_risk: float
-    rule_risk: float
-    risk: float
-    tier: RiskTier
-    reasons: tuple[str, ...]
-    score_time: datetime
-    expires_at: datetime
-    trigger_event_id: str
-    shadow: bool = False
-    ingested_at: float = field(default=0.0, compare=False)
-    # For the decision engine, not published: the feature vector scored (in the
-    # feature definitions' order) and the decisive alert that made it due.
-    features: tuple[float, ...] = field(default=(), compare=False, repr=False)
-    trigger_alert: Alert | None = field(default=None, compare=False, repr=False)
-
-    def to_document(self) -> dict[str, object]:
-        """The ``churn.scores`` message."""
-        return {
-            "schema_version": 1,
-            "score_id": self.score_id,
-            "tenant_id": self.tenant_id,
-            "account_id": self.account_id,
-            "model_version": self.model_version,
-            "feature_version": self.feature_version,
-            "risk": round(self.risk, 6),
-            "ml_risk": round(self.ml_risk, 6),
-            "rule_risk": round(self.rule_risk, 6),
-            "tier": str(self.tier),
-            "reasons": list(self.reasons),
-            "score_time": format_time(self.score_time),
-            "expires_at": format_time(self.expires_at),
-            "trigger_event_id": self.trigger_event_id,
-            "shadow": self.shadow,
-        }
 
 
 def score_batch(

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 import orjson
 import psycopg
 
-from scoring.policy import Policy
+from decisions.policy import Policy
 from sinks.errors import SinkError
 from sinks.postgres import connect
 

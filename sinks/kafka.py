@@ -19,8 +19,8 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from schemas.alert import Alert
 from schemas.dead_letter import DeadLetter, LateEvent
+from schemas.score import RiskScore
 from schemas.workflow import WorkflowSignal, WorkflowTrigger
-from scoring.risk import RiskScore
 from sinks.errors import KafkaDeliveryError
 
 log = logging.getLogger(__name__)

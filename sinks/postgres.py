@@ -19,13 +19,12 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from detectors.lifecycle import AccountChange
-from detectors.tier1 import Cancellation
-from detectors.usage import UsageSignal
 from schemas.alert import Alert
+from schemas.decision import DecisionRecord, ExperimentAssignment
+from schemas.lifecycle import AccountChange, Cancellation
+from schemas.score import RiskScore
+from schemas.signal import UsageSignal
 from schemas.workflow import WorkflowSignal, WorkflowTrigger
-from scoring.decision import DecisionRecord, ExperimentAssignment
-from scoring.risk import RiskScore
 from sinks.errors import SinkError
 
 log = logging.getLogger(__name__)

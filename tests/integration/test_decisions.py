@@ -14,9 +14,9 @@ import pytest
 
 from churnwatch.settings import DEFAULT_POLICY, Settings
 from churnwatch.simulator import produce, simulate
-from detectors.lifecycle import AccountChange, ChangeKind
+from decisions.policy import load_policy, vocabulary_for
 from schemas import SCHEMA_DIR
-from scoring.policy import load_policy, vocabulary_for
+from schemas.lifecycle import AccountChange, ChangeKind
 from sinks.decision_store import PostgresConsentDirectory
 from sinks.errors import SinkError
 from sinks.migrate import migrate

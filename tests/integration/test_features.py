@@ -19,10 +19,10 @@ import psycopg
 import pytest
 import redis
 
+from accounts.backfill import BackfillResult, backfill, read_jsonl
 from churnwatch.settings import Settings
 from churnwatch.simulator import Simulation, produce, simulate, write_jsonl
-from dataflows.backfill import BackfillResult, backfill, read_jsonl
-from dataflows.runner import account_config
+from churnwatch.wiring import account_config
 from featurestore.definitions import load_definitions
 from featurestore.errors import FeatureVersionMismatch
 from featurestore.redis_store import RedisFeatureStore, feature_key

@@ -12,11 +12,12 @@ import yaml
 
 from churnwatch.settings import Settings
 from churnwatch.simulator import produce, simulate, write_jsonl
-from featurestore.definitions import DEFAULT_DEFINITIONS
-from scoring.training_cli import train_from_history
+from churnwatch.wiring import account_config, event_limits
+from featurestore.definitions import DEFAULT_DEFINITIONS, load_definitions
 from tests.integration.conftest import create_events_topic
 from tests.integration.kafka_io import read_all
 from tests.integration.processes import run_churnwatch, start_churnwatch
+from training.history import train_from_history
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,14 @@ def shadow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("shadow")
     history = directory / "history.jsonl"
     write_jsonl(simulate(accounts=150, days=40, seed=21), history)
-    train_from_history(history, directory / "model", definitions=None, horizon_days=14, seed=3)
+    train_from_history(
+        history,
+        directory / "model",
+        config=account_config(Settings(), load_definitions()),
+        limits=event_limits(Settings()),
+        horizon_days=14,
+        seed=3,
+    )
     return directory / "model"
 
 

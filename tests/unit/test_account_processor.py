@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
+from accounts.processor import AccountProcessor, Output
 from churnwatch.settings import Settings
-from dataflows.account import AccountProcessor, Output
-from dataflows.runner import account_config
-from detectors.usage import SignalType, UsageSignal
+from churnwatch.wiring import account_config
 from featurestore.definitions import load_definitions
 from schemas.alert import Alert, AlertTier
 from schemas.dead_letter import LateEvent
 from schemas.event import Event
+from schemas.signal import SignalType, UsageSignal
 from tests.builders import T0, make_event
 
 CONFIG = account_config(Settings(), load_definitions())

@@ -1,4 +1,4 @@
-"""scoring.decision: eligibility, cooldowns, caps, holdouts, sticky experiments,
+"""decisions.engine: eligibility, cooldowns, caps, holdouts, sticky experiments,
 idempotent ids, early exits, the risk context and bounded per-account state."""
 
 from __future__ import annotations
@@ -13,8 +13,12 @@ from typing import Any, TypeVar
 
 import pytest
 
-from detectors.lifecycle import AccountChange, ChangeKind
+from decisions.engine import AccountDecisions, DecisionEngine, assign_variant, experiment_bucket
+from decisions.policy import Experiment, Policy, PolicyHolder, Vocabulary, parse_policy
 from schemas.alert import Alert, AlertTier, Severity, alert_id
+from schemas.decision import HOLDOUT, Decision, DecisionRecord, ExperimentAssignment, ReasonCode
+from schemas.lifecycle import AccountChange, ChangeKind
+from schemas.score import RiskScore, RiskTier
 from schemas.workflow import (
     SignalKind,
     WorkflowAction,
@@ -23,18 +27,6 @@ from schemas.workflow import (
     episode_of,
     trigger_id,
 )
-from scoring.decision import (
-    HOLDOUT,
-    AccountDecisions,
-    DecisionEngine,
-    DecisionRecord,
-    ExperimentAssignment,
-    ReasonCode,
-    assign_variant,
-    experiment_bucket,
-)
-from scoring.policy import Decision, Experiment, Policy, PolicyHolder, Vocabulary, parse_policy
-from scoring.risk import RiskScore, RiskTier
 from tests.builders import T0
 
 SECOND = 1.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 
-from dataflows.dedupe import DedupeState
+from accounts.dedupe import DedupeState
 
 DAY = 86_400.0
 

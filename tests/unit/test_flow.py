@@ -10,16 +10,17 @@ from bytewax.connectors.kafka import KafkaSourceMessage
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 from prometheus_client import CollectorRegistry
 
-from dataflows.account import AccountConfig
+from accounts.config import AccountConfig
 from dataflows.flow import FlowConfig, FlowSinks, build_dataflow
 from dataflows.metrics import PipelineMetrics
-from detectors.tier1 import DEFAULT_TIER1_RULES, Cancellation
+from detectors.tier1 import DEFAULT_TIER1_RULES
 from detectors.usage import InactivityRule
 from featurestore.aggregation import CompiledFeatures
 from featurestore.definitions import load_definitions
 from schemas.alert import Alert
 from schemas.dead_letter import DeadLetter
 from schemas.event import EventLimits, RejectReason
+from schemas.lifecycle import Cancellation
 from tests.builders import event_bytes
 
 NOW = datetime(2026, 10, 2, tzinfo=UTC)
@@ -129,12 +130,12 @@ def test_dead_letter_keeps_original_bytes_and_source() -> None:
 
 
 def run_decisions(messages: list[Any], workers: int) -> dict[str, list[Any]]:
+    from accounts.config import ScoringConfig
     from churnwatch.settings import DEFAULT_MODEL_DIR, DEFAULT_POLICY
-    from dataflows.account import ScoringConfig
     from dataflows.flow import ScoringStage
-    from scoring.decision import DecisionEngine
+    from decisions.engine import DecisionEngine
+    from decisions.policy import load_policy, vocabulary_for
     from scoring.model import load_model
-    from scoring.policy import load_policy, vocabulary_for
     from scoring.risk import RiskPolicy
 
     feature_set = load_definitions()
@@ -197,9 +198,9 @@ DECISION_STREAM = [
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_flow_decides_every_alert_and_emits_triggers_and_signals(workers: int) -> None:
-    from detectors.lifecycle import AccountChange
+    from schemas.decision import DecisionRecord
+    from schemas.lifecycle import AccountChange
     from schemas.workflow import SignalKind, WorkflowSignal, WorkflowTrigger
-    from scoring.decision import DecisionRecord
 
     out = run_decisions(DECISION_STREAM, workers)
     records = {(d.account_id, d.trigger): d for d in out["decisions"]

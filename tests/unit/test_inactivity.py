@@ -26,10 +26,11 @@ from detectors.inactivity import (
     TrackerSnapshot,
     summarize_activity,
 )
-from detectors.usage import InactivityRule, SignalType, UsageSignal
+from detectors.usage import InactivityRule
 from featurestore.definitions import load_definitions
 from schemas.alert import Severity
 from schemas.event import Event
+from schemas.signal import SignalType, UsageSignal
 from tests.builders import make_event
 
 HOUR = 3_600.0

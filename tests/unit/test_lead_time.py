@@ -15,9 +15,9 @@ from pathlib import Path
 
 import orjson
 
+from churnwatch.replay import replay
 from churnwatch.settings import Settings
 from churnwatch.simulator import simulate, write_jsonl
-from dataflows.replay import replay
 
 
 def test_most_disengaging_churners_reach_high_risk_before_cancelling(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""scoring.policy: validation (every problem, with its path and line), the shipped
+"""decisions.policy: validation (every problem, with its path and line), the shipped
 policy, first-match rules, condition semantics, durations and the reloading holder."""
 
 from __future__ import annotations
@@ -9,13 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from detectors.tier1 import DEFAULT_TIER1_RULES
-from detectors.usage import SignalType
-from featurestore.definitions import load_definitions
-from scoring.policy import (
+from decisions.policy import (
     Comparison,
     Condition,
-    Decision,
     DecisionContext,
     Policy,
     PolicyError,
@@ -30,6 +26,10 @@ from scoring.policy import (
     parse_policy,
     vocabulary_for,
 )
+from detectors.tier1 import DEFAULT_TIER1_RULES
+from featurestore.definitions import load_definitions
+from schemas.decision import Decision
+from schemas.signal import SignalType
 
 MINUTE = 60.0
 HOUR = 3_600.0

@@ -9,7 +9,7 @@ import pytest
 from churnwatch.cli import main
 from churnwatch.settings import DEFAULT_POLICY
 from churnwatch.simulator import simulate, write_jsonl
-from scoring.dry_run import compare, format_report
+from decisions.dry_run import compare, format_report
 
 
 def decision(account: str, decision: str, workflow: str | None = None,

@@ -7,9 +7,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from churnwatch.replay import OUTPUTS, replay
 from churnwatch.settings import Settings
 from churnwatch.simulator import simulate, write_jsonl
-from dataflows.replay import OUTPUTS, replay
 from detectors.tier1 import DEFAULT_TIER1_RULES
 from schemas.alert import alert_id
 
@@ -61,7 +61,7 @@ def test_decisions_do_not_depend_on_how_the_input_was_batched(
     # events (here: cancellations). On this history, before decisions were judged
     # as of each trigger's event time, 11 decisions and 2 workflow messages
     # differed between batches of 5,000 and of 50 lines.
-    import dataflows.replay as replay_module
+    import dataflows.files as replay_module
 
     history = tmp_path / "history.jsonl"
     write_jsonl(simulate(accounts=400, days=45, seed=7), history)

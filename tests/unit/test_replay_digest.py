@@ -16,9 +16,9 @@ from pathlib import Path
 
 import orjson
 
+from churnwatch.replay import OUTPUTS, replay
 from churnwatch.settings import Settings
 from churnwatch.simulator import simulate, write_jsonl
-from dataflows.replay import OUTPUTS, replay
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "replay-digest.json"
 

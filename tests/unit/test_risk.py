@@ -20,22 +20,17 @@ from jsonschema import Draft202012Validator
 
 import schemas
 import scoring
+from accounts.config import AccountConfig
+from accounts.debounce import ScoreRequest, ScoringDebounce
+from accounts.processor import AccountProcessor, Output
 from churnwatch.settings import Settings
-from dataflows.account import AccountConfig, AccountProcessor, Output, account_config
+from churnwatch.wiring import account_config
 from featurestore.definitions import load_definitions
 from schemas.alert import Alert, AlertTier, Severity, alert_id, deterministic_id
 from schemas.event import Event
+from schemas.score import RiskScore, RiskTier
 from scoring.model import MODEL_FILE, RiskModel, load_model
-from scoring.risk import (
-    Blend,
-    RiskPolicy,
-    RiskScore,
-    RiskTier,
-    RiskTierTracker,
-    ScoreRequest,
-    ScoringDebounce,
-    score_batch,
-)
+from scoring.risk import Blend, RiskPolicy, RiskTierTracker, score_batch
 from tests.builders import T0, make_event
 
 MINUTE = 60.0

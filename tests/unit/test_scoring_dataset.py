@@ -1,4 +1,4 @@
-"""scoring.dataset: observation points, labels, censoring, and no leakage from the future."""
+"""training.dataset: observation points, labels, censoring, and no leakage from the future."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import numpy as np
 import orjson
 import pytest
 
+from accounts.processor import AccountProcessor
 from churnwatch.settings import Settings
 from churnwatch.simulator import simulate
-from dataflows.account import AccountProcessor
-from dataflows.runner import account_config
+from churnwatch.wiring import account_config
 from featurestore.aggregation import DAY
 from featurestore.definitions import load_definitions
 from schemas.event import Event, EventLimits, format_time, parse_event
-from scoring.dataset import Dataset, build_dataset, label_observations, observe_history
 from tests.builders import event_bytes
+from training.dataset import Dataset, build_dataset, label_observations, observe_history
 
 FEATURES = load_definitions()
 CONFIG = account_config(Settings(), FEATURES)

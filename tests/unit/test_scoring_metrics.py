@@ -1,4 +1,4 @@
-"""scoring.metrics against values computed by hand, ties included."""
+"""scoring.evaluation against values computed by hand, ties included."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from scoring.metrics import (
+from scoring.evaluation import (
     average_precision,
     average_ranks,
     evaluate,

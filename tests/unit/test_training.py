@@ -1,4 +1,4 @@
-"""scoring.train and scoring.training_cli: splits, the fit, determinism, and model quality
+"""training.train and training.history: splits, the fit, determinism, and model quality
 on simulated histories."""
 
 from __future__ import annotations
@@ -11,14 +11,16 @@ import pytest
 
 from churnwatch.settings import Settings
 from churnwatch.simulator import simulate, write_jsonl
-from dataflows.runner import account_config
+from churnwatch.wiring import account_config, event_limits
 from featurestore.definitions import load_definitions
 from schemas.event import EventLimits
-from scoring.dataset import Dataset, Observations, label_observations, observe_history
-from scoring.errors import TrainingError
-from scoring.metrics import evaluate
-from scoring.model import METADATA_FILE, MODEL_FILE, load_model, save_model
-from scoring.train import (
+from scoring.evaluation import evaluate
+from scoring.model import METADATA_FILE, MODEL_FILE, load_model
+from training.dataset import Dataset, Observations, label_observations, observe_history
+from training.errors import TrainingError
+from training.history import train_from_history
+from training.save import save_model
+from training.train import (
     CALIBRATION,
     HOLDOUT,
     TRAIN,
@@ -27,10 +29,12 @@ from scoring.train import (
     split_accounts,
     train,
 )
-from scoring.training_cli import train_from_history
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 START = datetime(2026, 10, 1, tzinfo=UTC).timestamp()
+
+CONFIG = account_config(Settings(), load_definitions())
+LIMITS = event_limits(Settings())
 
 
 def synthetic_dataset(accounts: int = 300, days: int = 10, seed: int = 0) -> Dataset:
@@ -202,7 +206,8 @@ def test_train_from_history_writes_a_loadable_reproducible_model(tmp_path: Path)
     history = tmp_path / "history.jsonl"
     write_jsonl(simulate(accounts=80, days=40, seed=5), history)
     trained = train_from_history(
-        history, tmp_path / "model", definitions=None, horizon_days=14, seed=0, now=NOW
+        history, tmp_path / "model", config=CONFIG, limits=LIMITS, horizon_days=14, seed=0,
+        now=NOW,
     )
     feature_set = load_definitions()
     model = load_model(tmp_path / "model", feature_set.version, feature_set.names)
@@ -213,7 +218,8 @@ def test_train_from_history_writes_a_loadable_reproducible_model(tmp_path: Path)
     assert window.history_start >= datetime(2026, 9, 1, tzinfo=UTC)
     assert window.history_end - window.history_start < timedelta(days=40)
     again = train_from_history(
-        history, tmp_path / "again", definitions=None, horizon_days=14, seed=0, now=NOW
+        history, tmp_path / "again", config=CONFIG, limits=LIMITS, horizon_days=14, seed=0,
+        now=NOW,
     )
     assert again == trained
     for name in (MODEL_FILE, METADATA_FILE):

@@ -18,7 +18,6 @@ from detectors.usage import (
     Observation,
     RenewalRule,
     SignalEpisodes,
-    SignalType,
     Transition,
     UsageRules,
     make_signal,
@@ -28,6 +27,7 @@ from detectors.usage import (
 )
 from schemas import SCHEMA_DIR
 from schemas.alert import AlertTier, Severity
+from schemas.signal import SignalType
 
 # Thresholds whose products are exact in binary floating point, so a boundary
 # case tests the comparison, not rounding: scaled baseline = 0.25 * 40 = 10,

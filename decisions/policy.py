@@ -6,7 +6,7 @@ A policy says what to do when an account raises a trigger (an alert's rule:
 ``escalate``, ``holdout``) and the workflow. It also names the workflows (their
 contact channel, cooldown, how long one stays active and which recoveries end
 it), the contact caps per channel and the experiments. See
-``scoring/policies/default.yaml`` for a commented example.
+``decisions/policies/default.yaml`` for a commented example.
 
 :func:`load_policy` reports *every* problem at once, each with its line and
 path in the file (``rules[2].when.tier: ...``), so ``churnwatch policy check``
@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from schemas.decision import Decision
 from scoring.errors import ScoringError
 
 log = logging.getLogger(__name__)
@@ -38,13 +39,6 @@ _NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _DURATION_RE = re.compile(r"([1-9][0-9]{0,3})(m|h|d)")
 _DURATION_UNITS = {"m": 60, "h": 3_600, "d": 86_400}
 _TIERS = ("low", "medium", "high")
-
-
-class Decision(StrEnum):
-    IGNORE = "ignore"
-    START_WORKFLOW = "start_workflow"
-    ESCALATE = "escalate"
-    HOLDOUT = "holdout"
 
 
 class Recovery(StrEnum):
@@ -215,7 +209,7 @@ class Vocabulary:
 
 
 def default_policy_path() -> Path:
-    return Path(str(resources.files("scoring") / "policies" / DEFAULT_POLICY))
+    return Path(str(resources.files("decisions") / "policies" / DEFAULT_POLICY))
 
 
 def load_policy(path: Path | str, vocabulary: Vocabulary) -> Policy:
@@ -596,7 +590,7 @@ class _Checker:
 
 def vocabulary_for(tier1_rules: Iterable[str], feature_names: Iterable[str]) -> Vocabulary:
     """Every trigger the flow raises: tier-1 rules, usage signals, risk-tier rises."""
-    from detectors.usage import SignalType
+    from schemas.signal import SignalType
 
     triggers = set(tier1_rules) | {s.value for s in SignalType}
     triggers |= {f"risk_{tier}" for tier in _TIERS if tier != "low"}

@@ -3,7 +3,7 @@
 ``churnwatch features backfill FILE`` reads a JSONL history (one event v1 per
 line, as ``churnwatch simulate --out`` writes), validates, dedupes and
 aggregates it with the very classes the dataflow runs
-(:class:`~dataflows.account.AccountProcessor`,
+(:class:`~accounts.processor.AccountProcessor`,
 :class:`~detectors.inactivity.InactivityTracker`), and yields each account's
 features as of its newest event: exactly what the stream leaves in Redis.
 Training uses it, so online and offline features cannot drift.
@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dataflows.account import AccountConfig, AccountProcessor
+from accounts.config import AccountConfig
+from accounts.processor import AccountProcessor
 from detectors.inactivity import InactivityTracker, summarize_activity
-from detectors.usage import UsageSignal
 from schemas.event import Event, EventLimits, Rejection, format_time, parse_event
+from schemas.signal import UsageSignal
 
 
 @dataclass(frozen=True, slots=True)

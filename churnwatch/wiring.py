@@ -1,46 +1,34 @@
-"""Build the production dataflow from settings and run it.
+"""Wiring: settings in, the plain config objects and sinks the libraries take.
 
-Input: Bytewax's Kafka source over every partition of the events topic. Its
-offsets live in Bytewax's recovery store, not in a consumer group
-(bytewax#377), so the recovery directory *is* the consumer position: keep it
-with the deployment, and start a new one if the topic is recreated.
+The composition root's one place that turns :class:`~churnwatch.settings.Settings`
+into :class:`~accounts.config.AccountConfig`, the loaded models and decision
+policy, the dataflow's config and its production sinks. Libraries never read
+settings themselves.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
-from bytewax.connectors.kafka import KafkaSource, _list_parts
 from bytewax.dataflow import Dataflow
-from bytewax.inputs import StatefulSourcePartition
-from bytewax.recovery import RecoveryConfig, init_db_dir
-from bytewax.run import cli_main
-from confluent_kafka.admin import AdminClient
-from prometheus_client import Gauge
 
+from accounts.config import AccountConfig, ScoringConfig
 from churnwatch.errors import ConfigurationError
 from churnwatch.settings import Settings
-from dataflows.account import account_config
-from dataflows.flow import (
-    FlowConfig,
-    FlowSinks,
-    ScoringStage,
-    WriterSink,
-    alert_latency_observer,
-    build_dataflow,
-    utc_now,
-)
+from dataflows.flow import FlowConfig, FlowSinks, ScoringStage, build_dataflow
+from dataflows.kafka_input import EventsSource
 from dataflows.metrics import PipelineMetrics
+from dataflows.outputs import WriterSink, alert_latency_observer, utc_now
+from decisions.engine import ConsentLookup, DecisionEngine, no_consent_records
+from decisions.policy import Policy, PolicyHolder, Vocabulary, vocabulary_for
+from featurestore.aggregation import CompiledFeatures
 from featurestore.definitions import FeatureSet, load_definitions
 from featurestore.redis_store import RedisFeatureStore
 from schemas.event import EventLimits
-from scoring.decision import ConsentLookup, DecisionEngine, no_consent_records
 from scoring.model import load_model
-from scoring.policy import Policy, PolicyHolder, Vocabulary, vocabulary_for
 from scoring.risk import Blend, RiskPolicy
 from sinks.decision_store import PostgresConsentDirectory, register_experiments
 from sinks.kafka import (
@@ -61,73 +49,38 @@ from sinks.postgres import (
 
 log = logging.getLogger(__name__)
 
-# librdkafka's default fetch.queue.backoff.ms (1000 ms) stalls a consumer that
-# is slower than the broker for a second at a time (DESIGN.md, costs table).
-CONSUMER_CONFIG = {"fetch.queue.backoff.ms": "10", "statistics.interval.ms": "5000"}
+
+def event_limits(settings: Settings) -> EventLimits:
+    """What the input validator accepts under these settings."""
+    return EventLimits(settings.max_message_bytes, settings.max_future_skew)
 
 
-class _HeartbeatPartition(StatefulSourcePartition[Any, Any]):
-    """Delegates to Bytewax's Kafka partition and records each poll (the heartbeat)."""
+def account_config(
+    settings: Settings, feature_set: FeatureSet, *, scoring: bool = False
+) -> AccountConfig:
+    """Per-account processing settings; the stream and the backfill share them.
 
-    def __init__(self, inner: StatefulSourcePartition[Any, Any], beat: Callable[[], None]):
-        self._inner = inner
-        self._beat = beat
-
-    def next_batch(self) -> list[Any]:
-        self._beat()
-        return list(self._inner.next_batch())
-
-    def next_awake(self) -> datetime | None:
-        return self._inner.next_awake()
-
-    def snapshot(self) -> Any:
-        return self._inner.snapshot()
-
-    def close(self) -> None:
-        self._inner.close()
-
-
-class EventsSource(KafkaSource):
-    """Bytewax's Kafka source, with its own partition listing and a heartbeat.
-
-    The stock ``list_parts`` hands the consumer-only settings above to an admin
-    client, which logs a CONFWARN for each; this lists with the bootstrap only.
-    Every poll sets ``churnwatch_input_last_poll_timestamp_seconds``, which
-    ``/readyz`` and the "stalled" alert read.
+    ``scoring``: also ask for risk scores (the dataflow, when a model is loaded).
     """
-
-    def __init__(
-        self,
-        bootstrap: str,
-        topic: str,
-        *,
-        tail: bool,
-        batch_size: int,
-        heartbeat: Gauge | None = None,
-    ) -> None:
-        super().__init__(
-            [bootstrap],
-            [topic],
-            tail=tail,
-            batch_size=batch_size,
-            add_config=CONSUMER_CONFIG,
-            raise_on_errors=False,
+    return AccountConfig(
+        dedupe_window_seconds=settings.dedupe_window.total_seconds(),
+        dedupe_max_ids=settings.dedupe_max_ids_per_account,
+        tier1_rules=settings.tier1_rules,
+        # A day is judged once the watermark (newest minus lateness) has passed it:
+        # keep that many days more than the windows need.
+        features=CompiledFeatures(
+            feature_set,
+            grace_days=math.ceil(settings.allowed_lateness.total_seconds() / 86_400) + 1,
+        ),
+        allowed_lateness_seconds=settings.allowed_lateness.total_seconds(),
+        usage_rules=settings.usage_rules,
+        scoring=ScoringConfig(
+            debounce_seconds=settings.score_debounce.total_seconds(),
+            rule_ttl_seconds=settings.score_ttl.total_seconds(),
         )
-        self._bootstrap = bootstrap
-        self._topic = topic
-        self._heartbeat = heartbeat
-
-    def list_parts(self) -> list[str]:
-        client = AdminClient({"bootstrap.servers": self._bootstrap})
-        return list(_list_parts(client, [self._topic]))
-
-    def build_part(  # type: ignore[override]  # a wrapper, not Bytewax's own partition
-        self, step_id: str, for_part: str, resume_state: int | None
-    ) -> StatefulSourcePartition[Any, Any]:
-        inner = super().build_part(step_id, for_part, resume_state)
-        if self._heartbeat is None:
-            return inner
-        return _HeartbeatPartition(inner, self._heartbeat.set_to_current_time)
+        if scoring
+        else None,
+    )
 
 
 def policy_vocabulary(settings: Settings, feature_set: FeatureSet) -> Vocabulary:
@@ -336,34 +289,4 @@ def production_flow(
         config,
         metrics,
         clock=clock,
-    )
-
-
-def recovery_config(directory: Path | None, partitions: int) -> RecoveryConfig | None:
-    """Recovery over ``directory``, creating its partitions on first use."""
-    if directory is None:
-        return None
-    directory.mkdir(parents=True, exist_ok=True)
-    if not any(directory.glob("part-*.sqlite3")):
-        init_db_dir(directory, partitions)
-        log.info("created %d recovery partition(s) in %s", partitions, directory)
-    return RecoveryConfig(directory)
-
-
-def run_dataflow(
-    flow: Dataflow,
-    settings: Settings,
-    *,
-    workers_per_process: int = 1,
-    process_id: int | None = None,
-    addresses: list[str] | None = None,
-) -> None:
-    """Run ``flow`` in this process until its input ends (or forever when tailing)."""
-    cli_main(
-        flow,
-        workers_per_process=workers_per_process,
-        process_id=process_id,
-        addresses=addresses,
-        epoch_interval=settings.snapshot_interval,
-        recovery_config=recovery_config(settings.recovery_dir, settings.recovery_partitions),
     )

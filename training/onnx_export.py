@@ -1,4 +1,4 @@
-"""Export a :class:`~scoring.train.TrainedModel` as an ONNX graph (training time only).
+"""Export a :class:`~training.train.TrainedModel` as an ONNX graph (training time only).
 
 Built node by node with ``onnx.helper``: no converter, no ZipMap (ZipMap made
 inference 16x slower, DESIGN.md), and nothing in the file that changes between
@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from scoring.train import TrainedModel
+from training.train import TrainedModel
 
 OPSET = 17
 IR_VERSION = 8

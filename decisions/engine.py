@@ -47,14 +47,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import NamedTuple
 
-from detectors.lifecycle import AccountChange, ChangeKind
+from decisions.policy import DecisionContext, Experiment, Policy, PolicyHolder, Recovery, Workflow
 from schemas.alert import Alert, deterministic_id
-from schemas.event import format_time
+from schemas.decision import (
+    HOLDOUT,
+    Decision,
+    DecisionOutput,
+    DecisionRecord,
+    ExperimentAssignment,
+    ReasonCode,
+)
+from schemas.lifecycle import AccountChange, ChangeKind
+from schemas.score import RiskScore
 from schemas.workflow import (
     SignalKind,
     WorkflowAction,
@@ -63,91 +71,6 @@ from schemas.workflow import (
     episode_of,
     trigger_id,
 )
-from scoring.policy import (
-    Decision,
-    DecisionContext,
-    Experiment,
-    Policy,
-    PolicyHolder,
-    Recovery,
-    Workflow,
-)
-from scoring.risk import RiskScore
-
-HOLDOUT = "holdout"
-
-
-class ReasonCode(StrEnum):
-    RULE_MATCHED = "rule_matched"
-    NO_RULE = "no_rule"
-    RULE_IGNORE = "rule_ignore"
-    NOT_ELIGIBLE_CANCELLED = "not_eligible_cancelled"
-    NOT_ELIGIBLE_DO_NOT_CONTACT = "not_eligible_do_not_contact"
-    NOT_ELIGIBLE_ACTIVE_WORKFLOW = "not_eligible_active_workflow"
-    COOLDOWN = "cooldown"
-    CAP_HIT = "cap_hit"
-    HOLDOUT = "holdout"
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionRecord:
-    """One decision about one trigger (a row of ``decisions``)."""
-
-    decision_id: str
-    tenant_id: str
-    account_id: str
-    alert_id: str
-    trigger: str
-    score_id: str | None
-    risk: float | None
-    tier: str | None
-    policy_version: str
-    rule: str | None
-    rule_decision: Decision | None  # what the matching rule said
-    decision: Decision  # what was decided after eligibility, caps and experiments
-    workflow_key: str | None
-    reasons: tuple[ReasonCode, ...]
-    detail: str
-    experiment_key: str | None
-    variant: str | None
-    trigger_id: str | None  # the workflow trigger it emitted, if any
-    decided_at: datetime
-    ingested_at: float = field(default=0.0, compare=False)
-
-    def to_document(self) -> dict[str, object]:
-        return {
-            "decision_id": self.decision_id,
-            "tenant_id": self.tenant_id,
-            "account_id": self.account_id,
-            "alert_id": self.alert_id,
-            "trigger": self.trigger,
-            "score_id": self.score_id,
-            "tier": self.tier,
-            "policy_version": self.policy_version,
-            "rule": self.rule,
-            "rule_decision": None if self.rule_decision is None else str(self.rule_decision),
-            "decision": str(self.decision),
-            "workflow_key": self.workflow_key,
-            "reasons": [str(r) for r in self.reasons],
-            "detail": self.detail,
-            "experiment_key": self.experiment_key,
-            "variant": self.variant,
-            "trigger_id": self.trigger_id,
-            "decided_at": format_time(self.decided_at),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ExperimentAssignment:
-    """An account's sticky place in an experiment (a row of ``experiment_assignments``)."""
-
-    tenant_id: str
-    account_id: str
-    experiment_key: str
-    variant: str
-    bucket: int
-    assigned_at: datetime
-    policy_version: str
 
 
 def experiment_bucket(tenant_id: str, account_id: str, experiment_key: str) -> int:
@@ -178,7 +101,7 @@ def no_consent_records(_tenant: str, _account: str) -> tuple[bool, float] | None
 
 class DecisionEngine:
     """What every account's decisions share: the policy (fixed, or a
-    :class:`~scoring.policy.PolicyHolder` that reloads it) and the consent directory."""
+    :class:`~decisions.policy.PolicyHolder` that reloads it) and the consent directory."""
 
     __slots__ = ("_source", "consent", "feature_names")
 
@@ -192,9 +115,6 @@ class DecisionEngine:
     def policy(self) -> Policy:
         source = self._source
         return source.current() if isinstance(source, PolicyHolder) else source
-
-
-DecisionOutput = DecisionRecord | WorkflowTrigger | WorkflowSignal | ExperimentAssignment
 
 
 @dataclass(slots=True)

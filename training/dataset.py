@@ -3,8 +3,8 @@
 Two steps, kept apart so that the one that may look into the future is small:
 
 1. :func:`observe_history` replays a history in file order through the very
-   :class:`~dataflows.account.AccountProcessor` the stream runs (parse,
-   dedupe, lateness, daily buckets; as :mod:`dataflows.backfill` does) and
+   :class:`~accounts.processor.AccountProcessor` the stream runs (parse,
+   dedupe, lateness, daily buckets; as :mod:`accounts.backfill` does) and
    takes one feature row per account at the end of each UTC day. A row for day
    ``d`` is computed before any event of a later day is folded in: when an
    account's first event of a later day arrives, the days it closes are
@@ -37,11 +37,12 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from dataflows.account import AccountConfig, AccountProcessor
-from dataflows.backfill import valid_events
-from detectors.tier1 import Cancellation
+from accounts.backfill import valid_events
+from accounts.config import AccountConfig
+from accounts.processor import AccountProcessor
 from featurestore.aggregation import DAY, AccountFeatures, CompiledFeatures, day_of
 from schemas.event import EventLimits, subject_key
+from schemas.lifecycle import Cancellation
 from scoring.metadata import TrainingWindow
 
 # The last moment of a day, as AccountProcessor judges days (epoch seconds).

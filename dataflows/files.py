@@ -1,20 +1,11 @@
-"""``churnwatch replay``: the same dataflow over a JSONL history instead of Kafka.
+"""Files as a dataflow's input and outputs: a JSONL history in, JSONL outputs sorted by id.
 
-The input is a file of event messages (one per line, as ``churnwatch simulate
---out`` writes); the operators are the production ones; event time drives
-windows, detectors, debounce and scores, so the output is a function of the
-file (and the definitions, rules and model): teams backtest a model or new
-thresholds on their own history, and tests diff behaviour between versions.
-
-Outputs go to JSONL files in the output directory, each sorted by its id so
-two replays can be compared with ``diff``: ``alerts.jsonl``, ``scores.jsonl``,
-``usage_signals.jsonl``, ``dead_letters.jsonl``, ``late_events.jsonl``,
-``decisions.jsonl``, ``workflows.jsonl`` (workflow triggers and signals) and
-``experiment_assignments.jsonl``. A file replay has no consent directory: only
-the history's own ``account.consent_changed`` events count.
-Feature vectors are not written (``churnwatch features backfill`` gives them).
-With ``--to-sinks`` the outputs go to the configured Kafka topics, Redis and
-PostgreSQL instead (:func:`replay_to_sinks`).
+:class:`JsonlSource` reads the lines of one file as the messages of one
+partition (the file's order is kept, line numbers as offsets so dead letters
+point at the line); :func:`file_sinks` writes every output of the dataflow to
+``<name>.jsonl`` in a directory, and :func:`sort_outputs` sorts each file by
+its id so that two runs over the same file can be compared with ``diff``.
+``churnwatch replay`` is built on these.
 """
 
 from __future__ import annotations
@@ -27,14 +18,11 @@ from typing import Any
 import orjson
 from bytewax.connectors.kafka import KafkaSourceMessage
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from bytewax.testing import run_main
 
-from churnwatch.settings import Settings
-from dataflows.flow import FlowSinks, WriterSink, build_dataflow
+from dataflows.flow import FlowSinks
 from dataflows.metrics import PipelineMetrics
-from dataflows.runner import flow_config
-from featurestore.definitions import load_definitions
-from scoring.decision import DecisionRecord, ExperimentAssignment
+from dataflows.outputs import WriterSink
+from schemas.decision import DecisionRecord, ExperimentAssignment
 
 BATCH = 5_000
 OUTPUTS = (
@@ -88,7 +76,7 @@ class JsonlSource(FixedPartitionedSource[KafkaSourceMessage[None, bytes], int]):
         return _LinesPartition(self._path, resume_state)
 
 
-class _JsonlWriter:
+class JsonlWriter:
     """Appends one JSON document per item (per item of the ``kinds`` kept, if given)."""
 
     def __init__(self, path: Path, kinds: tuple[type, ...] = ()) -> None:
@@ -98,14 +86,14 @@ class _JsonlWriter:
     def write_batch(self, items: Sequence[Any]) -> None:
         for item in items:
             if not self._kinds or isinstance(item, self._kinds):
-                self._handle.write(orjson.dumps(_document(item)) + b"\n")
+                self._handle.write(orjson.dumps(document(item)) + b"\n")
         self._handle.flush()
 
     def close(self) -> None:
         self._handle.close()
 
 
-class _Discard:
+class Discard:
     def write_batch(self, items: Sequence[Any]) -> None:
         pass
 
@@ -113,7 +101,7 @@ class _Discard:
         pass
 
 
-def _document(item: Any) -> Any:
+def document(item: Any) -> Any:
     if hasattr(item, "to_document"):
         return item.to_document()
     if hasattr(item, "to_json"):
@@ -121,74 +109,51 @@ def _document(item: Any) -> Any:
     return asdict(item)
 
 
-def replay_to_sinks(history: Path, settings: Settings) -> dict[str, int]:
-    """Run the dataflow over ``history`` into the configured Kafka, Redis and Postgres.
+class _DecisionFiles:
+    """Decision records and experiment assignments, each to its own file."""
 
-    The usual sinks, idempotent by id: replaying a history already streamed adds
-    nothing; a backfill of an older history fills the same tables and topics.
-    """
-    from prometheus_client import CollectorRegistry
+    def __init__(self, out_dir: Path) -> None:
+        self._decisions = JsonlWriter(out_dir / "decisions.jsonl", (DecisionRecord,))
+        self._assignments = JsonlWriter(
+            out_dir / "experiment_assignments.jsonl", (ExperimentAssignment,)
+        )
 
-    from churnwatch.app import prepare
-    from dataflows.runner import production_config, production_sinks
+    def write_batch(self, items: Sequence[Any]) -> None:
+        self._decisions.write_batch(items)
+        self._assignments.write_batch(items)
 
-    prepare(settings)
-    metrics = PipelineMetrics.create(CollectorRegistry())
-    feature_set = load_definitions(settings.feature_definitions)
-    flow = build_dataflow(
-        JsonlSource(history),
-        production_sinks(settings, metrics, feature_set),
-        production_config(settings, feature_set, metrics),
-        metrics,
-    )
-    run_main(flow)
-    return metrics.summary()
+    def close(self) -> None:
+        self._decisions.close()
+        self._assignments.close()
 
 
-def replay(history: Path, out_dir: Path, settings: Settings) -> dict[str, int]:
-    """Run the dataflow over ``history``; return the number of lines per output."""
+def file_sinks(out_dir: Path, metrics: PipelineMetrics) -> FlowSinks:
+    """Every output of the dataflow to ``out_dir/<name>.jsonl`` (see :data:`OUTPUTS`),
+    after removing what an earlier run left there. Feature vectors, Postgres-only
+    records (cancellations) and the alerts' Postgres copy are not written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in OUTPUTS:
         (out_dir / f"{name}.jsonl").unlink(missing_ok=True)
-    from prometheus_client import CollectorRegistry
-
-    metrics = PipelineMetrics.create(CollectorRegistry())
-    feature_set = load_definitions(settings.feature_definitions)
 
     def file_sink(name: str) -> WriterSink:
-        return WriterSink(name, lambda: _JsonlWriter(out_dir / f"{name}.jsonl"), metrics)
+        return WriterSink(name, lambda: JsonlWriter(out_dir / f"{name}.jsonl"), metrics)
 
-    class _DecisionFiles:
-        """Decision records and experiment assignments, each to its own file."""
-
-        def __init__(self) -> None:
-            self._decisions = _JsonlWriter(out_dir / "decisions.jsonl", (DecisionRecord,))
-            self._assignments = _JsonlWriter(
-                out_dir / "experiment_assignments.jsonl", (ExperimentAssignment,)
-            )
-
-        def write_batch(self, items: Sequence[Any]) -> None:
-            self._decisions.write_batch(items)
-            self._assignments.write_batch(items)
-
-        def close(self) -> None:
-            self._decisions.close()
-            self._assignments.close()
-
-    sinks = FlowSinks(
+    return FlowSinks(
         dead_letters=file_sink("dead_letters"),
         alerts_kafka=file_sink("alerts"),
-        alerts_postgres=WriterSink("discard", _Discard, metrics),
-        cancellations=WriterSink("discard", _Discard, metrics),
+        alerts_postgres=WriterSink("discard", Discard, metrics),
+        cancellations=WriterSink("discard", Discard, metrics),
         late_events=file_sink("late_events"),
-        features=WriterSink("discard", _Discard, metrics),
+        features=WriterSink("discard", Discard, metrics),
         usage_signals=file_sink("usage_signals"),
         risk_scores=file_sink("scores"),
-        decisions=WriterSink("decisions", _DecisionFiles, metrics),
+        decisions=WriterSink("decisions", lambda: _DecisionFiles(out_dir), metrics),
         workflows_kafka=file_sink("workflows"),
     )
-    flow = build_dataflow(JsonlSource(history), sinks, flow_config(settings, feature_set), metrics)
-    run_main(flow)
+
+
+def sort_outputs(out_dir: Path) -> dict[str, int]:
+    """Sort every output file by id; the number of lines per output."""
     return {name: _sort_by_id(out_dir / f"{name}.jsonl") for name in OUTPUTS}
 
 

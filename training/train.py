@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from scoring.dataset import Dataset
-from scoring.errors import TrainingError
+from scoring.evaluation import Metrics, evaluate
 from scoring.metadata import Calibration, TrainingWindow
-from scoring.metrics import Metrics, evaluate
+from training.dataset import Dataset
+from training.errors import TrainingError
 
 TRAIN, CALIBRATION, HOLDOUT = 0, 1, 2
 MAX_ITERATIONS = 50

@@ -25,76 +25,32 @@ drives this same class from a file.
 
 from __future__ import annotations
 
-import math
 import pickle
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from churnwatch.settings import Settings
-from dataflows.dedupe import DedupeState
-from detectors.lifecycle import AccountChange, ChangeKind, detect_change
-from detectors.tier1 import Cancellation, Tier1Rule, detect_cancellation, detect_tier1
-from detectors.usage import (
-    SignalEpisodes,
-    Transition,
-    UsageRules,
-    UsageSignal,
-    make_signal,
-    observe_all,
-)
+from accounts.config import AccountConfig
+from accounts.debounce import ScoreRequest, ScoringDebounce
+from accounts.dedupe import DedupeState
+from detectors.lifecycle import detect_change
+from detectors.tier1 import detect_cancellation, detect_tier1
+from detectors.usage import SignalEpisodes, Transition, make_signal, observe_all
 from featurestore.aggregation import (
     DAY,
     AccountFeatures,
-    CompiledFeatures,
     day_of,
 )
-from featurestore.definitions import FeatureSet
 from featurestore.redis_store import FeatureUpdate
-from schemas.alert import Alert, Severity
+from schemas.alert import Alert
 from schemas.dead_letter import LateEvent
 from schemas.event import Event
-from scoring.risk import ScoreRequest, ScoringDebounce
+from schemas.lifecycle import AccountChange, Cancellation, ChangeKind
+from schemas.signal import UsageSignal
 
 Output = (
     Alert | Cancellation | UsageSignal | LateEvent | FeatureUpdate | ScoreRequest | AccountChange
 )
-
-
-@dataclass(frozen=True, slots=True)
-class ScoringConfig:
-    """When accounts are scored (see ``scoring.risk``)."""
-
-    debounce_seconds: float = 1800.0
-    rule_ttl_seconds: float = 7 * 86_400.0
-    rule_risk: Mapping[Severity, float] = field(
-        default_factory=lambda: {Severity.HIGH: 0.9, Severity.MEDIUM: 0.6, Severity.LOW: 0.3}
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class AccountConfig:
-    """The settings per-account processing needs."""
-
-    dedupe_window_seconds: float
-    dedupe_max_ids: int
-    tier1_rules: Mapping[str, Tier1Rule]
-    features: CompiledFeatures
-    allowed_lateness_seconds: float = 3600.0
-    usage_rules: UsageRules = field(default_factory=UsageRules)
-    scoring: ScoringConfig | None = None  # None: no model, no score requests
-
-    def __post_init__(self) -> None:
-        names = set(self.features.feature_set.names)
-        missing = sorted(self.usage_rules.required_features() - names)
-        if missing:
-            from featurestore.errors import DefinitionError
-
-            raise DefinitionError(
-                self.features.feature_set.source,
-                "features",
-                f"the usage detectors need feature(s) {', '.join(missing)}",
-            )
 
 
 SNAPSHOT_FORMAT = 2
@@ -303,29 +259,3 @@ def _usage_recovered(event: Event, signal_type: str, day: int) -> AccountChange:
     )
 
 
-def account_config(
-    settings: Settings, feature_set: FeatureSet, *, scoring: bool = False
-) -> AccountConfig:
-    """Per-account processing settings; the stream and the backfill share them.
-
-    ``scoring``: also ask for risk scores (the dataflow, when a model is loaded).
-    """
-    return AccountConfig(
-        dedupe_window_seconds=settings.dedupe_window.total_seconds(),
-        dedupe_max_ids=settings.dedupe_max_ids_per_account,
-        tier1_rules=settings.tier1_rules,
-        # A day is judged once the watermark (newest minus lateness) has passed it:
-        # keep that many days more than the windows need.
-        features=CompiledFeatures(
-            feature_set,
-            grace_days=math.ceil(settings.allowed_lateness.total_seconds() / 86_400) + 1,
-        ),
-        allowed_lateness_seconds=settings.allowed_lateness.total_seconds(),
-        usage_rules=settings.usage_rules,
-        scoring=ScoringConfig(
-            debounce_seconds=settings.score_debounce.total_seconds(),
-            rule_ttl_seconds=settings.score_ttl.total_seconds(),
-        )
-        if scoring
-        else None,
-    )

@@ -1,7 +1,7 @@
 """Train a churn model from a JSONL history and save it (behind ``churnwatch train``).
 
 The history is replayed with the stream's own per-account processing (see
-:mod:`scoring.dataset`), so the model learns from exactly the feature values
+:mod:`training.dataset`), so the model learns from exactly the feature values
 the dataflow will hand it.
 """
 
@@ -12,13 +12,12 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
-from churnwatch.settings import Settings
-from dataflows.backfill import read_jsonl
-from featurestore.definitions import load_definitions
+from accounts.backfill import read_jsonl
+from accounts.config import AccountConfig
 from schemas.event import EventLimits
-from scoring.dataset import build_dataset
-from scoring.model import save_model
-from scoring.train import TrainedModel, train
+from training.dataset import build_dataset
+from training.save import save_model
+from training.train import TrainedModel, train
 
 log = logging.getLogger(__name__)
 
@@ -36,29 +35,19 @@ def train_from_history(
     history: Path,
     out_dir: Path,
     *,
-    definitions: Path | None,
+    config: AccountConfig,
+    limits: EventLimits,
     horizon_days: int,
     seed: int,
-    settings: Settings | None = None,
     now: datetime | None = None,
 ) -> TrainedModel:
     """Build the dataset of ``history``, train, save ``model.onnx`` and
     ``metadata.json`` into ``out_dir``, and return the trained model.
 
-    ``definitions`` ``None`` means the settings' file (by default the shipped
-    definitions); ``settings`` defaults to ``Settings()``; ``now`` is the clock
-    of the future-time check (default: the wall clock).
+    ``config`` and ``limits`` are the stream's own (so the model learns from the
+    feature values the dataflow will hand it); ``now`` is the clock of the
+    future-time check (default: the wall clock).
     """
-    # account_config lives beside the Bytewax runner; importing it here rather
-    # than at module level keeps `import scoring.training_cli` engine-free.
-    from dataflows.account import account_config
-
-    settings = settings if settings is not None else Settings()
-    feature_set = load_definitions(
-        definitions if definitions is not None else settings.feature_definitions
-    )
-    config = account_config(settings, feature_set)
-    limits = EventLimits(settings.max_message_bytes, settings.max_future_skew)
     dataset = build_dataset(
         read_jsonl(history),
         config,

@@ -1,0 +1,47 @@
+"""What per-account processing needs: plain values, built by the application from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from detectors.tier1 import Tier1Rule
+from detectors.usage import UsageRules
+from featurestore.aggregation import CompiledFeatures
+from schemas.alert import Severity
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringConfig:
+    """When accounts are scored (see ``scoring.risk``)."""
+
+    debounce_seconds: float = 1800.0
+    rule_ttl_seconds: float = 7 * 86_400.0
+    rule_risk: Mapping[Severity, float] = field(
+        default_factory=lambda: {Severity.HIGH: 0.9, Severity.MEDIUM: 0.6, Severity.LOW: 0.3}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    """The settings per-account processing needs."""
+
+    dedupe_window_seconds: float
+    dedupe_max_ids: int
+    tier1_rules: Mapping[str, Tier1Rule]
+    features: CompiledFeatures
+    allowed_lateness_seconds: float = 3600.0
+    usage_rules: UsageRules = field(default_factory=UsageRules)
+    scoring: ScoringConfig | None = None  # None: no model, no score requests
+
+    def __post_init__(self) -> None:
+        names = set(self.features.feature_set.names)
+        missing = sorted(self.usage_rules.required_features() - names)
+        if missing:
+            from featurestore.errors import DefinitionError
+
+            raise DefinitionError(
+                self.features.feature_set.source,
+                "features",
+                f"the usage detectors need feature(s) {', '.join(missing)}",
+            )

@@ -1,0 +1,64 @@
+"""When an account is due for a risk score, in event time, and the request it makes.
+
+Pure Python: the account kernel asks :class:`ScoringDebounce` per event; a due
+account becomes a :class:`ScoreRequest` that ``scoring`` turns into a score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.alert import Alert
+
+
+class ScoringDebounce:
+    """When an account is due for a score, and the rule risk standing, in event time.
+
+    State: the last score time and, per rule-risk level, until when it stands
+    (at most one entry per severity).
+    """
+
+    __slots__ = ("last_scored", "rules")
+
+    def __init__(
+        self, state: tuple[float | None, tuple[tuple[float, float], ...]] | None = None
+    ) -> None:
+        last, rules = state or (None, ())
+        self.last_scored: float | None = last
+        self.rules: dict[float, float] = dict(rules)  # risk -> stands until (epoch s)
+
+    def due(self, ts: float, debounce_s: float, *, bypass: bool) -> bool:
+        """True if an event at ``ts`` should trigger a score (and records it)."""
+        if bypass or self.last_scored is None or ts - self.last_scored >= debounce_s:
+            self.last_scored = ts
+            return True
+        return False
+
+    def note_rule(self, risk: float, ts: float, ttl_s: float) -> None:
+        """A decisive event: its risk stands for ``ttl_s`` of event time."""
+        self.rules[risk] = max(self.rules.get(risk, 0.0), ts + ttl_s)
+
+    def rule_risk_at(self, ts: float) -> float:
+        """The highest rule risk still standing at ``ts``."""
+        for risk in [r for r, until in self.rules.items() if until <= ts]:
+            del self.rules[risk]  # lapsed: nothing to remember
+        return max(self.rules, default=0.0)
+
+    def raw(self) -> tuple[float | None, tuple[tuple[float, float], ...]]:
+        return self.last_scored, tuple(self.rules.items())
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRequest:
+    """An account due for a score, with its features as of ``as_of`` (epoch s)."""
+
+    tenant_id: str
+    account_id: str
+    values: tuple[float, ...]
+    as_of: float
+    rule_risk: float
+    trigger_event_id: str
+    ingested_at: float = 0.0
+    # The decisive (tier-1) alert that made the account due, if any: the
+    # decision on it waits for this score, so it sees the risk the event caused.
+    alert: Alert | None = None

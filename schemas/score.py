@@ -1,0 +1,61 @@
+"""Risk score v1: one score of one account by one model (``risk_scores``, ``churn.scores``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from schemas.alert import Alert
+from schemas.event import format_time
+
+
+class RiskTier(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskScore:
+    """One score of one account by one model (a row of ``risk_scores``)."""
+
+    score_id: str
+    tenant_id: str
+    account_id: str
+    model_version: str
+    feature_version: str
+    ml_risk: float
+    rule_risk: float
+    risk: float
+    tier: RiskTier
+    reasons: tuple[str, ...]
+    score_time: datetime
+    expires_at: datetime
+    trigger_event_id: str
+    shadow: bool = False
+    ingested_at: float = field(default=0.0, compare=False)
+    # For the decision engine, not published: the feature vector scored (in the
+    # feature definitions' order) and the decisive alert that made it due.
+    features: tuple[float, ...] = field(default=(), compare=False, repr=False)
+    trigger_alert: Alert | None = field(default=None, compare=False, repr=False)
+
+    def to_document(self) -> dict[str, object]:
+        """The ``churn.scores`` message."""
+        return {
+            "schema_version": 1,
+            "score_id": self.score_id,
+            "tenant_id": self.tenant_id,
+            "account_id": self.account_id,
+            "model_version": self.model_version,
+            "feature_version": self.feature_version,
+            "risk": round(self.risk, 6),
+            "ml_risk": round(self.ml_risk, 6),
+            "rule_risk": round(self.rule_risk, 6),
+            "tier": str(self.tier),
+            "reasons": list(self.reasons),
+            "score_time": format_time(self.score_time),
+            "expires_at": format_time(self.expires_at),
+            "trigger_event_id": self.trigger_event_id,
+            "shadow": self.shadow,
+        }
