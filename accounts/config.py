@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from detectors.tier1 import Tier1Rule
 from detectors.usage import UsageRules
 from featurestore.aggregation import CompiledFeatures
+from featurestore.errors import DefinitionError
 from schemas.alert import Severity
+from schemas.clock import EventClock
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +35,14 @@ class AccountConfig:
     allowed_lateness_seconds: float = 3600.0
     usage_rules: UsageRules = field(default_factory=UsageRules)
     scoring: ScoringConfig | None = None  # None: no model, no score requests
+    # The watermark rule, from allowed_lateness_seconds.
+    clock: EventClock = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "clock", EventClock(self.allowed_lateness_seconds))
         names = set(self.features.feature_set.names)
         missing = sorted(self.usage_rules.required_features() - names)
         if missing:
-            from featurestore.errors import DefinitionError
-
             raise DefinitionError(
                 self.features.feature_set.source,
                 "features",

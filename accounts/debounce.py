@@ -21,9 +21,9 @@ class ScoringDebounce:
     __slots__ = ("last_scored", "rules")
 
     def __init__(
-        self, state: tuple[float | None, tuple[tuple[float, float], ...]] | None = None
+        self, snapshot: tuple[float | None, tuple[tuple[float, float], ...]] | None = None
     ) -> None:
-        last, rules = state or (None, ())
+        last, rules = snapshot or (None, ())
         self.last_scored: float | None = last
         self.rules: dict[float, float] = dict(rules)  # risk -> stands until (epoch s)
 
@@ -44,7 +44,7 @@ class ScoringDebounce:
             del self.rules[risk]  # lapsed: nothing to remember
         return max(self.rules, default=0.0)
 
-    def raw(self) -> tuple[float | None, tuple[tuple[float, float], ...]]:
+    def snapshot(self) -> tuple[float | None, tuple[tuple[float, float], ...]]:
         return self.last_scored, tuple(self.rules.items())
 
 

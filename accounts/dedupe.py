@@ -78,9 +78,9 @@ class DedupeState:
         """The live state, to be pickled at once (never kept: it changes)."""
         return self._seen, self._newest
 
-    def restore_raw(self, seen: dict[str, float], newest: float) -> None:
-        self._seen = seen
-        self._newest = newest
+    def restore_raw(self, raw: tuple[dict[str, float], float]) -> None:
+        self._seen, self._newest = raw
+        newest = self._newest
         self._next_sweep = newest + self._window / 4
 
     def snapshot(self) -> DedupeSnapshot:

@@ -36,13 +36,10 @@ from accounts.dedupe import DedupeState
 from detectors.lifecycle import detect_change
 from detectors.tier1 import detect_cancellation, detect_tier1
 from detectors.usage import SignalEpisodes, Transition, make_signal, observe_all
-from featurestore.aggregation import (
-    DAY,
-    AccountFeatures,
-    day_of,
-)
+from featurestore.aggregation import AccountFeatures
 from featurestore.redis_store import FeatureUpdate
 from schemas.alert import Alert
+from schemas.clock import DAY, date_of, day_of
 from schemas.dead_letter import LateEvent
 from schemas.event import Event
 from schemas.lifecycle import AccountChange, Cancellation, ChangeKind
@@ -103,9 +100,9 @@ class AccountProcessor:
             if version != SNAPSHOT_FORMAT:
                 msg = f"account snapshot format {version} is not {SNAPSHOT_FORMAT}"
                 raise ValueError(msg)
-            self._dedupe.restore_raw(*dedupe)
-            self._features.restore_raw(*features)
-            self._episodes.restore_raw(*episodes)
+            self._dedupe.restore_raw(dedupe)
+            self._features.restore_raw(features)
+            self._episodes.restore_raw(episodes)
             self._debounce = ScoringDebounce(debounce)
             self._evaluated_day, self._tenant_id, self._account_id = day, tenant, account
 
@@ -125,7 +122,7 @@ class AccountProcessor:
         """Process one batch of this account's events, in order."""
         config = self._config
         features = self._features
-        lateness = config.allowed_lateness_seconds
+        clock = config.clock
         outputs: list[Output] = []
         fresh: list[Event] = []
         duplicates = late = 0
@@ -149,7 +146,7 @@ class AccountProcessor:
             change = detect_change(event) if config.scoring is not None else None
             if change is not None:
                 outputs.append(change)
-            watermark = features.newest - lateness
+            watermark = clock.watermark(features.newest)
             if ts < watermark:
                 late += 1
                 outputs.append(LateEvent(event, watermark))
@@ -207,7 +204,7 @@ class AccountProcessor:
         counts days, also across a silence; a silence longer than the feature
         windows is judged over its last ``retention_days`` only.
         """
-        closed_day = day_of(newest - self._config.allowed_lateness_seconds) - 1
+        closed_day = self._config.clock.last_closed_day(newest)
         if self._evaluated_day is None:
             # Start with the day before the first event: its first day is judged
             # once it closes.
@@ -221,7 +218,7 @@ class AccountProcessor:
         for day in range(first, closed_day + 1):
             as_of = (day + 1) * DAY - 0.001  # the last moment of the day
             values = dict(zip(self._names, self._features.values(as_of), strict=True))
-            signal_date = datetime.fromtimestamp(day * DAY, UTC).date()
+            signal_date = date_of(day)
             for observation in observe_all(self._config.usage_rules, values):
                 transition = self._episodes.update(observation)
                 if transition is Transition.FIRED:
@@ -242,7 +239,7 @@ class AccountProcessor:
             self._evaluated_day,
             self._tenant_id,
             self._account_id,
-            self._debounce.raw(),
+            self._debounce.snapshot(),
         )
         return AccountSnapshot(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 
@@ -254,7 +251,7 @@ def _usage_recovered(event: Event, signal_type: str, day: int) -> AccountChange:
         event.account_id,
         ChangeKind.USAGE_RECOVERED,
         datetime.fromtimestamp((day + 1) * DAY, UTC),
-        f"usage:{signal_type}:{datetime.fromtimestamp(day * DAY, UTC).date().isoformat()}",
+        f"usage:{signal_type}:{date_of(day).isoformat()}",
         ingested_at=event.ingested_at,
     )
 

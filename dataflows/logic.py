@@ -196,7 +196,7 @@ class AccountRiskLogic(StatefulBatchLogic[RiskInput, RiskOutput, RiskSnapshot]):
 
     def snapshot(self) -> RiskSnapshot:
         decisions = self._decisions
-        return self._tracker.raw(), None if decisions is None else decisions.raw()
+        return self._tracker.snapshot(), None if decisions is None else decisions.snapshot()
 
 
 class InactivityLogic(StatefulBatchLogic[ActivityBatch, UsageSignal, TrackerSnapshot]):

@@ -150,7 +150,7 @@ class AccountDecisions:
                  "exposed", "last_started", "newest", "open", "plan", "reactivated_at",
                  "scores", "tenant_id")
 
-    def __init__(self, engine: DecisionEngine, state: tuple[object, ...] | None = None) -> None:
+    def __init__(self, engine: DecisionEngine, snapshot: tuple[object, ...] | None = None) -> None:
         self._engine = engine
         self.tenant_id = self.account_id = ""
         # The last few scores' contexts, oldest first: a trigger is judged with the
@@ -171,14 +171,14 @@ class AccountDecisions:
         self.contacts: dict[str, list[float]] = {}
         self.exposed: set[str] = set()
         self.newest = float("-inf")
-        if state is not None:
+        if snapshot is not None:
             (self.tenant_id, self.account_id, self.scores, self.plan, self.consent,
              self.cancelled_at, self.reactivated_at, self.endings, self.closed, opened,
              self.last_started, self.contacts, self.exposed,
-             self.newest) = state  # type: ignore[assignment]
+             self.newest) = snapshot  # type: ignore[assignment]
             self.open = {key: _Open(*value) for key, value in opened.items()}  # type: ignore[attr-defined]
 
-    def raw(self) -> tuple[object, ...]:
+    def snapshot(self) -> tuple[object, ...]:
         """The state as plain values, copied: a snapshot must not change afterwards."""
         opened = {k: (o.episode, o.trigger_id, o.opened, o.until, o.held_out)
                   for k, o in self.open.items()}

@@ -34,10 +34,9 @@ from datetime import UTC, datetime
 from itertools import pairwise
 
 from detectors.usage import InactivityRule, Observation, make_signal
+from schemas.clock import DAY, EventClock, day_of
 from schemas.event import Event
 from schemas.signal import SignalType, UsageSignal
-
-DAY = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +112,7 @@ class InactivityTracker:
     ) -> None:
         self._rule = rule
         self._idle_after = rule.days * DAY
-        self._lateness = lateness_seconds
+        self._clock = EventClock(lateness_seconds)
         self._version = feature_version
         self._forget_after = forget_after_days * DAY
         # (tenant, account) -> [last_active, due time of the last signalled episode]
@@ -136,7 +135,7 @@ class InactivityTracker:
 
     @property
     def watermark(self) -> float:
-        return self._seen_until - self._lateness
+        return self._clock.watermark(self._seen_until)
 
     def observe(self, batches: Iterable[ActivityBatch]) -> list[UsageSignal]:
         """Fold in this partition's batches, in read order; return new signals."""
@@ -172,7 +171,7 @@ class InactivityTracker:
         if batch.seen_until > self._seen_until:
             self._seen_until = batch.seen_until
         self._finalise(signals)
-        day = math.floor(self.watermark / DAY)
+        day = day_of(self.watermark)
         if day > self._checked_day:
             self._checked_day = day
             self._check(day * DAY, signals)
@@ -202,7 +201,7 @@ class InactivityTracker:
         signals: list[UsageSignal],
     ) -> None:
         signalled = entry[1]
-        if signalled is not None and (due <= signalled or _day(due) == _day(signalled)):
+        if signalled is not None and (due <= signalled or day_of(due) == day_of(signalled)):
             if due > signalled:
                 entry[1] = due  # same episode, moved within its day: remember where it is
             return  # this episode (or a later one, or one due that day) was signalled
@@ -246,10 +245,6 @@ class InactivityTracker:
                 for start, end in pieces
             ),
         )
-
-
-def _day(moment: float) -> int:
-    return math.floor(moment / DAY)
 
 
 def _split(

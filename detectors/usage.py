@@ -230,8 +230,8 @@ class SignalEpisodes:
         """The live state, to be pickled at once (never kept: it changes)."""
         return self.fired, self.streaks
 
-    def restore_raw(self, fired: set[SignalType], streaks: dict[SignalType, int]) -> None:
-        self.fired, self.streaks = fired, streaks
+    def restore_raw(self, raw: tuple[set[SignalType], dict[SignalType, int]]) -> None:
+        self.fired, self.streaks = raw
 
     def snapshot(self) -> EpisodesSnapshot:
         return EpisodesSnapshot(frozenset(self.fired), tuple(self.streaks.items()))

@@ -22,15 +22,10 @@ from datetime import datetime
 from typing import Any
 
 from featurestore.definitions import WINDOWED, Aggregation, FeatureDefinition, FeatureSet
+from schemas.clock import DAY, day_of
 from schemas.event import Event
 
-DAY = 86_400.0
-
 _SET_KINDS = frozenset({Aggregation.DISTINCT_USERS, Aggregation.DISTINCT_VALUES})
-
-
-def day_of(ts: float) -> int:
-    return math.floor(ts / DAY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,8 +252,8 @@ class AccountFeatures:
         """The live state, to be pickled at once (never kept: it changes)."""
         return self._buckets, self._tracked, self._newest
 
-    def restore_raw(self, buckets: dict[int, list[Any]], tracked: list[Any], newest: float) -> None:
-        self._buckets, self._tracked, self._newest = buckets, tracked, newest
+    def restore_raw(self, raw: tuple[dict[int, list[Any]], list[Any], float]) -> None:
+        self._buckets, self._tracked, self._newest = raw
 
     def snapshot(self) -> FeaturesSnapshot:
         return FeaturesSnapshot(

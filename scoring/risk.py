@@ -124,8 +124,8 @@ class RiskTierTracker:
 
     __slots__ = ("tier", "until")
 
-    def __init__(self, state: tuple[str, float] | None = None) -> None:
-        tier, until = state or (RiskTier.LOW, 0.0)
+    def __init__(self, snapshot: tuple[str, float] | None = None) -> None:
+        tier, until = snapshot or (RiskTier.LOW, 0.0)
         self.tier, self.until = RiskTier(tier), until
 
     def update(self, score: RiskScore) -> Alert | None:
@@ -151,5 +151,5 @@ class RiskTierTracker:
             ingested_at=score.ingested_at,
         )
 
-    def raw(self) -> tuple[str, float]:
+    def snapshot(self) -> tuple[str, float]:
         return str(self.tier), self.until

@@ -40,7 +40,8 @@ import numpy.typing as npt
 from accounts.backfill import valid_events
 from accounts.config import AccountConfig
 from accounts.processor import AccountProcessor
-from featurestore.aggregation import DAY, AccountFeatures, CompiledFeatures, day_of
+from featurestore.aggregation import AccountFeatures, CompiledFeatures
+from schemas.clock import DAY, day_of
 from schemas.event import EventLimits, subject_key
 from schemas.lifecycle import Cancellation
 from scoring.metadata import TrainingWindow
@@ -183,7 +184,7 @@ def observe_history(
         raise ValueError(msg)
     clock = now if now is not None else datetime.now(UTC)
     cutoff = until.timestamp() if until is not None else math.inf
-    lateness = config.allowed_lateness_seconds
+    event_clock = config.clock
     compiled = config.features
     timelines: dict[tuple[str, str], _Timeline] = {}
     cancellations: dict[str, float] = {}
@@ -206,7 +207,7 @@ def observe_history(
         if timeline.next_day is not None and day > day_of(features.newest):
             # The account's first event of a later day: observe the days it
             # closes before it is folded in.
-            _close_days(timeline, day - 1, ts - lateness, every_days, rows, compiled)
+            _close_days(timeline, day - 1, event_clock.watermark(ts), every_days, rows, compiled)
         result = timeline.processor.process([event])
         counts["duplicates"] += result.duplicates
         counts["late"] += result.late
@@ -222,7 +223,7 @@ def observe_history(
             timeline.first_day = day
             timeline.next_day = day + min_history_days - 1
         if timeline.pending:
-            watermark = features.newest - lateness
+            watermark = event_clock.watermark(features.newest)
             still_open = []
             for pending_day, copy in timeline.pending:
                 if day <= pending_day:
@@ -238,7 +239,7 @@ def observe_history(
     history_start = earliest
     history_end = cutoff if until is not None else newest
     # The last day whose end the history reaches.
-    last_day = math.floor(history_end / DAY) - 1
+    last_day = day_of(history_end) - 1
     for timeline in timelines.values():
         for pending_day, copy in timeline.pending:
             if pending_day <= last_day:

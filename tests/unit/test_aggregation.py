@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from featurestore.aggregation import DAY, AccountFeatures, CompiledFeatures, day_of
+from featurestore.aggregation import AccountFeatures, CompiledFeatures
 from featurestore.definitions import FeatureSet, load_definitions, parse_definitions
+from schemas.clock import DAY, day_of
 from schemas.event import Event
 from tests.builders import make_event
 

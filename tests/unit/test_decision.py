@@ -161,11 +161,11 @@ def make_policy(text: str = POLICY) -> Policy:
 
 def make_decisions(policy: Policy | str = POLICY, *,
                    consent: Callable[[str, str], tuple[bool, float] | None] | None = None,
-                   state: tuple[object, ...] | None = None) -> AccountDecisions:
+                   snapshot: tuple[object, ...] | None = None) -> AccountDecisions:
     policy = make_policy(policy) if isinstance(policy, str) else policy
     engine = (DecisionEngine(policy, FEATURES) if consent is None
               else DecisionEngine(policy, FEATURES, consent))
-    return AccountDecisions(engine, state)
+    return AccountDecisions(engine, snapshot)
 
 
 def of_type(outputs: Sequence[object], kind: type[Output]) -> list[Output]:
@@ -464,8 +464,8 @@ def test_experiment_bucket_depends_on_each_name() -> None:
 def test_state_restored_from_a_pickled_snapshot_keeps_the_variant_and_exposure() -> None:
     decisions = make_decisions(EXPERIMENT_POLICY)
     first = decisions.decide(make_alert(account_id=TREATED_ACCOUNT, rule="cancel_intent"))
-    snapshot = pickle.loads(pickle.dumps(decisions.raw()))
-    restored = make_decisions(EXPERIMENT_POLICY, state=snapshot)
+    snapshot = pickle.loads(pickle.dumps(decisions.snapshot()))
+    restored = make_decisions(EXPERIMENT_POLICY, snapshot=snapshot)
     later = restored.decide(make_alert(account_id=TREATED_ACCOUNT, rule="cancel_intent",
                                        event_time=at(4 * DAY)))
     assert record_of(later).decision is Decision.START_WORKFLOW
@@ -476,7 +476,7 @@ def test_state_restored_from_a_pickled_snapshot_keeps_the_variant_and_exposure()
 def test_a_snapshot_does_not_change_after_it_was_taken() -> None:
     decisions = make_decisions(EXPERIMENT_POLICY)
     decisions.decide(make_alert(account_id=TREATED_ACCOUNT, rule="cancel_intent"))
-    snapshot = decisions.raw()
+    snapshot = decisions.snapshot()
     frozen = pickle.dumps(snapshot)
     decisions.decide(make_alert(account_id=TREATED_ACCOUNT, rule="payment_failed",
                                 event_time=at(HOUR)))
@@ -753,7 +753,7 @@ def test_contacts_on_a_channel_the_policy_no_longer_caps_are_forgotten() -> None
     decisions.decide(make_alert(rule="payment_failed"))
     assert set(decisions.contacts) == {"email"}
     renamed = POLICY.replace("email:", "mail:").replace("channel: email", "channel: mail")
-    restored = make_decisions(renamed, state=pickle.loads(pickle.dumps(decisions.raw())))
+    restored = make_decisions(renamed, snapshot=pickle.loads(pickle.dumps(decisions.snapshot())))
     restored.observe_change(make_change(kind=ChangeKind.PLAN, plan="pro", event_time=at(HOUR)))
     assert restored.contacts == {}
 

@@ -162,21 +162,23 @@ def drive(debounce: ScoringDebounce, start: float) -> list[tuple[bool, float]]:
         pytest.param([(0, 0.6), (TTL + HOUR, None)], id="with-a-lapsed-rule-risk"),
     ],
 )
-def test_debounce_state_round_trips_through_raw(history: list[tuple[float, float | None]]) -> None:
+def test_debounce_state_round_trips_through_its_snapshot(
+    history: list[tuple[float, float | None]],
+) -> None:
     start = T0.timestamp() - 2 * TTL
     original = ScoringDebounce()
     for ts, rule in history:
         if rule is not None:
             original.note_rule(rule, start + ts, TTL)
         original.due(start + ts, DEBOUNCE, bypass=rule is not None)
-    raw = original.raw()
+    raw = original.snapshot()
     restored = ScoringDebounce(pickle.loads(pickle.dumps(raw)))
-    assert restored.raw() == raw
+    assert restored.snapshot() == raw
     assert drive(restored, T0.timestamp() - TTL) == drive(original, T0.timestamp() - TTL)
 
 
 def test_fresh_debounce_state_is_empty() -> None:
-    assert ScoringDebounce().raw() == (None, ())
+    assert ScoringDebounce().snapshot() == (None, ())
 
 
 # --- 2. AccountProcessor with scoring ------------------------------------------------------
@@ -813,7 +815,7 @@ def test_tracker_state_round_trips_through_raw(split: int) -> None:
     expected = [straight.update(s) for s in scores]
     first = RiskTierTracker()
     got = [first.update(s) for s in scores[:split]]
-    restored = RiskTierTracker(pickle.loads(pickle.dumps(first.raw())))
+    restored = RiskTierTracker(pickle.loads(pickle.dumps(first.snapshot())))
     got += [restored.update(s) for s in scores[split:]]
     assert got == expected
     assert [a is not None for a in got] == [True, True, False, True]

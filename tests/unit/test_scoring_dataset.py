@@ -14,8 +14,8 @@ from accounts.processor import AccountProcessor
 from churnwatch.settings import Settings
 from churnwatch.simulator import simulate
 from churnwatch.wiring import account_config
-from featurestore.aggregation import DAY
 from featurestore.definitions import load_definitions
+from schemas.clock import DAY
 from schemas.event import Event, EventLimits, format_time, parse_event
 from tests.builders import event_bytes
 from training.dataset import Dataset, build_dataset, label_observations, observe_history
