@@ -32,12 +32,13 @@ from scoring.model import load_model
 from scoring.risk import Blend, RiskPolicy
 from sinks.decision_store import PostgresConsentDirectory, register_experiments
 from sinks.kafka import (
-    KafkaAlertSink,
-    KafkaDeadLetterSink,
-    KafkaLateEventSink,
-    KafkaScoreSink,
-    KafkaWorkflowSink,
+    KafkaTopicSink,
     KafkaWriter,
+    alert_message,
+    dead_letter_message,
+    late_event_message,
+    score_message,
+    workflow_message,
 )
 from sinks.postgres import (
     PostgresAlertSink,
@@ -173,12 +174,14 @@ def production_sinks(
     return FlowSinks(
         dead_letters=WriterSink(
             "kafka-dead-letters",
-            lambda: KafkaDeadLetterSink(KafkaWriter(bootstrap), topics.dead_letters),
+            lambda: KafkaTopicSink(
+                KafkaWriter(bootstrap), topics.dead_letters, dead_letter_message, log_batches=True
+            ),
             metrics,
         ),
         alerts_kafka=WriterSink(
             "kafka-alerts",
-            lambda: KafkaAlertSink(KafkaWriter(bootstrap), topics.alerts),
+            lambda: KafkaTopicSink(KafkaWriter(bootstrap), topics.alerts, alert_message),
             metrics,
             on_written=alert_latency_observer(metrics),
         ),
@@ -192,7 +195,7 @@ def production_sinks(
         ),
         late_events=WriterSink(
             "kafka-late-events",
-            lambda: KafkaLateEventSink(KafkaWriter(bootstrap), topics.late),
+            lambda: KafkaTopicSink(KafkaWriter(bootstrap), topics.late, late_event_message),
             metrics,
         ),
         features=WriterSink(
@@ -215,14 +218,16 @@ def production_sinks(
             "postgres-risk-scores", lambda: PostgresRiskScoreSink(database_url, schema), metrics
         ),
         scores_kafka=WriterSink(
-            "kafka-scores", lambda: KafkaScoreSink(KafkaWriter(bootstrap), topics.scores), metrics
+            "kafka-scores",
+            lambda: KafkaTopicSink(KafkaWriter(bootstrap), topics.scores, score_message),
+            metrics,
         ),
         decisions=WriterSink(
             "postgres-decisions", lambda: PostgresDecisionSink(database_url, schema), metrics
         ),
         workflows_kafka=WriterSink(
             "kafka-workflows",
-            lambda: KafkaWorkflowSink(KafkaWriter(bootstrap), topics.workflows),
+            lambda: KafkaTopicSink(KafkaWriter(bootstrap), topics.workflows, workflow_message),
             metrics,
         ),
     )

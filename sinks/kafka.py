@@ -1,4 +1,4 @@
-"""Kafka writers for alerts and dead letters.
+"""Kafka output: one producer wrapper, one topic sink, and how each record becomes a message.
 
 A thin wrapper over ``confluent_kafka.Producer`` that follows the rules in
 DESIGN.md: ``acks=all`` and idempotence on, ``poll(0)`` after each produce so
@@ -7,12 +7,21 @@ batch that turns anything undelivered into a :class:`KafkaDeliveryError`. The
 flush per batch is what makes the output at-least-once: the dataflow does not
 close an epoch (and so does not commit input offsets) before its outputs are
 acknowledged. Duplicates after a crash carry the same ids.
+
+Every output topic is a :class:`KafkaTopicSink` with an encoder: a pure
+function from a record to its :class:`KafkaMessage` (key, value, headers).
+Every message is keyed ``tenant:account`` (so an account's messages share a
+partition and arrive in order) except dead letters, which keep the original
+key; every message carries its record's id in a header so consumers can drop
+the copies at-least-once delivery may bring.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
@@ -24,6 +33,8 @@ from schemas.workflow import WorkflowSignal, WorkflowTrigger
 from sinks.errors import KafkaDeliveryError
 
 log = logging.getLogger(__name__)
+
+Header = tuple[str, str | bytes | None]
 
 PRODUCER_DEFAULTS: dict[str, str | int | bool] = {
     "acks": "all",
@@ -54,7 +65,7 @@ class KafkaWriter:
         topic: str,
         key: bytes | None,
         value: bytes,
-        headers: list[tuple[str, str | bytes | None]] | None = None,
+        headers: list[Header] | None = None,
     ) -> None:
         while True:
             try:
@@ -80,113 +91,97 @@ class KafkaWriter:
         self.flush()
 
 
-class KafkaAlertSink:
-    """Alert v1 to ``churn.alerts``: key ``tenant:account``, ``alert_id`` header."""
+T = TypeVar("T")
 
-    def __init__(self, writer: KafkaWriter, topic: str) -> None:
+
+@dataclass(frozen=True, slots=True)
+class KafkaMessage:
+    """One message as produced: key, value and headers."""
+
+    key: bytes | None
+    value: bytes
+    headers: list[Header]
+
+
+class KafkaTopicSink(Generic[T]):
+    """Records of one kind to one topic: ``encode`` makes each record's message.
+
+    Meets the sink contract (:class:`~sinks.base.BatchWriter`): a batch is
+    produced, then flushed; anything undelivered raises
+    :class:`~sinks.errors.KafkaDeliveryError`.
+    """
+
+    def __init__(
+        self,
+        writer: KafkaWriter,
+        topic: str,
+        encode: Callable[[T], KafkaMessage],
+        *,
+        log_batches: bool = False,
+    ) -> None:
         self._writer = writer
         self._topic = topic
+        self._encode = encode
+        self._log_batches = log_batches
 
-    def write_batch(self, alerts: Sequence[Alert]) -> None:
-        for alert in alerts:
-            self._writer.produce(
-                self._topic,
-                alert.subject.encode(),
-                alert.to_json(),
-                [("alert_id", alert.alert_id.encode()), ("schema_version", b"1")],
-            )
+    def write_batch(self, items: Sequence[T]) -> None:
+        produce, topic, encode = self._writer.produce, self._topic, self._encode
+        for item in items:
+            message = encode(item)
+            produce(topic, message.key, message.value, message.headers)
         self._writer.flush()
+        if self._log_batches and items:
+            log.info("sent %d message(s) to %s", len(items), topic)
 
     def close(self) -> None:
         self._writer.close()
 
 
-class KafkaDeadLetterSink:
-    """Rejected input to ``churn.events.dlq``, keyed by the original key."""
-
-    def __init__(self, writer: KafkaWriter, topic: str) -> None:
-        self._writer = writer
-        self._topic = topic
-
-    def write_batch(self, letters: Sequence[DeadLetter]) -> None:
-        for letter in letters:
-            self._writer.produce(
-                self._topic, letter.key, letter.to_json(), [("reason", str(letter.reason).encode())]
-            )
-        self._writer.flush()
-        if letters:
-            log.info("sent %d message(s) to the dead-letter topic %s", len(letters), self._topic)
-
-    def close(self) -> None:
-        self._writer.close()
+_V1 = ("schema_version", b"1")
 
 
-__all__ = ["KafkaAlertSink", "KafkaDeadLetterSink", "KafkaWriter"]
+def alert_message(alert: Alert) -> KafkaMessage:
+    """Alert v1 on ``churn.alerts``: key ``tenant:account``, header ``alert_id``."""
+    return KafkaMessage(
+        alert.subject.encode(), alert.to_json(), [("alert_id", alert.alert_id.encode()), _V1]
+    )
 
 
-class KafkaLateEventSink:
-    """Events past the allowed lateness to ``churn.events.late``, keyed by account."""
-
-    def __init__(self, writer: KafkaWriter, topic: str) -> None:
-        self._writer = writer
-        self._topic = topic
-
-    def write_batch(self, late: Sequence[LateEvent]) -> None:
-        for item in late:
-            self._writer.produce(self._topic, item.event.account_id.encode(), item.to_json())
-        self._writer.flush()
-
-    def close(self) -> None:
-        self._writer.close()
+def dead_letter_message(letter: DeadLetter) -> KafkaMessage:
+    """A rejected message on the dead-letter topic: the original key, header ``reason``."""
+    return KafkaMessage(letter.key, letter.to_json(), [("reason", str(letter.reason).encode())])
 
 
-class KafkaScoreSink:
-    """Risk scores to ``churn.scores``: key ``tenant:account``, ``score_id`` header."""
-
-    def __init__(self, writer: KafkaWriter, topic: str) -> None:
-        self._writer = writer
-        self._topic = topic
-
-    def write_batch(self, scores: Sequence[RiskScore]) -> None:
-        for score in scores:
-            self._writer.produce(
-                self._topic,
-                f"{score.tenant_id}:{score.account_id}".encode(),
-                orjson.dumps(score.to_document()),
-                [("score_id", score.score_id.encode()), ("schema_version", b"1")],
-            )
-        self._writer.flush()
-
-    def close(self) -> None:
-        self._writer.close()
+def late_event_message(late: LateEvent) -> KafkaMessage:
+    """An event past the allowed lateness on ``churn.events.late``: key ``tenant:account``."""
+    event = late.event
+    return KafkaMessage(
+        event.subject.encode(), late.to_json(), [("event_id", event.event_id.encode())]
+    )
 
 
-class KafkaWorkflowSink:
-    """Workflow triggers and signals to ``churn.workflow-triggers``.
+def score_message(score: RiskScore) -> KafkaMessage:
+    """A risk score on ``churn.scores``: key ``tenant:account``, header ``score_id``."""
+    return KafkaMessage(
+        f"{score.tenant_id}:{score.account_id}".encode(),
+        orjson.dumps(score.to_document()),
+        [("score_id", score.score_id.encode()), _V1],
+    )
+
+
+def workflow_message(item: WorkflowTrigger | WorkflowSignal) -> KafkaMessage:
+    """A workflow trigger or signal on ``churn.workflow-triggers``.
 
     Key ``tenant:account`` (an account's trigger and its signals share a
     partition, so they arrive in order); headers ``message_id`` (the trigger's
     or signal's id: consumers drop copies by it) and ``message_type``.
     """
-
-    def __init__(self, writer: KafkaWriter, topic: str) -> None:
-        self._writer = writer
-        self._topic = topic
-
-    def write_batch(self, items: Sequence[WorkflowTrigger | WorkflowSignal]) -> None:
-        for item in items:
-            if isinstance(item, WorkflowTrigger):
-                message_id, message_type = item.trigger_id, b"trigger"
-            else:
-                message_id, message_type = item.signal_id, b"signal"
-            self._writer.produce(
-                self._topic,
-                item.subject.encode(),
-                item.to_json(),
-                [("message_id", message_id.encode()), ("message_type", message_type),
-                 ("schema_version", b"1")],
-            )
-        self._writer.flush()
-
-    def close(self) -> None:
-        self._writer.close()
+    if isinstance(item, WorkflowTrigger):
+        message_id, message_type = item.trigger_id, b"trigger"
+    else:
+        message_id, message_type = item.signal_id, b"signal"
+    return KafkaMessage(
+        item.subject.encode(),
+        item.to_json(),
+        [("message_id", message_id.encode()), ("message_type", message_type), _V1],
+    )
