@@ -30,7 +30,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, cast
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream, operator
@@ -159,7 +159,8 @@ def parse_messages(
     parsed = op.flat_map_batch("parse-events", messages, parser.parse_batch)
     activity, parsed = _split("split-activity", parsed, ActivityBatch)
     split = op.branch("split-dead-letters", parsed, _is_event)
-    return ParsedMessages(split.trues, split.falses, activity)
+    # what is neither an activity summary nor an event is a dead letter
+    return ParsedMessages(split.trues, cast(Stream[DeadLetter], split.falses), activity)
 
 
 @dataclass(frozen=True)

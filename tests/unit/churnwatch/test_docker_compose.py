@@ -16,7 +16,7 @@ import yaml
 
 from churnwatch.settings import ENV_VARIABLES, PREFIX, Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 BACKING_SERVICES = ("kafka", "redis", "postgres")
 URL_VARIABLES = (

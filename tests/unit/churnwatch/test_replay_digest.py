@@ -20,7 +20,7 @@ from churnwatch.replay import OUTPUTS, replay
 from churnwatch.settings import Settings
 from churnwatch.simulator import simulate, write_jsonl
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "replay-digest.json"
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "replay-digest.json"
 
 
 def _digests(out_dir: Path) -> dict[str, dict[str, object]]:

@@ -241,7 +241,7 @@ def test_runtime_imports_neither_onnx_nor_bytewax() -> None:
         "bad = [m for m in ('onnx', 'bytewax') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[3])
 
 
 def test_metadata_is_a_frozen_value(model: RiskModel) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from churnwatch.settings import ENV_VARIABLES
 
-README = (Path(__file__).parents[2] / "README.md").read_text()
+README = (Path(__file__).parents[3] / "README.md").read_text()
 
 
 def test_every_variable_is_documented() -> None:

@@ -22,7 +22,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from dataflows.metrics import LATENCY_BUCKETS, PipelineMetrics
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 OPS = ROOT / "ops"
 PROMETHEUS_CONFIG = OPS / "prometheus" / "prometheus.yml"
 ALERT_RULES = OPS / "prometheus" / "alerts.yml"
