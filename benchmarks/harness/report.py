@@ -1,0 +1,258 @@
+"""What the pipeline benchmark shows: the printed table, ``result.json`` and ``chart.png``.
+
+Also :func:`environment`, the machine and versions every benchmark reports.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from importlib.metadata import version
+from pathlib import Path
+
+import orjson
+
+from benchmarks.harness.figures import Figures
+from benchmarks.harness.quantiles import ratio
+from benchmarks.harness.targets import TARGET_EVENTS_PER_S, TARGET_TIER1_P99_S
+from benchmarks.harness.timelines import LATENCY_WINDOW_S
+
+DEFAULT_OUT_DIR = Path(__file__).resolve().parents[1] / "results"
+ROLLING_S = 5.0  # the chart's throughput average
+
+
+def environment(*, detailed: bool = False) -> Figures:
+    """Python, platform, CPUs and the versions that set the speed.
+
+    ``detailed`` adds the Python implementation and redis-py, which the
+    in-process benchmark also exercises.
+    """
+    env: Figures = {"python": platform.python_version()}
+    if detailed:
+        env["implementation"] = platform.python_implementation()
+    env.update(
+        platform=platform.platform(),
+        cpu_count=os.cpu_count(),
+        cpus_usable=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        bytewax=version("bytewax"),
+        confluent_kafka=version("confluent-kafka"),
+    )
+    if detailed:
+        env["redis_py"] = version("redis")
+    return env
+
+
+def number(value: float | None, fmt: str = "{:,.0f}") -> str:
+    """``value`` formatted, or "-" when it is unknown."""
+    return "-" if value is None else fmt.format(value)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:,.0f} ms"
+
+
+def table(report: Figures) -> list[tuple[str, str]]:
+    """(label, value) rows; an empty value marks a section heading."""
+    env, work, args = report["environment"], report["workload"], report["arguments"]
+    floor, floor1, full = report["floor"], report.get("floor_1"), report["full"]
+    rows: list[tuple[str, str]] = [("machine", "")]
+    rows += [
+        ("  CPUs (usable)", f"{env['cpu_count']} ({env['cpus_usable']})"),
+        ("  python / bytewax", f"{env['python']} / {env['bytewax']}"),
+        ("workload", ""),
+        ("  messages produced", f"{work['produced']:,} (valid {work['valid']:,}, duplicates "
+                                f"{work['duplicate']:,}, malformed {work['malformed']:,})"),
+        ("  accounts / days / seed", f"{args['accounts']:,} / {work['days']} / {args['seed']}"),
+        ("  partitions / processes", f"{args['partitions']} / {args['processes']}"),
+        ("  simulate / produce (untimed)", f"{work['simulate_s']:.1f} s / "
+                                           f"{work['produce_s']:.1f} s"),
+        ("  repeats (medians shown)", str(args["repeat"])),
+        *([("  setting overrides (not defaults!)", " ".join(args["env"]))] if args["env"] else []),
+        ("throughput (input messages/s)", ""),
+        (f"  floor, {int(floor['processes'])} process(es): sustained / wall",
+         f"{number(floor['events_per_s_sustained'])} / {number(floor['events_per_s_wall'])}"),
+    ]
+    if floor1 is not None:
+        rows.append(("  floor, 1 process: sustained / wall",
+                     f"{number(floor1['events_per_s_sustained'])} / "
+                     f"{number(floor1['events_per_s_wall'])}"))
+    sustained_share = ratio(full["events_per_s_sustained"], floor["events_per_s_sustained"])
+    wall_share = ratio(full["events_per_s_wall"], floor["events_per_s_wall"])
+    rows += [
+        (f"  full, {args['processes']} process(es): sustained / wall",
+         f"{number(full['events_per_s_sustained'])} / {number(full['events_per_s_wall'])}"),
+        ("  full run: wall / busy", f"{full['wall_s']:.1f} s / {full['busy_s']:.1f} s"),
+        ("  full / floor: sustained / wall",
+         f"{number(sustained_share, '{:.0%}')} / {number(wall_share, '{:.0%}')}"),
+        ("  drained: messages == produced",
+         f"{'yes' if full['messages_match_produced'] else 'NO'} "
+         f"({number(full.get('messages'))})"),
+    ]
+    latency = report.get("latency")
+    if latency is not None:
+        rows += _latency_rows(latency)
+    redis_ = report["redis"]
+    rss = ", ".join(f"{role} {mib:,.0f}" for role, mib in full["peak_rss_mib"].items())
+    rows += [
+        ("memory", ""),
+        ("  peak RSS, full run: sum", f"{full['peak_rss_sum_mib']:,.0f} MiB"),
+        ("  peak RSS per process", f"{rss} (MiB)"),
+        ("  Redis bytes/account (MEMORY USAGE)",
+         f"{number(redis_.get('bytes_per_account'))} B (mean of {redis_['sampled']} of "
+         f"{redis_['hashes']:,} hashes)"),
+        ("CPU while busy, full run (1.0 = one core)", ""),
+    ]
+    waits = full.get("runqueue_wait_share_busy") or {}
+    for role, share in sorted(full["cpu_share_busy"].items()):
+        wait = waits.get(role)
+        extra = f" (+ {wait:.2f} runnable, waiting for a CPU)" if wait is not None else ""
+        rows.append((f"  {role}", f"{share:.2f}{extra}"))
+    rows += _stage_rows(full)
+    if latency is not None and latency.get("cpu_share"):
+        shares = ", ".join(f"{role} {share:.2f}" for role, share
+                           in sorted(latency["cpu_share"].items()) if share >= 0.01)
+        rows.append(("CPU during the latency phase (cores)", shares))
+    rows.append(("targets", ""))
+    rows += [_target_row(row) for row in report["targets"]]
+    return rows
+
+
+def _latency_rows(latency: Figures) -> list[tuple[str, str]]:
+    rows = [
+        ("alert latency since ingest (bucket-interpolated)", ""),
+        ("  produce rate: target / achieved",
+         f"{latency['rate_target']:,}/s / {number(latency['achieved_rate'])}/s "
+         f"for {latency['produce_s']:.1f} s ({latency['produced']:,} messages)"),
+        ("  lag at end of produce / caught up after",
+         f"{latency['lag_at_produce_end']:,} msgs / "
+         f"{number(latency['caught_up_after_s'], '{:.1f} s')}"),
+    ]
+    for tier in ("1", "2"):
+        figures = latency["tiers"].get(tier)
+        if figures is None:
+            rows.append((f"  tier {tier}: p50 / p99", "no alerts with an ingest time"))
+            continue
+        rows.append((
+            f"  tier {tier}: p50 / p99",
+            f"{_ms(figures['p50_s'])} / {_ms(figures['p99_s'])} ({figures['alerts']:,} "
+            f"alerts; {number(figures['share_le_250ms'], '{:.1%}')} <= 250 ms)",
+        ))
+    return rows
+
+
+def _stage_rows(full: Figures) -> list[tuple[str, str]]:
+    stages = full.get("stage_seconds") or {}
+    if not stages:
+        return []
+    worker_cpu = full.get("worker_cpu_s_at_last_sample") or 0.0
+    rows = [("time inside stages, full run (summed over processes)",
+             f"workers' CPU {worker_cpu:,.1f} s" if worker_cpu else "-")]
+    for name, seconds in stages.items():
+        share = f" ({seconds / worker_cpu:.0%} of workers' CPU)" if worker_cpu else ""
+        rows.append((f"  {name}", f"{seconds:,.1f} s{share}"))
+    if worker_cpu:
+        rest = worker_cpu - sum(stages.values())
+        rows.append(("  outside these (Bytewax, Kafka input, startup)",
+                     f"{rest:,.1f} s ({rest / worker_cpu:.0%})"))
+    return rows
+
+
+def _target_row(row: Figures) -> tuple[str, str]:
+    value = row["value"]
+    if value is None:
+        shown = "-"
+    elif "ms" in row["target"]:
+        shown = _ms(value)
+    elif "%" in row["target"]:
+        shown = f"{value:.0%}"
+    else:
+        shown = f"{value:,.0f}/s"
+    verdict = "n/a" if row["met"] is None else "met" if row["met"] else "NOT met"
+    return f"  {row['target']}", f"{shown}: {verdict}"
+
+
+def print_table(rows: list[tuple[str, str]]) -> None:
+    """Labels padded to one column; headings (empty value) on their own."""
+    width = max(len(label) for label, value in rows if value)
+    for label, value in rows:
+        print(label if not value else f"{label.ljust(width)}  {value}")
+
+
+def write_result(report: Figures, path: Path) -> None:
+    """``report`` as indented JSON (non-string keys such as bucket bounds allowed)."""
+    path.write_bytes(
+        orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
+                     default=str) + b"\n"
+    )
+
+
+def draw_chart(report: Figures, path: Path) -> None:
+    """Throughput over each full run; with a latency phase, tier-1/2 p99 over it too."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: render to the file only
+    import matplotlib.pyplot as plt
+
+    latency = report.get("latency")
+    panels = 2 if latency else 1
+    fig, axes = plt.subplots(panels, 1, figsize=(10, 4.2 * panels), squeeze=False)
+    top = axes[0][0]
+    for index, run in enumerate(report["full_runs"]):
+        timeline = run["timeline"]
+        times = [p["t"] for p in timeline]
+        line = top.plot(times, [p["events_per_s"] for p in timeline], linewidth=0.8, alpha=0.6,
+                        marker=".", label=f"full pipeline, run {index + 1}, per sample")
+        rolling = [
+            (t, statistics.fmean(p["events_per_s"] for p in timeline
+                                 if t - ROLLING_S < p["t"] <= t))
+            for t in times
+        ]
+        top.plot(*zip(*rolling, strict=True), color=line[0].get_color(), linewidth=1.8,
+                 label=f"full pipeline, run {index + 1}, {ROLLING_S:.0f} s average")
+    floor, floor1 = report["floor"], report.get("floor_1")
+    processes = report["arguments"]["processes"]
+    if floor.get("events_per_s_sustained"):
+        top.axhline(floor["events_per_s_sustained"], color="grey", linestyle="--",
+                    label=f"floor, {processes} process(es), sustained")
+    if floor1 and floor1.get("events_per_s_sustained"):
+        top.axhline(floor1["events_per_s_sustained"], color="grey", linestyle=":",
+                    label="floor, 1 process, sustained")
+    top.axhline(TARGET_EVENTS_PER_S, color="red", linewidth=0.8, label="target 50,000/s")
+    top.set_title(f"throughput, {report['workload']['produced']:,} messages, "
+                  f"{processes} process(es)")
+    top.set_xlabel("s since churnwatch run started")
+    top.set_ylabel("input messages/s (symlog)")
+    # The floor is an order of magnitude above the pipeline: linear below 1,000/s, log above.
+    top.set_yscale("symlog", linthresh=1_000)
+    top.set_ylim(bottom=0)
+    top.legend(loc="lower right", fontsize=8)
+    top.grid(alpha=0.3)
+    if latency:
+        bottom = axes[1][0]
+        timeline = latency["timeline"]
+        for tier, color in (("1", "tab:blue"), ("2", "tab:orange")):
+            window = [(r["t"], r.get(f"tier{tier}_p99_window")) for r in timeline]
+            window = [(t, v * 1000) for t, v in window if v is not None]
+            total = [(r["t"], r.get(f"tier{tier}_p99_cumulative")) for r in timeline]
+            total = [(t, v * 1000) for t, v in total if v is not None]
+            if window:
+                bottom.plot(*zip(*window, strict=True), color=color, marker=".",
+                            label=f"tier {tier} p99, last {LATENCY_WINDOW_S:.0f} s")
+            if total:
+                bottom.plot(*zip(*total, strict=True), color=color, linestyle="--",
+                            linewidth=0.8, label=f"tier {tier} p99, cumulative")
+        bottom.axhline(TARGET_TIER1_P99_S * 1000, color="red", linewidth=0.8,
+                       label="tier-1 target 250 ms")
+        bottom.axvline(latency["produce_s"], color="grey", linewidth=0.8, linestyle=":",
+                       label="produce ends")
+        bottom.set_yscale("log")
+        bottom.set_title(f"alert latency since ingest at {latency['rate_target']:,} events/s "
+                         f"(bucket-interpolated)")
+        bottom.set_xlabel("s since producing started")
+        bottom.set_ylabel("ms")
+        bottom.legend(fontsize=8)
+        bottom.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
