@@ -12,6 +12,7 @@ the dead-letter topic.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,15 @@ MAX_ATTRIBUTE_DEPTH = 4
 
 _TENANT_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _USER_RE = re.compile(r"[^@\s]{1,128}")
+# Characters no id may hold (event_id, account_id, user_id, source): C0 and C1
+# controls (NUL, CR, LF, ESC ...), line and paragraph separators, and invisible
+# formatting (soft hyphen, zero-width and bidirectional marks and overrides, word
+# joiners, the BOM). Ids reach Redis keys, Kafka keys, SQL rows, logs and the
+# workflow triggers a CRM acts on; what is left is printable text.
+_ID_FORBIDDEN = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u206f\ufeff\ufff9-\ufffb]"
+)
 _EVENT_TYPE_RE = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
 # RFC 3339 date-time with a mandatory offset; the calendar is checked by parsing.
 _TIME_RE = re.compile(
@@ -54,6 +64,9 @@ class RejectReason(StrEnum):
     FUTURE_TIME = "future_time"
     UNSUPPORTED_VERSION = "unsupported_version"
     CONSUMER_ERROR = "consumer_error"
+    BAD_ID = "bad_id"  # an id with control, format or separator characters
+    # Handling the message raised: a defect churnwatch must fix, contained to the message.
+    PROCESSING_ERROR = "processing_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +77,22 @@ class Rejection:
     detail: str
 
 
+# No event may be dated earlier: before it, a date is a producer's bug (a zero
+# timestamp, year 1), and it would date signals and tenure absurdly.
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class EventLimits:
     """The settings the validator needs."""
 
     max_message_bytes: int = 64 * 1024
     max_future_skew: timedelta = timedelta(hours=1)
+    # Events dated before this are refused (bad_time).
+    earliest_event_time: datetime = EARLIEST_EVENT_TIME
+    # Events older than this before the clock are refused (bad_time); None: no limit
+    # (replays and backfills of old histories need none).
+    max_event_age: timedelta | None = None
 
 
 class Event(NamedTuple):
@@ -132,7 +155,26 @@ def parse_event(
     offset: int | None = -1,
     ingested_at: float = 0.0,
 ) -> Event | Rejection:
-    """Decode and validate one message; never raises on bad input."""
+    """Decode and validate one message; never raises on bad input.
+
+    Anything raised while judging one message's content (a defect) is caught
+    here too and becomes a ``processing_error`` rejection, so no single message
+    can stop the dataflow.
+    """
+    try:
+        return _parse_event(raw, now, limits, partition, offset, ingested_at)
+    except Exception as exc:  # a defect: contain it to this message
+        return Rejection(RejectReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:200])
+
+
+def _parse_event(
+    raw: bytes | None,
+    now: datetime,
+    limits: EventLimits,
+    partition: int | None,
+    offset: int | None,
+    ingested_at: float,
+) -> Event | Rejection:
     if raw is None:
         return Rejection(RejectReason.NOT_JSON, "message has no value")
     if len(raw) > limits.max_message_bytes:
@@ -144,9 +186,16 @@ def parse_event(
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return Rejection(RejectReason.NOT_JSON, str(exc)[:200])
-    return validate_document(
-        doc, now, limits, partition=partition, offset=offset, ingested_at=ingested_at
+    event = validate_document(
+        doc, now, limits, partition=partition, offset=offset, ingested_at=ingested_at,
+        may_hold_nul=b"\\u0000" in raw,
     )
+    if isinstance(event, Event):
+        # After validation: a valid document is shallow, so the exact check is cheap.
+        duplicate = _duplicate_key(raw, doc)
+        if duplicate is not None:
+            return _schema(f"duplicate key {duplicate!r}"[:200])
+    return event
 
 
 def validate_document(
@@ -157,8 +206,12 @@ def validate_document(
     partition: int | None = -1,
     offset: int | None = -1,
     ingested_at: float = 0.0,
+    may_hold_nul: bool = True,
 ) -> Event | Rejection:
     """Validate a decoded JSON value as event v1.
+
+    ``may_hold_nul=False``: the caller knows the bytes hold no NUL escape, so
+    the attributes need no look for one.
 
     ``now=None`` skips the future-time check (the part the JSON Schema cannot
     express), so tests can compare this function with the schema file.
@@ -181,15 +234,21 @@ def validate_document(
     event_id = doc["event_id"]
     if not _is_text(event_id, 128):
         return _schema("event_id must be a string of 1-128 characters")
+    if _ID_FORBIDDEN.search(event_id):
+        return _bad_id("event_id")
     tenant_id = doc["tenant_id"]
     if not (isinstance(tenant_id, str) and _TENANT_RE.fullmatch(tenant_id)):
         return _schema("tenant_id must be 1-64 characters of [A-Za-z0-9_.-]")
     account_id = doc["account_id"]
     if not _is_text(account_id, 128):
         return _schema("account_id must be a string of 1-128 characters")
+    if _ID_FORBIDDEN.search(account_id):
+        return _bad_id("account_id")
     user_id = doc.get("user_id")
     if user_id is not None and not (isinstance(user_id, str) and _USER_RE.fullmatch(user_id)):
         return _schema("user_id must be null or an opaque id (1-128 chars, no '@' or spaces)")
+    if user_id is not None and _ID_FORBIDDEN.search(user_id):
+        return _bad_id("user_id")
     event_type = doc["event_type"]
     if not (
         isinstance(event_type, str)
@@ -200,11 +259,14 @@ def validate_document(
     source = doc["source"]
     if not _is_text(source, 128):
         return _schema("source must be a string of 1-128 characters")
+    if _ID_FORBIDDEN.search(source):
+        return _bad_id("source")
     attributes = doc.get("attributes", {})
     if not isinstance(attributes, dict):
         return _schema("attributes must be a JSON object")
-    if _depth(attributes) > MAX_ATTRIBUTE_DEPTH:
-        return _schema(f"attributes nest deeper than {MAX_ATTRIBUTE_DEPTH} levels")
+    problem = _attributes_problem(attributes, may_hold_nul)
+    if problem is not None:
+        return _schema(problem)
     if event_type == CONSENT_EVENT_TYPE and not isinstance(
         attributes.get("contact_allowed"), bool
     ):
@@ -218,8 +280,22 @@ def validate_document(
         return Rejection(RejectReason.BAD_TIME, "event_time is not RFC 3339 with an offset")
     try:
         event_time = datetime.fromisoformat(raw_time).astimezone(UTC)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # overflow: an offset past year 1 or 9999
         return Rejection(RejectReason.BAD_TIME, f"event_time: {exc}")
+    if event_time < limits.earliest_event_time:
+        return Rejection(
+            RejectReason.BAD_TIME,
+            f"event_time {raw_time} is before {format_time(limits.earliest_event_time)}",
+        )
+    if (
+        now is not None
+        and limits.max_event_age is not None
+        and event_time < now - limits.max_event_age
+    ):
+        return Rejection(
+            RejectReason.BAD_TIME,
+            f"event_time {raw_time} is more than {limits.max_event_age} before the clock",
+        )
     if now is not None and event_time > now + limits.max_future_skew:
         # No "how far ahead" in the detail: it would differ between two replays.
         return Rejection(
@@ -250,12 +326,106 @@ def _is_text(value: object, max_len: int) -> bool:
     return isinstance(value, str) and 0 < len(value) <= max_len
 
 
-def _depth(value: object) -> int:
-    """Nesting depth of containers: ``{}`` is 1, ``{"a": [1]}`` is 2."""
+def _bad_id(field: str) -> Rejection:
+    return Rejection(
+        RejectReason.BAD_ID,
+        f"{field} holds a control, separator or invisible formatting character",
+    )
+
+
+def _attributes_problem(attributes: dict[str, Any], may_hold_nul: bool = True) -> str | None:
+    """Why ``attributes`` is refused, or None: containers nested deeper than
+    :data:`MAX_ATTRIBUTE_DEPTH` (``{}`` is 1, ``{"a": [1]}`` is 2), or a NUL
+    character in a key or a string (PostgreSQL refuses it in text and JSON).
+
+    Iterative and stopping at the limit: a message nested hundreds deep must be
+    refused, not exhaust the interpreter's stack. Flat attributes (the common
+    case) cost one pass over the values and one serialisation.
+    """
+    if not attributes:
+        return None
+    nested = False
+    for value in attributes.values():
+        if type(value) is dict or type(value) is list:
+            nested = True
+            break
+    if nested:
+        stack: list[tuple[object, int]] = [(attributes, 1)]
+        while stack:
+            value, depth = stack.pop()
+            if depth > MAX_ATTRIBUTE_DEPTH:
+                return f"attributes nest deeper than {MAX_ATTRIBUTE_DEPTH} levels"
+            children = value.values() if isinstance(value, dict) else value
+            for child in children:  # type: ignore[attr-defined]
+                if isinstance(child, dict | list):
+                    stack.append((child, depth + 1))
+    if may_hold_nul and _holds_nul(attributes):
+        return "attributes hold a NUL character"
+    return None
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
     if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
+        return any("\x00" in key or _holds_nul(v) for key, v in value.items())
     if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+def _duplicate_key(raw: bytes, doc: dict[str, Any]) -> str | None:
+    """The first key that appears twice in one JSON object of a valid event, or None.
+
+    orjson keeps the last of duplicate keys silently, so a message whose first
+    ``tenant_id`` names one tenant could count for another. Without a backslash
+    in the message every ``"`` delimits a string, so each key is one ``":``
+    in compact JSON, and the keys can be counted in the bytes and compared
+    with the keys parsed; the exact check, a second parse with the standard
+    library, runs only when that count is off or cannot be made (escapes, or
+    white space after a string): the common message costs a few substring
+    searches.
+    """
+    if (
+        b"\\" not in raw
+        and b'" ' not in raw
+        and b'"\n' not in raw
+        and b'"\t' not in raw
+        and b'"\r' not in raw
+        and raw.count(b'":') == _count_keys(doc)
+    ):
+        return None
+    found: list[str] = []
+
+    def refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen and not found:
+                found.append(key)
+            seen.add(key)
+        return dict(pairs)
+
+    json.loads(raw, object_pairs_hook=refuse_duplicates)
+    return found[0] if found else None
+
+
+def _count_keys(doc: dict[str, Any]) -> int:
+    """The keys of a valid event document: its own and its attributes' at any depth."""
+    count = len(doc)
+    attributes = doc.get("attributes")
+    if attributes:
+        count += len(attributes)
+        for value in attributes.values():
+            if type(value) is dict or type(value) is list:
+                count += _nested_keys(value)
+    return count
+
+
+def _nested_keys(value: object) -> int:
+    if isinstance(value, dict):
+        return len(value) + sum(_nested_keys(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_nested_keys(v) for v in value)
     return 0
 
 

@@ -149,7 +149,9 @@ def alert_message(alert: Alert) -> KafkaMessage:
 
 def dead_letter_message(letter: DeadLetter) -> KafkaMessage:
     """A rejected message on the dead-letter topic: the original key, header ``reason``."""
-    return KafkaMessage(letter.key, letter.to_json(), [("reason", str(letter.reason).encode())])
+    return KafkaMessage(
+        letter.message_key, letter.to_json(), [("reason", str(letter.reason).encode())]
+    )
 
 
 def late_event_message(late: LateEvent) -> KafkaMessage:

@@ -137,6 +137,22 @@ CORPUS: list[tuple[str, Any]] = [
                                         attributes=MISSING)),
     ("consent-flag-text", event_doc(event_type="account.consent_changed",
                                     attributes={"contact_allowed": "no"})),
+    ("valid-unicode-ids", event_doc(account_id="Ünïcode 株式会社 ✓", event_id="évt-1")),
+    ("valid-newline-in-attribute", event_doc(attributes={"note": "two\nlines"})),
+    ("account-crlf", event_doc(account_id="acct\r\n1")),
+    ("account-trailing-newline", event_doc(account_id="acct-1\n")),
+    ("account-nul", event_doc(account_id="acct\x00")),
+    ("account-rtl-override", event_doc(account_id="acct\u202e1")),
+    ("account-zero-width", event_doc(account_id="acct\u200b1")),
+    ("event-id-escape", event_doc(event_id="evt\x1b[31m")),
+    ("user-control", event_doc(user_id="u\x01")),
+    ("source-line-separator", event_doc(source="web\u2028app")),
+    ("tenant-trailing-newline", event_doc(tenant_id="acme\n")),
+    ("type-trailing-newline", event_doc(event_type="app.login\n")),
+    ("time-trailing-newline", event_doc(event_time="2026-10-01T12:00:00Z\n")),
+    ("attributes-nul-value", event_doc(attributes={"plan": "pro\x00"})),
+    ("attributes-nul-key", event_doc(attributes={"pl\x00an": "pro"})),
+    ("attributes-nested-nul", event_doc(attributes={"a": ["x", {"b": "\x00"}]})),
 ]
 
 
