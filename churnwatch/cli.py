@@ -112,9 +112,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     import orjson
 
     from accounts.backfill import backfill, read_jsonl
-    from churnwatch.wiring import account_config
+    from churnwatch.wiring import account_config, event_limits
     from featurestore.definitions import load_definitions
-    from schemas.event import EventLimits
 
     settings = _settings()
     definitions = Path(args.definitions) if args.definitions else settings.feature_definitions
@@ -122,7 +121,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     result = backfill(
         read_jsonl(Path(args.file)),
         account_config(settings, feature_set),
-        EventLimits(settings.max_message_bytes, settings.max_future_skew),
+        event_limits(settings),
     )
     out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
     try:

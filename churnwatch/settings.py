@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -21,6 +21,7 @@ import orjson
 from churnwatch.errors import ConfigurationError
 from detectors.tier1 import DEFAULT_TIER1_RULES, Tier1Rule, parse_tier1_rules
 from detectors.usage import DropRule, InactivityRule, RenewalRule, UsageRules, parse_usage_rules
+from schemas.event import EARLIEST_EVENT_TIME, format_time
 
 PREFIX = "CHURNWATCH_"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "scoring" / "models" / "default"
@@ -72,6 +73,8 @@ class Settings:
     # Ingest contract
     max_message_bytes: int = 64 * 1024
     max_future_skew: timedelta = timedelta(hours=1)
+    earliest_event_time: datetime = EARLIEST_EVENT_TIME
+    max_event_age: timedelta | None = None  # None: no limit (replays of old histories)
     # Dedupe by event_id, in event time, bounded per account
     dedupe_window: timedelta = timedelta(hours=24)
     dedupe_max_ids_per_account: int = 10_000
@@ -143,6 +146,10 @@ class Settings:
             topic_partitions=reader.positive_int("TOPIC_PARTITIONS", defaults.topic_partitions),
             max_message_bytes=reader.positive_int("MAX_MESSAGE_BYTES", defaults.max_message_bytes),
             max_future_skew=reader.seconds("MAX_FUTURE_SKEW_SECONDS", defaults.max_future_skew),
+            earliest_event_time=reader.instant(
+                "EARLIEST_EVENT_TIME", defaults.earliest_event_time
+            ),
+            max_event_age=reader.days_or_off("MAX_EVENT_AGE_DAYS", defaults.max_event_age),
             dedupe_window=reader.seconds("DEDUPE_WINDOW_SECONDS", defaults.dedupe_window),
             dedupe_max_ids_per_account=reader.positive_int(
                 "DEDUPE_MAX_IDS_PER_ACCOUNT", defaults.dedupe_max_ids_per_account
@@ -201,6 +208,10 @@ class Settings:
             "TOPIC_PARTITIONS": str(self.topic_partitions),
             "MAX_MESSAGE_BYTES": str(self.max_message_bytes),
             "MAX_FUTURE_SKEW_SECONDS": str(self.max_future_skew.total_seconds()),
+            "EARLIEST_EVENT_TIME": format_time(self.earliest_event_time),
+            "MAX_EVENT_AGE_DAYS": str(self.max_event_age.total_seconds() / 86_400)
+            if self.max_event_age
+            else "off",
             "DEDUPE_WINDOW_SECONDS": str(self.dedupe_window.total_seconds()),
             "DEDUPE_MAX_IDS_PER_ACCOUNT": str(self.dedupe_max_ids_per_account),
             "TIER1_RULES": orjson.dumps(
@@ -244,6 +255,10 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}TOPIC_PARTITIONS": "partitions when churnwatch creates its topics (4)",
     f"{PREFIX}MAX_MESSAGE_BYTES": "largest accepted event message (65536)",
     f"{PREFIX}MAX_FUTURE_SKEW_SECONDS": "how far event_time may lie in the future (3600)",
+    f"{PREFIX}EARLIEST_EVENT_TIME": "events dated before this RFC 3339 time are dead-lettered"
+    " as bad_time (2000-01-01T00:00:00Z)",
+    f"{PREFIX}MAX_EVENT_AGE_DAYS": "events older than this many days before the clock are"
+    " dead-lettered as bad_time; 'off' for replays of old histories (off)",
     f"{PREFIX}DEDUPE_WINDOW_SECONDS": "event-time window for duplicate event_ids (86400)",
     f"{PREFIX}DEDUPE_MAX_IDS_PER_ACCOUNT": "event ids remembered per account at most (10000)",
     f"{PREFIX}TOPIC_LATE": "events later than the allowed lateness (churn.events.late)",
@@ -336,6 +351,32 @@ class _EnvReader:
         if value <= 0:
             raise ConfigurationError(PREFIX + name, f"must be positive, got {value}")
         return timedelta(seconds=value)
+
+    def instant(self, name: str, default: datetime) -> datetime:
+        raw = self._environ.get(PREFIX + name)
+        if raw is None:
+            return default
+        try:
+            moment = datetime.fromisoformat(raw.strip())
+        except ValueError:
+            raise ConfigurationError(PREFIX + name, f"{raw!r} is not an RFC 3339 time") from None
+        if moment.tzinfo is None:
+            raise ConfigurationError(PREFIX + name, f"{raw!r} needs an offset (e.g. Z)")
+        return moment.astimezone(UTC)
+
+    def days_or_off(self, name: str, default: timedelta | None) -> timedelta | None:
+        raw = self._environ.get(PREFIX + name)
+        if raw is None:
+            return default
+        if raw.strip().lower() in ("", "off", "none", "0"):
+            return None
+        try:
+            days = float(raw)
+        except ValueError:
+            raise ConfigurationError(PREFIX + name, f"{raw!r} is not a number of days") from None
+        if days <= 0:
+            raise ConfigurationError(PREFIX + name, f"must be positive or 'off', got {days}")
+        return timedelta(days=days)
 
     def path_or_off(self, name: str, default: Path | None) -> Path | None:
         raw = self._environ.get(PREFIX + name)

@@ -53,7 +53,12 @@ log = logging.getLogger(__name__)
 
 def event_limits(settings: Settings) -> EventLimits:
     """What the input validator accepts under these settings."""
-    return EventLimits(settings.max_message_bytes, settings.max_future_skew)
+    return EventLimits(
+        settings.max_message_bytes,
+        settings.max_future_skew,
+        earliest_event_time=settings.earliest_event_time,
+        max_event_age=settings.max_event_age,
+    )
 
 
 def account_config(
@@ -145,7 +150,7 @@ def flow_config(
         on_policy_change=on_policy_change,
     )
     return FlowConfig(
-        limits=EventLimits(settings.max_message_bytes, settings.max_future_skew),
+        limits=event_limits(settings),
         account=account_config(settings, feature_set, scoring=scoring is not None),
         idle_state_ttl=max(settings.feature_ttl, settings.dedupe_window * 2),
         inactivity=settings.usage_rules.inactivity,

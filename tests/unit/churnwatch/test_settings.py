@@ -68,3 +68,32 @@ def test_to_env_round_trips_and_uses_only_known_variables() -> None:
     env = settings.to_env()
     assert set(env) <= set(ENV_VARIABLES)
     assert Settings.from_env(env) == settings
+
+
+def test_event_time_bounds_are_read_and_round_trip() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    settings = Settings.from_env(
+        {
+            "CHURNWATCH_EARLIEST_EVENT_TIME": "2020-01-01T00:00:00+01:00",
+            "CHURNWATCH_MAX_EVENT_AGE_DAYS": "400",
+        }
+    )
+    assert settings.earliest_event_time == datetime(2019, 12, 31, 23, tzinfo=UTC)
+    assert settings.max_event_age == timedelta(days=400)
+    assert Settings.from_env(settings.to_env()) == settings
+    assert Settings.from_env({"CHURNWATCH_MAX_EVENT_AGE_DAYS": "off"}).max_event_age is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CHURNWATCH_EARLIEST_EVENT_TIME", "2020-01-01T00:00:00"),
+        ("CHURNWATCH_EARLIEST_EVENT_TIME", "yesterday"),
+        ("CHURNWATCH_MAX_EVENT_AGE_DAYS", "-3"),
+        ("CHURNWATCH_MAX_EVENT_AGE_DAYS", "a year"),
+    ],
+)
+def test_bad_event_time_bounds_name_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=variable):
+        Settings.from_env({variable: value})
