@@ -40,13 +40,20 @@ from featurestore.aggregation import AccountFeatures
 from featurestore.redis_store import FeatureUpdate
 from schemas.alert import Alert
 from schemas.clock import DAY, date_of, day_of
-from schemas.dead_letter import LateEvent
+from schemas.dead_letter import DeadLetter, LateEvent, processing_error
 from schemas.event import Event
 from schemas.lifecycle import AccountChange, Cancellation, ChangeKind
 from schemas.signal import UsageSignal
 
 Output = (
-    Alert | Cancellation | UsageSignal | LateEvent | FeatureUpdate | ScoreRequest | AccountChange
+    Alert
+    | Cancellation
+    | UsageSignal
+    | LateEvent
+    | FeatureUpdate
+    | ScoreRequest
+    | AccountChange
+    | DeadLetter
 )
 
 
@@ -75,6 +82,8 @@ class BatchResult:
     duplicates: int
     late: int
     features_moved: bool
+    # Events whose handling raised: each is a processing_error dead letter in outputs.
+    failed: int = 0
 
 
 class AccountProcessor:
@@ -125,7 +134,7 @@ class AccountProcessor:
         clock = config.clock
         outputs: list[Output] = []
         fresh: list[Event] = []
-        duplicates = late = 0
+        duplicates = late = failed = 0
         moved = False
         last_event: Event | None = None
         for event in events:
@@ -134,34 +143,38 @@ class AccountProcessor:
                 duplicates += 1
                 continue
             fresh.append(event)
-            alert = detect_tier1(event, config.tier1_rules)
-            if alert is not None:
-                outputs.append(alert)
-            cancellation = detect_cancellation(event)
-            if cancellation is not None:
-                outputs.append(cancellation)
-            # Lifecycle changes feed the decisions, which build on scores; before the
-            # score request, so what the event decides sees the change (a new plan,
-            # a cancellation).
-            change = detect_change(event) if config.scoring is not None else None
-            if change is not None:
-                outputs.append(change)
-            watermark = clock.watermark(features.newest)
-            if ts < watermark:
-                late += 1
-                outputs.append(LateEvent(event, watermark))
-                if alert is not None:  # a decisive event scores the account even when late
-                    self._request_score(event, alert, features.newest, outputs)
-                continue
-            # Judge the days this event's arrival closes before folding it in,
-            # so a day is judged on its own events only.
-            self._close_days(event, max(features.newest, ts), outputs)
-            moved |= features.apply(event, ts)
-            last_event = event
-            self._request_score(event, alert, ts, outputs)
+            try:
+                alert = detect_tier1(event, config.tier1_rules)
+                if alert is not None:
+                    outputs.append(alert)
+                cancellation = detect_cancellation(event)
+                if cancellation is not None:
+                    outputs.append(cancellation)
+                # Lifecycle changes feed the decisions, which build on scores; before the
+                # score request, so what the event decides sees the change (a new plan,
+                # a cancellation).
+                change = detect_change(event) if config.scoring is not None else None
+                if change is not None:
+                    outputs.append(change)
+                watermark = clock.watermark(features.newest)
+                if ts < watermark:
+                    late += 1
+                    outputs.append(LateEvent(event, watermark))
+                    if alert is not None:  # a decisive event scores the account even when late
+                        self._request_score(event, alert, features.newest, outputs)
+                    continue
+                # Judge the days this event's arrival closes before folding it in,
+                # so a day is judged on its own events only.
+                self._close_days(event, max(features.newest, ts), outputs)
+                moved |= features.apply(event, ts)
+                last_event = event
+                self._request_score(event, alert, ts, outputs)
+            except Exception as exc:  # a defect met on this event: contain it to the event
+                failed += 1
+                outputs.append(processing_error(event, exc))
         if last_event is not None:
             self._tenant_id, self._account_id = last_event.tenant_id, last_event.account_id
-        return BatchResult(outputs, fresh, duplicates, late, moved)
+        return BatchResult(outputs, fresh, duplicates, late, moved, failed)
 
     def _request_score(
         self, event: Event, alert: Alert | None, ts: float, outputs: list[Output]

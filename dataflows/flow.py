@@ -169,6 +169,7 @@ class AccountOutputs:
 
     features: Stream[FeatureUpdate]
     late: Stream[LateEvent]
+    dead_letters: Stream[DeadLetter]  # events whose handling raised (processing_error)
     cancellations: Stream[Cancellation]
     signals: Stream[UsageSignal]
     alerts: Stream[Alert]  # tier 1 and the account's own usage signals
@@ -192,6 +193,7 @@ def process_accounts(
     outputs = op.map("drop-account-key", processed, _value)
     features, rest = _split("split-features", outputs, FeatureUpdate)
     late, rest = _split("split-late", rest, LateEvent)
+    dead_letters, rest = _split("split-dead-letters", rest, DeadLetter)
     decision_feed = None
     if scoring:
         # ONE stream carries what the decisions need from process-account
@@ -201,7 +203,9 @@ def process_accounts(
         rest = op.filter("drop-decision-only", rest, _not_decision_only)
     cancellations, rest = _split("split-cancellations", rest, Cancellation)
     signals, alerts = _split("split-signals", rest, UsageSignal)
-    return AccountOutputs(features, late, cancellations, signals, alerts, decision_feed)
+    return AccountOutputs(
+        features, late, dead_letters, cancellations, signals, alerts, decision_feed
+    )
 
 
 @operator
@@ -290,10 +294,11 @@ def build_dataflow(
     flow = Dataflow(flow_id)
     messages = op.input("kafka-in", flow, source)
     parsed = parse_messages("parse-messages", messages, parser)
-    op.output("dead-letters-out", parsed.dead_letters, sinks.dead_letters)
     accounts = process_accounts(
         "process-accounts", parsed.events, build_account, scoring=scoring is not None
     )
+    dead_letters = op.merge("all-dead-letters", parsed.dead_letters, accounts.dead_letters)
+    op.output("dead-letters-out", dead_letters, sinks.dead_letters)
     op.output("features-redis-out", accounts.features, sinks.features)
     op.output("late-events-out", accounts.late, sinks.late_events)
     op.inspect(

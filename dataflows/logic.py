@@ -9,6 +9,7 @@ Nothing here decides anything: the logic lives in the kernels.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -20,13 +21,16 @@ from dataflows.metrics import PipelineMetrics
 from decisions.engine import AccountDecisions, DecisionEngine
 from detectors.inactivity import ActivityBatch, InactivityTracker, TrackerSnapshot
 from schemas.alert import Alert
+from schemas.dead_letter import DeadLetter
 from schemas.decision import DecisionOutput, DecisionRecord
-from schemas.event import Event
+from schemas.event import Event, RejectReason
 from schemas.lifecycle import AccountChange
 from schemas.score import RiskScore, RiskTier
 from schemas.signal import UsageSignal
 from schemas.workflow import WorkflowSignal, WorkflowTrigger
 from scoring.risk import RiskTierTracker
+
+log = logging.getLogger(__name__)
 
 
 class AccountLogic(StatefulBatchLogic[Event, Output, AccountSnapshot]):
@@ -65,6 +69,15 @@ class AccountLogic(StatefulBatchLogic[Event, Output, AccountSnapshot]):
             metrics.duplicates.inc(result.duplicates)
         if result.late:
             metrics.late.inc(result.late)
+        if result.failed:
+            metrics.rejected.labels(reason=str(RejectReason.PROCESSING_ERROR)).inc(result.failed)
+            for item in result.outputs:
+                if isinstance(item, DeadLetter):
+                    log.error(
+                        "an event's handling raised; it went to the dead-letter topic",
+                        extra={"partition": item.partition, "offset": item.offset,
+                               "error": item.detail},
+                    )
         dedupe = self._processor.dedupe
         if dedupe.evicted_early:
             metrics.dedupe_evicted_early.inc(dedupe.evicted_early)

@@ -83,6 +83,27 @@ class DeadLetter:
         return orjson.dumps(document)
 
 
+def processing_error(event: Event, error: Exception) -> DeadLetter:
+    """The dead letter of a valid event whose handling raised (a defect, contained).
+
+    Its record carries the event as churnwatch read it (normalised) and where it
+    was read from; the error's type and message are the detail, never a payload.
+    """
+    try:
+        value: bytes | None = orjson.dumps(event.to_document())
+    except Exception:  # the record must be made whatever the event holds
+        value = None
+    return DeadLetter(
+        RejectReason.PROCESSING_ERROR,
+        f"{type(error).__name__}: {error}"[:500],
+        "",
+        event.partition,
+        event.offset,
+        event.subject.encode(),
+        value,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class LateEvent:
     """A valid event that arrived after its account's watermark had passed it.

@@ -220,3 +220,39 @@ def test_flow_decides_every_alert_and_emits_triggers_and_signals(workers: int) -
     assert trigger in out["decisions"] and signal in out["decisions"]
     consents = [c for c in out["decisions"] if isinstance(c, AccountChange)]
     assert [(c.account_id, c.contact_allowed) for c in consents] == [("acct-3", False)]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_event_whose_handling_raises_is_dead_lettered_and_the_flow_goes_on(
+    workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A defect that only one event's content meets: without containment, the
+    # dataflow would stop, and stop again on every restart (recovery resumes at
+    # the same offset).
+    import accounts.processor as processor_module
+
+    real = processor_module.detect_tier1
+
+    def flawed(event: Any, rules: Any) -> Any:
+        if event.event_id == "boom":
+            msg = "a defect met on this event"
+            raise ZeroDivisionError(msg)
+        return real(event, rules)
+
+    monkeypatch.setattr(processor_module, "detect_tier1", flawed)
+    stream = [
+        message(event_bytes(event_id="boom", event_type="billing.payment_failed"), 0),
+        message(event_bytes(event_id="after", event_type="billing.payment_failed",
+                            event_time="2026-10-01T12:05:00Z"), 1),
+    ]
+    out, metrics = run_flow(stream, workers)
+    [letter] = out["dlq"]
+    assert isinstance(letter, DeadLetter)
+    assert letter.reason is RejectReason.PROCESSING_ERROR
+    assert letter.detail == "ZeroDivisionError: a defect met on this event"
+    assert (letter.partition, letter.offset, letter.key) == (0, 0, b"acme:acct-1")
+    assert b'"event_id":"boom"' in (letter.value or b"")
+    assert [a.trigger_event_id for a in out["kafka"]] == ["after"]
+    assert metrics.registry.get_sample_value(
+        "churnwatch_ingest_rejected_total", {"reason": "processing_error"}
+    ) == 1.0
