@@ -84,6 +84,8 @@ class PipelineMetrics:
     workflow_signals: Counter
     sink_writes: Counter
     sink_errors: Counter
+    sink_retries: Counter
+    dependency_waiting: Gauge
     sink_seconds: Histogram
     stage_seconds: Histogram
     stage_busy: Counter
@@ -161,6 +163,17 @@ class PipelineMetrics:
             ),
             sink_errors=counter(
                 "churnwatch_sink_errors", "Failed batch writes, by sink", ("sink",)
+            ),
+            sink_retries=counter(
+                "churnwatch_sink_retries",
+                "Batch writes retried because a dependency did not answer, by sink and dependency",
+                ("sink", "dependency"),
+            ),
+            dependency_waiting=Gauge(
+                "churnwatch_dependency_waiting",
+                "1 while a sink waits for this dependency to come back (input held meanwhile)",
+                ("dependency",),
+                registry=registry,
             ),
             sink_seconds=Histogram(
                 "churnwatch_sink_write_seconds",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemas.errors import ChurnwatchError
+from schemas.errors import ChurnwatchError, DependencyUnavailable
 
 
 class DefinitionError(ChurnwatchError):
@@ -25,3 +25,10 @@ class FeatureVersionMismatch(ChurnwatchError):
         super().__init__(
             f"{subject}: stored feature_version {stored!r} != live definitions {expected!r}"
         )
+
+
+class FeatureStoreUnavailable(DependencyUnavailable):
+    """Redis did not answer a feature write (transient: retried with back-off)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__("redis", problem)

@@ -21,7 +21,7 @@ from datetime import timedelta
 
 import redis
 
-from featurestore.errors import FeatureVersionMismatch
+from featurestore.errors import FeatureStoreUnavailable, FeatureVersionMismatch
 
 KEY_PREFIX = "cw"
 
@@ -116,7 +116,13 @@ class RedisFeatureStore:
                 args=args,
                 client=pipe,
             )
-        return sum(int(r) for r in pipe.execute())
+        try:
+            results = pipe.execute()
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+            # One pipeline, replayed whole by the caller: the guarded script makes a
+            # second write of the same vector a no-op.
+            raise FeatureStoreUnavailable(str(exc)) from exc
+        return sum(int(r) for r in results)
 
     def get(self, tenant_id: str, account_id: str) -> FeatureVector | None:
         """The stored vector, or None; refuses one of another feature_version."""

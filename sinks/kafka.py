@@ -19,7 +19,7 @@ the copies at-least-once delivery may bring.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -30,7 +30,7 @@ from schemas.alert import Alert
 from schemas.dead_letter import DeadLetter, LateEvent
 from schemas.score import RiskScore
 from schemas.workflow import WorkflowSignal, WorkflowTrigger
-from sinks.errors import KafkaDeliveryError
+from sinks.errors import KafkaDeliveryError, KafkaUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +44,52 @@ PRODUCER_DEFAULTS: dict[str, str | int | bool] = {
 }
 
 
+# Delivery errors that say "not now" rather than "never": retried by the caller.
+_TRANSIENT_CODES = frozenset(
+    {
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError.REQUEST_TIMED_OUT,
+    }
+)
+
+
 class KafkaWriter:
-    """Produces keyed messages and confirms their delivery per batch."""
+    """Produces keyed messages and confirms their delivery per batch.
+
+    A flush that times out, or delivery errors that are all retriable, raise
+    :class:`KafkaUnavailable` (transient: the caller produces the batch again;
+    copies carry the same ids); any other delivery error raises
+    :class:`KafkaDeliveryError`. After a fatal error (the idempotent producer
+    can no longer guarantee order) the next produce starts a new producer.
+    """
 
     def __init__(
-        self, bootstrap: str, *, client_id: str = "churnwatch", flush_timeout_s: float = 30.0
+        self,
+        bootstrap: str,
+        *,
+        client_id: str = "churnwatch",
+        flush_timeout_s: float = 30.0,
+        config: Mapping[str, str | int | bool] | None = None,
     ) -> None:
-        config = dict(PRODUCER_DEFAULTS)
-        config.update({"bootstrap.servers": bootstrap, "client.id": client_id})
-        self._producer = Producer(config)
+        self._config = dict(PRODUCER_DEFAULTS)
+        self._config.update(config or {})  # librdkafka properties, e.g. security settings
+        self._config.update({"bootstrap.servers": bootstrap, "client.id": client_id})
+        self._producer = Producer(self._config)
         self._flush_timeout_s = flush_timeout_s
         self._errors: list[str] = []
+        self._permanent = False  # a delivery error a retry would only repeat
+        self._fatal = False
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self._errors.append(f"{msg.topic()}[{msg.partition()}]: {err.str()}")
+            if err.fatal():
+                self._fatal = True
+            elif not (err.retriable() or err.code() in _TRANSIENT_CODES):
+                self._permanent = True
 
     def produce(
         self,
@@ -67,6 +98,10 @@ class KafkaWriter:
         value: bytes,
         headers: list[Header] | None = None,
     ) -> None:
+        if self._fatal:
+            log.warning("the Kafka producer met a fatal error: starting a new one")
+            self._producer = Producer(self._config)
+            self._fatal = False
         while True:
             try:
                 self._producer.produce(
@@ -84,8 +119,12 @@ class KafkaWriter:
         if remaining or self._errors:
             first = self._errors[0] if self._errors else "flush timed out"
             undelivered = remaining + len(self._errors)
+            permanent = self._permanent
             self._errors.clear()
-            raise KafkaDeliveryError(undelivered, first)
+            self._permanent = False
+            if permanent:
+                raise KafkaDeliveryError(undelivered, first)
+            raise KafkaUnavailable(undelivered, first)
 
     def close(self) -> None:
         self.flush()

@@ -25,9 +25,11 @@ from schemas.lifecycle import AccountChange, Cancellation
 from schemas.score import RiskScore
 from schemas.signal import UsageSignal
 from schemas.workflow import WorkflowSignal, WorkflowTrigger
-from sinks.errors import SinkError
+from sinks.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10
 
 _INSERT_ALERT = """
 INSERT INTO alerts (alert_id, tenant_id, account_id, tier, rule, severity,
@@ -63,7 +65,11 @@ ON CONFLICT (score_id) DO NOTHING
 
 def connect(url: str, schema: str, *, autocommit: bool = False) -> psycopg.Connection:
     """A connection whose ``search_path`` is churnwatch's schema."""
-    conn = psycopg.connect(url, autocommit=autocommit, application_name="churnwatch")
+    # connect_timeout: a server that takes connections but never answers (frozen)
+    # must fail the attempt, so the caller's retry (and /readyz) see the outage.
+    conn = psycopg.connect(
+        url, autocommit=autocommit, application_name="churnwatch", connect_timeout=CONNECT_TIMEOUT_S
+    )
     conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
     if not autocommit:
         conn.commit()
@@ -112,14 +118,14 @@ class PostgresBatchWriter:
                         cur.executemany(statement, rows)
                 conn.commit()
                 return
-            except psycopg.OperationalError as exc:
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 log.warning(
                     "postgres write failed (attempt %d/%d): %s", attempt, self._attempts, exc
                 )
                 self._discard_connection()
                 if attempt == self._attempts:
-                    msg = f"postgres write of {rows_total} row(s) failed: {exc}"
-                    raise SinkError(msg) from exc
+                    msg = f"a write of {rows_total} row(s) failed: {exc}"
+                    raise DatabaseUnavailable(msg) from exc
                 time.sleep(self._backoff_s * 2 ** (attempt - 1))
 
     def _discard_connection(self) -> None:

@@ -152,7 +152,9 @@ def test_injection_looking_but_printable_ids_are_accepted_as_data(account_id: st
     "raw",
     [
         event_bytes(attributes={"amount": 1e308}),
-        event_bytes().replace(b'"attributes":{}', b'"attributes":{"n":123456789012345678901234567}'),
+        event_bytes().replace(
+            b'"attributes":{}', b'"attributes":{"n":123456789012345678901234567}'
+        ),
         event_bytes(attributes={"amount": -1e-320}),
     ],
 )
@@ -179,7 +181,10 @@ def test_nul_in_attributes_is_refused() -> None:
 # --- fuzzing -------------------------------------------------------------------------------
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4)
     | st.dictionaries(st.text(max_size=8), children, max_size=4),
