@@ -85,6 +85,9 @@ class _Server:
     process: subprocess.Popen[bytes]
     stop_signal: signal.Signals
     log_file: object
+    argv: list[str]
+    user: str | None
+    port: int
 
 
 class LocalStack:
@@ -104,6 +107,43 @@ class LocalStack:
     @property
     def pids(self) -> dict[str, int]:
         return {s.name: s.process.pid for s in self._servers}
+
+    # -- faults: what the fault-injection tests do to a running server ----------
+
+    def freeze(self, name: str) -> None:
+        """Stop ``name`` (``kafka``, ``redis``, ``postgres``) without killing it
+        (SIGSTOP): connections stay open and nothing answers, as in a hung host."""
+        self._server(name).process.send_signal(signal.SIGSTOP)
+
+    def thaw(self, name: str) -> None:
+        """Let a frozen server go on (SIGCONT)."""
+        self._server(name).process.send_signal(signal.SIGCONT)
+
+    def shut_down(self, name: str) -> None:
+        """Stop ``name`` as its operator would; its port refuses connections until
+        :meth:`start_again`. PostgreSQL keeps its data; the embedded broker and
+        Redis keep theirs in memory only, so this is for PostgreSQL."""
+        server = self._server(name)
+        server.process.send_signal(server.stop_signal)
+        server.process.wait(timeout=15)
+
+    def start_again(self, name: str) -> None:
+        """Start a server stopped by :meth:`shut_down`, same command and port."""
+        server = self._server(name)
+        self._servers.remove(server)
+        with contextlib.suppress(Exception):
+            server.log_file.close()  # type: ignore[attr-defined]
+        proc, log_path = self._spawn(
+            name, server.argv, server.stop_signal, user=server.user, port=server.port
+        )
+        _wait_until(lambda: _tcp_open(server.port), name, proc, log_path)
+
+    def _server(self, name: str) -> _Server:
+        for server in self._servers:
+            if server.name == name:
+                return server
+        msg = f"this stack did not start {name!r} (started: {', '.join(self.pids)})"
+        raise LocalStackError(name, msg)
 
     def __enter__(self) -> Settings:
         return self.start()
@@ -148,7 +188,13 @@ class LocalStack:
                 server.log_file.close()  # type: ignore[attr-defined]
 
     def _spawn(
-        self, name: str, argv: list[str], stop_signal: signal.Signals, user: str | None = None
+        self,
+        name: str,
+        argv: list[str],
+        stop_signal: signal.Signals,
+        user: str | None = None,
+        *,
+        port: int,
     ) -> tuple[subprocess.Popen[bytes], Path]:
         log_path = self._state_dir / f"{name}.log"
         log_file = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
@@ -160,7 +206,7 @@ class LocalStack:
             preexec_fn=_die_with_parent,
             user=user,
         )
-        self._servers.append(_Server(name, proc, stop_signal, log_file))
+        self._servers.append(_Server(name, proc, stop_signal, log_file, argv, user, port))
         return proc, log_path
 
     def _start_kafka(self) -> str:
@@ -181,6 +227,7 @@ class LocalStack:
                 "memory://tansu/",
             ],
             signal.SIGTERM,
+            port=port,
         )
         _wait_until(lambda: _tcp_open(port), "kafka", proc, log_path)
         return f"127.0.0.1:{port}"
@@ -212,6 +259,7 @@ class LocalStack:
                 "no",
             ],
             signal.SIGTERM,
+            port=port,
         )
         import redis
 
@@ -289,6 +337,7 @@ class LocalStack:
             ],
             signal.SIGINT,  # "fast" shutdown: do not wait for clients to leave
             user=user,
+            port=port,
         )
         url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         import psycopg

@@ -5,8 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +12,6 @@ from pathlib import Path
 import orjson
 import psycopg
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from churnwatch.localstack import LocalStack, free_port
 from churnwatch.settings import Settings
@@ -22,40 +19,10 @@ from churnwatch.simulator import produce, simulate
 from tests.builders import event_bytes
 from tests.integration.conftest import create_events_topic
 from tests.integration.kafka_io import produce_all
+from tests.integration.ops_http import get, samples, total, up, wait_for
 from tests.integration.processes import run_churnwatch, start_churnwatch
 
 MARKER = "s3cr3t-payload-marker"
-
-
-def get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    _, body = get(f"http://127.0.0.1:{port}/metrics")
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(body.decode())
-        for s in family.samples
-    }
-
-
-def total(values: dict, name: str, **labels: str) -> float:
-    return sum(
-        v for (n, ls), v in values.items()
-        if n == name and all(dict(ls).get(k) == want for k, want in labels.items())
-    )
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 60, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def test_metrics_health_readiness_and_logs(
@@ -81,7 +48,7 @@ def test_metrics_health_readiness_and_logs(
         proc = start_churnwatch(settings, "run")  # tailing: a service
         port = settings.metrics_port
         try:
-            wait_for(lambda: _up(port), what="the ops server")
+            wait_for(lambda: up(port), what="the ops server")
             assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
             wait_for(lambda: total(samples(port), "churnwatch_ingest_messages_total") == 201,
                      what="all messages counted")
@@ -127,13 +94,6 @@ def test_metrics_health_readiness_and_logs(
     emitted = [r for r in records if r.get("msg") == "alert emitted" and r.get("tier") == 1]
     assert len(emitted) == 20
     assert all(r["alert_id"] and r["event_id"].startswith("e") for r in emitted)
-
-
-def _up(port: int) -> bool:
-    try:
-        return get(f"http://127.0.0.1:{port}/healthz")[0] == 200
-    except OSError:
-        return False
 
 
 def alert_ids(settings: Settings) -> set[str]:

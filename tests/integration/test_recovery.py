@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import orjson
 import psycopg
+import pytest
 
 from churnwatch.settings import Settings
 from churnwatch.simulator import produce, simulate
@@ -52,6 +53,7 @@ def drained_count(output: str, name: str) -> int:
     return int(dict(item.split("=") for item in line.split()[1:])[name])
 
 
+@pytest.mark.faults
 def test_sigkill_mid_stream_then_restart_matches_uninterrupted_run(
     make_settings: Callable[..., Settings],
 ) -> None:
