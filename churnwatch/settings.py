@@ -9,6 +9,7 @@ the plain values it needs). ``Settings.from_env`` is the only reader, and
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,15 +45,32 @@ class Topics:
                 self.workflows)
 
 
+# Secrets a connection string can carry, however it is written: the URL's
+# password, a query parameter, or a libpq keyword (``host=... password=...``).
+_SECRET_KEYS = ("password", "sslpassword", "passfile", "secret", "token")
+_SECRET_NAMES = "|".join(_SECRET_KEYS)
+_QUERY_SECRET = re.compile(rf"(?i)([?&](?:{_SECRET_NAMES})=)[^&#]*")
+_KEYWORD_SECRET = re.compile(rf"""(?i)\b((?:{_SECRET_NAMES})\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)""")
+
+
 def _redact_url(url: str | None) -> str | None:
-    """Hide the password of a URL so settings can be logged."""
+    """Hide every secret of a connection string so settings can be logged: the
+    URL's password, secret query parameters, and libpq ``keyword=value`` secrets."""
     if not url:
         return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    if "://" not in url:  # libpq keyword form: host=db user=cw password=...
+        return _KEYWORD_SECRET.sub(r"\1***", url)
+    redacted = _QUERY_SECRET.sub(r"\1***", url)
+    try:
+        parts = urlsplit(redacted)
+        password = parts.password
+    except ValueError:  # not a URL after all: hide anything that looks like a secret
+        return _KEYWORD_SECRET.sub(r"\1***", redacted)
+    if password is None:
+        return redacted
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,3 +97,31 @@ def test_event_time_bounds_are_read_and_round_trip() -> None:
 def test_bad_event_time_bounds_name_the_variable(variable: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=variable):
         Settings.from_env({variable: value})
+
+
+@pytest.mark.parametrize(
+    ("field", "url", "shown"),
+    [
+        pytest.param("database_url", "postgresql://cw:s3cr3tpw@db:5432/x",
+                     "postgresql://cw:***@db:5432/x", id="url-password"),
+        pytest.param("database_url", "postgresql://cw@db/x?password=s3cr3tpw&sslmode=require",
+                     "postgresql://cw@db/x?password=***&sslmode=require", id="query-parameter"),
+        pytest.param("database_url", "host=db user=cw password=s3cr3tpw dbname=x",
+                     "host=db user=cw password=*** dbname=x", id="libpq-keywords"),
+        pytest.param("database_url", "host=db password='s3cr3tpw with space' user=cw",
+                     "host=db password=*** user=cw", id="libpq-quoted"),
+        pytest.param("database_url", "postgresql://db/x?sslpassword=s3cr3tpw",
+                     "postgresql://db/x?sslpassword=***", id="ssl-key-password"),
+        pytest.param("redis_url", "redis://:s3cr3tpw@r:6379/0", "redis://:***@r:6379/0",
+                     id="redis-password-only"),
+        pytest.param("redis_url", "rediss://cw:s3cr3tpw@r:6380/0", "rediss://cw:***@r:6380/0",
+                     id="redis-acl-user"),
+        pytest.param("database_url", "postgresql://cw:s3cr3t@pw@db/x",
+                     "postgresql://cw:***@db/x", id="at-sign-in-password"),
+    ],
+)
+def test_repr_redacts_every_form_of_secret(field: str, url: str, shown: str) -> None:
+    settings = Settings(**{field: url})
+    text = repr(settings)
+    assert "s3cr3t" not in text
+    assert repr(shown) in text
