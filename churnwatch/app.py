@@ -104,6 +104,7 @@ def run_pipeline(
             epoch_interval=settings.snapshot_interval,
             recovery_dir=settings.recovery_dir,
             recovery_partitions=settings.recovery_partitions,
+            shards=settings.shards,
             workers_per_process=workers_per_process,
             process_id=process_id,
             addresses=addresses,

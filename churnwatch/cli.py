@@ -49,6 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             until_drained=args.until_drained,
             recovery_dir=settings.recovery_dir,
             recovery_partitions=settings.recovery_partitions,
+            shards=settings.shards,
         )
     addresses = args.addresses.split(";") if args.addresses else None
     if addresses and args.process_id is None:

@@ -30,10 +30,11 @@ def run_local_cluster(
     until_drained: bool,
     recovery_dir: Path | None,
     recovery_partitions: int,
+    shards: int | None = None,
 ) -> int:
     # Create the recovery partitions here, once: children starting together
     # would race to create the same SQLite tables ("table parts already exists").
-    recovery_config(recovery_dir, recovery_partitions)
+    recovery_config(recovery_dir, recovery_partitions, shards=shards)
     addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
     children = []
     for process_id in range(processes):

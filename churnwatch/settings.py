@@ -115,6 +115,7 @@ class Settings:
     consent_refresh: timedelta = timedelta(seconds=30)
     # Engine
     input_batch_size: int = 5_000
+    shards: int = 64  # accounts are grouped in this many units of state
     recovery_dir: Path | None = Path(".churnwatch/recovery")
     recovery_partitions: int = 4
     snapshot_interval: timedelta = timedelta(seconds=10)
@@ -189,6 +190,7 @@ class Settings:
             policy_file=reader.path_or_off("POLICY", defaults.policy_file),
             consent_refresh=reader.seconds("CONSENT_REFRESH_SECONDS", defaults.consent_refresh),
             input_batch_size=reader.positive_int("INPUT_BATCH_SIZE", defaults.input_batch_size),
+            shards=reader.positive_int("SHARDS", defaults.shards),
             recovery_dir=Path(recovery) if recovery.lower() not in ("", "none", "off") else None,
             recovery_partitions=reader.positive_int(
                 "RECOVERY_PARTITIONS", defaults.recovery_partitions
@@ -239,6 +241,7 @@ class Settings:
                 }
             ).decode(),
             "INPUT_BATCH_SIZE": str(self.input_batch_size),
+            "SHARDS": str(self.shards),
             "RECOVERY_DIR": str(self.recovery_dir) if self.recovery_dir else "off",
             "RECOVERY_PARTITIONS": str(self.recovery_partitions),
             "SNAPSHOT_INTERVAL_SECONDS": str(self.snapshot_interval.total_seconds()),
@@ -302,6 +305,8 @@ ENV_VARIABLES: dict[str, str] = {
     " contact_preferences (30)",
     f"{PREFIX}TIER1_RULES": 'JSON object event_type -> {"rule": ..., "severity": ...}',
     f"{PREFIX}INPUT_BATCH_SIZE": "messages read per Kafka partition per batch (5000)",
+    f"{PREFIX}SHARDS": "accounts are grouped in this many shards, the unit of state, snapshots"
+    " and parallelism; fixed for the life of a recovery directory (64)",
     f"{PREFIX}RECOVERY_DIR": "Bytewax recovery directory; 'off' disables (.churnwatch/recovery)",
     f"{PREFIX}RECOVERY_PARTITIONS": "recovery partitions created on first start (4)",
     f"{PREFIX}SNAPSHOT_INTERVAL_SECONDS": "epoch: how often state and offsets are snapshot (10)",

@@ -156,6 +156,7 @@ def flow_config(
         inactivity=settings.usage_rules.inactivity,
         feature_flush_interval=settings.feature_flush_interval,
         scoring=scoring,
+        shards=settings.shards,
     )
 
 

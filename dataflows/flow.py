@@ -30,35 +30,37 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeGuard, cast
+from typing import Any, cast
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
+from bytewax.operators import KeyedStream
 from bytewax.outputs import Sink
 
 from accounts.config import AccountConfig
 from accounts.debounce import ScoreRequest
-from accounts.processor import AccountProcessor, AccountSnapshot
-from dataflows.logic import (
-    AccountLogic,
-    AccountRiskLogic,
-    InactivityLogic,
-    RiskInput,
-    RiskSnapshot,
-)
+from dataflows.logic import InactivityLogic, ShardLogic
 from dataflows.metrics import PipelineMetrics
 from dataflows.outputs import utc_now
 from dataflows.parse import MessageParser
+from dataflows.shard import (
+    AccountShard,
+    ShardConfig,
+    ShardOutputs,
+    ShardSnapshot,
+    shard_key,
+    shard_of,
+)
 from decisions.engine import DecisionEngine
 from detectors.inactivity import ActivityBatch, InactivityTracker, TrackerSnapshot
 from detectors.usage import InactivityRule
 from featurestore.redis_store import FeatureUpdate
-from schemas.alert import Alert, AlertTier
+from schemas.alert import Alert
 from schemas.clock import DAY
 from schemas.dead_letter import DeadLetter, LateEvent
 from schemas.event import Event, EventLimits, subject_key
-from schemas.lifecycle import AccountChange, Cancellation
+from schemas.lifecycle import Cancellation
 from schemas.score import RiskScore
 from schemas.signal import UsageSignal
 from schemas.workflow import WorkflowSignal, WorkflowTrigger
@@ -99,6 +101,8 @@ class FlowConfig:
     # How long an account's changed features may wait before their Redis write.
     feature_flush_interval: timedelta = timedelta(seconds=5)
     scoring: ScoringStage | None = None
+    # The state key: accounts are grouped in this many shards (see dataflows.shard).
+    shards: int = 64
 
     @property
     def feature_version(self) -> str:
@@ -145,7 +149,7 @@ class ScoringStage:
 class ParsedMessages:
     """What :func:`parse_messages` splits the input into."""
 
-    events: Stream[Event]
+    events: Stream[tuple[str, list[Event]]]  # (shard key, the batch's events of the shard)
     dead_letters: Stream[DeadLetter]
     activity: Stream[ActivityBatch]  # one summary per input partition per batch
 
@@ -154,57 +158,16 @@ class ParsedMessages:
 def parse_messages(
     step_id: str, messages: Stream[Any], parser: MessageParser
 ) -> ParsedMessages:
-    """Kafka messages to valid events, dead letters and per-partition activity summaries
-    (one Python call per input batch)."""
+    """Kafka messages to the valid events of each shard, dead letters and per-partition
+    activity summaries: one Python call per input batch, one item per shard it touches."""
     parsed = op.flat_map_batch("parse-events", messages, parser.parse_batch)
     activity, parsed = _split("split-activity", parsed, ActivityBatch)
-    split = op.branch("split-dead-letters", parsed, _is_event)
-    # what is neither an activity summary nor an event is a dead letter
-    return ParsedMessages(split.trues, cast(Stream[DeadLetter], split.falses), activity)
-
-
-@dataclass(frozen=True)
-class AccountOutputs:
-    """What :func:`process_accounts` produces, by destination."""
-
-    features: Stream[FeatureUpdate]
-    late: Stream[LateEvent]
-    dead_letters: Stream[DeadLetter]  # events whose handling raised (processing_error)
-    cancellations: Stream[Cancellation]
-    signals: Stream[UsageSignal]
-    alerts: Stream[Alert]  # tier 1 and the account's own usage signals
-    # Score requests, lifecycle changes and usage alerts, in the order the account
-    # produced them (what the decisions need); None without scoring.
-    decision_feed: Stream[Any] | None
-
-
-@operator
-def process_accounts(
-    step_id: str,
-    events: Stream[Event],
-    build_logic: Callable[[AccountSnapshot | None], AccountLogic],
-    *,
-    scoring: bool,
-) -> AccountOutputs:
-    """Each account's events through its :class:`~accounts.processor.AccountProcessor`
-    (dedupe, tier-1 detectors, lateness, features, usage detectors at day close)."""
-    keyed = op.key_on("key-by-account", events, _subject)
-    processed = op.stateful_batch("process-account", keyed, build_logic)
-    outputs = op.map("drop-account-key", processed, _value)
-    features, rest = _split("split-features", outputs, FeatureUpdate)
-    late, rest = _split("split-late", rest, LateEvent)
-    dead_letters, rest = _split("split-dead-letters", rest, DeadLetter)
-    decision_feed = None
-    if scoring:
-        # ONE stream carries what the decisions need from process-account
-        # (score requests, lifecycle changes, usage alerts), so an account's
-        # items keep the order they were produced in: two merged streams would not.
-        decision_feed = op.filter("decision-feed", rest, _feeds_decisions)
-        rest = op.filter("drop-decision-only", rest, _not_decision_only)
-    cancellations, rest = _split("split-cancellations", rest, Cancellation)
-    signals, alerts = _split("split-signals", rest, UsageSignal)
-    return AccountOutputs(
-        features, late, dead_letters, cancellations, signals, alerts, decision_feed
+    split = op.branch("split-dead-letters", parsed, _is_shard_events)
+    # what is neither an activity summary nor a shard's events is a dead letter
+    return ParsedMessages(
+        cast(Stream[tuple[str, list[Event]]], split.trues),
+        cast(Stream[DeadLetter], split.falses),
+        activity,
     )
 
 
@@ -222,36 +185,46 @@ def track_inactivity(
     )
 
 
-@dataclass(frozen=True)
-class RiskOutputs:
-    """What :func:`score_and_decide` produces."""
+@operator
+def process_shards(
+    step_id: str,
+    events: KeyedStream[Any],
+    build_logic: Callable[[ShardSnapshot | None], ShardLogic],
+) -> Stream[ShardOutputs]:
+    """Each shard's batch through its :class:`~dataflows.shard.AccountShard`: the account
+    kernels, and with scoring the model, risk tiers and decisions; one bundle out."""
+    return op.map(
+        "drop-shard-key", op.stateful_batch("process-shard", events, build_logic), _value
+    )
 
+
+@dataclass(frozen=True)
+class RoutedOutputs:
+    """The bundles' outputs, one stream per destination."""
+
+    features: Stream[FeatureUpdate]
+    late: Stream[LateEvent]
+    dead_letters: Stream[DeadLetter]
+    cancellations: Stream[Cancellation]
+    signals: Stream[UsageSignal]
+    alerts: Stream[Alert]
     scores: Stream[RiskScore]
-    tier_alerts: Stream[Alert]
-    decided: Stream[Any]  # decision records, triggers, signals, assignments
+    decided: Stream[Any]
 
 
 @operator
-def score_and_decide(
-    step_id: str,
-    decision_feed: Stream[Any],
-    idle_alerts: Stream[Alert],
-    scoring: ScoringStage,
-    build_logic: Callable[[RiskSnapshot | None], AccountRiskLogic],
-) -> RiskOutputs:
-    """Score due accounts (one model call per batch), track each account's risk tier
-    and decide on every alert under the policy."""
-    scored = op.flat_map_batch("score-accounts", decision_feed, scoring.score)
-    # Tier-1 alerts reach the decisions inside the score they made due (so the
-    # decision sees the risk the event caused); usage alerts directly.
-    inputs = op.merge("risk-inputs", scored, idle_alerts)
-    keyed = op.key_on("key-risk-by-account", inputs, _input_subject)
-    risk = op.map(
-        "drop-risk-key", op.stateful_batch("track-risk-and-decide", keyed, build_logic), _value
+def route_outputs(step_id: str, bundles: Stream[ShardOutputs]) -> RoutedOutputs:
+    """One step per destination per bundle, not one per item."""
+    return RoutedOutputs(
+        op.flat_map("features", bundles, _features),
+        op.flat_map("late", bundles, _late),
+        op.flat_map("dead-letters", bundles, _dead_letters),
+        op.flat_map("cancellations", bundles, _cancellations),
+        op.flat_map("signals", bundles, _signals),
+        op.flat_map("alerts", bundles, _alerts),
+        op.flat_map("scores", bundles, _scores),
+        op.flat_map("decided", bundles, _decided),
     )
-    scores, risk = _split("split-risk-scores", risk, RiskScore)
-    tier_alerts, decided = _split("split-tier-alerts", risk, Alert)
-    return RiskOutputs(scores, tier_alerts, decided)
 
 
 def build_dataflow(
@@ -266,18 +239,21 @@ def build_dataflow(
     """Wire the churnwatch dataflow over ``source`` (Kafka messages)."""
     activity = config.account.features.feature_set[config.inactivity.feature]
     parser = MessageParser(
-        config.limits, clock, metrics, activity.matches, config.inactivity.days * DAY
+        config.limits, clock, metrics, activity.matches, config.inactivity.days * DAY,
+        shards=config.shards,
+    )
+    scoring = config.scoring
+    shard_config = ShardConfig(
+        account=config.account,
+        idle_ttl=config.idle_state_ttl,
+        flush_interval=config.feature_flush_interval,
+        score=None if scoring is None else scoring.score,
+        decisions=None if scoring is None else scoring.decisions,
+        score_ttl=timedelta(days=7) if scoring is None else scoring.policy.ttl,
     )
 
-    def build_account(snapshot: AccountSnapshot | None) -> AccountLogic:
-        return AccountLogic(
-            AccountProcessor(config.account, snapshot),
-            metrics,
-            clock,
-            config.idle_state_ttl,
-            config.feature_flush_interval,
-            restored=snapshot is not None,
-        )
+    def build_shard(snapshot: ShardSnapshot | None) -> ShardLogic:
+        return ShardLogic(AccountShard(shard_config, clock, snapshot), metrics)
 
     def build_tracker(snapshot: TrackerSnapshot | None) -> InactivityLogic:
         return InactivityLogic(
@@ -290,46 +266,43 @@ def build_dataflow(
             metrics,
         )
 
-    scoring = config.scoring
+    shards = config.shards
     flow = Dataflow(flow_id)
     messages = op.input("kafka-in", flow, source)
     parsed = parse_messages("parse-messages", messages, parser)
-    accounts = process_accounts(
-        "process-accounts", parsed.events, build_account, scoring=scoring is not None
-    )
-    dead_letters = op.merge("all-dead-letters", parsed.dead_letters, accounts.dead_letters)
-    op.output("dead-letters-out", dead_letters, sinks.dead_letters)
-    op.output("features-redis-out", accounts.features, sinks.features)
-    op.output("late-events-out", accounts.late, sinks.late_events)
-    op.inspect(
-        "count-cancellations", accounts.cancellations, lambda _s, _c: metrics.cancellations.inc()
-    )
-    op.output("cancellations-postgres-out", accounts.cancellations, sinks.cancellations)
-
     idle_signals = track_inactivity("track-inactivity", parsed.activity, build_tracker)
     idle_alerts = op.map("inactivity-alerts", idle_signals, _to_alert)
-    signals = op.merge("all-signals", accounts.signals, idle_signals)
-    alerts = op.merge("all-alerts", accounts.alerts, idle_alerts)
-    if scoring is not None and accounts.decision_feed is not None:
-        engine = scoring.decisions
-
-        def build_risk(snapshot: RiskSnapshot | None) -> AccountRiskLogic:
-            return AccountRiskLogic(snapshot, engine, clock, scoring.policy.ttl, metrics)
-
-        risk = score_and_decide(
-            "score-and-decide", accounts.decision_feed, idle_alerts, scoring, build_risk
+    shard_inputs: KeyedStream[Any] = parsed.events
+    if scoring is not None:
+        # The decisions of an inactivity alert's account run in its shard.
+        keyed_alerts = op.key_on(
+            "key-alert-by-shard", idle_alerts, lambda alert: shard_key(
+                shard_of(subject_key(alert.tenant_id, alert.account_id), shards)
+            )
         )
-        consents = op.filter("consent-changes", accounts.decision_feed, _is_consent_change)
+        shard_inputs = op.merge("shard-inputs", parsed.events, keyed_alerts)
+    bundles = process_shards("process-shards", shard_inputs, build_shard)
+    routed = route_outputs("route-outputs", bundles)
+
+    dead_letters = op.merge("all-dead-letters", parsed.dead_letters, routed.dead_letters)
+    op.output("dead-letters-out", dead_letters, sinks.dead_letters)
+    op.output("features-redis-out", routed.features, sinks.features)
+    op.output("late-events-out", routed.late, sinks.late_events)
+    op.inspect(
+        "count-cancellations", routed.cancellations, lambda _s, _c: metrics.cancellations.inc()
+    )
+    op.output("cancellations-postgres-out", routed.cancellations, sinks.cancellations)
+    signals = op.merge("all-signals", routed.signals, idle_signals)
+    alerts = op.merge("all-alerts", routed.alerts, idle_alerts)
+    if scoring is not None:
         write_decisions(
             "write-decisions",
-            risk.scores,
-            risk.decided,
-            consents,
+            routed.scores,
+            routed.decided,
             sinks,
             metrics,
-            decide=engine is not None,
+            decide=scoring.decisions is not None,
         )
-        alerts = op.merge("all-alerts-and-tiers", alerts, risk.tier_alerts)
     write_alerts_and_signals("write-alerts-and-signals", alerts, signals, sinks, metrics)
     return flow
 
@@ -339,7 +312,6 @@ def write_decisions(
     step_id: str,
     scores: Stream[RiskScore],
     decided: Stream[Any],
-    consents: Stream[AccountChange],
     sinks: FlowSinks,
     metrics: PipelineMetrics,
     *,
@@ -365,8 +337,7 @@ def write_decisions(
         workflows = op.filter("workflow-messages", decided, _is_workflow_message)
         op.output("workflows-kafka-out", workflows, sinks.workflows_kafka)
     if sinks.decisions is not None:
-        records = op.merge("decision-records", decided, consents)
-        op.output("decisions-postgres-out", records, sinks.decisions)
+        op.output("decisions-postgres-out", decided, sinks.decisions)
 
 
 @operator
@@ -403,39 +374,49 @@ def _to_alert(signal: UsageSignal) -> Alert:
     return signal.to_alert()
 
 
-def _input_subject(item: RiskInput) -> str:
-    return subject_key(item.tenant_id, item.account_id)
-
-
-def _feeds_decisions(item: object) -> bool:
-    if isinstance(item, Alert):
-        return item.tier is AlertTier.USAGE_SIGNAL  # tier-1 alerts ride in their score
-    return isinstance(item, ScoreRequest | AccountChange)
-
-
-def _not_decision_only(item: object) -> bool:
-    return not isinstance(item, ScoreRequest | AccountChange)
-
-
 def _is_workflow_message(item: object) -> bool:
     return isinstance(item, WorkflowTrigger | WorkflowSignal)
-
-
-def _is_consent_change(item: object) -> bool:
-    return isinstance(item, AccountChange) and item.contact_allowed is not None
 
 
 def _partition_key(batch: ActivityBatch) -> str:
     return f"partition-{batch.partition}"
 
 
-def _is_event(item: object) -> TypeGuard[Event]:
-    return isinstance(item, Event)
-
-
-def _subject(event: Event) -> str:
-    return event.subject
+def _is_shard_events(item: object) -> bool:
+    return type(item) is tuple
 
 
 def _value(pair: tuple[str, Any]) -> Any:
     return pair[1]
+
+
+def _features(bundle: ShardOutputs) -> list[FeatureUpdate]:
+    return bundle.features
+
+
+def _late(bundle: ShardOutputs) -> list[LateEvent]:
+    return bundle.late
+
+
+def _dead_letters(bundle: ShardOutputs) -> list[DeadLetter]:
+    return bundle.dead_letters
+
+
+def _cancellations(bundle: ShardOutputs) -> list[Cancellation]:
+    return bundle.cancellations
+
+
+def _signals(bundle: ShardOutputs) -> list[UsageSignal]:
+    return bundle.signals
+
+
+def _alerts(bundle: ShardOutputs) -> list[Alert]:
+    return bundle.alerts
+
+
+def _scores(bundle: ShardOutputs) -> list[RiskScore]:
+    return bundle.scores
+
+
+def _decided(bundle: ShardOutputs) -> list[Any]:
+    return bundle.decided

@@ -15,6 +15,7 @@ from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 
 from dataflows.metrics import PipelineMetrics, event_type_label
+from dataflows.shard import shard_key, shard_of
 from detectors.inactivity import ActivityBatch, summarize_activity
 from schemas.dead_letter import DeadLetter
 from schemas.event import Event, EventLimits, Rejection, RejectReason, parse_event
@@ -23,11 +24,15 @@ RawMessage = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes |
 
 
 class MessageParser:
-    """Turns a batch of Kafka messages into events, dead letters and activity summaries.
+    """Turns a batch of Kafka messages into events by shard, dead letters and activity
+    summaries.
 
-    Besides one item per message, it emits one :class:`ActivityBatch` per input
-    partition in the batch: the inactivity tracker of that partition reads them
-    in order (see ``detectors.inactivity``).
+    The valid events of a batch come out as one ``(shard key, events)`` pair per
+    shard they belong to (each account's events in read order), so what crosses
+    to the shard's worker is one item per shard, not one per event; besides, one
+    :class:`ActivityBatch` per input partition in the batch (the inactivity
+    tracker of that partition reads them in order, see ``detectors.inactivity``),
+    and one dead letter per rejected message.
     """
 
     def __init__(
@@ -37,7 +42,10 @@ class MessageParser:
         metrics: PipelineMetrics,
         is_activity: Callable[[str], bool] = lambda _event_type: False,
         idle_after_seconds: float = 7 * 86_400.0,
+        *,
+        shards: int = 64,
     ) -> None:
+        self._shards = shards
         self._limits = limits
         self._clock = clock
         self._metrics = metrics
@@ -47,12 +55,14 @@ class MessageParser:
 
     def parse_batch(
         self, messages: Sequence[RawMessage]
-    ) -> list[Event | DeadLetter | ActivityBatch]:
+    ) -> list[tuple[str, list[Event]] | DeadLetter | ActivityBatch]:
         started = time.perf_counter()
         now = self._clock()
         limits = self._limits
-        out: list[Event | DeadLetter | ActivityBatch] = []
+        out: list[tuple[str, list[Event]] | DeadLetter | ActivityBatch] = []
         by_partition: dict[int, list[Event]] = {}
+        by_shard: dict[int, list[Event]] = {}
+        shards = self._shards
         rejected: Tally[str] = Tally()
         kinds: Tally[tuple[str, str]] = Tally()
         for item in messages:
@@ -85,9 +95,10 @@ class MessageParser:
                     )
                 )
             else:
-                out.append(result)
+                by_shard.setdefault(shard_of(result.subject, shards), []).append(result)
                 by_partition.setdefault(result.partition, []).append(result)
                 kinds[(result.tenant_id, result.event_type)] += 1
+        out.extend((shard_key(shard), events) for shard, events in by_shard.items())
         for partition, events in by_partition.items():
             summary = summarize_activity(partition, events, self._is_activity, self._idle_after)
             if summary is not None:

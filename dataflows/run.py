@@ -14,14 +14,48 @@ from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
+from schemas.errors import ChurnwatchError
+
 log = logging.getLogger(__name__)
 
 
-def recovery_config(directory: Path | None, partitions: int) -> RecoveryConfig | None:
-    """Recovery over ``directory``, creating its partitions on first use."""
+class RecoveryLayoutError(ChurnwatchError):
+    """A recovery directory was written with another shard count."""
+
+    def __init__(self, directory: Path, recorded: int, requested: int) -> None:
+        self.directory = directory
+        self.recorded = recorded
+        self.requested = requested
+        super().__init__(
+            f"{directory} holds state for {recorded} shards, not {requested}: keep "
+            f"CHURNWATCH_SHARDS={recorded}, or start a fresh recovery directory (the input "
+            "is then read again from its earliest offset; outputs repeat under the same ids)"
+        )
+
+
+SHARDS_FILE = "churnwatch-shards"
+
+
+def recovery_config(
+    directory: Path | None, partitions: int, *, shards: int | None = None
+) -> RecoveryConfig | None:
+    """Recovery over ``directory``, creating its partitions on first use.
+
+    ``shards``: the dataflow's shard count, recorded on first use and checked
+    after: state is keyed by shard, so another count would read every account's
+    state under the wrong key. Raises :class:`RecoveryLayoutError` on a mismatch.
+    """
     if directory is None:
         return None
     directory.mkdir(parents=True, exist_ok=True)
+    if shards is not None:
+        marker = directory / SHARDS_FILE
+        if marker.exists():
+            recorded = int(marker.read_text().strip())
+            if recorded != shards:
+                raise RecoveryLayoutError(directory, recorded, shards)
+        else:
+            marker.write_text(f"{shards}\n")
     if not any(directory.glob("part-*.sqlite3")):
         init_db_dir(directory, partitions)
         log.info("created %d recovery partition(s) in %s", partitions, directory)
@@ -34,6 +68,7 @@ def run_dataflow(
     epoch_interval: timedelta,
     recovery_dir: Path | None,
     recovery_partitions: int,
+    shards: int | None = None,
     workers_per_process: int = 1,
     process_id: int | None = None,
     addresses: list[str] | None = None,
@@ -49,5 +84,5 @@ def run_dataflow(
         process_id=process_id,
         addresses=addresses,
         epoch_interval=epoch_interval,
-        recovery_config=recovery_config(recovery_dir, recovery_partitions),
+        recovery_config=recovery_config(recovery_dir, recovery_partitions, shards=shards),
     )

@@ -51,7 +51,7 @@ def init_recovery(settings: Settings) -> None:
     """
     from dataflows.run import recovery_config
 
-    recovery_config(settings.recovery_dir, settings.recovery_partitions)
+    recovery_config(settings.recovery_dir, settings.recovery_partitions, shards=settings.shards)
 
 
 def child_env(settings: Settings, overrides: Sequence[str] = ()) -> dict[str, str]:

@@ -1,0 +1,378 @@
+"""A shard of accounts: the unit of state the data plane keys by, one call per batch.
+
+Keying state by account made every event an item of its own: a key, a pickle
+across processes to the account's worker, a Python call per (account, batch)
+and a cascade of per-item branches after it (DESIGN.md, Scale: one item per
+event ran 31,676 events/s in one process and 42,952 in two; one item per
+(shard, input batch) ran 66,642 and 151,481). Here the parse step groups each
+input batch's events by shard (:func:`shard_of`, a stable hash of the
+subject), and one :class:`AccountShard` per shard:
+
+1. runs each account's events, in their partition order, through its
+   :class:`~accounts.processor.AccountProcessor` (dedupe, tier 1, lateness,
+   features, usage detectors at day close);
+2. with scoring on, scores every account of the batch that is due with one
+   model call per model, then feeds each account's scores, usage alerts,
+   lifecycle changes and inactivity alerts, in the order they were produced,
+   to its risk tier and decisions;
+3. returns one :class:`ShardOutputs`, the batch's outputs grouped by where they
+   go, so routing them costs one step per destination per batch, not one per
+   item.
+
+Engine-free (plain Python over the kernels); :class:`~dataflows.logic.ShardLogic`
+is its Bytewax adapter. Every account's processing is exactly what it was when
+each account was a key of its own: the same events in the same order, so the
+same outputs, whatever the shard count, batching or number of processes.
+
+State bounds: an account's processor is dropped after ``idle_ttl`` of wall
+clock without events (longer than any window), its risk state once its tier is
+low and its decisions have nothing to remember, or after its idle time
+(:func:`risk_idle_ttl`). A snapshot re-pickles only the accounts an epoch
+touched; the others keep the bytes of their last snapshot.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from accounts.config import AccountConfig
+from accounts.debounce import ScoreRequest
+from accounts.processor import AccountProcessor, AccountSnapshot
+from decisions.engine import AccountDecisions, DecisionEngine
+from featurestore.redis_store import FeatureUpdate
+from schemas.alert import Alert, AlertTier
+from schemas.dead_letter import DeadLetter, LateEvent
+from schemas.decision import DecisionOutput
+from schemas.event import Event
+from schemas.lifecycle import AccountChange, Cancellation
+from schemas.score import RiskScore, RiskTier
+from schemas.signal import UsageSignal
+from scoring.risk import RiskTierTracker
+
+# How long (wall clock, without news) a cancelled or opted-out account's decision
+# state is kept: a final invoice's payment_failed must not start dunning.
+REMEMBER_REFUSALS = timedelta(days=90)
+# How often (wall clock) a shard looks for accounts idle long enough to forget.
+EVICTION_CHECK = timedelta(minutes=10)
+
+
+def shard_of(subject: str, shards: int) -> int:
+    """The shard of ``tenant:account``: stable across processes and restarts
+    (CRC-32, not Python's per-process salted ``hash``)."""
+    return zlib.crc32(subject.encode()) % shards
+
+
+def shard_key(shard: int) -> str:
+    return f"shard-{shard:04d}"
+
+
+@dataclass(slots=True)
+class ShardOutputs:
+    """One batch's outputs of one shard, by destination."""
+
+    features: list[FeatureUpdate] = field(default_factory=list)
+    late: list[LateEvent] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    cancellations: list[Cancellation] = field(default_factory=list)
+    signals: list[UsageSignal] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)  # every tier
+    scores: list[RiskScore] = field(default_factory=list)
+    # Decision records, workflow triggers and signals, assignments; consent changes.
+    decided: list[DecisionOutput | AccountChange] = field(default_factory=list)
+    # What the metrics count
+    duplicates: int = 0
+    late_events: int = 0
+    failed: int = 0
+    evicted_early: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.features or self.late or self.dead_letters or self.cancellations
+            or self.signals or self.alerts or self.scores or self.decided
+        )
+
+
+@dataclass(frozen=True)
+class ShardConfig:
+    """What a shard needs: the account kernel's config, and scoring when on."""
+
+    account: AccountConfig
+    # Wall-clock idle time after which an account's processor is dropped; longer
+    # than any window, so only state that expired in event time goes.
+    idle_ttl: timedelta
+    # How long an account's changed features may wait before their Redis write.
+    flush_interval: timedelta
+    # Score a batch's requests (one call per model): see dataflows.flow.ScoringStage.
+    score: Callable[[list[Any]], list[Any]] | None = None
+    decisions: DecisionEngine | None = None
+    score_ttl: timedelta = timedelta(days=7)
+
+
+class _Risk:
+    """One account's risk tier and decisions."""
+
+    __slots__ = ("decisions", "touched", "tracker")
+
+    def __init__(self, engine: DecisionEngine | None, snapshot: Any, touched: datetime) -> None:
+        tier_state, decision_state = snapshot or (None, None)
+        self.tracker = RiskTierTracker(tier_state)
+        self.decisions = None if engine is None else AccountDecisions(engine, decision_state)
+        self.touched = touched
+
+    def snapshot(self) -> tuple[object, object]:
+        decisions = self.decisions
+        return self.tracker.snapshot(), None if decisions is None else decisions.snapshot()
+
+    def forgettable(self) -> bool:
+        """A low tier with nothing to remember is the default state."""
+        return self.tracker.tier is RiskTier.LOW and (
+            self.decisions is None or self.decisions.forgettable()
+        )
+
+
+ShardSnapshot = tuple[dict[str, bytes], dict[str, tuple[object, object]]]
+
+
+class AccountShard:
+    """The accounts of one shard (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: ShardConfig,
+        clock: Callable[[], datetime],
+        snapshot: ShardSnapshot | None = None,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        now = clock()
+        self._accounts: dict[str, AccountProcessor] = {}
+        self._last_active: dict[str, datetime] = {}
+        self._risk: dict[str, _Risk] = {}
+        # Snapshots of accounts no epoch has touched since: reused as they are.
+        self._frozen: dict[str, bytes] = {}
+        self._touched: set[str] = set()
+        self._risk_frozen: dict[str, tuple[object, object]] = {}
+        self._risk_touched: set[str] = set()
+        self._dirty: set[str] = set()  # features changed, not yet written
+        self._flush_due: datetime | None = None
+        self._next_eviction = now + EVICTION_CHECK
+        # Busy seconds of the two phases (the metrics read and reset them).
+        self.busy_accounts = 0.0
+        self.busy_risk = 0.0
+        if snapshot is not None:
+            processors, risks = snapshot
+            for subject, state in processors.items():
+                self._accounts[subject] = AccountProcessor(config.account, AccountSnapshot(state))
+                self._last_active[subject] = now
+            self._frozen = dict(processors)
+            for subject, risk_state in risks.items():
+                self._risk[subject] = _Risk(config.decisions, risk_state, now)
+            self._risk_frozen = dict(risks)
+            # The crash may have lost the last feature writes: write once more.
+            self._dirty = set(processors)
+            self._flush_due = now if processors else None
+
+    def __len__(self) -> int:
+        return len(self._accounts)
+
+    # -- batches ---------------------------------------------------------------
+
+    def process(self, inputs: Iterable[list[Event] | Alert]) -> ShardOutputs:
+        """One batch: lists of events (each in partition order) and, with scoring, the
+        inactivity alerts of the shard's accounts (for their decisions only: they reach
+        the alert sinks from the tracker)."""
+        started = time.perf_counter()
+        config = self._config
+        now = self._clock()
+        out = ShardOutputs()
+        by_account: dict[str, list[Event]] = {}
+        idle_alerts: list[Alert] = []
+        for item in inputs:
+            if isinstance(item, Alert):
+                idle_alerts.append(item)
+                continue
+            for event in item:
+                events = by_account.get(event.subject)
+                if events is None:
+                    by_account[event.subject] = [event]
+                else:
+                    events.append(event)
+        feed: list[Any] = []  # what the decisions need, by account, in production order
+        scoring = config.score is not None
+        for subject, events in by_account.items():
+            processor = self._accounts.get(subject)
+            if processor is None:
+                processor = self._accounts[subject] = AccountProcessor(config.account)
+            result = processor.process(events)
+            self._last_active[subject] = now
+            self._touched.add(subject)
+            out.duplicates += result.duplicates
+            out.late_events += result.late
+            out.failed += result.failed
+            dedupe = processor.dedupe
+            if dedupe.evicted_early:
+                out.evicted_early += dedupe.evicted_early
+                dedupe.evicted_early = 0
+            if result.features_moved:
+                self._dirty.add(subject)
+            self._route(result.outputs, out, feed if scoring else None)
+        if self._dirty and self._flush_due is None:
+            self._flush_due = now + config.flush_interval
+        self.busy_accounts += time.perf_counter() - started
+        if scoring:
+            started = time.perf_counter()
+            self._decide(feed + idle_alerts, out, now)
+            self.busy_risk += time.perf_counter() - started
+        return out
+
+    @staticmethod
+    def _route(outputs: list[Any], out: ShardOutputs, feed: list[Any] | None) -> None:
+        """Sort one account's outputs by destination, keeping their order."""
+        for item in outputs:
+            kind = type(item)
+            if kind is FeatureUpdate:  # not produced by process(); for completeness
+                out.features.append(item)
+            elif kind is Alert:
+                out.alerts.append(item)
+                # Tier-1 alerts reach the decisions inside the score they made due
+                # (so the decision sees the risk the event caused); usage alerts directly.
+                if feed is not None and item.tier is AlertTier.USAGE_SIGNAL:
+                    feed.append(item)
+            elif kind is ScoreRequest or kind is AccountChange:
+                if feed is not None:
+                    feed.append(item)
+            elif kind is UsageSignal:
+                out.signals.append(item)
+            elif kind is LateEvent:
+                out.late.append(item)
+            elif kind is Cancellation:
+                out.cancellations.append(item)
+            elif kind is DeadLetter:
+                out.dead_letters.append(item)
+            else:  # pragma: no cover - a new output kind must be routed here
+                msg = f"no destination for {kind.__name__}"
+                raise TypeError(msg)
+
+    def _decide(self, feed: list[Any], out: ShardOutputs, now: datetime) -> None:
+        """Score the due accounts (one call per model) and run each account's risk tier
+        and decisions over its items, in the order they were produced."""
+        config = self._config
+        assert config.score is not None
+        engine = config.decisions
+        touched: dict[str, _Risk] = {}
+        for item in config.score(feed):
+            subject = f"{item.tenant_id}:{item.account_id}"
+            risk = touched.get(subject)
+            if risk is None:
+                risk = self._risk.get(subject)
+                if risk is None:
+                    risk = self._risk[subject] = _Risk(engine, None, now)
+                risk.touched = now
+                touched[subject] = risk
+                self._risk_touched.add(subject)
+            decisions = risk.decisions
+            if isinstance(item, RiskScore):
+                out.scores.append(item)
+                tier_alert = risk.tracker.update(item)
+                if decisions is not None:
+                    out.decided.extend(decisions.observe_score(item))
+                if tier_alert is not None:
+                    out.alerts.append(tier_alert)
+                    if decisions is not None:
+                        out.decided.extend(decisions.decide(tier_alert))
+            elif decisions is None:
+                continue
+            elif isinstance(item, Alert):
+                out.decided.extend(decisions.decide(item))
+            else:
+                if item.contact_allowed is not None:
+                    out.decided.append(item)  # consent: recorded in contact_preferences
+                out.decided.extend(decisions.observe_change(item))
+        for subject, risk in touched.items():
+            if risk.forgettable():
+                self._forget_risk(subject)
+
+    def _forget_risk(self, subject: str) -> None:
+        del self._risk[subject]
+        self._risk_frozen.pop(subject, None)
+        self._risk_touched.discard(subject)
+
+    # -- time ------------------------------------------------------------------
+
+    def notify_at(self) -> datetime:
+        return self._next_eviction if self._flush_due is None else min(
+            self._next_eviction, self._flush_due
+        )
+
+    def on_notify(self) -> ShardOutputs:
+        now = self._clock()
+        out = ShardOutputs()
+        if self._flush_due is not None and now >= self._flush_due:
+            self._flush(out)
+        if now >= self._next_eviction:
+            self._evict(now)
+            self._next_eviction = now + EVICTION_CHECK
+        return out
+
+    def on_eof(self) -> ShardOutputs:
+        """The end of a finite input: every account's features as of its newest event
+        (values such as days since the last activity move with time alone)."""
+        out = ShardOutputs()
+        self._dirty = set(self._accounts)
+        self._flush(out)
+        return out
+
+    def _flush(self, out: ShardOutputs) -> None:
+        self._flush_due = None
+        for subject in self._dirty:
+            processor = self._accounts.get(subject)
+            update = None if processor is None else processor.feature_update()
+            if update is not None:
+                out.features.append(update)
+        self._dirty = set()
+
+    def _evict(self, now: datetime) -> None:
+        idle_before = now - self._config.idle_ttl
+        for subject in [s for s, at in self._last_active.items() if at <= idle_before]:
+            del self._accounts[subject], self._last_active[subject]
+            self._frozen.pop(subject, None)
+            self._touched.discard(subject)
+            self._dirty.discard(subject)
+        for subject in [s for s, r in self._risk.items() if now >= r.touched + self._risk_ttl(r)]:
+            self._forget_risk(subject)
+
+    def _risk_ttl(self, risk: _Risk) -> timedelta:
+        """After this long without news (wall clock), nothing is left to remember:
+        the tier has lapsed and every window of the live policy has passed. A
+        cancellation or an opt-out is kept longer (REMEMBER_REFUSALS)."""
+        ttl = self._config.score_ttl
+        decisions, engine = risk.decisions, self._config.decisions
+        if decisions is not None and engine is not None:
+            ttl = max(ttl, timedelta(seconds=engine.policy.longest_memory_seconds))
+            if decisions.cancelled or (decisions.consent and not decisions.consent[0]):
+                ttl = max(ttl, REMEMBER_REFUSALS)
+        return ttl
+
+    # -- recovery --------------------------------------------------------------
+
+    def snapshot(self) -> ShardSnapshot:
+        """Every account's state; only the accounts touched since the last snapshot
+        are pickled again."""
+        frozen = self._frozen
+        for subject in self._touched:
+            processor = self._accounts.get(subject)
+            if processor is not None:
+                frozen[subject] = processor.snapshot().state
+        self._touched = set()
+        risks = self._risk_frozen
+        for subject in self._risk_touched:
+            risk = self._risk.get(subject)
+            if risk is not None:
+                risks[subject] = risk.snapshot()
+        self._risk_touched = set()
+        return dict(frozen), dict(risks)

@@ -1,0 +1,156 @@
+"""dataflows.shard: a shard of accounts gives each account exactly what it would get
+alone, routes outputs by destination, and keeps its state bounded and recoverable."""
+
+from __future__ import annotations
+
+import pickle
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from accounts.config import AccountConfig
+from accounts.processor import AccountProcessor
+from dataflows.shard import EVICTION_CHECK, AccountShard, ShardConfig, shard_key, shard_of
+from detectors.tier1 import DEFAULT_TIER1_RULES
+from featurestore.aggregation import CompiledFeatures
+from featurestore.definitions import load_definitions
+from schemas.alert import Alert
+from schemas.dead_letter import LateEvent
+from schemas.event import Event
+from tests.builders import T0, make_event
+
+CONFIG = AccountConfig(86_400.0, 1_000, DEFAULT_TIER1_RULES, CompiledFeatures(load_definitions()))
+NOW = datetime(2026, 10, 2, tzinfo=UTC)
+PINNED = 1  # zlib.crc32(b"acme:acct-1") % 64
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def shard(clock: Clock | None = None, snapshot: object = None) -> AccountShard:
+    config = ShardConfig(CONFIG, idle_ttl=timedelta(days=40), flush_interval=timedelta(seconds=5))
+    return AccountShard(config, clock or Clock(), snapshot)  # type: ignore[arg-type]
+
+
+def events(account: str, count: int, **overrides: object) -> list[Event]:
+    return [
+        make_event(
+            event_id=f"{account}-{i}",
+            account_id=account,
+            event_time=T0 + timedelta(hours=i),
+            **overrides,  # type: ignore[arg-type]
+        )
+        for i in range(count)
+    ]
+
+
+def test_shard_of_is_stable_and_spread() -> None:
+    assert shard_of("acme:acct-1", 64) == shard_of("acme:acct-1", 64)
+    assert shard_of("acme:acct-1", 64) == PINNED  # a change would reshuffle recovered state
+    spread = {shard_of(f"acme:acct-{i}", 64) for i in range(1_000)}
+    assert len(spread) == 64
+    assert shard_key(7) == "shard-0007"
+
+
+def test_each_account_gets_what_it_would_get_alone() -> None:
+    a = events("a", 30, event_type="billing.payment_failed")
+    b = events("b", 30)
+    together = shard().process([a[:10] + b[:10], a[10:] + b[10:]])
+    alone_a = AccountProcessor(CONFIG).process(a).outputs
+    alone_b = AccountProcessor(CONFIG).process(b).outputs
+    expected_alerts = [o for o in alone_a + alone_b if isinstance(o, Alert)]
+    assert sorted(together.alerts, key=lambda x: x.alert_id) == sorted(
+        expected_alerts, key=lambda x: x.alert_id
+    )
+    assert len(together.alerts) == 30
+
+
+def test_outputs_are_routed_by_destination() -> None:
+    late = make_event(event_id="late", account_id="a", event_time=T0 - timedelta(days=3))
+    out = shard().process([events("a", 5), [late], [make_event(
+        event_id="cxl", account_id="c", event_type="subscription.cancelled"
+    )]])
+    assert [type(x) for x in out.late] == [LateEvent]
+    assert [c.account_id for c in out.cancellations] == ["c"]
+    assert out.late_events == 1 and not out.scores and not out.decided
+
+
+def test_duplicates_are_counted_not_routed() -> None:
+    batch = events("a", 3)
+    out = shard().process([batch, batch])
+    assert out.duplicates == 3
+
+
+def test_features_are_written_once_per_flush_interval() -> None:
+    clock = Clock()
+    account_shard = shard(clock)
+    account_shard.process([events("a", 3), events("b", 2)])
+    assert account_shard.notify_at() == NOW + timedelta(seconds=5)
+    assert not account_shard.on_notify().features  # not due yet
+    clock.now = NOW + timedelta(seconds=5)
+    flushed = account_shard.on_notify().features
+    assert sorted(u.account_id for u in flushed) == ["a", "b"]
+    assert not account_shard.on_notify().features  # nothing changed since
+
+
+def test_idle_accounts_are_forgotten() -> None:
+    clock = Clock()
+    account_shard = shard(clock)
+    account_shard.process([events("a", 2)])
+    clock.now = NOW + timedelta(days=20)
+    account_shard.process([events("b", 2)])
+    clock.now = NOW + timedelta(days=40) + EVICTION_CHECK
+    account_shard.on_notify()
+    assert len(account_shard) == 1  # a went quiet 40 days ago; b did not
+
+
+def test_snapshot_restores_every_account_and_writes_features_once_more() -> None:
+    account_shard = shard()
+    account_shard.process([events("a", 5), events("b", 5)])
+    frozen = pickle.loads(pickle.dumps(account_shard.snapshot()))
+    restored = shard(snapshot=frozen)
+    assert len(restored) == 2
+    assert sorted(u.account_id for u in restored.on_eof().features) == ["a", "b"]
+    # the restored accounts remember what they saw: the same events are duplicates
+    assert restored.process([events("a", 5)]).duplicates == 5
+
+
+def test_a_snapshot_repickles_only_touched_accounts() -> None:
+    account_shard = shard()
+    account_shard.process([events("a", 5), events("b", 5)])
+    first = account_shard.snapshot()[0]
+    account_shard.process([events("a", 6)[5:]])
+    second = account_shard.snapshot()[0]
+    assert second["acme:b"] is first["acme:b"]  # untouched: the same bytes object
+    assert second["acme:a"] != first["acme:a"]
+
+
+@pytest.mark.parametrize("shards", [1, 8, 64])
+def test_the_shard_count_does_not_change_outputs(shards: int) -> None:
+    streams = [events(f"acct-{i}", 12, event_type="billing.payment_failed") for i in range(20)]
+    by_shard: dict[int, list[Event]] = {}
+    for stream in streams:
+        for event in stream:
+            by_shard.setdefault(shard_of(event.subject, shards), []).append(event)
+    alerts = []
+    for group in by_shard.values():
+        alerts += shard().process([group]).alerts
+    assert len(alerts) == 240
+    assert len({a.alert_id for a in alerts}) == 240
+
+
+def test_a_recovery_directory_keeps_its_shard_count(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from dataflows.run import RecoveryLayoutError, recovery_config
+
+    directory = Path(str(tmp_path)) / "recovery"
+    assert recovery_config(directory, 1, shards=64) is not None
+    assert recovery_config(directory, 1, shards=64) is not None  # the same: fine
+    with pytest.raises(RecoveryLayoutError, match="holds state for 64 shards, not 16"):
+        recovery_config(directory, 1, shards=16)
