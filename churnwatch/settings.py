@@ -108,6 +108,8 @@ class Settings:
     shadow_model_dir: Path | None = None
     score_debounce: timedelta = timedelta(minutes=30)
     score_ttl: timedelta = timedelta(days=7)
+    score_min_change: float = 0.02  # 0: publish every score
+    score_refresh_before: timedelta = timedelta(days=1)
     risk_tiers: tuple[float, float] = (0.4, 0.7)
     risk_blend: str = "max"
     # Decisions (they build on scores: no model, no decisions)
@@ -185,6 +187,10 @@ class Settings:
             shadow_model_dir=reader.optional_path("SHADOW_MODEL_DIR"),
             score_debounce=reader.seconds("SCORE_DEBOUNCE_SECONDS", defaults.score_debounce),
             score_ttl=reader.seconds("SCORE_TTL_SECONDS", defaults.score_ttl),
+            score_min_change=reader.fraction("SCORE_MIN_CHANGE", defaults.score_min_change),
+            score_refresh_before=reader.seconds(
+                "SCORE_REFRESH_BEFORE_SECONDS", defaults.score_refresh_before
+            ),
             risk_tiers=reader.tiers("RISK_TIERS", defaults.risk_tiers),
             risk_blend=reader.choice("RISK_BLEND", defaults.risk_blend, ("max", "ml", "rules")),
             policy_file=reader.path_or_off("POLICY", defaults.policy_file),
@@ -219,6 +225,8 @@ class Settings:
             "MODEL_DIR": str(self.model_dir) if self.model_dir else "off",
             "SCORE_DEBOUNCE_SECONDS": str(self.score_debounce.total_seconds()),
             "SCORE_TTL_SECONDS": str(self.score_ttl.total_seconds()),
+            "SCORE_MIN_CHANGE": repr(self.score_min_change),
+            "SCORE_REFRESH_BEFORE_SECONDS": str(self.score_refresh_before.total_seconds()),
             "RISK_TIERS": f"{self.risk_tiers[0]},{self.risk_tiers[1]}",
             "RISK_BLEND": self.risk_blend,
             "ALLOWED_LATENESS_SECONDS": str(self.allowed_lateness.total_seconds()),
@@ -296,6 +304,11 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}SCORE_DEBOUNCE_SECONDS": "least event time between two scores of an account;"
     " tier-1 events bypass it (1800)",
     f"{PREFIX}SCORE_TTL_SECONDS": "how long a score stands (expires_at) (604800)",
+    f"{PREFIX}SCORE_MIN_CHANGE": "a score is published (row, message) when its risk moved at"
+    " least this much since the last published one, or its tier or top reasons changed, a"
+    " decisive event made it, or the last one nears expiry; 0 publishes every score (0.02)",
+    f"{PREFIX}SCORE_REFRESH_BEFORE_SECONDS": "publish a fresh score when the last published"
+    " one expires within this long, so a live account keeps a valid score (86400)",
     f"{PREFIX}RISK_TIERS": "risk at which medium and high begin (0.4,0.7)",
     f"{PREFIX}RISK_BLEND": "max (of rule and model risk), ml or rules (max)",
     f"{PREFIX}POLICY": "decision policy file (YAML); 'off': no decisions or workflow triggers"
@@ -374,6 +387,18 @@ class _EnvReader:
         if value <= 0:
             raise ConfigurationError(PREFIX + name, f"must be positive, got {value}")
         return timedelta(seconds=value)
+
+    def fraction(self, name: str, default: float) -> float:
+        raw = self._environ.get(PREFIX + name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(PREFIX + name, f"{raw!r} is not a number") from None
+        if not 0.0 <= value <= 1.0:
+            raise ConfigurationError(PREFIX + name, f"must be between 0 and 1, got {value}")
+        return value
 
     def instant(self, name: str, default: datetime) -> datetime:
         raw = self._environ.get(PREFIX + name)

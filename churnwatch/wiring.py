@@ -120,6 +120,8 @@ def scoring_stage(
         blend=Blend(settings.risk_blend),
         ttl=settings.score_ttl,
         debounce=settings.score_debounce,
+        min_change=settings.score_min_change,
+        refresh_before=settings.score_refresh_before,
     )
     engine = None
     if settings.policy_file is not None:

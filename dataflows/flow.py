@@ -250,6 +250,7 @@ def build_dataflow(
         score=None if scoring is None else scoring.score,
         decisions=None if scoring is None else scoring.decisions,
         score_ttl=timedelta(days=7) if scoring is None else scoring.policy.ttl,
+        policy=None if scoring is None else scoring.policy,
     )
 
     def build_shard(snapshot: ShardSnapshot | None) -> ShardLogic:

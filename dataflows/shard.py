@@ -43,16 +43,16 @@ from typing import Any
 from accounts.config import AccountConfig
 from accounts.debounce import ScoreRequest
 from accounts.processor import AccountProcessor, AccountSnapshot
-from decisions.engine import AccountDecisions, DecisionEngine
+from decisions.engine import SCORES_KEPT, AccountDecisions, DecisionEngine
 from featurestore.redis_store import FeatureUpdate
 from schemas.alert import Alert, AlertTier
 from schemas.dead_letter import DeadLetter, LateEvent
-from schemas.decision import DecisionOutput
+from schemas.decision import DecisionOutput, DecisionRecord
 from schemas.event import Event
 from schemas.lifecycle import AccountChange, Cancellation
 from schemas.score import RiskScore, RiskTier
 from schemas.signal import UsageSignal
-from scoring.risk import RiskTierTracker
+from scoring.risk import RiskPolicy, RiskTierTracker, ScorePublisher
 
 # How long (wall clock, without news) a cancelled or opted-out account's decision
 # state is kept: a final invoice's payment_failed must not start dunning.
@@ -111,31 +111,53 @@ class ShardConfig:
     score: Callable[[list[Any]], list[Any]] | None = None
     decisions: DecisionEngine | None = None
     score_ttl: timedelta = timedelta(days=7)
+    # Which scores are published (scores on change): see scoring.risk.ScorePublisher.
+    policy: RiskPolicy | None = None
+
+
+# Silent scores kept per account, newest last: as many as the decision engine keeps
+# score contexts, so the score a decision was judged with can always be published.
+SILENT_KEPT = SCORES_KEPT
 
 
 class _Risk:
-    """One account's risk tier and decisions."""
+    """One account's risk tier, score publication and decisions."""
 
-    __slots__ = ("decisions", "touched", "tracker")
+    __slots__ = ("decisions", "newest", "publisher", "silent", "touched", "tracker")
 
     def __init__(self, engine: DecisionEngine | None, snapshot: Any, touched: datetime) -> None:
-        tier_state, decision_state = snapshot or (None, None)
+        tier_state, decision_state, published, silent, newest = snapshot or (
+            None, None, None, (), float("-inf")
+        )
         self.tracker = RiskTierTracker(tier_state)
         self.decisions = None if engine is None else AccountDecisions(engine, decision_state)
+        self.publisher = ScorePublisher(published)
+        # Recent unpublished primary scores by id (a decision may yet reference one).
+        self.silent: dict[str, RiskScore] = dict(silent)
+        self.newest = newest  # the newest score time seen (epoch s)
         self.touched = touched
 
-    def snapshot(self) -> tuple[object, object]:
+    def snapshot(self) -> tuple[object, ...]:
         decisions = self.decisions
-        return self.tracker.snapshot(), None if decisions is None else decisions.snapshot()
+        return (
+            self.tracker.snapshot(),
+            None if decisions is None else decisions.snapshot(),
+            self.publisher.snapshot(),
+            tuple(self.silent.items()),
+            self.newest,
+        )
 
     def forgettable(self) -> bool:
-        """A low tier with nothing to remember is the default state."""
-        return self.tracker.tier is RiskTier.LOW and (
-            self.decisions is None or self.decisions.forgettable()
+        """A low tier with nothing to remember, and no published score still standing,
+        is the default state."""
+        return (
+            self.tracker.tier is RiskTier.LOW
+            and (self.decisions is None or self.decisions.forgettable())
+            and not self.publisher.live_at(self.newest)
         )
 
 
-ShardSnapshot = tuple[dict[str, bytes], dict[str, tuple[object, object]]]
+ShardSnapshot = tuple[dict[str, bytes], dict[str, tuple[object, ...]]]
 
 
 class AccountShard:
@@ -156,7 +178,7 @@ class AccountShard:
         # Snapshots of accounts no epoch has touched since: reused as they are.
         self._frozen: dict[str, bytes] = {}
         self._touched: set[str] = set()
-        self._risk_frozen: dict[str, tuple[object, object]] = {}
+        self._risk_frozen: dict[str, tuple[object, ...]] = {}
         self._risk_touched: set[str] = set()
         self._dirty: set[str] = set()  # features changed, not yet written
         self._flush_due: datetime | None = None
@@ -265,6 +287,7 @@ class AccountShard:
         assert config.score is not None
         engine = config.decisions
         touched: dict[str, _Risk] = {}
+        published = False
         for item in config.score(feed):
             subject = f"{item.tenant_id}:{item.account_id}"
             risk = touched.get(subject)
@@ -276,23 +299,31 @@ class AccountShard:
                 touched[subject] = risk
                 self._risk_touched.add(subject)
             decisions = risk.decisions
+            decided: list[Any] = []
             if isinstance(item, RiskScore):
-                out.scores.append(item)
+                if item.shadow:
+                    if published:  # a shadow score follows its primary
+                        out.scores.append(item)
+                    continue
+                published = self._publish(risk, item, out)
                 tier_alert = risk.tracker.update(item)
                 if decisions is not None:
-                    out.decided.extend(decisions.observe_score(item))
+                    decided += decisions.observe_score(item)
                 if tier_alert is not None:
                     out.alerts.append(tier_alert)
                     if decisions is not None:
-                        out.decided.extend(decisions.decide(tier_alert))
+                        decided += decisions.decide(tier_alert)
             elif decisions is None:
                 continue
             elif isinstance(item, Alert):
-                out.decided.extend(decisions.decide(item))
+                decided += decisions.decide(item)
             else:
                 if item.contact_allowed is not None:
                     out.decided.append(item)  # consent: recorded in contact_preferences
-                out.decided.extend(decisions.observe_change(item))
+                decided += decisions.observe_change(item)
+            if decided:
+                self._publish_referenced(risk, decided, out)
+                out.decided.extend(decided)
         for subject, risk in touched.items():
             if risk.forgettable():
                 self._forget_risk(subject)
@@ -301,6 +332,27 @@ class AccountShard:
         del self._risk[subject]
         self._risk_frozen.pop(subject, None)
         self._risk_touched.discard(subject)
+
+    def _publish(self, risk: _Risk, score: RiskScore, out: ShardOutputs) -> bool:
+        """Publish ``score`` if it changes something; else keep it, silent, for a while."""
+        policy = self._config.policy
+        risk.newest = max(risk.newest, score.score_time.timestamp())
+        if policy is None or risk.publisher.publish(score, policy):
+            out.scores.append(score)
+            return True
+        silent = risk.silent
+        silent[score.score_id] = score
+        if len(silent) > SILENT_KEPT:
+            del silent[next(iter(silent))]
+        return False
+
+    @staticmethod
+    def _publish_referenced(risk: _Risk, decided: list[Any], out: ShardOutputs) -> None:
+        """A decision judged with a silent score publishes it: every decision's
+        ``score_id`` names a stored score."""
+        for record in decided:
+            if isinstance(record, DecisionRecord) and record.score_id in risk.silent:
+                out.scores.append(risk.silent.pop(record.score_id))
 
     # -- time ------------------------------------------------------------------
 

@@ -58,7 +58,9 @@ def test_scores_tiers_shadow_and_replay(
                             " reasons, expires_at - score_time FROM risk_scores")
     primary = [r for r in scores if not r[2]]
     shadow = [r for r in scores if r[2]]
-    assert len(primary) > 1000 and len(shadow) == len(primary)
+    # Scores on change: a shadow score is published with its primary's, and a primary
+    # also when a decision names it (without its shadow).
+    assert len(primary) > 100 and 0 < len(shadow) <= len(primary)
     assert len({r[1] for r in primary}) == 1 and {r[1] for r in shadow} != {primary[0][1]}
     assert all(0.0 <= r[4] <= 1.0 and len(r[5]) <= 3 for r in scores)
     assert {r[6].days for r in scores} == {settings.score_ttl.days}
