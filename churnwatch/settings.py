@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -364,41 +364,34 @@ class _EnvReader:
             raise ConfigurationError(PREFIX + name, f"must be one of {', '.join(choices)}")
         return value
 
-    def positive_int(self, name: str, default: int) -> int:
+    def _number(
+        self, name: str, convert: Callable[[str], float], what: str, ok: Callable[[float], bool],
+        need: str,
+    ) -> float | None:
+        """The variable as a number, or None if unset; a clear error otherwise."""
         raw = self._environ.get(PREFIX + name)
         if raw is None:
-            return default
+            return None
         try:
-            value = int(raw)
+            value = convert(raw)
         except ValueError:
-            raise ConfigurationError(PREFIX + name, f"{raw!r} is not an integer") from None
-        if value <= 0:
-            raise ConfigurationError(PREFIX + name, f"must be positive, got {value}")
+            raise ConfigurationError(PREFIX + name, f"{raw!r} is not {what}") from None
+        if not ok(value):
+            raise ConfigurationError(PREFIX + name, f"must be {need}, got {value}")
         return value
+
+    def positive_int(self, name: str, default: int) -> int:
+        value = self._number(name, int, "an integer", lambda v: v > 0, "positive")
+        return default if value is None else int(value)
 
     def seconds(self, name: str, default: timedelta) -> timedelta:
-        raw = self._environ.get(PREFIX + name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigurationError(PREFIX + name, f"{raw!r} is not a number of seconds") from None
-        if value <= 0:
-            raise ConfigurationError(PREFIX + name, f"must be positive, got {value}")
-        return timedelta(seconds=value)
+        value = self._number(name, float, "a number of seconds", lambda v: v > 0, "positive")
+        return default if value is None else timedelta(seconds=value)
 
     def fraction(self, name: str, default: float) -> float:
-        raw = self._environ.get(PREFIX + name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigurationError(PREFIX + name, f"{raw!r} is not a number") from None
-        if not 0.0 <= value <= 1.0:
-            raise ConfigurationError(PREFIX + name, f"must be between 0 and 1, got {value}")
-        return value
+        value = self._number(name, float, "a number", lambda v: 0.0 <= v <= 1.0,
+                             "between 0 and 1")
+        return default if value is None else value
 
     def instant(self, name: str, default: datetime) -> datetime:
         raw = self._environ.get(PREFIX + name)
@@ -418,12 +411,8 @@ class _EnvReader:
             return default
         if raw.strip().lower() in ("", "off", "none", "0"):
             return None
-        try:
-            days = float(raw)
-        except ValueError:
-            raise ConfigurationError(PREFIX + name, f"{raw!r} is not a number of days") from None
-        if days <= 0:
-            raise ConfigurationError(PREFIX + name, f"must be positive or 'off', got {days}")
+        days = self._number(name, float, "a number of days", lambda v: v > 0, "positive or 'off'")
+        assert days is not None
         return timedelta(days=days)
 
     def path_or_off(self, name: str, default: Path | None) -> Path | None:
