@@ -12,6 +12,7 @@ import logging
 import math
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from bytewax.dataflow import Dataflow
 
@@ -32,6 +33,7 @@ from scoring.model import load_model
 from scoring.risk import Blend, RiskPolicy
 from sinks.decision_store import PostgresConsentDirectory, register_experiments
 from sinks.kafka import (
+    KafkaMessage,
     KafkaTopicSink,
     KafkaWriter,
     alert_message,
@@ -179,13 +181,22 @@ def production_sinks(
     redis_url = settings.redis_url
     topics = settings.topics
     schema = settings.database_schema
+
+    def kafka(
+        name: str, topic: str, encode: Callable[[Any], KafkaMessage], **kw: Any
+    ) -> WriterSink:
+        """A Kafka topic sink: one producer per worker, an encoder per record kind."""
+        return WriterSink(
+            name, lambda: KafkaTopicSink(KafkaWriter(bootstrap), topic, encode, **kw), metrics
+        )
+
+    def postgres(name: str, sink: Callable[[str, str], Any]) -> WriterSink:
+        """A Postgres sink: one connection per worker, in churnwatch's schema."""
+        return WriterSink(name, lambda: sink(database_url, schema), metrics)
+
     return FlowSinks(
-        dead_letters=WriterSink(
-            "kafka-dead-letters",
-            lambda: KafkaTopicSink(
-                KafkaWriter(bootstrap), topics.dead_letters, dead_letter_message, log_batches=True
-            ),
-            metrics,
+        dead_letters=kafka(
+            "kafka-dead-letters", topics.dead_letters, dead_letter_message, log_batches=True
         ),
         alerts_kafka=WriterSink(
             "kafka-alerts",
@@ -193,19 +204,9 @@ def production_sinks(
             metrics,
             on_written=alert_latency_observer(metrics),
         ),
-        alerts_postgres=WriterSink(
-            "postgres-alerts", lambda: PostgresAlertSink(database_url, schema), metrics
-        ),
-        cancellations=WriterSink(
-            "postgres-cancellations",
-            lambda: PostgresCancellationSink(database_url, schema),
-            metrics,
-        ),
-        late_events=WriterSink(
-            "kafka-late-events",
-            lambda: KafkaTopicSink(KafkaWriter(bootstrap), topics.late, late_event_message),
-            metrics,
-        ),
+        alerts_postgres=postgres("postgres-alerts", PostgresAlertSink),
+        cancellations=postgres("postgres-cancellations", PostgresCancellationSink),
+        late_events=kafka("kafka-late-events", topics.late, late_event_message),
         features=WriterSink(
             "redis-features",
             lambda: RedisFeatureStore.from_url(
@@ -217,27 +218,11 @@ def production_sinks(
             ),
             metrics,
         ),
-        usage_signals=WriterSink(
-            "postgres-usage-signals",
-            lambda: PostgresUsageSignalSink(database_url, schema),
-            metrics,
-        ),
-        risk_scores=WriterSink(
-            "postgres-risk-scores", lambda: PostgresRiskScoreSink(database_url, schema), metrics
-        ),
-        scores_kafka=WriterSink(
-            "kafka-scores",
-            lambda: KafkaTopicSink(KafkaWriter(bootstrap), topics.scores, score_message),
-            metrics,
-        ),
-        decisions=WriterSink(
-            "postgres-decisions", lambda: PostgresDecisionSink(database_url, schema), metrics
-        ),
-        workflows_kafka=WriterSink(
-            "kafka-workflows",
-            lambda: KafkaTopicSink(KafkaWriter(bootstrap), topics.workflows, workflow_message),
-            metrics,
-        ),
+        usage_signals=postgres("postgres-usage-signals", PostgresUsageSignalSink),
+        risk_scores=postgres("postgres-risk-scores", PostgresRiskScoreSink),
+        scores_kafka=kafka("kafka-scores", topics.scores, score_message),
+        decisions=postgres("postgres-decisions", PostgresDecisionSink),
+        workflows_kafka=kafka("kafka-workflows", topics.workflows, workflow_message),
     )
 
 
