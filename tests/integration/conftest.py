@@ -8,6 +8,7 @@ database schema and recovery directory, and drops its schema afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
+from confluent_kafka.admin import AdminClient
 from psycopg import sql
 
 from churnwatch.localstack import LocalStack
@@ -35,13 +38,14 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
 
 @pytest.fixture
 def make_settings(stack_settings: Settings, tmp_path: Path) -> Iterator:
-    """Factory: settings with unique topics, schema and recovery dir for this test."""
-    schemas: list[str] = []
+    """Factory: settings with unique topics, schema, Redis key prefix and recovery dir
+    for this test; afterwards its schemas, Redis keys and topics are removed, so a
+    run against real servers leaves nothing behind."""
+    made: list[Settings] = []
 
     def factory(tag: str = "", **overrides: object) -> Settings:
         suffix = uuid.uuid4().hex[:10]
         name = f"t{tag}{suffix}"
-        schemas.append(f"cw_{name}")
         settings = stack_settings.replace(
             topics=Topics(
                 events=f"{name}.events",
@@ -52,16 +56,38 @@ def make_settings(stack_settings: Settings, tmp_path: Path) -> Iterator:
                 workflows=f"{name}.workflows",
             ),
             database_schema=f"cw_{name}",
+            redis_key_prefix=f"cwt{suffix}",
+            metrics_port=0,  # no ops server, unless a test asks (a fixed port would collide)
             recovery_dir=tmp_path / f"recovery-{name}",
             snapshot_interval=__import__("datetime").timedelta(seconds=1),
         )
-        return settings.replace(**overrides) if overrides else settings
+        settings = settings.replace(**overrides) if overrides else settings
+        made.append(settings)
+        return settings
 
     yield factory
-    assert stack_settings.database_url
-    with psycopg.connect(stack_settings.database_url, autocommit=True) as conn:
-        for schema in schemas:
+    clean_up(stack_settings, made)
+
+
+def clean_up(stack: Settings, made: list[Settings]) -> None:
+    """Drop what the tests' settings named: schemas, Redis keys, topics."""
+    assert stack.database_url and stack.redis_url and stack.kafka_bootstrap
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        for schema in {s.database_schema for s in made}:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    client = redis.Redis.from_url(stack.redis_url)
+    for prefix in {s.redis_key_prefix for s in made}:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    client.close()
+    topics = sorted({t for s in made for t in s.topics.all()})
+    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
+    existing = set(admin.list_topics(timeout=10).topics)
+    doomed = [t for t in topics if t in existing]
+    for future in admin.delete_topics(doomed, operation_timeout=10).values() if doomed else ():
+        with contextlib.suppress(Exception):  # best effort: a broker may refuse deletion
+            future.result(timeout=10)
 
 
 def create_events_topic(settings: Settings) -> None:

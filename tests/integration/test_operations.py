@@ -53,6 +53,10 @@ def test_metrics_health_readiness_and_logs(
             wait_for(lambda: total(samples(port), "churnwatch_ingest_messages_total") == 201,
                      what="all messages counted")
             wait_for(lambda: get(f"http://127.0.0.1:{port}/readyz")[0] == 200, what="ready")
+            # Counted downstream of the input (after the account kernels): wait for them
+            # too, or a slower server (a real PostgreSQL) reads them before they move.
+            wait_for(lambda: total(samples(port), "churnwatch_alerts_total", tier="1") >= 20,
+                     what="tier-1 alerts counted")
             values = samples(port)
             assert total(values, "churnwatch_ingest_rejected_total", reason="not_json") == 1
             assert total(values, "churnwatch_ingest_events_total", tenant="acme",

@@ -1,7 +1,9 @@
-"""Crash recovery: SIGKILL mid-stream, restart, and get exactly the uninterrupted outputs."""
+"""Crash recovery: SIGKILL mid-stream again and again, then the uninterrupted outputs exactly."""
 
 from __future__ import annotations
 
+import os
+import random
 import signal
 import time
 from collections.abc import Callable
@@ -17,6 +19,10 @@ from churnwatch.simulator import produce, simulate
 from tests.integration.conftest import create_events_topic
 from tests.integration.kafka_io import read_all
 from tests.integration.processes import run_churnwatch, start_churnwatch
+
+# kill -9 this many times mid-stream (`make faults`: 20).
+KILLS = int(os.environ.get("FAULT_KILLS", "3"))
+RNG = random.Random(KILLS)
 
 
 def alert_rows(settings: Settings) -> list[str]:
@@ -54,7 +60,7 @@ def drained_count(output: str, name: str) -> int:
 
 
 @pytest.mark.faults
-def test_sigkill_mid_stream_then_restart_matches_uninterrupted_run(
+def test_sigkill_mid_stream_again_and_again_then_restart_matches_uninterrupted_run(
     make_settings: Callable[..., Settings],
 ) -> None:
     # Small input batches and short epochs: many snapshots, so the kill lands mid-stream.
@@ -74,22 +80,28 @@ def test_sigkill_mid_stream_then_restart_matches_uninterrupted_run(
     expected = set(alert_rows(reference))
     assert len(expected) > 50
 
-    proc = start_churnwatch(crashed, "run", "--until-drained")
-    deadline = time.monotonic() + 120
-    # A third of the way in: past several epochs, so there is a snapshot to resume from.
-    while len(alert_rows(crashed)) < len(expected) // 3:
-        assert proc.poll() is None, f"finished before the kill:\n{proc.communicate()[0]}"
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    at_kill = set(alert_rows(crashed))
-    assert 0 < len(at_kill) < len(expected), "the kill must land mid-stream"
+    # KILLS kills at seeded moments: each one once the run has written a further
+    # share of the alerts, so every kill lands mid-stream, after a snapshot.
+    landed = []
+    for kill in range(1, KILLS + 1):
+        proc = start_churnwatch(crashed, "run", "--until-drained")
+        share = kill / (KILLS + 1) + RNG.uniform(-0.2, 0.2) / (KILLS + 1)
+        deadline = time.monotonic() + 180
+        while len(alert_rows(crashed)) < len(expected) * share:
+            assert proc.poll() is None, f"finished before kill {kill}:\n{proc.communicate()[0]}"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        landed.append(len(set(alert_rows(crashed))))
+        assert 0 < landed[-1] < len(expected), "the kill must land mid-stream"
 
     resumed = run_churnwatch(crashed, "run", "--until-drained")
     # It resumed from its snapshot rather than from the start of the topic.
     read_after_restart = drained_count(resumed, "messages")
     assert 0 < read_after_restart < len(simulation.messages)
+    print(f"\n{KILLS} kill -9 at {landed} of {len(expected)} alerts written; the last "
+          f"restart read {read_after_restart} of {len(simulation.messages)} messages")
 
     rows = alert_rows(crashed)
     assert len(rows) == len(set(rows))
