@@ -14,8 +14,13 @@ import pytest
 
 from churnwatch.settings import DEFAULT_POLICY, Settings
 from churnwatch.simulator import produce, simulate
+from decisions.engine import AccountDecisions, DecisionEngine
 from decisions.policy import load_policy, vocabulary_for
+from detectors.tier1 import DEFAULT_TIER1_RULES
+from featurestore.definitions import load_definitions
 from schemas import SCHEMA_DIR
+from schemas.alert import Alert, AlertTier, Severity, alert_id
+from schemas.decision import DecisionRecord, ReasonCode
 from schemas.lifecycle import AccountChange, ChangeKind
 from sinks.decision_store import PostgresConsentDirectory
 from sinks.errors import SinkError
@@ -230,11 +235,28 @@ def test_consent_directory_fails_closed_only_before_its_first_read(
     with pytest.raises(SinkError, match="cannot read contact_preferences"):
         PostgresConsentDirectory(unreachable, decision_schema.database_schema, 30.0).refresh()
 
+    t0 = datetime(2026, 10, 1, tzinfo=UTC)
+    with psycopg.connect(decision_schema.database_url, autocommit=True) as conn:
+        conn.execute(f"SET search_path TO {decision_schema.database_schema}")
+        conn.execute("INSERT INTO contact_preferences (tenant_id, account_id, contact_allowed,"
+                     " updated_at, source) VALUES ('acme', 'a1', false, %s, 'crm')", (t0,))
     clock = [0.0]
     directory = PostgresConsentDirectory(decision_schema.database_url,
                                          decision_schema.database_schema, 30.0,
                                          clock=lambda: clock[0])
-    assert directory.lookup("acme", "a1") is None  # the first read: an empty table
+    assert directory.lookup("acme", "a1") == (False, t0.timestamp())  # the first read
     directory._url = unreachable  # the database goes away
     clock[0] = 31.0
-    assert directory.lookup("acme", "a1") is None  # keeps deciding on what it knows
+    # It keeps deciding on what it knows: the opt-out read before the outage still
+    # stands, and still blocks a contact (an outage must never wipe it).
+    assert directory.lookup("acme", "a2") is None
+    assert directory.lookup("acme", "a1") == (False, t0.timestamp())
+    names = load_definitions().names
+    rules = (rule.rule for rule in DEFAULT_TIER1_RULES.values())
+    policy = load_policy(DEFAULT_POLICY, vocabulary_for(rules, names))
+    decisions = AccountDecisions(DecisionEngine(policy, names, directory.lookup))
+    alert = Alert(alert_id("acme", "a1", "payment_failed", "e9"), "acme", "a1",
+                  AlertTier.EVENT_RULE, "payment_failed", Severity.HIGH, "e9",
+                  "billing.payment_failed", t0 + timedelta(days=1), ("a payment failed",))
+    [record] = [r for r in decisions.decide(alert) if isinstance(r, DecisionRecord)]
+    assert record.reasons[0] is ReasonCode.NOT_ELIGIBLE_DO_NOT_CONTACT, record
