@@ -256,3 +256,13 @@ def test_an_event_whose_handling_raises_is_dead_lettered_and_the_flow_goes_on(
     assert metrics.registry.get_sample_value(
         "churnwatch_ingest_rejected_total", {"reason": "processing_error"}
     ) == 1.0
+
+
+def test_the_future_time_check_reads_the_injected_clock() -> None:
+    # run_flow's clock says NOW (2026-10-02T00:00Z), whatever the wall clock says.
+    ahead = [
+        message(event_bytes(event_id="soon", event_time="2026-10-02T00:59:59Z"), 0),
+        message(event_bytes(event_id="later", event_time="2026-10-02T01:00:01Z"), 1),
+    ]
+    out, _ = run_flow(ahead)
+    assert [(d.offset, d.reason) for d in out["dlq"]] == [(1, RejectReason.FUTURE_TIME)]
