@@ -249,7 +249,6 @@ def build_dataflow(
         flush_interval=config.feature_flush_interval,
         score=None if scoring is None else scoring.score,
         decisions=None if scoring is None else scoring.decisions,
-        score_ttl=timedelta(days=7) if scoring is None else scoring.policy.ttl,
         policy=None if scoring is None else scoring.policy,
     )
 

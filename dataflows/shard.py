@@ -48,7 +48,7 @@ from featurestore.redis_store import FeatureUpdate
 from schemas.alert import Alert, AlertTier
 from schemas.dead_letter import DeadLetter, LateEvent
 from schemas.decision import DecisionOutput, DecisionRecord
-from schemas.event import Event
+from schemas.event import Event, subject_key
 from schemas.lifecycle import AccountChange, Cancellation
 from schemas.score import RiskScore, RiskTier
 from schemas.signal import UsageSignal
@@ -110,7 +110,6 @@ class ShardConfig:
     # Score a batch's requests (one call per model): see dataflows.flow.ScoringStage.
     score: Callable[[list[Any]], list[Any]] | None = None
     decisions: DecisionEngine | None = None
-    score_ttl: timedelta = timedelta(days=7)
     # Which scores are published (scores on change): see scoring.risk.ScorePublisher.
     policy: RiskPolicy | None = None
 
@@ -257,9 +256,7 @@ class AccountShard:
         """Sort one account's outputs by destination, keeping their order."""
         for item in outputs:
             kind = type(item)
-            if kind is FeatureUpdate:  # not produced by process(); for completeness
-                out.features.append(item)
-            elif kind is Alert:
+            if kind is Alert:
                 out.alerts.append(item)
                 # Tier-1 alerts reach the decisions inside the score they made due
                 # (so the decision sees the risk the event caused); usage alerts directly.
@@ -289,7 +286,7 @@ class AccountShard:
         touched: dict[str, _Risk] = {}
         published = False
         for item in config.score(feed):
-            subject = f"{item.tenant_id}:{item.account_id}"
+            subject = subject_key(item.tenant_id, item.account_id)
             risk = touched.get(subject)
             if risk is None:
                 risk = self._risk.get(subject)
@@ -402,7 +399,9 @@ class AccountShard:
         """After this long without news (wall clock), nothing is left to remember:
         the tier has lapsed and every window of the live policy has passed. A
         cancellation or an opt-out is kept longer (REMEMBER_REFUSALS)."""
-        ttl = self._config.score_ttl
+        policy = self._config.policy
+        assert policy is not None  # risk state exists only when scoring
+        ttl = policy.ttl
         decisions, engine = risk.decisions, self._config.decisions
         if decisions is not None and engine is not None:
             ttl = max(ttl, timedelta(seconds=engine.policy.longest_memory_seconds))

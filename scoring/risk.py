@@ -185,17 +185,16 @@ class ScorePublisher:
     def publish(self, score: RiskScore, policy: RiskPolicy) -> bool:
         """True if ``score`` (a primary model's) is to be published; records it if so."""
         last = self.last
+        reasons = _read_reasons(score)
         if (
             last is None
             or score.trigger_alert is not None
             or score.tier != last[0]
             or abs(score.risk - last[1]) >= policy.min_change - 1e-12  # 0.25 - 0.2 < 0.05
-            or _read_reasons(score) != last[2]
+            or reasons != last[2]
             or score.score_time.timestamp() >= last[3] - policy.refresh_before.total_seconds()
         ):
-            self.last = (
-                str(score.tier), score.risk, _read_reasons(score), score.expires_at.timestamp()
-            )
+            self.last = (str(score.tier), score.risk, reasons, score.expires_at.timestamp())
             return True
         return False
 
