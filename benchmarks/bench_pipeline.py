@@ -15,11 +15,21 @@ partitions (both outside the clock), then measures, in this order:
    ``tail=False``) that only reads, ``orjson.loads`` every value and counts.
    It runs as a cluster of ``--processes`` processes (this script in
    ``--floor-worker`` mode) and once more with one process;
-2. **full**: ``churnwatch run --until-drained --processes P`` over the same
+2. **reference** (unless ``--skip-reference``): the practical ceiling, a
+   minimal hand-written confluent-kafka loop doing churnwatch's core job over
+   the same topic (this script in ``--reference-worker`` mode, see
+   :mod:`benchmarks.harness.reference`): ``assign()`` and ``consume()`` batches
+   to partition EOF, churnwatch's own validator with the production limits,
+   dead letters to a DLQ topic, dedupe by ``event_id`` and daily counts per
+   event type per account, one coalesced Redis HSET per touched account every
+   second in one pipeline, tier-1 alerts to an alerts topic. It runs as
+   ``--processes`` processes (partition p to process p % P) and once more with
+   one process, with output topics and a Redis key prefix of its own;
+3. **full**: ``churnwatch run --until-drained --processes P`` over the same
    topic, with its own output topics, schema, Redis key prefix and recovery
    directory. Its ``/metrics`` (one port per process) and the RSS/CPU of its
    processes are sampled every ``--sample-interval`` seconds;
-3. **latency** (unless ``--skip-latency``): ``churnwatch run --processes P``
+4. **latency** (unless ``--skip-latency``): ``churnwatch run --processes P``
    tailing a new topic; once every process answers ``/readyz``, a fresh
    simulation is produced at ``--rate`` events/s for ``--latency-seconds``, and
    the ``churnwatch_alert_latency_seconds{since="ingest"}`` histograms (broker
@@ -29,12 +39,14 @@ partitions (both outside the clock), then measures, in this order:
 
 Throughput figures count input *messages* per second (every message read,
 parsed and validated: valid events plus the ~1 % duplicates and ~0.2 %
-malformed messages of the simulation), the same unit for the floor and the
-full pipeline, so their ratio holds on a noisy machine. "Sustained" is the
-rate between the first and the last observed progress (start-up and shutdown
-excluded); "wall" divides by the whole run, process start to exit included.
-With ``--repeat N`` the floor and full runs alternate N times and the medians
-are reported.
+malformed messages of the simulation), the same unit for the floor, the
+reference and the full pipeline, so their ratios ("full / floor", "full /
+reference", both from the same run) hold on a noisy machine. "Sustained" is
+the rate between the first and the last observed progress (start-up and
+shutdown excluded); "wall" divides by the whole run, process start to exit
+included. With ``--repeat N`` the floor, reference and full runs alternate N
+times and the medians are reported. The targets include "full pipeline /
+hand-written reference >= 50 %" (sustained).
 
 It prints a table, and writes ``result.json`` and ``chart.png`` (throughput
 over the full run; tier-1/tier-2 p99 over the latency phase) to ``--out-dir``.
@@ -54,6 +66,7 @@ from benchmarks.harness import (
     TARGET_TIER1_RATE,
     PipelineOptions,
     floor_worker,
+    reference_worker,
     run_pipeline_benchmark,
 )
 
@@ -72,6 +85,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-seconds", type=float, default=30.0,
                         help="how long the latency phase produces (default 30)")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-reference", action="store_true",
+                        help="no hand-written reference run (and no full/reference ratio)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="floor + full runs; medians are reported when > 1")
     parser.add_argument("--batch-size", type=int, default=5_000,
@@ -91,7 +106,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--addresses", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--topic", default=None, help=argparse.SUPPRESS)
+    # Internal: one process of the reference (see benchmarks.harness.reference); its
+    # settings come from CHURNWATCH_* variables, with --process-id and --processes.
+    parser.add_argument("--reference-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.reference_worker:
+        if args.processes < 1 or not 0 <= (args.process_id or 0) < args.processes:
+            parser.error("--reference-worker needs 0 <= --process-id < --processes")
+        return args
     if args.floor_worker:
         if not (args.bootstrap and args.topic):
             parser.error("--floor-worker needs --bootstrap and --topic")
@@ -110,6 +132,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.reference_worker:
+        import os
+
+        from churnwatch.settings import Settings
+
+        reference_worker(Settings.from_env(os.environ), args.process_id or 0, args.processes)
+        return 0
     if args.floor_worker:
         return floor_worker(args.bootstrap, args.topic, args.batch_size, args.process_id,
                             args.addresses)

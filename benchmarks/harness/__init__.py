@@ -3,9 +3,10 @@
 The scripts (``python -m benchmarks.bench_pipeline``, ``bench_features``,
 ``bench_scoring``) only parse their arguments and call one of:
 
-* :mod:`~benchmarks.harness.pipeline`: the cluster benchmark (floor, full
-  pipeline, alert latency), with :mod:`~benchmarks.harness.floor` (the
-  read-parse-count floor flow), :mod:`~benchmarks.harness.report` (table,
+* :mod:`~benchmarks.harness.pipeline`: the cluster benchmark (floor,
+  reference, full pipeline, alert latency), with :mod:`~benchmarks.harness.floor`
+  (the read-parse-count floor flow), :mod:`~benchmarks.harness.reference` (the
+  hand-written confluent-kafka loop, the ceiling), :mod:`~benchmarks.harness.report` (table,
   result.json, chart.png) and :mod:`~benchmarks.harness.targets`;
 * :mod:`~benchmarks.harness.dataflow_runs`: the in-process dataflow benchmark,
   printed by :mod:`~benchmarks.harness.dataflow_report`;
@@ -75,6 +76,16 @@ from benchmarks.harness.quantiles import (
     share_at_most,
 )
 from benchmarks.harness.redis_memory import feature_hash_figures, feature_memory
+from benchmarks.harness.reference import (
+    REFERENCE_LINE,
+    ReferenceState,
+    count_field,
+    count_key,
+    reference_worker,
+    run_reference,
+    sum_worker_lines,
+    write_counts,
+)
 from benchmarks.harness.report import (
     DEFAULT_OUT_DIR,
     draw_chart,
@@ -99,6 +110,7 @@ from benchmarks.harness.scoring_costs import (
 from benchmarks.harness.targets import (
     TARGET_EVENTS_PER_S,
     TARGET_FLOOR_SHARE,
+    TARGET_REFERENCE_SHARE,
     TARGET_TIER1_P99_S,
     TARGET_TIER1_RATE,
     targets,
@@ -117,8 +129,10 @@ from benchmarks.harness.workload import choose_days, paced_produce, simulate_str
 __all__ = [
     "DEFAULT_OUT_DIR",
     "FLOOR_LINE",
+    "REFERENCE_LINE",
     "TARGET_EVENTS_PER_S",
     "TARGET_FLOOR_SHARE",
+    "TARGET_REFERENCE_SHARE",
     "TARGET_TIER1_P99_S",
     "TARGET_TIER1_RATE",
     "Buckets",
@@ -127,6 +141,7 @@ __all__ = [
     "DataflowOptions",
     "Figures",
     "PipelineOptions",
+    "ReferenceState",
     "bucket_delta",
     "bucket_quantile",
     "checks",
@@ -134,6 +149,8 @@ __all__ = [
     "children_cpu_s",
     "choose_days",
     "churnwatch_argv",
+    "count_field",
+    "count_key",
     "counter_by_label",
     "decision_cost",
     "derive",
@@ -160,6 +177,7 @@ __all__ = [
     "print_summary",
     "print_table",
     "ratio",
+    "reference_worker",
     "replay_rates",
     "reset_own_peak_rss",
     "run_dataflow_benchmark",
@@ -167,6 +185,7 @@ __all__ = [
     "run_full",
     "run_latency",
     "run_pipeline_benchmark",
+    "run_reference",
     "run_scoring_benchmark",
     "runqueue_wait_s",
     "runqueue_waits",
@@ -178,6 +197,7 @@ __all__ = [
     "startup_run",
     "sum_buckets",
     "sum_stages",
+    "sum_worker_lines",
     "sustained_rate",
     "table",
     "tail_text",
@@ -187,5 +207,6 @@ __all__ = [
     "utilisation",
     "wait_until_ready",
     "worker_cpu_seen",
+    "write_counts",
     "write_result",
 ]

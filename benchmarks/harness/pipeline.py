@@ -1,9 +1,10 @@
-"""The cluster benchmark: floor, full pipeline and alert latency on one embedded stack.
+"""The cluster benchmark: floor, reference, full pipeline and alert latency on one stack.
 
 :func:`run_pipeline_benchmark` does what ``python -m benchmarks.bench_pipeline``
-describes: simulate and produce once, then per repeat the floor and the full
-pipeline over the same topic, then the latency phase; it prints progress and
-the table, and writes ``result.json`` and ``chart.png``.
+describes: simulate and produce once, then per repeat the floor, the
+hand-written reference and the full pipeline over the same topic, then the
+latency phase; it prints progress and the table, and writes ``result.json`` and
+``chart.png``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from benchmarks.harness.processes import (
 from benchmarks.harness.prometheus import scrape, sum_buckets, sum_stages
 from benchmarks.harness.quantiles import bucket_quantile, median_of, share_at_most
 from benchmarks.harness.redis_memory import feature_memory
+from benchmarks.harness.reference import run_reference
 from benchmarks.harness.report import (
     draw_chart,
     environment,
@@ -73,6 +75,7 @@ class PipelineOptions:
     rate: int
     latency_seconds: float
     skip_latency: bool
+    skip_reference: bool
     repeat: int
     batch_size: int
     sample_interval: float
@@ -158,6 +161,14 @@ def run_full(children: ChildProcesses, base: Settings, options: PipelineOptions,
         "samples": len(samples),
         "timeline": timelines.throughput_timeline(samples),
     }
+
+
+def _run_reference(children: ChildProcesses, base: Settings, options: PipelineOptions,
+                   state_dir: Path, events_topic: str, processes: int, tag: str) -> Figures:
+    """The hand-written reference over ``events_topic``, with outputs of its own."""
+    settings = isolated_settings(base, tag, state_dir, batch_size=options.batch_size,
+                                 events_topic=events_topic, topic_partitions=options.partitions)
+    return run_reference(children, settings, processes, state_dir / "logs", tag, options.env)
 
 
 def _messages_read(ports: list[int]) -> float:
@@ -290,6 +301,8 @@ def _measure(report: Figures, children: ChildProcesses, options: PipelineOptions
                               "events_topic": events_topic}
         floors: list[Figures] = []
         floors_1: list[Figures] = []
+        references: list[Figures] = []
+        references_1: list[Figures] = []
         fulls: list[Figures] = []
         logs = state_dir / "logs"
         for r in range(options.repeat):
@@ -306,6 +319,18 @@ def _measure(report: Figures, children: ChildProcesses, options: PipelineOptions
                 _progress(f"[{r + 1}/{options.repeat}] floor, 1 process: "
                           f"{floor1['wall_s']:.1f}s wall, "
                           f"{number(floor1['events_per_s_sustained'])}/s sustained")
+            if not options.skip_reference:
+                # P processes, then one (as the floor), when P > 1.
+                sizes = (options.processes, 1) if options.processes > 1 else (1,)
+                for processes, runs in zip(sizes, (references, references_1), strict=False):
+                    reference = _run_reference(children, base, options, state_dir,
+                                               events_topic, processes, f"ref{processes}_{r}")
+                    runs.append(reference)
+                    label = "1 process" if processes == 1 else f"{processes} process(es)"
+                    _progress(f"[{r + 1}/{options.repeat}] reference, {label}: "
+                              f"{reference['messages']:,} messages, "
+                              f"{reference['wall_s']:.1f}s wall, "
+                              f"{number(reference['events_per_s_sustained'])}/s sustained")
             full = run_full(children, base, options, state_dir, events_topic, produced,
                             servers, f"full{r}")
             fulls.append(full)
@@ -315,6 +340,11 @@ def _measure(report: Figures, children: ChildProcesses, options: PipelineOptions
         report["floor_runs"], report["floor"] = floors, median_of(floors)
         if floors_1:
             report["floor_1_runs"], report["floor_1"] = floors_1, median_of(floors_1)
+        if references:
+            report["reference_runs"], report["reference"] = references, median_of(references)
+        if references_1:
+            report["reference_1_runs"] = references_1
+            report["reference_1"] = median_of(references_1)
         report["full_runs"] = fulls
         report["full"] = median_of([{k: v for k, v in f.items() if k != "timeline"}
                                     for f in fulls])
@@ -351,7 +381,7 @@ def run_pipeline_benchmark(options: PipelineOptions) -> int:
             shutil.rmtree(state_dir, ignore_errors=True)
 
     report["targets"] = targets(report["full"], report["floor"], report.get("latency"),
-                                options.rate)
+                                options.rate, report.get("reference"))
     print()
     print_table(table(report))
     result_path, chart_path = out_dir / "result.json", out_dir / "chart.png"

@@ -77,6 +77,16 @@ def table(report: Figures) -> list[tuple[str, str]]:
         rows.append(("  floor, 1 process: sustained / wall",
                      f"{number(floor1['events_per_s_sustained'])} / "
                      f"{number(floor1['events_per_s_wall'])}"))
+    reference, reference1 = report.get("reference"), report.get("reference_1")
+    if reference is not None:
+        rows.append((f"  reference (hand-written loop), {int(reference['processes'])} "
+                     f"process(es): sustained / wall",
+                     f"{number(reference['events_per_s_sustained'])} / "
+                     f"{number(reference['events_per_s_wall'])}"))
+    if reference1 is not None:
+        rows.append(("  reference (hand-written loop), 1 process: sustained / wall",
+                     f"{number(reference1['events_per_s_sustained'])} / "
+                     f"{number(reference1['events_per_s_wall'])}"))
     sustained_share = ratio(full["events_per_s_sustained"], floor["events_per_s_sustained"])
     wall_share = ratio(full["events_per_s_wall"], floor["events_per_s_wall"])
     rows += [
@@ -85,6 +95,10 @@ def table(report: Figures) -> list[tuple[str, str]]:
         ("  full run: wall / busy", f"{full['wall_s']:.1f} s / {full['busy_s']:.1f} s"),
         ("  full / floor: sustained / wall",
          f"{number(sustained_share, '{:.0%}')} / {number(wall_share, '{:.0%}')}"),
+    ]
+    if reference is not None:
+        rows += _reference_rows(full, reference)
+    rows += [
         ("  drained: messages == produced",
          f"{'yes' if full['messages_match_produced'] else 'NO'} "
          f"({number(full.get('messages'))})"),
@@ -116,6 +130,30 @@ def table(report: Figures) -> list[tuple[str, str]]:
     rows.append(("targets", ""))
     rows += [_target_row(row) for row in report["targets"]]
     return rows
+
+
+def _reference_rows(full: Figures, reference: Figures) -> list[tuple[str, str]]:
+    """The full pipeline as a share of the reference, and whether both counted alike."""
+    sustained = ratio(full["events_per_s_sustained"], reference["events_per_s_sustained"])
+    wall = ratio(full["events_per_s_wall"], reference["events_per_s_wall"])
+    # The same job over the same messages: the counts that do not depend on the
+    # engine should agree (the reference's dedupe window is days, not 24 h).
+    pairs = [("messages", "messages"), ("valid", "events"), ("duplicates", "duplicates"),
+             ("dead_letters", "dead_letters")]
+    ours = [int(reference.get(a) or 0) for a, _ in pairs]
+    theirs = [int(full.get(b) or 0) for _, b in pairs]
+    shown = " / ".join(f"{n:,}" for n in ours)
+    agreement = (f"yes ({shown})" if ours == theirs
+                 else f"NO: reference {shown}, full {' / '.join(f'{n:,}' for n in theirs)}")
+    return [
+        ("  full / reference: sustained / wall",
+         f"{number(sustained, '{:.0%}')} / {number(wall, '{:.0%}')}"),
+        ("  reference == full: messages / valid / duplicates / DLQ", agreement),
+        ("  reference: tier-1 alerts / Redis hashes written",
+         f"{int(reference.get('alerts') or 0):,} / "
+         f"{int(reference.get('hashes_written') or 0):,} "
+         f"(flushed every {reference['flush_interval_s']:g} s)"),
+    ]
 
 
 def _latency_rows(latency: Figures) -> list[tuple[str, str]]:
@@ -218,6 +256,11 @@ def draw_chart(report: Figures, path: Path) -> None:
     if floor1 and floor1.get("events_per_s_sustained"):
         top.axhline(floor1["events_per_s_sustained"], color="grey", linestyle=":",
                     label="floor, 1 process, sustained")
+    reference = report.get("reference")
+    if reference and reference.get("events_per_s_sustained"):
+        top.axhline(reference["events_per_s_sustained"], color="tab:green", linestyle="--",
+                    label=f"hand-written reference, {int(reference['processes'])} "
+                          f"process(es), sustained")
     top.axhline(TARGET_EVENTS_PER_S, color="red", linewidth=0.8, label="target 50,000/s")
     top.set_title(f"throughput, {report['workload']['produced']:,} messages, "
                   f"{processes} process(es)")
