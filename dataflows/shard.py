@@ -33,6 +33,7 @@ touched; the others keep the bytes of their last snapshot.
 
 from __future__ import annotations
 
+import pickle
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -124,10 +125,17 @@ class _Risk:
 
     __slots__ = ("decisions", "newest", "publisher", "silent", "touched", "tracker")
 
-    def __init__(self, engine: DecisionEngine | None, snapshot: Any, touched: datetime) -> None:
-        tier_state, decision_state, published, silent, newest = snapshot or (
-            None, None, None, (), float("-inf")
-        )
+    def __init__(
+        self, engine: DecisionEngine | None, snapshot: bytes | tuple[object, ...] | None,
+        touched: datetime,
+    ) -> None:
+        state: Any = snapshot
+        if snapshot is None:
+            state = (None, None, None, (), float("-inf"))
+        elif isinstance(snapshot, bytes):
+            state = pickle.loads(snapshot)
+        # else: a tuple, as snapshots held it before they were pickled per account
+        tier_state, decision_state, published, silent, newest = state
         self.tracker = RiskTierTracker(tier_state)
         self.decisions = None if engine is None else AccountDecisions(engine, decision_state)
         self.publisher = ScorePublisher(published)
@@ -136,15 +144,19 @@ class _Risk:
         self.newest = newest  # the newest score time seen (epoch s)
         self.touched = touched
 
-    def snapshot(self) -> tuple[object, ...]:
+    def snapshot(self) -> bytes:
+        """Pickled once, here: the shard's snapshot then carries bytes, which Bytewax
+        re-pickles at almost no cost every epoch (objects, such as the scores kept,
+        cost a ``dataclasses.fields`` walk each, every epoch, touched or not)."""
         decisions = self.decisions
-        return (
+        state = (
             self.tracker.snapshot(),
             None if decisions is None else decisions.snapshot(),
             self.publisher.snapshot(),
             tuple(self.silent.items()),
             self.newest,
         )
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
     def forgettable(self) -> bool:
         """A low tier with nothing to remember, and no published score still standing,
@@ -156,7 +168,9 @@ class _Risk:
         )
 
 
-ShardSnapshot = tuple[dict[str, bytes], dict[str, tuple[object, ...]]]
+# (account processors' snapshots, risk states' snapshots), each pickled once per epoch
+# that touched the account.
+ShardSnapshot = tuple[dict[str, bytes], dict[str, Any]]
 
 
 class AccountShard:
@@ -177,7 +191,7 @@ class AccountShard:
         # Snapshots of accounts no epoch has touched since: reused as they are.
         self._frozen: dict[str, bytes] = {}
         self._touched: set[str] = set()
-        self._risk_frozen: dict[str, tuple[object, ...]] = {}
+        self._risk_frozen: dict[str, bytes] = {}
         self._risk_touched: set[str] = set()
         self._dirty: set[str] = set()  # features changed, not yet written
         self._flush_due: datetime | None = None
