@@ -2,25 +2,34 @@
 
 Runs once per input batch: the clock is read once per batch, counters move
 once per batch, and each message costs one ``orjson.loads`` plus validation.
+The Kafka source hands over whole polls (:class:`~dataflows.kafka_input.MessageBatch`);
+the JSONL file source and tests hand over messages one by one.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 
 from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 
+from dataflows.kafka_input import MessageBatch
 from dataflows.metrics import PipelineMetrics, event_type_label
 from dataflows.shard import shard_key, shard_of
 from detectors.inactivity import ActivityBatch, summarize_activity
 from schemas.dead_letter import DeadLetter
 from schemas.event import Event, EventLimits, Rejection, RejectReason, parse_event
 
-RawMessage = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | None, bytes | None]
+# What the input gives the parse step: the Kafka source's batches, or messages one by
+# one (the JSONL file source, tests).
+InputItem = (
+    MessageBatch
+    | KafkaSourceMessage[bytes | None, bytes | None]
+    | KafkaError[bytes | None, bytes | None]
+)
 
 
 class MessageParser:
@@ -54,7 +63,7 @@ class MessageParser:
         self._seconds = metrics.stage_seconds.labels(stage="parse-events")
 
     def parse_batch(
-        self, messages: Sequence[RawMessage]
+        self, messages: Sequence[InputItem]
     ) -> list[tuple[str, list[Event]] | DeadLetter | ActivityBatch]:
         started = time.perf_counter()
         now = self._clock()
@@ -65,33 +74,27 @@ class MessageParser:
         shards = self._shards
         rejected: Tally[str] = Tally()
         kinds: Tally[tuple[str, str]] = Tally()
-        for item in messages:
-            if isinstance(item, KafkaError):
-                msg = item.msg
-                result: Event | Rejection = Rejection(
-                    RejectReason.CONSUMER_ERROR, str(item.err.str())
+        read = 0
+        for value, key, topic, partition, offset, timestamp, error in _raw(messages):
+            if error is None:
+                result: Event | Rejection = parse_event(
+                    value, now, limits, partition=partition, offset=offset,
+                    ingested_at=_broker_time(timestamp),
                 )
             else:
-                msg = item
-                result = parse_event(
-                    msg.value,
-                    now,
-                    limits,
-                    partition=msg.partition,
-                    offset=msg.offset,
-                    ingested_at=_broker_time(msg.timestamp),
-                )
+                result = Rejection(RejectReason.CONSUMER_ERROR, error)
+            read += 1
             if isinstance(result, Rejection):
                 rejected[result.reason] += 1
                 out.append(
                     DeadLetter(
                         reason=result.reason,
                         detail=result.detail,
-                        topic=msg.topic or "",
-                        partition=msg.partition if msg.partition is not None else -1,
-                        offset=msg.offset if msg.offset is not None else -1,
-                        key=msg.key,
-                        value=msg.value,
+                        topic=topic or "",
+                        partition=partition if partition is not None else -1,
+                        offset=offset if offset is not None else -1,
+                        key=key,
+                        value=value,
                     )
                 )
             else:
@@ -103,7 +106,7 @@ class MessageParser:
             summary = summarize_activity(partition, events, self._is_activity, self._idle_after)
             if summary is not None:
                 out.append(summary)
-        self._metrics.messages.inc(len(messages))
+        self._metrics.messages.inc(read)
         for reason, count in rejected.items():
             self._metrics.rejected.labels(reason=str(reason)).inc(count)
         tenant_label = self._metrics.tenant_label
@@ -113,6 +116,29 @@ class MessageParser:
             ).inc(count)
         self._seconds.observe(time.perf_counter() - started)
         return out
+
+
+# One message's fields: value, key, topic, partition, offset, (timestamp type, ms), and
+# the consumer's error text (None: a message to parse).
+_Fields = tuple[bytes | None, bytes | None, str | None, int | None, int | None,
+                tuple[int, int] | None, str | None]
+
+
+def _raw(items: Iterable[InputItem]) -> Iterator[_Fields]:
+    """Every message of the input items, whatever their form, field by field."""
+    for item in items:
+        if isinstance(item, MessageBatch):
+            for msg in item.messages:
+                error = msg.error()
+                yield (msg.value(), msg.key(), msg.topic(), msg.partition(), msg.offset(),
+                       msg.timestamp(), None if error is None else str(error.str()))
+        elif isinstance(item, KafkaError):
+            failed = item.msg
+            yield (failed.value, failed.key, failed.topic, failed.partition, failed.offset,
+                   failed.timestamp, str(item.err.str()))
+        else:
+            yield (item.value, item.key, item.topic, item.partition, item.offset,
+                   item.timestamp, None)
 
 
 def _broker_time(timestamp: tuple[int, int] | None) -> float:

@@ -6,6 +6,7 @@ SQLite partitions; after a crash, a restart resumes from the last snapshot.
 
 from __future__ import annotations
 
+import gc
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +35,24 @@ class RecoveryLayoutError(ChurnwatchError):
 
 
 SHARDS_FILE = "churnwatch-shards"
+
+# Allocations between two young-generation collections (CPython's default: 700).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_garbage_collector() -> None:
+    """Collect cycles less often, and never look at what start-up loaded again.
+
+    The data plane allocates a few objects per event and keeps long-lived state
+    (dedupe ids, buckets) per account; with CPython's default thresholds the
+    collector ran every 700 allocations and re-scanned that state, 6 % of the
+    workers' CPU in a profile of the full pipeline. Reference counting frees
+    almost all of it anyway: the state holds no reference cycles.
+    """
+    gc.collect()
+    gc.freeze()  # code, models, policy: loaded once, never garbage
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def recovery_config(
@@ -78,6 +97,7 @@ def run_dataflow(
     ``epoch_interval``: how often state and input offsets are snapshot;
     ``recovery_dir`` ``None``: no recovery.
     """
+    tune_garbage_collector()
     cli_main(
         flow,
         workers_per_process=workers_per_process,

@@ -40,7 +40,6 @@ def floor_worker(bootstrap: str, topic: str, batch_size: int, process_id: int | 
     """
     # Imported here, so that the parent (and --help) never loads Bytewax.
     from bytewax import operators as op
-    from bytewax.connectors.kafka import KafkaError
     from bytewax.dataflow import Dataflow
     from bytewax.run import cli_main
 
@@ -52,17 +51,19 @@ def floor_worker(bootstrap: str, topic: str, batch_size: int, process_id: int | 
     def parse(batch: list[Any]) -> list[int]:
         if not span["first"]:
             span["first"] = time.time()
-        parsed = errors = 0
-        for item in batch:
-            if isinstance(item, KafkaError):
-                errors += 1
-                continue
-            try:
-                orjson.loads(item.value)
-                parsed += 1
-            except (orjson.JSONDecodeError, TypeError):
-                errors += 1
-        counts["messages"] += len(batch)
+        parsed = errors = read = 0
+        for item in batch:  # one MessageBatch per poll
+            for message in item.messages:
+                read += 1
+                if message.error() is not None:
+                    errors += 1
+                    continue
+                try:
+                    orjson.loads(message.value())
+                    parsed += 1
+                except (orjson.JSONDecodeError, TypeError):
+                    errors += 1
+        counts["messages"] += read
         counts["parsed"] += parsed
         counts["errors"] += errors
         span["last"] = time.time()
