@@ -84,11 +84,10 @@ def score_batch(
     version = model.model_version
     feature_version = model.metadata.feature_version
     out = []
-    for request, ml_risk, row in zip(requests, ml_risks, contributions, strict=True):
-        ml = float(ml_risk)
+    all_reasons = model.top_reasons_batch(contributions, 3)
+    for request, ml, reasons in zip(requests, ml_risks.tolist(), all_reasons, strict=True):
         risk = policy.blended(request.rule_risk, ml) if not shadow else ml
         when = datetime.fromtimestamp(request.as_of, UTC)
-        reasons = model.top_reasons(row, 3)
         decisive = request.rule_risk > 0.0 and request.rule_risk >= ml
         if decisive and policy.blend is not Blend.ML and not shadow:
             reasons = ("a decisive event (payment failed, cancel intent, downgrade)", *reasons)[:3]

@@ -231,6 +231,20 @@ def test_reason_direction_follows_the_value_against_the_training_mean(tmp_path: 
     )
 
 
+@pytest.mark.parametrize("k", [0, 1, 3, 4])
+def test_batch_reasons_equal_the_reasons_of_each_row(tmp_path: Path, k: int) -> None:
+    """Ties keep definition order, zero and negative contributions are no reason."""
+    model = reasons_model(tmp_path, (2.0, -1.0, 0.5, 0.0))
+    rng = np.random.default_rng(k)
+    x = rng.choice([-2.0, -0.5, 0.0, 1.0, 2.0], size=(300, 4)).astype(np.float32)
+    _, contributions = model.score(x)
+    batch = model.top_reasons_batch(contributions, k)
+    assert batch == [model.top_reasons(row, k) for row in contributions]
+    assert {len(reasons) for reasons in batch} == set(range(min(k, 3) + 1))  # d never counts
+    with pytest.raises(ValueError, match="rows of 4"):
+        model.top_reasons_batch(contributions[:, :3], k)
+
+
 # --- the runtime stays light -------------------------------------------------------------
 
 
