@@ -102,6 +102,7 @@ class Settings:
     feature_ttl: timedelta = timedelta(days=40)
     feature_flush_interval: timedelta = timedelta(seconds=5)
     tier1_rules: Mapping[str, Tier1Rule] = field(default_factory=lambda: DEFAULT_TIER1_RULES)
+    tier1_fast_lane: bool = True  # tier-1 alerts to Kafka from the input (dataflows.fast_lane)
     usage_rules: UsageRules = field(default_factory=UsageRules)
     # Scoring
     model_dir: Path | None = DEFAULT_MODEL_DIR  # None: no scoring
@@ -182,6 +183,9 @@ class Settings:
                 "FEATURE_FLUSH_SECONDS", defaults.feature_flush_interval
             ),
             tier1_rules=reader.tier1_rules("TIER1_RULES", defaults.tier1_rules),
+            tier1_fast_lane=reader.choice(
+                "TIER1_FAST_LANE", "on" if defaults.tier1_fast_lane else "off", ("on", "off")
+            ) == "on",
             usage_rules=reader.usage_rules("USAGE_RULES", defaults.usage_rules),
             model_dir=reader.path_or_off("MODEL_DIR", defaults.model_dir),
             shadow_model_dir=reader.optional_path("SHADOW_MODEL_DIR"),
@@ -248,6 +252,7 @@ class Settings:
                     for event_type, r in self.tier1_rules.items()
                 }
             ).decode(),
+            "TIER1_FAST_LANE": "on" if self.tier1_fast_lane else "off",
             "INPUT_BATCH_SIZE": str(self.input_batch_size),
             "SHARDS": str(self.shards),
             "RECOVERY_DIR": str(self.recovery_dir) if self.recovery_dir else "off",
@@ -317,6 +322,8 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}CONSENT_REFRESH_SECONDS": "how often the consent directory re-reads Postgres"
     " contact_preferences (30)",
     f"{PREFIX}TIER1_RULES": 'JSON object event_type -> {"rule": ..., "severity": ...}',
+    f"{PREFIX}TIER1_FAST_LANE": "on: tier-1 alerts reach Kafka from the input partitions,"
+    " before scoring and the other outputs; off: with the other alerts (on)",
     f"{PREFIX}INPUT_BATCH_SIZE": "messages read per Kafka partition per batch (5000)",
     f"{PREFIX}SHARDS": "accounts are grouped in this many shards, the unit of state, snapshots"
     " and parallelism; fixed for the life of a recovery directory (64)",

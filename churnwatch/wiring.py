@@ -19,6 +19,7 @@ from bytewax.dataflow import Dataflow
 from accounts.config import AccountConfig, ScoringConfig
 from churnwatch.errors import ConfigurationError
 from churnwatch.settings import Settings
+from dataflows.fast_lane import Tier1Lane
 from dataflows.flow import FlowConfig, FlowSinks, ScoringStage, build_dataflow
 from dataflows.kafka_input import EventsSource
 from dataflows.metrics import PipelineMetrics
@@ -223,6 +224,12 @@ def production_sinks(
         scores_kafka=kafka("kafka-scores", topics.scores, score_message),
         decisions=postgres("postgres-decisions", PostgresDecisionSink),
         workflows_kafka=kafka("kafka-workflows", topics.workflows, workflow_message),
+        fast_lane=(
+            (lambda: Tier1Lane(KafkaWriter(bootstrap), topics.alerts, settings.tier1_rules,
+                               metrics))
+            if settings.tier1_fast_lane
+            else None
+        ),
     )
 
 

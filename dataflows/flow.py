@@ -6,7 +6,8 @@ ids nest, e.g. ``process-accounts.process-account``), each wiring engine-free
 kernels (``accounts``, ``detectors``, ``scoring``, ``decisions``) through the
 adapters of :mod:`dataflows.logic` into operators::
 
-    kafka-in → parse-messages ─┬─► dead-letters-out (Kafka DLQ)
+    kafka-in (parse; tier-1 fast lane ──► churn.alerts)
+      → parse-messages ────────┬─► dead-letters-out (Kafka DLQ)
                                ├─► track-inactivity (one tracker per input partition) ─┐
                                ▼                                                       │
                          process-accounts (dedupe, tier 1, lateness, features,         │
@@ -21,7 +22,12 @@ adapters of :mod:`dataflows.logic` into operators::
                                    decisions) ──► write-decisions (risk_scores,
                                    churn.scores, decisions + triggers + ledger,
                                    churn.workflow-triggers); tier rises → alerts
-    alerts of every tier + usage signals ──► write-alerts-and-signals (Kafka, Postgres)
+    alerts of every tier + usage signals ──► write-alerts-and-signals (Kafka, Postgres;
+                                             tier 1 to Kafka by the fast lane, if on)
+
+The input partitions parse what they read (:class:`~dataflows.parse.ParsingSource`),
+so the tier-1 fast lane (:mod:`dataflows.fast_lane`) sends a decisive event's
+alert to Kafka before the batch moves on.
 """
 
 from __future__ import annotations
@@ -34,16 +40,17 @@ from typing import Any, cast
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream, operator
-from bytewax.inputs import Source
+from bytewax.inputs import FixedPartitionedSource
 from bytewax.operators import KeyedStream
 from bytewax.outputs import Sink
 
 from accounts.config import AccountConfig
 from accounts.debounce import ScoreRequest
+from dataflows.fast_lane import Tier1Lane
 from dataflows.logic import InactivityLogic, ShardLogic
 from dataflows.metrics import PipelineMetrics
 from dataflows.outputs import utc_now
-from dataflows.parse import MessageParser
+from dataflows.parse import MessageParser, Parsed, ParsingSource
 from dataflows.shard import (
     AccountShard,
     ShardConfig,
@@ -56,7 +63,7 @@ from decisions.engine import DecisionEngine
 from detectors.inactivity import ActivityBatch, InactivityTracker, TrackerSnapshot
 from detectors.usage import InactivityRule
 from featurestore.redis_store import FeatureUpdate
-from schemas.alert import Alert
+from schemas.alert import Alert, AlertTier
 from schemas.clock import DAY
 from schemas.dead_letter import DeadLetter, LateEvent
 from schemas.event import Event, EventLimits, subject_key
@@ -86,6 +93,9 @@ class FlowSinks:
     # Decisions, triggers, signals, assignments, consent (Postgres, one transaction per batch)
     decisions: Sink[Any] | None = None
     workflows_kafka: Sink[Any] | None = None  # churn.workflow-triggers
+    # The tier-1 fast lane (one per worker): tier-1 alerts reach Kafka from the input
+    # partitions; alerts_kafka then takes the other tiers only.
+    fast_lane: Callable[[], Tier1Lane] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,12 +165,10 @@ class ParsedMessages:
 
 
 @operator
-def parse_messages(
-    step_id: str, messages: Stream[Any], parser: MessageParser
-) -> ParsedMessages:
-    """Kafka messages to the valid events of each shard, dead letters and per-partition
-    activity summaries: one Python call per input batch, one item per shard it touches."""
-    parsed = op.flat_map_batch("parse-events", messages, parser.parse_batch)
+def parse_messages(step_id: str, parsed: Stream[Parsed]) -> ParsedMessages:
+    """The parsed input (parsed in the input partitions, one item per shard a batch
+    touches) split into the valid events of each shard, dead letters and per-partition
+    activity summaries."""
     activity, parsed = _split("split-activity", parsed, ActivityBatch)
     split = op.branch("split-dead-letters", parsed, _is_shard_events)
     # what is neither an activity summary nor a shard's events is a dead letter
@@ -228,7 +236,7 @@ def route_outputs(step_id: str, bundles: Stream[ShardOutputs]) -> RoutedOutputs:
 
 
 def build_dataflow(
-    source: Source[Any],
+    source: FixedPartitionedSource[Any, Any],
     sinks: FlowSinks,
     config: FlowConfig,
     metrics: PipelineMetrics,
@@ -268,8 +276,8 @@ def build_dataflow(
 
     shards = config.shards
     flow = Dataflow(flow_id)
-    messages = op.input("kafka-in", flow, source)
-    parsed = parse_messages("parse-messages", messages, parser)
+    parsed_input = op.input("kafka-in", flow, ParsingSource(source, parser, sinks.fast_lane))
+    parsed = parse_messages("parse-messages", parsed_input)
     idle_signals = track_inactivity("track-inactivity", parsed.activity, build_tracker)
     idle_alerts = op.map("inactivity-alerts", idle_signals, _to_alert)
     shard_inputs: KeyedStream[Any] = parsed.events
@@ -303,7 +311,10 @@ def build_dataflow(
             metrics,
             decide=scoring.decisions is not None,
         )
-    write_alerts_and_signals("write-alerts-and-signals", alerts, signals, sinks, metrics)
+    write_alerts_and_signals(
+        "write-alerts-and-signals", alerts, signals, sinks, metrics,
+        fast_lane=sinks.fast_lane is not None,
+    )
     return flow
 
 
@@ -347,8 +358,11 @@ def write_alerts_and_signals(
     signals: Stream[UsageSignal],
     sinks: FlowSinks,
     metrics: PipelineMetrics,
+    *,
+    fast_lane: bool = False,
 ) -> None:
-    """Alerts of every tier to Kafka and Postgres; usage signals to Postgres; both counted."""
+    """Alerts of every tier to Kafka and Postgres; usage signals to Postgres; both counted.
+    With the ``fast_lane``, tier-1 alerts reached Kafka from the input already."""
     op.inspect("count-alerts", alerts, lambda _step, alert: _count_alert(metrics, alert))
     op.inspect(
         "count-signals",
@@ -356,7 +370,8 @@ def write_alerts_and_signals(
         lambda _s, signal: metrics.usage_signals.labels(signal_type=str(signal.signal_type)).inc(),
     )
     op.output("usage-signals-postgres-out", signals, sinks.usage_signals)
-    op.output("alerts-kafka-out", alerts, sinks.alerts_kafka)
+    to_kafka = op.filter("not-fast-lane", alerts, _not_tier1) if fast_lane else alerts
+    op.output("alerts-kafka-out", to_kafka, sinks.alerts_kafka)
     op.output("alerts-postgres-out", alerts, sinks.alerts_postgres)
 
 
@@ -364,6 +379,10 @@ def _split(step_id: str, stream: Stream[Any], kind: type) -> tuple[Stream[Any], 
     """(items of ``kind``, everything else)."""
     out = op.branch(step_id, stream, lambda item: isinstance(item, kind))
     return out.trues, out.falses
+
+
+def _not_tier1(alert: Alert) -> bool:
+    return alert.tier is not AlertTier.EVENT_RULE
 
 
 def _count_alert(metrics: PipelineMetrics, alert: Alert) -> None:

@@ -157,22 +157,28 @@ def alert_latency_observer(
     def observe(alerts: list[Alert]) -> None:
         now = clock()
         for alert in alerts:
-            tier = str(int(alert.tier))
-            if alert.ingested_at:
-                metrics.alert_latency.labels(tier=tier, since="ingest").observe(
-                    max(0.0, now - alert.ingested_at)
-                )
-            metrics.alert_latency.labels(tier=tier, since="event").observe(
-                max(0.0, now - alert.event_time.timestamp())
-            )
-            log.info(
-                "alert emitted",
-                extra={
-                    "alert_id": alert.alert_id,
-                    "event_id": alert.trigger_event_id,
-                    "tier": int(alert.tier),
-                    "rule": alert.rule,
-                },
-            )
+            alert_emitted(metrics, alert, now)
 
     return observe
+
+
+def alert_emitted(metrics: PipelineMetrics, alert: Alert, emitted_at: float) -> None:
+    """An alert the broker acknowledged at ``emitted_at`` (epoch s): its latency since
+    ingest and since its event time, and a log line with its ids."""
+    tier = str(int(alert.tier))
+    if alert.ingested_at:
+        metrics.alert_latency.labels(tier=tier, since="ingest").observe(
+            max(0.0, emitted_at - alert.ingested_at)
+        )
+    metrics.alert_latency.labels(tier=tier, since="event").observe(
+        max(0.0, emitted_at - alert.event_time.timestamp())
+    )
+    log.info(
+        "alert emitted",
+        extra={
+            "alert_id": alert.alert_id,
+            "event_id": alert.trigger_event_id,
+            "tier": int(alert.tier),
+            "rule": alert.rule,
+        },
+    )

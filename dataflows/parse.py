@@ -1,9 +1,15 @@
 """The edge of the dataflow: Kafka messages in, events or dead letters out.
 
-Runs once per input batch: the clock is read once per batch, counters move
-once per batch, and each message costs one ``orjson.loads`` plus validation.
-The Kafka source hands over whole polls (:class:`~dataflows.kafka_input.MessageBatch`);
-the JSONL file source and tests hand over messages one by one.
+:class:`MessageParser` runs once per input batch: the clock is read once per
+batch, counters move once per batch, and each message costs one
+``orjson.loads`` plus validation. The Kafka source hands over whole polls
+(:class:`~dataflows.kafka_input.MessageBatch`); the JSONL file source and
+tests hand over messages one by one.
+
+:class:`ParsingSource` parses inside the input partition, where the messages
+are read, so that the tier-1 fast lane (:mod:`dataflows.fast_lane`) sends a
+decisive event's alert before anything else happens to the batch, and ties
+the lane's confirmation to the partition's snapshot.
 """
 
 from __future__ import annotations
@@ -12,10 +18,13 @@ import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
 from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 
+from dataflows.fast_lane import Tier1Lane
 from dataflows.kafka_input import MessageBatch
 from dataflows.metrics import PipelineMetrics, event_type_label
 from dataflows.shard import shard_key, shard_of
@@ -62,13 +71,11 @@ class MessageParser:
         self._idle_after = idle_after_seconds
         self._seconds = metrics.stage_seconds.labels(stage="parse-events")
 
-    def parse_batch(
-        self, messages: Sequence[InputItem]
-    ) -> list[tuple[str, list[Event]] | DeadLetter | ActivityBatch]:
+    def parse_batch(self, messages: Sequence[InputItem]) -> list[Parsed]:
         started = time.perf_counter()
         now = self._clock()
         limits = self._limits
-        out: list[tuple[str, list[Event]] | DeadLetter | ActivityBatch] = []
+        out: list[Parsed] = []
         by_partition: dict[int, list[Event]] = {}
         by_shard: dict[int, list[Event]] = {}
         shards = self._shards
@@ -116,6 +123,90 @@ class MessageParser:
             ).inc(count)
         self._seconds.observe(time.perf_counter() - started)
         return out
+
+
+# What the parse step hands on: one (shard key, events) per shard, dead letters, and
+# one activity summary per input partition.
+Parsed = tuple[str, list[Event]] | DeadLetter | ActivityBatch
+
+
+class _ParsingPartition(StatefulSourcePartition[Parsed, tuple[Any, tuple[str, ...]]]):
+    def __init__(
+        self,
+        inner: StatefulSourcePartition[Any, Any],
+        parser: MessageParser,
+        lane: Tier1Lane | None,
+        sent: tuple[str, ...],
+    ) -> None:
+        self._inner = inner
+        self._parser = parser
+        self._lane = lane
+        self._sent = dict.fromkeys(sent)  # alert ids the lane sent, oldest first
+
+    def next_batch(self) -> list[Parsed]:
+        messages = list(self._inner.next_batch())  # StopIteration at the end passes on
+        if not messages:
+            return []
+        parsed = self._parser.parse_batch(messages)
+        lane = self._lane
+        if lane is not None:
+            for item in parsed:
+                if type(item) is tuple:
+                    lane.send(item[1], self._sent)
+        return parsed
+
+    def next_awake(self) -> datetime | None:
+        return self._inner.next_awake()
+
+    def snapshot(self) -> tuple[Any, tuple[str, ...]]:
+        """The inner source's position, once the lane's alerts before it are confirmed,
+        and the alert ids sent (so a copy read after a restart is not sent again)."""
+        if self._lane is not None:
+            self._lane.confirm()
+        return self._inner.snapshot(), tuple(self._sent)
+
+    def close(self) -> None:
+        if self._lane is not None:
+            self._lane.confirm()
+        self._inner.close()
+
+
+class ParsingSource(FixedPartitionedSource[Parsed, tuple[Any, tuple[str, ...]]]):
+    """Any partitioned source of messages (Kafka, a JSONL file, a test's list), parsed in
+    its partitions; with ``lane`` (a factory, called once per worker), the tier-1 fast
+    lane sends decisive events' alerts from there."""
+
+    def __init__(
+        self,
+        inner: FixedPartitionedSource[Any, Any],
+        parser: MessageParser,
+        lane: Callable[[], Tier1Lane] | None = None,
+    ) -> None:
+        self._inner = inner
+        self._parser = parser
+        self._lane_factory = lane
+        self._lane: Tier1Lane | None = None
+
+    def list_parts(self) -> list[str]:
+        return self._inner.list_parts()
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: tuple[Any, tuple[str, ...]] | None
+    ) -> _ParsingPartition:
+        inner_state: Any = None
+        sent: tuple[str, ...] = ()
+        if isinstance(resume_state, tuple):
+            inner_state, sent = resume_state
+        elif resume_state is not None:  # written before the lane: the inner state alone
+            inner_state = resume_state
+        if self._lane is None and self._lane_factory is not None:
+            self._lane = self._lane_factory()  # one per worker, shared by its partitions
+        return _ParsingPartition(
+            self._inner.build_part(step_id, for_part, inner_state),
+            self._parser,
+            self._lane,
+            sent,
+        )
 
 
 # One message's fields: value, key, topic, partition, offset, (timestamp type, ms), and

@@ -84,12 +84,16 @@ class KafkaWriter:
         self._fatal = False
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._errors.append(f"{msg.topic()}[{msg.partition()}]: {err.str()}")
-            if err.fatal():
-                self._fatal = True
-            elif not (err.retriable() or err.code() in _TRANSIENT_CODES):
-                self._permanent = True
+        if err is None:
+            return
+        self._failed(err, msg)
+
+    def _failed(self, err: KafkaError, msg: Message) -> None:
+        self._errors.append(f"{msg.topic()}[{msg.partition()}]: {err.str()}")
+        if err.fatal():
+            self._fatal = True
+        elif not (err.retriable() or err.code() in _TRANSIENT_CODES):
+            self._permanent = True
 
     def produce(
         self,
@@ -97,7 +101,19 @@ class KafkaWriter:
         key: bytes | None,
         value: bytes,
         headers: list[Header] | None = None,
+        *,
+        on_delivered: Callable[[float], None] | None = None,
     ) -> None:
+        """Queue one message (without waiting for it; :meth:`flush` does).
+        ``on_delivered`` is called with the seconds from this call to the broker's
+        acknowledgement, at the poll that serves the delivery report."""
+        report = self._on_delivery
+        if on_delivered is not None:
+            def report(err: KafkaError | None, msg: Message) -> None:
+                if err is None:
+                    on_delivered(msg.latency() or 0.0)
+                else:
+                    self._failed(err, msg)
         if self._fatal:
             log.warning("the Kafka producer met a fatal error: starting a new one")
             self._producer = Producer(self._config)
@@ -105,7 +121,7 @@ class KafkaWriter:
         while True:
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery
+                    topic, value=value, key=key, headers=headers, on_delivery=report
                 )
                 break
             except BufferError:

@@ -1,0 +1,164 @@
+"""The tier-1 fast lane and the parsing source, over a recording writer (no broker)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from bytewax.connectors.kafka import KafkaSourceMessage
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from prometheus_client import CollectorRegistry
+
+from dataflows import fast_lane
+from dataflows.fast_lane import Tier1Lane
+from dataflows.metrics import PipelineMetrics
+from dataflows.outputs import RetryPolicy
+from dataflows.parse import MessageParser, ParsingSource
+from detectors.tier1 import DEFAULT_TIER1_RULES
+from schemas.alert import alert_id
+from schemas.event import EventLimits
+from sinks.errors import KafkaUnavailable
+from tests.builders import event_bytes
+
+NOW = datetime(2026, 10, 2, tzinfo=UTC)
+
+
+class RecordingWriter:
+    """KafkaWriter's produce/flush: records messages; acknowledges them at flush, or
+    fails the first ``outages`` flushes as a broker outage would."""
+
+    def __init__(self, outages: int = 0) -> None:
+        self.produced: list[str] = []
+        self._unacked: list[Callable[[float], None]] = []
+        self.outages = outages
+        self.closed = False
+
+    def produce(self, topic: str, key: bytes | None, value: bytes, headers: Any = None, *,
+                on_delivered: Callable[[float], None] | None = None) -> None:
+        self.produced.append(orjson.loads(value)["alert_id"])
+        if on_delivered is not None:
+            self._unacked.append(on_delivered)
+
+    def flush(self) -> None:
+        if self.outages:
+            self.outages -= 1
+            self._unacked.clear()
+            raise KafkaUnavailable(1, "broker down")
+        for ack in self._unacked:
+            ack(0.003)
+        self._unacked.clear()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def lane(writer: RecordingWriter) -> tuple[Tier1Lane, PipelineMetrics]:
+    metrics = PipelineMetrics.create(CollectorRegistry())
+    no_wait = RetryPolicy(sleep=lambda _s: None)
+    return Tier1Lane(writer, "alerts", DEFAULT_TIER1_RULES, metrics, no_wait,  # type: ignore[arg-type]
+                     clock=lambda: NOW.timestamp()), metrics
+
+
+def events(*specs: tuple[str, str, str]) -> list[Any]:
+    """(event id, account, type) → parsed events, through the production parser."""
+    parser = MessageParser(EventLimits(), lambda: NOW, PipelineMetrics.create(CollectorRegistry()))
+    batch = [KafkaSourceMessage(key=None, value=event_bytes(event_id=e, account_id=a,
+                                                            event_type=t), topic="t",
+                                partition=0, offset=i)
+             for i, (e, a, t) in enumerate(specs)]
+    return [event for item in parser.parse_batch(batch) if type(item) is tuple
+            for event in item[1]]
+
+
+def test_sends_each_decisive_event_once_and_nothing_else() -> None:
+    writer = RecordingWriter()
+    tier1, metrics = lane(writer)
+    sent: dict[str, None] = {}
+    batch = events(("e1", "a1", "app.login"), ("e2", "a1", "billing.payment_failed"),
+                   ("e2", "a1", "billing.payment_failed"), ("e3", "a2", "billing.downgraded"))
+    assert tier1.send(batch, sent) == 2
+    assert tier1.send(batch, sent) == 0  # copies read again (another batch): not sent
+    assert writer.produced == [alert_id("acme", "a1", "payment_failed", "e2"),
+                               alert_id("acme", "a2", "downgraded", "e3")]
+    tier1.confirm()
+    assert metrics.total(metrics.sink_writes) == 2
+    observed = metrics.alert_latency.labels(tier="1", since="event")
+    assert observed._sum.get() > 0
+
+
+def test_remembers_a_bounded_number_of_alert_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast_lane, "REMEMBERED", 2)
+    tier1, _ = lane(RecordingWriter())
+    sent: dict[str, None] = {}
+    tier1.send(events(*((f"e{i}", "a1", "billing.payment_failed") for i in range(5))), sent)
+    assert list(sent) == [alert_id("acme", "a1", "payment_failed", e) for e in ("e3", "e4")]
+
+
+def test_confirm_produces_again_through_an_outage() -> None:
+    writer = RecordingWriter(outages=2)
+    tier1, metrics = lane(writer)
+    tier1.send(events(("e1", "a1", "subscription.cancel_intent")), {})
+    tier1.confirm()
+    expected = alert_id("acme", "a1", "cancel_intent", "e1")
+    assert writer.produced == [expected] * 3  # the first try and two re-sends, one id
+    assert metrics.total(metrics.sink_retries) == 2
+    tier1.confirm()  # nothing pending: nothing produced
+    assert len(writer.produced) == 3
+
+
+class ListPartition(StatefulSourcePartition[Any, int]):
+    def __init__(self, batches: list[list[Any]], at: int) -> None:
+        self._batches, self._at = batches, at
+
+    def next_batch(self) -> list[Any]:
+        if self._at >= len(self._batches):
+            raise StopIteration
+        self._at += 1
+        return self._batches[self._at - 1]
+
+    def snapshot(self) -> int:
+        return self._at
+
+
+class ListSource(FixedPartitionedSource[Any, int]):
+    def __init__(self, batches: list[list[Any]]) -> None:
+        self._batches = batches
+
+    def list_parts(self) -> list[str]:
+        return ["only"]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> ListPartition:
+        return ListPartition(self._batches, resume_state or 0)
+
+
+def message(event_id: str, event_type: str, offset: int) -> KafkaSourceMessage[None, bytes]:
+    return KafkaSourceMessage(key=None, value=event_bytes(event_id=event_id, event_type=event_type),
+                              topic="t", partition=0, offset=offset)
+
+
+def test_parsing_source_confirms_before_its_snapshot_and_resumes_its_memory() -> None:
+    batches = [[message("e1", "billing.payment_failed", 0)],
+               [message("e1", "billing.payment_failed", 1), message("e2", "app.login", 2)]]
+    writer = RecordingWriter()
+    tier1, _ = lane(writer)
+    parser = MessageParser(EventLimits(), lambda: NOW, PipelineMetrics.create(CollectorRegistry()))
+    source = ParsingSource(ListSource(batches), parser, lambda: tier1)
+    part = source.build_part("in", "only", None)
+    first = part.next_batch()
+    assert [type(item).__name__ for item in first] == ["tuple", "ActivityBatch"]
+    state = part.snapshot()
+    sent_id = alert_id("acme", "acct-1", "payment_failed", "e1")
+    assert state == (1, (sent_id,))
+    assert tier1._pending == []
+    # A restart from that snapshot: the copy in the next batch is not sent again.
+    resumed = source.build_part("in", "only", state)
+    resumed.next_batch()
+    assert writer.produced == [sent_id]
+    with pytest.raises(StopIteration):
+        resumed.next_batch()
+    # A snapshot written before the lane (the inner state alone) still resumes.
+    legacy = source.build_part("in", "only", 1)
+    assert legacy.snapshot() == (1, ())
