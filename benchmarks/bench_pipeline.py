@@ -1,4 +1,4 @@
-"""End-to-end benchmark of churnwatch: throughput, alert latency, memory, against a floor.
+"""End-to-end benchmark of churnwatch: throughput, scaling, rows written, alert latency, memory.
 
 Run it from the repository root (``make bench`` runs it with the defaults)::
 
@@ -28,8 +28,16 @@ partitions (both outside the clock), then measures, in this order:
 3. **full**: ``churnwatch run --until-drained --processes P`` over the same
    topic, with its own output topics, schema, Redis key prefix and recovery
    directory. Its ``/metrics`` (one port per process) and the RSS/CPU of its
-   processes are sampled every ``--sample-interval`` seconds;
-4. **latency** (unless ``--skip-latency``): ``churnwatch run --processes P``
+   processes are sampled every ``--sample-interval`` seconds. Once it has
+   exited, the rows of its ``risk_scores``, ``decisions`` and ``alerts`` tables
+   are counted, also per 1,000 valid events (duplicates included, as
+   churnwatch counts them);
+4. **full, 1 process** (when P > 1, unless ``--skip-one-process``): the same
+   with ``--processes 1``, for the scaling "full, P processes / 1 process";
+5. **scoring off** (unless ``--skip-scoring-off``): the same with P processes
+   and ``CHURNWATCH_MODEL_DIR=off CHURNWATCH_POLICY=off`` (after any
+   ``--env``): no scoring, hence no decisions, everything else as in production;
+6. **latency** (unless ``--skip-latency``): ``churnwatch run --processes P``
    tailing a new topic; once every process answers ``/readyz``, a fresh
    simulation is produced at ``--rate`` events/s for ``--latency-seconds``, and
    the ``churnwatch_alert_latency_seconds{since="ingest"}`` histograms (broker
@@ -44,11 +52,14 @@ reference and the full pipeline, so their ratios ("full / floor", "full /
 reference", both from the same run) hold on a noisy machine. "Sustained" is
 the rate between the first and the last observed progress (start-up and
 shutdown excluded); "wall" divides by the whole run, process start to exit
-included. With ``--repeat N`` the floor, reference and full runs alternate N
-times and the medians are reported. The targets include "full pipeline /
-hand-written reference >= 50 %" (sustained).
+included. With ``--repeat N`` phases 1 to 5 alternate N times and the medians
+are reported. The targets (sustained rates): full pipeline >= 50,000 events/s;
+scoring and decisions off >= 100,000 events/s; full, 2 processes / 1 process
+>= 1.7; score rows per 1,000 events <= 70; tier-1 p99 <= 250 ms at 10,000
+events/s; full pipeline / hand-written reference >= 50 %.
 
-It prints a table, and writes ``result.json`` and ``chart.png`` (throughput
+It prints a table (with the wall time of each phase, summed over the repeats),
+and writes ``result.json`` and ``chart.png`` (throughput
 over the full run; tier-1/tier-2 p99 over the latency phase) to ``--out-dir``.
 The work itself is in :mod:`benchmarks.harness.pipeline`.
 """
@@ -78,17 +89,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--accounts", type=int, default=20_000)
     parser.add_argument("--partitions", type=int, default=8, help="of the events topic")
     parser.add_argument("--processes", type=int, default=2,
-                        help="Bytewax processes, floor and full alike (default 2)")
+                        help="Bytewax processes, floor, reference and full alike (default 2)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rate", type=int, default=TARGET_TIER1_RATE,
                         help="events/s produced during the latency phase (default 10000)")
     parser.add_argument("--latency-seconds", type=float, default=30.0,
                         help="how long the latency phase produces (default 30)")
-    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true",
+                        help="no latency phase (and no tier-1 p99 row)")
     parser.add_argument("--skip-reference", action="store_true",
                         help="no hand-written reference run (and no full/reference ratio)")
+    parser.add_argument("--skip-one-process", action="store_true",
+                        help="no full run with 1 process (and no P / 1 process scaling); "
+                             "there is none when --processes is 1")
+    parser.add_argument("--skip-scoring-off", action="store_true",
+                        help="no full run with scoring and decisions off "
+                             "(CHURNWATCH_MODEL_DIR=off CHURNWATCH_POLICY=off)")
     parser.add_argument("--repeat", type=int, default=1,
-                        help="floor + full runs; medians are reported when > 1")
+                        help="floor, reference and full runs, alternating; medians are "
+                             "reported when > 1")
     parser.add_argument("--batch-size", type=int, default=5_000,
                         help="Kafka input batch size, floor and full (default 5000)")
     parser.add_argument("--sample-interval", type=float, default=1.0,
@@ -97,7 +116,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="where result.json and chart.png go (default benchmarks/results)")
     parser.add_argument("--env", action="append", default=[], metavar="CHURNWATCH_X=VALUE",
                         help="diagnostics: override a churnwatch setting in the full and "
-                             "latency runs (repeatable; the figures are then not the defaults)")
+                             "latency runs (repeatable; the figures are then not the defaults; "
+                             "the scoring-off run turns scoring off after them)")
     parser.add_argument("--keep-state", action="store_true",
                         help="keep the temporary directory (stack data, logs) at the end")
     # Internal: one process of the floor cluster (see benchmarks.harness.floor).

@@ -4,10 +4,13 @@ The scripts (``python -m benchmarks.bench_pipeline``, ``bench_features``,
 ``bench_scoring``) only parse their arguments and call one of:
 
 * :mod:`~benchmarks.harness.pipeline`: the cluster benchmark (floor,
-  reference, full pipeline, alert latency), with :mod:`~benchmarks.harness.floor`
-  (the read-parse-count floor flow), :mod:`~benchmarks.harness.reference` (the
-  hand-written confluent-kafka loop, the ceiling), :mod:`~benchmarks.harness.report` (table,
-  result.json, chart.png) and :mod:`~benchmarks.harness.targets`;
+  reference, full pipeline with P processes, 1 process and scoring off, alert
+  latency), with :mod:`~benchmarks.harness.floor` (the read-parse-count floor
+  flow), :mod:`~benchmarks.harness.reference` (the hand-written confluent-kafka
+  loop, the ceiling), :mod:`~benchmarks.harness.output_rows` (rows a run wrote
+  to PostgreSQL), :mod:`~benchmarks.harness.phases` (wall time per phase),
+  :mod:`~benchmarks.harness.report` (table, result.json, chart.png) and
+  :mod:`~benchmarks.harness.targets`;
 * :mod:`~benchmarks.harness.dataflow_runs`: the in-process dataflow benchmark,
   printed by :mod:`~benchmarks.harness.dataflow_report`;
 * :mod:`~benchmarks.harness.scoring_costs`: model, decision and replay costs.
@@ -44,7 +47,14 @@ from benchmarks.harness.dataflow_runs import (
 )
 from benchmarks.harness.figures import Figures
 from benchmarks.harness.floor import FLOOR_LINE, floor_worker, run_floor
+from benchmarks.harness.output_rows import (
+    PER_THOUSAND_FIGURES,
+    count_rows,
+    rows_per_thousand_events,
+)
+from benchmarks.harness.phases import PhaseTimes
 from benchmarks.harness.pipeline import (
+    SCORING_OFF_ENV,
     PipelineOptions,
     run_full,
     run_latency,
@@ -111,6 +121,10 @@ from benchmarks.harness.targets import (
     TARGET_EVENTS_PER_S,
     TARGET_FLOOR_SHARE,
     TARGET_REFERENCE_SHARE,
+    TARGET_SCALING,
+    TARGET_SCALING_PROCESSES,
+    TARGET_SCORE_ROWS_PER_1000,
+    TARGET_SCORING_OFF_EVENTS_PER_S,
     TARGET_TIER1_P99_S,
     TARGET_TIER1_RATE,
     targets,
@@ -129,10 +143,16 @@ from benchmarks.harness.workload import choose_days, paced_produce, simulate_str
 __all__ = [
     "DEFAULT_OUT_DIR",
     "FLOOR_LINE",
+    "PER_THOUSAND_FIGURES",
     "REFERENCE_LINE",
+    "SCORING_OFF_ENV",
     "TARGET_EVENTS_PER_S",
     "TARGET_FLOOR_SHARE",
     "TARGET_REFERENCE_SHARE",
+    "TARGET_SCALING",
+    "TARGET_SCALING_PROCESSES",
+    "TARGET_SCORE_ROWS_PER_1000",
+    "TARGET_SCORING_OFF_EVENTS_PER_S",
     "TARGET_TIER1_P99_S",
     "TARGET_TIER1_RATE",
     "Buckets",
@@ -140,6 +160,7 @@ __all__ = [
     "ClusterSampler",
     "DataflowOptions",
     "Figures",
+    "PhaseTimes",
     "PipelineOptions",
     "ReferenceState",
     "bucket_delta",
@@ -151,6 +172,7 @@ __all__ = [
     "churnwatch_argv",
     "count_field",
     "count_key",
+    "count_rows",
     "counter_by_label",
     "decision_cost",
     "derive",
@@ -180,6 +202,7 @@ __all__ = [
     "reference_worker",
     "replay_rates",
     "reset_own_peak_rss",
+    "rows_per_thousand_events",
     "run_dataflow_benchmark",
     "run_floor",
     "run_full",

@@ -2,9 +2,10 @@
 
 :func:`run_pipeline_benchmark` does what ``python -m benchmarks.bench_pipeline``
 describes: simulate and produce once, then per repeat the floor, the
-hand-written reference and the full pipeline over the same topic, then the
-latency phase; it prints progress and the table, and writes ``result.json`` and
-``chart.png``.
+hand-written reference and the full pipeline (P processes, 1 process, scoring
+and decisions off) over the same topic, then the latency phase; it prints
+progress, the table and the wall time of each phase, and writes ``result.json``
+and ``chart.png``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from benchmarks.harness.churnwatch_runs import (
 )
 from benchmarks.harness.figures import Figures
 from benchmarks.harness.floor import run_floor
+from benchmarks.harness.output_rows import count_rows, rows_per_thousand_events
+from benchmarks.harness.phases import PhaseTimes
 from benchmarks.harness.processes import (
     ChildProcesses,
     children_cpu_s,
@@ -58,13 +61,16 @@ if TYPE_CHECKING:
 
 DRAINED_LINE = "drained: "  # what `churnwatch run --until-drained` prints last
 PAUSE_AFTER_DRAIN_S = 3.0  # for the alerts of the last events read
+# The full pipeline without its scoring stage: no model, hence no decisions either.
+SCORING_OFF_ENV = ("CHURNWATCH_MODEL_DIR=off", "CHURNWATCH_POLICY=off")
 
 
 @dataclass(frozen=True)
 class PipelineOptions:
     """The benchmark's command line, defaults and all (field order: result.json's order).
 
-    ``env`` are CHURNWATCH_NAME=VALUE overrides for the full and latency runs.
+    ``env`` are CHURNWATCH_NAME=VALUE overrides for the full and latency runs
+    (the scoring-off run applies :data:`SCORING_OFF_ENV` after them).
     """
 
     events: int
@@ -76,6 +82,8 @@ class PipelineOptions:
     latency_seconds: float
     skip_latency: bool
     skip_reference: bool
+    skip_one_process: bool
+    skip_scoring_off: bool
     repeat: int
     batch_size: int
     sample_interval: float
@@ -95,19 +103,27 @@ def _settings(base: Settings, tag: str, state_dir: Path, options: PipelineOption
 
 def run_full(children: ChildProcesses, base: Settings, options: PipelineOptions,
              state_dir: Path, events_topic: str, produced: int, servers: dict[str, int],
-             tag: str) -> Figures:
-    """``churnwatch run --until-drained`` over ``events_topic``, sampled while it runs."""
-    port = free_port_block(options.processes)
+             tag: str, *, processes: int | None = None, env: Sequence[str] = ()) -> Figures:
+    """``churnwatch run --until-drained`` over ``events_topic``, sampled while it runs.
+
+    ``processes`` defaults to ``options.processes``; ``env`` are CHURNWATCH_NAME=VALUE
+    overrides applied after ``options.env``. Once it has exited, the rows it left
+    in PostgreSQL are counted, also per 1,000 valid events (duplicates included,
+    as churnwatch counts them).
+    """
+    processes = processes or options.processes
+    overrides = [*options.env, *env]
+    port = free_port_block(processes)
     settings = _settings(base, tag, state_dir, options, port, events_topic)
     init_recovery(settings)
     logs = state_dir / "logs"
     out, err = logs / f"{tag}.out", logs / f"{tag}.err"
     cpu_before = children_cpu_s()
     started = time.perf_counter()
-    proc = children.start(churnwatch_argv(options.processes, until_drained=True),
-                          env=child_env(settings, options.env), cwd=state_dir, stdout=out,
+    proc = children.start(churnwatch_argv(processes, until_drained=True),
+                          env=child_env(settings, overrides), cwd=state_dir, stdout=out,
                           stderr=err)
-    sampler = ClusterSampler(proc, [port + i for i in range(options.processes)], servers,
+    sampler = ClusterSampler(proc, [port + i for i in range(processes)], servers,
                              options.sample_interval).start()
     try:
         code = proc.wait()
@@ -134,11 +150,17 @@ def run_full(children: ChildProcesses, base: Settings, options: PipelineOptions,
     for s in samples:
         for role, rss in s["rss"].items():
             peak_by_role[role] = max(peak_by_role.get(role, 0), rss)
+    assert settings.database_url
+    pg_rows = count_rows(settings.database_url, settings.database_schema)
     return {
+        "processes": processes,
+        "overrides": overrides,
         "settings": {"schema": settings.database_schema, "prefix": settings.redis_key_prefix,
                      "metrics_port": port},
         "redis_key_prefix": settings.redis_key_prefix,
         **counts,
+        "pg_rows": pg_rows,
+        **rows_per_thousand_events(pg_rows, counts.get("events")),
         "produced": produced,
         "messages_match_produced": messages == produced,
         "wall_s": wall,
@@ -268,8 +290,24 @@ def _progress(text: str) -> None:
     print(text, flush=True)
 
 
+def _run_line(r: int, options: PipelineOptions, label: str, run: Figures) -> None:
+    _progress(f"[{r + 1}/{options.repeat}] {label}: {int(run.get('messages') or 0):,} "
+              f"messages, {run['wall_s']:.1f}s wall, "
+              f"{number(run['events_per_s_sustained'])}/s sustained")
+
+
+def _median_run(runs: list[Figures]) -> Figures:
+    """The medians of repeated runs; timelines stay in the list of runs only."""
+    return median_of([{k: v for k, v in run.items() if k != "timeline"} for run in runs])
+
+
+# The timed runs, in result.json's order: each as "<name>_runs" (every repeat) and
+# "<name>" (their medians); also the names of their phases in the wall times.
+RUN_NAMES = ("floor", "floor_1", "reference", "reference_1", "full", "full_1", "scoring_off")
+
+
 def _measure(report: Figures, children: ChildProcesses, options: PipelineOptions,
-             state_dir: Path) -> None:
+             state_dir: Path, phases: PhaseTimes) -> None:
     """Simulate, start the stack, produce, and run every phase; figures into ``report``."""
     from churnwatch.localstack import LocalStack
     from churnwatch.settings import Settings
@@ -277,9 +315,9 @@ def _measure(report: Figures, children: ChildProcesses, options: PipelineOptions
     from churnwatch.topics import ensure_topics
 
     days, per_account_day = choose_days(options.events, options.accounts, options.seed)
-    started = time.perf_counter()
-    sim = simulate(accounts=options.accounts, days=days, seed=options.seed)
-    simulate_s = time.perf_counter() - started
+    with phases.phase("simulate"):
+        sim = simulate(accounts=options.accounts, days=days, seed=options.seed)
+    simulate_s = phases.seconds("simulate")
     counts = sim.counts()
     _progress(f"simulated {len(sim.messages):,} messages ({options.accounts:,} accounts, {days} "
               f"days, ~{per_account_day:.1f} valid events/account/day) in {simulate_s:.1f}s: "
@@ -290,74 +328,74 @@ def _measure(report: Figures, children: ChildProcesses, options: PipelineOptions
         servers = stack.pids
         events_topic = f"bench_events_{uuid.uuid4().hex[:6]}"
         ensure_topics(base.kafka_bootstrap, [events_topic], options.partitions)
-        started = time.perf_counter()
-        produced = produce(sim, base.kafka_bootstrap, events_topic, timeout_s=120)
-        produce_s = time.perf_counter() - started
+        with phases.phase("produce"):
+            produced = produce(sim, base.kafka_bootstrap, events_topic, timeout_s=120)
+        produce_s = phases.seconds("produce")
         del sim  # its memory back before the measured runs
         _progress(f"produced {produced:,} messages to {events_topic} ({options.partitions} "
                   f"partitions) in {produce_s:.1f}s")
         report["workload"] = {"days": days, "produced": produced, **counts,
                               "simulate_s": simulate_s, "produce_s": produce_s,
                               "events_topic": events_topic}
-        floors: list[Figures] = []
-        floors_1: list[Figures] = []
-        references: list[Figures] = []
-        references_1: list[Figures] = []
-        fulls: list[Figures] = []
+        runs: dict[str, list[Figures]] = {name: [] for name in RUN_NAMES}
+        processes = options.processes
+        many = f"{processes} process(es)"
         logs = state_dir / "logs"
         for r in range(options.repeat):
-            floor = run_floor(children, base.kafka_bootstrap, events_topic, options.processes,
-                              options.batch_size, logs, f"floor{r}")
-            floors.append(floor)
-            _progress(f"[{r + 1}/{options.repeat}] floor, {options.processes} process(es): "
-                      f"{floor['messages']:,} messages, {floor['wall_s']:.1f}s wall, "
-                      f"{number(floor['events_per_s_sustained'])}/s sustained")
-            if options.processes > 1:
-                floor1 = run_floor(children, base.kafka_bootstrap, events_topic, 1,
-                                   options.batch_size, logs, f"floor1-{r}")
-                floors_1.append(floor1)
-                _progress(f"[{r + 1}/{options.repeat}] floor, 1 process: "
-                          f"{floor1['wall_s']:.1f}s wall, "
-                          f"{number(floor1['events_per_s_sustained'])}/s sustained")
+            # P processes, then one (when P > 1) for each kind of run, so a drift of
+            # the machine's speed over the repeats touches every figure alike.
+            with phases.phase("floor"):
+                floor = run_floor(children, base.kafka_bootstrap, events_topic, processes,
+                                  options.batch_size, logs, f"floor{r}")
+            runs["floor"].append(floor)
+            _run_line(r, options, f"floor, {many}", floor)
+            if processes > 1:
+                with phases.phase("floor"):
+                    floor1 = run_floor(children, base.kafka_bootstrap, events_topic, 1,
+                                       options.batch_size, logs, f"floor1-{r}")
+                runs["floor_1"].append(floor1)
+                _run_line(r, options, "floor, 1 process", floor1)
             if not options.skip_reference:
-                # P processes, then one (as the floor), when P > 1.
-                sizes = (options.processes, 1) if options.processes > 1 else (1,)
-                for processes, runs in zip(sizes, (references, references_1), strict=False):
-                    reference = _run_reference(children, base, options, state_dir,
-                                               events_topic, processes, f"ref{processes}_{r}")
-                    runs.append(reference)
-                    label = "1 process" if processes == 1 else f"{processes} process(es)"
-                    _progress(f"[{r + 1}/{options.repeat}] reference, {label}: "
-                              f"{reference['messages']:,} messages, "
-                              f"{reference['wall_s']:.1f}s wall, "
-                              f"{number(reference['events_per_s_sustained'])}/s sustained")
-            full = run_full(children, base, options, state_dir, events_topic, produced,
-                            servers, f"full{r}")
-            fulls.append(full)
-            _progress(f"[{r + 1}/{options.repeat}] full, {options.processes} process(es): "
-                      f"{full.get('messages', 0):,} messages, {full['wall_s']:.1f}s wall, "
-                      f"{number(full['events_per_s_sustained'])}/s sustained")
-        report["floor_runs"], report["floor"] = floors, median_of(floors)
-        if floors_1:
-            report["floor_1_runs"], report["floor_1"] = floors_1, median_of(floors_1)
-        if references:
-            report["reference_runs"], report["reference"] = references, median_of(references)
-        if references_1:
-            report["reference_1_runs"] = references_1
-            report["reference_1"] = median_of(references_1)
-        report["full_runs"] = fulls
-        report["full"] = median_of([{k: v for k, v in f.items() if k != "timeline"}
-                                    for f in fulls])
-        report["redis"] = feature_memory(base.redis_url, fulls[-1]["redis_key_prefix"])
+                sizes = (processes, 1) if processes > 1 else (1,)
+                for size, name in zip(sizes, ("reference", "reference_1"), strict=False):
+                    with phases.phase("reference"):
+                        reference = _run_reference(children, base, options, state_dir,
+                                                   events_topic, size, f"ref{size}_{r}")
+                    runs[name].append(reference)
+                    label = "1 process" if size == 1 else many
+                    _run_line(r, options, f"reference, {label}", reference)
+            with phases.phase("full"):
+                full = run_full(children, base, options, state_dir, events_topic, produced,
+                                servers, f"full{r}")
+            runs["full"].append(full)
+            _run_line(r, options, f"full, {many}", full)
+            if processes > 1 and not options.skip_one_process:
+                with phases.phase("full_1"):
+                    full1 = run_full(children, base, options, state_dir, events_topic,
+                                     produced, servers, f"full1_{r}", processes=1)
+                runs["full_1"].append(full1)
+                _run_line(r, options, "full, 1 process", full1)
+            if not options.skip_scoring_off:
+                with phases.phase("scoring_off"):
+                    off = run_full(children, base, options, state_dir, events_topic, produced,
+                                   servers, f"off{r}", env=SCORING_OFF_ENV)
+                runs["scoring_off"].append(off)
+                _run_line(r, options, f"full, scoring and decisions off, {many}", off)
+        for name, figures in runs.items():
+            if figures:
+                report[f"{name}_runs"], report[name] = figures, _median_run(figures)
+        report["redis"] = feature_memory(base.redis_url, runs["full"][-1]["redis_key_prefix"])
         if not options.skip_latency:
             _progress(f"latency phase: {options.rate:,} events/s for "
                       f"{options.latency_seconds:g}s")
-            report["latency"] = run_latency(children, base, options, state_dir, servers)
+            with phases.phase("latency"):
+                report["latency"] = run_latency(children, base, options, state_dir, servers)
         children.stop_all()
 
 
 def run_pipeline_benchmark(options: PipelineOptions) -> int:
     """Run every phase, print the table, write result.json and chart.png; 0 when done."""
+    phases = PhaseTimes()
     out_dir = options.out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     env = environment()
@@ -372,7 +410,7 @@ def run_pipeline_benchmark(options: PipelineOptions) -> int:
                       for field in dataclasses.fields(options)},
     }
     try:
-        _measure(report, children, options, state_dir)
+        _measure(report, children, options, state_dir, phases)
     finally:
         children.stop_all()
         if options.keep_state:
@@ -380,8 +418,11 @@ def run_pipeline_benchmark(options: PipelineOptions) -> int:
         else:
             shutil.rmtree(state_dir, ignore_errors=True)
 
+    report["wall_times"] = phases.figures()
     report["targets"] = targets(report["full"], report["floor"], report.get("latency"),
-                                options.rate, report.get("reference"))
+                                options.rate, report.get("reference"),
+                                full_1=report.get("full_1"),
+                                scoring_off=report.get("scoring_off"))
     print()
     print_table(table(report))
     result_path, chart_path = out_dir / "result.json", out_dir / "chart.png"

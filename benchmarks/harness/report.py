@@ -14,8 +14,14 @@ from pathlib import Path
 import orjson
 
 from benchmarks.harness.figures import Figures
+from benchmarks.harness.output_rows import PER_THOUSAND_FIGURES
 from benchmarks.harness.quantiles import ratio
-from benchmarks.harness.targets import TARGET_EVENTS_PER_S, TARGET_TIER1_P99_S
+from benchmarks.harness.targets import (
+    COUNTED,
+    TARGET_EVENTS_PER_S,
+    TARGET_TIER1_P99_S,
+    counts_agree,
+)
 from benchmarks.harness.timelines import LATENCY_WINDOW_S
 
 DEFAULT_OUT_DIR = Path(__file__).resolve().parents[1] / "results"
@@ -87,22 +93,33 @@ def table(report: Figures) -> list[tuple[str, str]]:
         rows.append(("  reference (hand-written loop), 1 process: sustained / wall",
                      f"{number(reference1['events_per_s_sustained'])} / "
                      f"{number(reference1['events_per_s_wall'])}"))
-    sustained_share = ratio(full["events_per_s_sustained"], floor["events_per_s_sustained"])
-    wall_share = ratio(full["events_per_s_wall"], floor["events_per_s_wall"])
+    full1, scoring_off = report.get("full_1"), report.get("scoring_off")
+    many = f"{args['processes']} process(es)"
+    runs = [(f"full, {many}", full), ("full, 1 process", full1),
+            (f"full, scoring and decisions off, {many}", scoring_off)]
+    runs = [(label, run) for label, run in runs if run is not None]
+    rows += [(f"  {label}: sustained / wall", _rates(run)) for label, run in runs]
     rows += [
-        (f"  full, {args['processes']} process(es): sustained / wall",
-         f"{number(full['events_per_s_sustained'])} / {number(full['events_per_s_wall'])}"),
         ("  full run: wall / busy", f"{full['wall_s']:.1f} s / {full['busy_s']:.1f} s"),
-        ("  full / floor: sustained / wall",
-         f"{number(sustained_share, '{:.0%}')} / {number(wall_share, '{:.0%}')}"),
+        ("  full / floor: sustained / wall", _shares(full, floor, "{:.0%}")),
     ]
+    if full1 is not None:
+        rows.append((f"  full, {many} / 1 process: sustained / wall",
+                     _shares(full, full1, "{:.2f}")))
+    if scoring_off is not None:
+        rows.append(("  full / scoring and decisions off: sustained / wall",
+                     _shares(full, scoring_off, "{:.0%}")))
     if reference is not None:
         rows += _reference_rows(full, reference)
-    rows += [
-        ("  drained: messages == produced",
-         f"{'yes' if full['messages_match_produced'] else 'NO'} "
-         f"({number(full.get('messages'))})"),
-    ]
+    rows.append(("  drained: messages == produced", "; ".join(
+        f"{label} {'yes' if run['messages_match_produced'] else 'NO'} "
+        f"({number(run.get('messages'))})" for label, run in runs)))
+    if len(runs) > 1:
+        rows.append(("  same counts as full: messages / valid / duplicates / DLQ",
+                     "; ".join(_agreement(label, run, full) for label, run in runs[1:])))
+    rows.append(("PostgreSQL rows: risk_scores / decisions / alerts (per 1,000 valid events)",
+                 ""))
+    rows += [(f"  {label}", _output_rows(run)) for label, run in runs]
     latency = report.get("latency")
     if latency is not None:
         rows += _latency_rows(latency)
@@ -127,9 +144,60 @@ def table(report: Figures) -> list[tuple[str, str]]:
         shares = ", ".join(f"{role} {share:.2f}" for role, share
                            in sorted(latency["cpu_share"].items()) if share >= 0.01)
         rows.append(("CPU during the latency phase (cores)", shares))
+    wall_times = report.get("wall_times")
+    if wall_times is not None:
+        rows.append(("wall time per phase (summed over repeats)",
+                     f"total {wall_times['total_s']:,.1f} s"))
+        rows += [(f"  {_phase_label(name, args['processes'])}", f"{seconds:,.1f} s")
+                 for name, seconds in wall_times["phases_s"].items()]
     rows.append(("targets", ""))
     rows += [_target_row(row) for row in report["targets"]]
     return rows
+
+
+def _rates(run: Figures) -> str:
+    return f"{number(run['events_per_s_sustained'])} / {number(run['events_per_s_wall'])}"
+
+
+def _shares(run: Figures, other: Figures, fmt: str) -> str:
+    """``run``'s sustained and wall rates as a share (or multiple) of ``other``'s."""
+    sustained = ratio(run["events_per_s_sustained"], other["events_per_s_sustained"])
+    wall = ratio(run["events_per_s_wall"], other["events_per_s_wall"])
+    return f"{number(sustained, fmt)} / {number(wall, fmt)}"
+
+
+def _agreement(label: str, run: Figures, full: Figures) -> str:
+    """"<label> yes", or "<label> NO" with both runs' counts (:data:`COUNTED`)."""
+    if counts_agree(run, full):
+        return f"{label} yes"
+    ours, theirs = ([number(r.get(name)) for name in COUNTED] for r in (run, full))
+    return f"{label} NO ({' / '.join(ours)}; full {' / '.join(theirs)})"
+
+
+def _output_rows(run: Figures) -> str:
+    """Rows of each output table, then the same per 1,000 valid events."""
+    counts = run.get("pg_rows") or {}
+    rows = " / ".join(number(counts.get(table)) for table in PER_THOUSAND_FIGURES)
+    per_1000 = " / ".join(number(run.get(figure), "{:,.1f}")
+                          for figure in PER_THOUSAND_FIGURES.values())
+    return f"{rows} ({per_1000})"
+
+
+_PHASE_LABELS = {
+    "simulate": "simulate (untimed)",
+    "produce": "produce (untimed)",
+    "floor": "floor, {many}{and_one}",
+    "reference": "reference, {many}{and_one}",
+    "full": "full, {many}",
+    "full_1": "full, 1 process",
+    "scoring_off": "full, scoring and decisions off, {many}",
+    "latency": "latency phase",
+}
+
+
+def _phase_label(name: str, processes: int) -> str:
+    and_one = " and 1 process" if processes > 1 else ""
+    return _PHASE_LABELS.get(name, name).format(many=f"{processes} process(es)", and_one=and_one)
 
 
 def _reference_rows(full: Figures, reference: Figures) -> list[tuple[str, str]]:
@@ -196,16 +264,22 @@ def _stage_rows(full: Figures) -> list[tuple[str, str]]:
     return rows
 
 
+_TARGET_FORMATS = {
+    "events/s": "{:,.0f}/s",
+    "share": "{:.0%}",
+    "ratio": "{:.2f}",
+    "rows/1000 events": "{:,.1f} rows/1000 events",
+}
+
+
 def _target_row(row: Figures) -> tuple[str, str]:
-    value = row["value"]
+    value, unit = row["value"], row["unit"]
     if value is None:
         shown = "-"
-    elif "ms" in row["target"]:
+    elif unit == "s":
         shown = _ms(value)
-    elif "%" in row["target"]:
-        shown = f"{value:.0%}"
     else:
-        shown = f"{value:,.0f}/s"
+        shown = _TARGET_FORMATS.get(unit, "{}").format(value)
     verdict = "n/a" if row["met"] is None else "met" if row["met"] else "NOT met"
     return f"  {row['target']}", f"{shown}: {verdict}"
 
@@ -256,6 +330,13 @@ def draw_chart(report: Figures, path: Path) -> None:
     if floor1 and floor1.get("events_per_s_sustained"):
         top.axhline(floor1["events_per_s_sustained"], color="grey", linestyle=":",
                     label="floor, 1 process, sustained")
+    for name, style, label in (("full_1", "-.", "full pipeline, 1 process"),
+                               ("scoring_off", "--", f"full pipeline, scoring and decisions "
+                                                     f"off, {processes} process(es)")):
+        run = report.get(name)
+        if run and run.get("events_per_s_sustained"):
+            top.axhline(run["events_per_s_sustained"], color="tab:purple", linestyle=style,
+                        label=f"{label}, sustained")
     reference = report.get("reference")
     if reference and reference.get("events_per_s_sustained"):
         top.axhline(reference["events_per_s_sustained"], color="tab:green", linestyle="--",

@@ -16,11 +16,13 @@ LATENCY_WINDOW_S = 5.0  # the "p99 over time" of the chart: over this trailing w
 
 
 def sustained_rate(samples: list[Figures], final: float,
-                   end_t: float) -> tuple[float, float, float, float]:
+                   end_t: float) -> tuple[float | None, float, float, float]:
     """(rate, t_first, t_last, busy seconds) between the first and last observed progress.
 
     ``final`` is the run's own message count, ``end_t`` when it exited: the
     counters go away with the processes, so the last sample may never reach it.
+    The rate is None when one sample saw the whole run (a run shorter than the
+    sampling interval): its rate is unknown, not zero.
     """
     points = [(s["t"], s["messages"]) for s in samples]
     first = next(((t, m) for t, m in points if m > 0), None)
@@ -30,7 +32,7 @@ def sustained_rate(samples: list[Figures], final: float,
     if last is None:  # the counters went away with the processes: the exit bounds it
         last = (end_t, final)
     busy = last[0] - first[0]
-    rate = (last[1] - first[1]) / busy if busy > 0 else 0.0
+    rate = (last[1] - first[1]) / busy if busy > 0 else None
     return rate, first[0], last[0], busy
 
 

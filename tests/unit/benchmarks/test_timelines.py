@@ -27,6 +27,11 @@ def test_sustained_rate_ends_at_exit_when_the_last_count_was_not_scraped() -> No
     assert (t_last, busy) == (5.0, 3)
 
 
+def test_a_run_seen_whole_by_one_sample_has_no_sustained_rate() -> None:
+    samples = _samples([(0, 0), (1, 0), (2, 600)])
+    assert sustained_rate(samples, 600, end_t=2.5) == (None, 2, 2, 0)
+
+
 def test_sustained_rate_without_progress_is_zero() -> None:
     assert sustained_rate(_samples([(0, 0), (1, 0)]), 0, end_t=7.0) == (0.0, 0.0, 7.0, 0.0)
 
