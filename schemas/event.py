@@ -8,13 +8,18 @@ alike. Two checks only the runtime can make: the message size and how far
 Parsing never raises on bad input: it returns a :class:`Rejection` with a
 reason from the closed set :class:`RejectReason`, which the dataflow sends to
 the dead-letter topic.
+
+Validation runs once per message, so it has two ways to one verdict: a fast
+path that accepts the plainly valid document (``_accept_plainly_valid``), and
+the reference (``_judge_document``), which judges whatever the fast path is not
+sure of and words every rejection.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -52,6 +57,71 @@ _REQUIRED = (
     "schema_version",
 )
 _ALLOWED = frozenset((*_REQUIRED, "user_id", "attributes"))
+_REQUIRED_COUNT = len(_REQUIRED)
+
+# --- for the fast path (see _accept_plainly_valid) -------------------------------------
+
+# _TIME_RE with ASCII digits only, a subset of it: 0.26 us against 0.32 us. A time in
+# other digits fails here and goes to the reference, which words the rejection.
+_PLAIN_TIME_RE = re.compile(_TIME_RE.pattern, re.ASCII)
+# As an int, ``in`` is a plain memchr: 0.02 us on a typical message, 0.14 us as b"\\".
+_BACKSLASH = ord("\\")
+# A quote followed by JSON white space: one regex search, 0.4 us against 1.5 us for
+# four substring searches.
+_QUOTE_THEN_SPACE = re.compile(rb'"[ \t\n\r]')
+
+
+class _AcceptedStrings:
+    """The values a field's check has accepted, so that a repeated one costs a set
+    lookup (0.05 us with the call) instead of a regex match (0.11 us for a tenant,
+    0.18 us for an event type). For fields of few values: tenants, event types,
+    sources.
+
+    Bounded: at ``max_size`` values it forgets them all and starts over, so a
+    stream of ever-new values holds at most ``max_size`` strings and costs only
+    the check it would have cost anyway. Only accepted values are kept, so a
+    value found here is valid whatever the interleaving of threads.
+    """
+
+    __slots__ = ("_accepted", "_check", "_max_size")
+
+    def __init__(self, check: Callable[[str], bool], max_size: int) -> None:
+        self._check = check
+        self._max_size = max_size
+        self._accepted: set[str] = set()
+
+    def accepts(self, value: str) -> bool:
+        """Whether ``value`` passes the check (remembered when it does)."""
+        accepted = self._accepted
+        if value in accepted:
+            return True
+        if not self._check(value):
+            return False
+        if len(accepted) >= self._max_size:
+            accepted.clear()
+        accepted.add(value)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._accepted)
+
+
+def _is_tenant_id(value: str) -> bool:
+    return _TENANT_RE.fullmatch(value) is not None
+
+
+def _is_event_type(value: str) -> bool:
+    return len(value) <= 128 and _EVENT_TYPE_RE.fullmatch(value) is not None
+
+
+def _is_id(value: str) -> bool:
+    return 0 < len(value) <= 128 and _ID_FORBIDDEN.search(value) is None
+
+
+# The reference's own checks, so a remembered value is one the reference accepts.
+_TENANTS = _AcceptedStrings(_is_tenant_id, max_size=1_024)
+_EVENT_TYPES = _AcceptedStrings(_is_event_type, max_size=1_024)
+_SOURCES = _AcceptedStrings(_is_id, max_size=1_024)
 
 
 class RejectReason(StrEnum):
@@ -186,15 +256,18 @@ def _parse_event(
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return Rejection(RejectReason.NOT_JSON, str(exc)[:200])
-    event = validate_document(
-        doc, now, limits, partition=partition, offset=offset, ingested_at=ingested_at,
-        may_hold_nul=b"\\u0000" in raw,
-    )
-    if isinstance(event, Event):
-        # After validation: a valid document is shallow, so the exact check is cheap.
-        duplicate = _duplicate_key(raw, doc)
-        if duplicate is not None:
-            return _schema(f"duplicate key {duplicate!r}"[:200])
+    # JSON can only write a NUL escaped, and most messages hold no backslash at all:
+    # looking for one first costs 0.02 us, the six-byte search 0.25 us.
+    may_hold_nul = _BACKSLASH in raw and b"\\u0000" in raw
+    event = _accept_plainly_valid(doc, now, limits, partition, offset, ingested_at, may_hold_nul)
+    if event is None:
+        event = _judge_document(doc, now, limits, partition, offset, ingested_at, may_hold_nul)
+    if isinstance(event, Rejection):
+        return event
+    # After validation: a valid document is shallow, so the exact check is cheap.
+    duplicate = _duplicate_key(raw, doc)
+    if duplicate is not None:
+        return _schema(f"duplicate key {duplicate!r}"[:200])
     return event
 
 
@@ -216,6 +289,121 @@ def validate_document(
     ``now=None`` skips the future-time check (the part the JSON Schema cannot
     express), so tests can compare this function with the schema file.
     """
+    event = _accept_plainly_valid(doc, now, limits, partition, offset, ingested_at, may_hold_nul)
+    if event is not None:
+        return event
+    return _judge_document(doc, now, limits, partition, offset, ingested_at, may_hold_nul)
+
+
+def _accept_plainly_valid(
+    doc: object,
+    now: datetime | None,
+    limits: EventLimits,
+    partition: int | None,
+    offset: int | None,
+    ingested_at: float,
+    may_hold_nul: bool,
+) -> Event | Rejection | None:
+    """The event when ``doc`` passes checks cheaper than :func:`_judge_document`'s
+    and at least as strict, None when it is not sure; or, when every field but
+    the time passed, the reference's rejection of the time.
+
+    The fast path of validation (2.4 us against the reference's 4.8 us for a
+    typical event). Every check implies the matching one of the reference, so
+    whatever it is not sure of is judged (and its rejection worded) by the
+    reference exactly as before. The time, which the reference checks last, it
+    leaves to the reference's own :func:`_judge_time` when in doubt, so a bad or
+    future time is answered without judging the document twice.
+    ``tests/unit/schemas/test_event_fast_path.py`` holds the two ways to one
+    verdict.
+    """
+    if type(doc) is not dict:
+        return None
+    try:
+        event_id = doc["event_id"]
+        tenant_id = doc["tenant_id"]
+        account_id = doc["account_id"]
+        event_type = doc["event_type"]
+        raw_time = doc["event_time"]
+        source = doc["source"]
+        version = doc["schema_version"]
+    except KeyError:
+        return None
+    # With every required field found, the size says whether any other key is there:
+    # 0.05 us against 0.6 us for the lists of missing and unknown fields.
+    has_user_id = "user_id" in doc
+    has_attributes = "attributes" in doc
+    if len(doc) != _REQUIRED_COUNT + has_user_id + has_attributes:
+        return None
+    user_id = doc["user_id"] if has_user_id else None
+    attributes = doc["attributes"] if has_attributes else {}
+    if not (
+        type(version) is int
+        and version == SCHEMA_VERSION
+        and _is_printable_id(event_id)
+        and type(tenant_id) is str
+        and _TENANTS.accepts(tenant_id)
+        and _is_printable_id(account_id)
+        and (user_id is None or _is_printable_user_id(user_id))
+        and type(event_type) is str
+        and _EVENT_TYPES.accepts(event_type)
+        and type(source) is str
+        and _SOURCES.accepts(source)
+        and type(attributes) is dict
+        and _attributes_problem(attributes, may_hold_nul) is None
+        and (
+            event_type != CONSENT_EVENT_TYPE
+            or type(attributes.get("contact_allowed")) is bool
+        )
+    ):
+        return None
+    # Every other field passed: the time decides, as it does last in the reference.
+    if type(raw_time) is not str or not _PLAIN_TIME_RE.fullmatch(raw_time):
+        return _refused_time(raw_time, now, limits)
+    try:
+        event_time = datetime.fromisoformat(raw_time).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return _refused_time(raw_time, now, limits)
+    if event_time < limits.earliest_event_time or (
+        now is not None
+        and (
+            (limits.max_event_age is not None and event_time < now - limits.max_event_age)
+            or event_time > now + limits.max_future_skew
+        )
+    ):
+        return _refused_time(raw_time, now, limits)
+    # tuple.__new__ skips the Python-level __new__ a NamedTuple gets (which only
+    # calls it): 0.16 us against 0.3 us positionally, 0.6 us with keywords. Every
+    # field is given; the tests compare with the reference's keyword-built Event.
+    return tuple.__new__(
+        Event,
+        (
+            event_id,
+            tenant_id,
+            account_id,
+            user_id,
+            event_type,
+            event_time,
+            source,
+            attributes,
+            -1 if partition is None else partition,
+            -1 if offset is None else offset,
+            ingested_at,
+        ),
+    )
+
+
+def _judge_document(
+    doc: object,
+    now: datetime | None,
+    limits: EventLimits,
+    partition: int | None,
+    offset: int | None,
+    ingested_at: float,
+    may_hold_nul: bool,
+) -> Event | Rejection:
+    """The reference validator: every check in the contract's order, and the
+    rejection of the first that fails, worded for the dead-letter topic."""
     if not isinstance(doc, dict):
         return _schema(f"event must be a JSON object, got {type(doc).__name__}")
     missing = [name for name in _REQUIRED if name not in doc]
@@ -273,7 +461,42 @@ def validate_document(
         # A consent change misread is a customer contacted against their wish.
         return _schema(f"{CONSENT_EVENT_TYPE} needs a boolean attributes.contact_allowed")
 
-    raw_time = doc["event_time"]
+    event_time = _judge_time(doc["event_time"], now, limits)
+    if isinstance(event_time, Rejection):
+        return event_time
+
+    return Event(
+        event_id=event_id,
+        tenant_id=tenant_id,
+        account_id=account_id,
+        user_id=user_id,
+        event_type=event_type,
+        event_time=event_time,
+        source=source,
+        attributes=attributes,
+        partition=-1 if partition is None else partition,
+        offset=-1 if offset is None else offset,
+        ingested_at=ingested_at,
+    )
+
+
+def _refused_time(
+    raw_time: object, now: datetime | None, limits: EventLimits
+) -> Rejection | None:
+    """The reference's rejection of the time, or None if it would accept it after all.
+
+    For the fast path, once every other field passed: the reference would judge
+    the time last with :func:`_judge_time` too, so its rejection is the verdict,
+    and the document need not be judged twice (2 us saved per bad or future time).
+    """
+    judged = _judge_time(raw_time, now, limits)
+    return judged if isinstance(judged, Rejection) else None
+
+
+def _judge_time(
+    raw_time: object, now: datetime | None, limits: EventLimits
+) -> datetime | Rejection:
+    """``event_time`` in UTC, or why it is refused: the reference's last check."""
     if not isinstance(raw_time, str):
         return _schema("event_time must be an RFC 3339 string")
     if not _TIME_RE.fullmatch(raw_time):
@@ -302,20 +525,7 @@ def validate_document(
             RejectReason.FUTURE_TIME,
             f"event_time {raw_time} is more than {limits.max_future_skew} ahead of the clock",
         )
-
-    return Event(
-        event_id=event_id,
-        tenant_id=tenant_id,
-        account_id=account_id,
-        user_id=user_id,
-        event_type=event_type,
-        event_time=event_time,
-        source=source,
-        attributes=attributes,
-        partition=-1 if partition is None else partition,
-        offset=-1 if offset is None else offset,
-        ingested_at=ingested_at,
-    )
+    return event_time
 
 
 def _schema(detail: str) -> Rejection:
@@ -324,6 +534,31 @@ def _schema(detail: str) -> Rejection:
 
 def _is_text(value: object, max_len: int) -> bool:
     return isinstance(value, str) and 0 < len(value) <= max_len
+
+
+def _is_printable_id(value: object) -> bool:
+    """A string of 1-128 characters with none that :data:`_ID_FORBIDDEN` names.
+
+    ``str.isprintable`` is False for every forbidden character (they are all
+    controls, format characters or separators; ``test_event_fast_path`` checks
+    every code point), so True settles it in 0.12 us against 0.18 us for
+    ``_is_text`` and the regex; False (a non-breaking space, say) is left to
+    the reference.
+    """
+    return type(value) is str and 0 < len(value) <= 128 and value.isprintable()
+
+
+def _is_printable_user_id(value: object) -> bool:
+    """What ``_USER_RE`` and :data:`_ID_FORBIDDEN` accept, checked the cheap way:
+    printable text holds no white space but the plain space (checked per code
+    point by ``test_event_fast_path``), which is refused here with ``@``."""
+    return (
+        type(value) is str
+        and 0 < len(value) <= 128
+        and value.isprintable()
+        and " " not in value
+        and "@" not in value
+    )
 
 
 def _bad_id(field: str) -> Rejection:
@@ -340,7 +575,8 @@ def _attributes_problem(attributes: dict[str, Any], may_hold_nul: bool = True) -
 
     Iterative and stopping at the limit: a message nested hundreds deep must be
     refused, not exhaust the interpreter's stack. Flat attributes (the common
-    case) cost one pass over the values and one serialisation.
+    case) cost one pass over the values, and the look for a NUL runs only when
+    the message holds a ``\\u0000``.
     """
     if not attributes:
         return None
@@ -378,20 +614,27 @@ def _duplicate_key(raw: bytes, doc: dict[str, Any]) -> str | None:
     """The first key that appears twice in one JSON object of a valid event, or None.
 
     orjson keeps the last of duplicate keys silently, so a message whose first
-    ``tenant_id`` names one tenant could count for another. Without a backslash
-    in the message every ``"`` delimits a string, so each key is one ``":``
-    in compact JSON, and the keys can be counted in the bytes and compared
-    with the keys parsed; the exact check, a second parse with the standard
-    library, runs only when that count is off or cannot be made (escapes, or
-    white space after a string): the common message costs a few substring
-    searches.
+    ``tenant_id`` names one tenant could count for another. Three checks, the
+    cheapest first, each exact when it answers None:
+
+    - the bytes are what orjson writes for the parsed document (a producer
+      writing compact JSON as orjson does): then its keys are the parsed dicts'
+      keys, each once. 0.24 us for a typical event.
+    - without a backslash in the message every ``"`` delimits a string, so
+      each key is one ``":`` in compact JSON, and the keys can be counted in
+      the bytes and compared with the keys parsed (unless white space follows
+      a string). 1.4 us with the first (2.3 us before the first existed).
+    - otherwise, a second parse with the standard library, which sees every
+      pair.
     """
+    try:
+        if orjson.dumps(doc) == raw:
+            return None
+    except orjson.JSONEncodeError:  # not expected of what orjson read; the others judge
+        pass
     if (
-        b"\\" not in raw
-        and b'" ' not in raw
-        and b'"\n' not in raw
-        and b'"\t' not in raw
-        and b'"\r' not in raw
+        _BACKSLASH not in raw
+        and _QUOTE_THEN_SPACE.search(raw) is None
         and raw.count(b'":') == _count_keys(doc)
     ):
         return None
