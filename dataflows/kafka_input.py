@@ -32,9 +32,10 @@ from prometheus_client import Gauge
 # librdkafka's default fetch.queue.backoff.ms (1000 ms) stalls a consumer that
 # is slower than the broker for a second at a time (DESIGN.md, costs table).
 # fetch.wait.max.ms (500 by default) is how long the broker may hold a fetch that
-# found nothing new; the embedded broker holds it that long even when messages
-# arrive meanwhile, which put ~250 ms into every alert's latency: 20 ms halved the
-# tier-1 p50 at 10,000 events/s (303 → 176 ms), for ~0.1 core more on the broker.
+# found nothing new. On the embedded broker the default added a few hundred ms to
+# alerts (whether it holds a fetch past new messages was not checked): 20 ms took
+# the tier-1 p50 at 10,000 events/s from 303 to 176 ms, for ~0.1 core more on the
+# broker.
 CONSUMER_CONFIG: dict[str, str | int | bool] = {
     "fetch.queue.backoff.ms": 10,
     "fetch.wait.max.ms": 20,
