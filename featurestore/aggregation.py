@@ -96,8 +96,13 @@ class CompiledFeatures:
             feature.where_values,
         )
         if feature.aggregation in WINDOWED:
+            is_set = feature.aggregation in _SET_KINDS
+            # Counts and sets come out the same whatever order their days are added
+            # in, so their past days can be kept aside (see AccountFeatures.values);
+            # float sums are added in age order, as they always were.
+            exact = is_set or feature.aggregation is Aggregation.COUNT
             return ("window", bucketed[acc], feature.window_days, feature.offset_days,
-                    feature.aggregation in _SET_KINDS)
+                    is_set, exact)
         return ("track", tracked[acc], feature.aggregation, feature.default)
 
     def accumulators_for(self, event_type: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -135,13 +140,16 @@ class FeaturesSnapshot:
 class AccountFeatures:
     """Daily buckets and trackers of one account."""
 
-    __slots__ = ("_buckets", "_compiled", "_newest", "_tracked")
+    __slots__ = ("_buckets", "_compiled", "_newest", "_past", "_tracked")
 
     def __init__(self, compiled: CompiledFeatures, snapshot: FeaturesSnapshot | None = None):
         self._compiled = compiled
         self._buckets: dict[int, list[Any]] = {}
         self._tracked: list[Any] = [None] * len(compiled.tracked_accumulators)
         self._newest = -math.inf
+        # (as-of day, per feature: its count or set over the days before it) for the
+        # windows whose past days can be kept aside; None: to be worked out again.
+        self._past: tuple[int, list[Any]] | None = None
         if snapshot is not None:
             self._buckets = {
                 day: [set(v) if isinstance(v, tuple) else v for v in values]
@@ -179,6 +187,9 @@ class AccountFeatures:
             bucketed = ()  # older than every window: no bucket could be read again
         moved = False
         if bucketed:
+            past = self._past
+            if past is not None and past[0] != day:
+                self._past = None  # a day the kept-aside sums read (a late event)
             values = self._buckets.get(day)
             for index in bucketed:
                 acc = compiled.bucket_accumulators[index]
@@ -197,43 +208,53 @@ class AccountFeatures:
         oldest_kept = newest_day - self._compiled.retention_days + 1
         for day in [d for d in self._buckets if d < oldest_kept]:
             del self._buckets[day]
+        self._past = None
 
     def values(self, as_of: float) -> tuple[float, ...]:
         """Every feature, in definition order, as of event time ``as_of`` (epoch s).
 
         Buckets are laid out by age (0 = the as-of day) once, so each window
-        reads exactly its own days as one slice.
+        reads exactly its own days as one slice. Counts and distinct sets over
+        the days before the as-of day are worked out once per day and kept
+        (:meth:`_past_days`): an account scored several times a day then reads
+        only its current day's bucket for them (the feature vector was 10 % of
+        the workers' CPU in a profile of the full pipeline).
         """
         compiled = self._compiled
         as_of_day = day_of(as_of)
-        span = compiled.retention_days
-        by_age: list[list[Any] | None] = [None] * span
-        for day, cells in self._buckets.items():
-            age = as_of_day - day
-            if 0 <= age < span:
-                by_age[age] = cells
+        past = self._past
+        if past is None or past[0] != as_of_day:
+            past = self._past = (as_of_day, self._past_days(as_of_day))
+        kept = past[1]
+        today = self._buckets.get(as_of_day)
+        by_age: list[list[Any] | None] | None = None
         out: list[float] = []
         ratios: list[tuple[int, tuple[Any, ...]]] = []
         for position, plan in enumerate(compiled._plan):
             kind = plan[0]
             if kind == "window":
-                _, index, window, offset, is_set = plan
-                if is_set:
-                    union: set[Any] = set()
-                    for day_cells in by_age[offset : offset + window]:
-                        if day_cells is not None and day_cells[index] is not None:
-                            union |= day_cells[index]
-                    out.append(float(len(union)))
-                else:
-                    # Summed over the window's own days only: a prefix-sum
-                    # difference would let large amounts outside it round the result.
-                    total = 0.0
-                    for day_cells in by_age[offset : offset + window]:
-                        if day_cells is not None:
-                            value = day_cells[index]
-                            if value is not None:
-                                total += value
-                    out.append(total)
+                _, index, window, offset, is_set, exact = plan
+                if exact:
+                    before = kept[position]
+                    current = None if offset or today is None else today[index]
+                    if current is None:
+                        out.append(float(len(before)) if is_set else before)
+                    elif is_set:
+                        out.append(float(len(before) + sum(1 for m in current if m not in before)))
+                    else:
+                        out.append(current + before)
+                    continue
+                if by_age is None:
+                    by_age = self._by_age(as_of_day)
+                # Summed over the window's own days only, in age order: a prefix-sum
+                # difference would let large amounts outside it round the result.
+                total = 0.0
+                for day_cells in by_age[offset : offset + window]:
+                    if day_cells is not None:
+                        value = day_cells[index]
+                        if value is not None:
+                            total += value
+                out.append(total)
             elif kind == "track":
                 _, index, aggregation, default = plan
                 out.append(_tracked_value(self._tracked[index], aggregation, as_of, default))
@@ -248,12 +269,47 @@ class AccountFeatures:
             out[position] = num / den if den > 0 else default
         return tuple(out)
 
+    def _by_age(self, as_of_day: int) -> list[list[Any] | None]:
+        span = self._compiled.retention_days
+        by_age: list[list[Any] | None] = [None] * span
+        for day, cells in self._buckets.items():
+            age = as_of_day - day
+            if 0 <= age < span:
+                by_age[age] = cells
+        return by_age
+
+    def _past_days(self, as_of_day: int) -> list[Any]:
+        """Per feature, for the counts and sets of windows: their value over the
+        window's days before ``as_of_day`` (a new set, never a bucket's own)."""
+        by_age = self._by_age(as_of_day)
+        kept: list[Any] = []
+        for plan in self._compiled._plan:
+            if plan[0] != "window" or not plan[5]:
+                kept.append(None)
+                continue
+            _, index, window, offset, is_set, _ = plan
+            days = by_age[max(offset, 1) : offset + window]
+            if is_set:
+                union: set[Any] = set()
+                for day_cells in days:
+                    if day_cells is not None and day_cells[index] is not None:
+                        union |= day_cells[index]
+                kept.append(union)
+            else:
+                total = 0.0
+                for day_cells in days:
+                    if day_cells is not None and day_cells[index] is not None:
+                        total += day_cells[index]
+                kept.append(total)
+        return kept
+
     def raw(self) -> tuple[dict[int, list[Any]], list[Any], float]:
         """The live state, to be pickled at once (never kept: it changes)."""
         return self._buckets, self._tracked, self._newest
 
     def restore_raw(self, raw: tuple[dict[int, list[Any]], list[Any], float]) -> None:
         self._buckets, self._tracked, self._newest = raw
+        self._past = None
 
     def snapshot(self) -> FeaturesSnapshot:
         return FeaturesSnapshot(
