@@ -398,6 +398,25 @@ def main(argv: list[str] | None = None) -> int:
         # State and offsets are as of the last snapshot; a restart resumes there.
         logging.getLogger("churnwatch").info("stopped by SIGINT")
         return 0
+    except Exception as exc:
+        if not interrupted(exc):
+            raise
+        # The signal landed in Python code the engine called (an input poll): Bytewax
+        # wraps the KeyboardInterrupt in an error of its own. The same stop.
+        logging.getLogger("churnwatch").info("stopped by SIGINT")
+        return 0
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was caused by, a KeyboardInterrupt (SIGINT)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 if __name__ == "__main__":

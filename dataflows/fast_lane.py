@@ -30,6 +30,7 @@ Guarantees, the same as the main path's:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
@@ -70,10 +71,23 @@ class Tier1Lane:
         self._retry = retry or RetryPolicy()
         self._clock = clock
         self._pending: list[Alert] = []  # sent, not yet confirmed
+        # send and confirm come from the partitions' reader threads and the worker
+        self._lock = threading.Lock()
 
     def send(self, events: Iterable[Event], sent: dict[str, None]) -> int:
         """Produce the tier-1 alert of every decisive event whose alert is not in
         ``sent`` (the partition's memory, updated here); the number produced."""
+        with self._lock:
+            return self._send(events, sent)
+
+    def confirm(self, sent: dict[str, None] | None = None) -> tuple[str, ...]:
+        """Return once every alert sent is acknowledged (a broker outage is waited out),
+        with a copy of ``sent`` taken meanwhile: every id in it was acknowledged."""
+        with self._lock:
+            self._confirm()
+            return () if sent is None else tuple(sent)
+
+    def _send(self, events: Iterable[Event], sent: dict[str, None]) -> int:
         rules = self._rules
         produced = 0
         for event in events:
@@ -94,8 +108,7 @@ class Tier1Lane:
             produced += 1
         return produced
 
-    def confirm(self) -> None:
-        """Return once every alert sent is acknowledged; wait out a broker outage."""
+    def _confirm(self) -> None:
         if not self._pending:
             return
         started = time.perf_counter()

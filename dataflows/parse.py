@@ -15,10 +15,12 @@ the lane's confirmation to the partition's snapshot.
 from __future__ import annotations
 
 import functools
+import queue
+import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
@@ -127,12 +129,19 @@ class MessageParser:
         return out
 
 
+# With the tier-1 lane, how many parsed batches a partition's reader may hold ahead of
+# the worker, and how long the worker waits for one before it goes on to other work.
+READ_AHEAD_BATCHES = 2
+POLL_WAIT_S = 0.001
+
 # What the parse step hands on: one (shard key, events) per shard, dead letters, and
 # one activity summary per input partition.
 Parsed = tuple[str, list[Event]] | DeadLetter | ActivityBatch
 
 
 class _ParsingPartition(StatefulSourcePartition[Parsed, tuple[Any, tuple[str, ...]]]):
+    """Reads and parses in the worker's own thread, batch by batch."""
+
     def __init__(
         self,
         inner: StatefulSourcePartition[Any, Any],
@@ -147,8 +156,9 @@ class _ParsingPartition(StatefulSourcePartition[Parsed, tuple[Any, tuple[str, ..
 
     def next_batch(self) -> list[Parsed]:
         messages = list(self._inner.next_batch())  # StopIteration at the end passes on
-        if not messages:
-            return []
+        return self._parse(messages) if messages else []
+
+    def _parse(self, messages: list[Any]) -> list[Parsed]:
         parsed = self._parser.parse_batch(messages)
         lane = self._lane
         if lane is not None:
@@ -163,9 +173,8 @@ class _ParsingPartition(StatefulSourcePartition[Parsed, tuple[Any, tuple[str, ..
     def snapshot(self) -> tuple[Any, tuple[str, ...]]:
         """The inner source's position, once the lane's alerts before it are confirmed,
         and the alert ids sent (so a copy read after a restart is not sent again)."""
-        if self._lane is not None:
-            self._lane.confirm()
-        return self._inner.snapshot(), tuple(self._sent)
+        sent = self._lane.confirm(self._sent) if self._lane is not None else ()
+        return self._inner.snapshot(), sent
 
     def close(self) -> None:
         if self._lane is not None:
@@ -173,10 +182,100 @@ class _ParsingPartition(StatefulSourcePartition[Parsed, tuple[Any, tuple[str, ..
         self._inner.close()
 
 
+# A reader's hand-over: a parsed batch and the inner position after it; the end of the
+# input (None); or what the reader raised.
+_HandOver = tuple[list[Parsed], Any] | BaseException | None
+
+
+class _ReadAheadPartition(_ParsingPartition):
+    """Reads and parses in a thread of its own, up to ``depth`` batches ahead of the
+    worker, so the tier-1 lane sends a decisive event's alert as soon as it is read,
+    even while the worker is busy (a snapshot, a slow sink, a batch of scoring).
+
+    The worker takes the batches in order; the partition's snapshot is the inner
+    position after the last batch the worker took (what the reader read beyond it
+    is read again after a restart, and its alerts, confirmed, are not sent twice).
+    A full hand-over queue stops the reader: input waits for a stuck worker.
+    """
+
+    def __init__(
+        self,
+        inner: StatefulSourcePartition[Any, Any],
+        parser: MessageParser,
+        lane: Tier1Lane,
+        sent: tuple[str, ...],
+        *,
+        name: str,
+        depth: int = READ_AHEAD_BATCHES,
+    ) -> None:
+        super().__init__(inner, parser, lane, sent)
+        self._handed = inner.snapshot()  # the position of what the worker took
+        self._queue: queue.Queue[_HandOver] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._ended = False
+        self._reader = threading.Thread(target=self._read, name=f"read-ahead {name}",
+                                        daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        inner = self._inner
+        try:
+            while not self._stop.is_set():
+                try:
+                    messages = list(inner.next_batch())
+                except StopIteration:
+                    self._hand_over(None)
+                    return
+                if messages:
+                    self._hand_over((self._parse(messages), inner.snapshot()))
+                    continue
+                awake = inner.next_awake()
+                if awake is not None:
+                    self._stop.wait(max(0.0, (awake - datetime.now(UTC)).total_seconds()))
+        except BaseException as exc:  # handed to the worker, which raises it
+            self._hand_over(exc)
+
+    def _hand_over(self, item: _HandOver) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def next_batch(self) -> list[Parsed]:
+        if self._ended:
+            raise StopIteration
+        try:
+            item = self._queue.get(timeout=POLL_WAIT_S)
+        except queue.Empty:
+            return []
+        if item is None:
+            self._ended = True
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        parsed, self._handed = item
+        return parsed
+
+    def next_awake(self) -> datetime | None:
+        return None  # next_batch waits on the hand-over queue itself
+
+    def snapshot(self) -> tuple[Any, tuple[str, ...]]:
+        assert self._lane is not None
+        return self._handed, self._lane.confirm(self._sent)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._reader.join(timeout=30)
+        super().close()
+
+
 class ParsingSource(FixedPartitionedSource[Parsed, tuple[Any, tuple[str, ...]]]):
     """Any partitioned source of messages (Kafka, a JSONL file, a test's list), parsed in
-    its partitions; with ``lane`` (a factory, called once per worker), the tier-1 fast
-    lane sends decisive events' alerts from there."""
+    its partitions; with ``lane`` (a factory, called once per worker), each partition
+    reads ahead in a thread of its own and the tier-1 fast lane sends decisive events'
+    alerts from there."""
 
     def __init__(
         self,
@@ -203,12 +302,10 @@ class ParsingSource(FixedPartitionedSource[Parsed, tuple[Any, tuple[str, ...]]])
             inner_state = resume_state
         if self._lane is None and self._lane_factory is not None:
             self._lane = self._lane_factory()  # one per worker, shared by its partitions
-        return _ParsingPartition(
-            self._inner.build_part(step_id, for_part, inner_state),
-            self._parser,
-            self._lane,
-            sent,
-        )
+        inner = self._inner.build_part(step_id, for_part, inner_state)
+        if self._lane is None:
+            return _ParsingPartition(inner, self._parser, None, sent)
+        return _ReadAheadPartition(inner, self._parser, self._lane, sent, name=for_part)
 
 
 # One message's fields: value, key, topic, partition, offset, (timestamp type, ms), and

@@ -53,3 +53,17 @@ def test_an_unknown_command_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as stopped:
         main(["frobnicate"])
     assert stopped.value.code == 2
+
+
+def test_an_interrupt_wrapped_by_the_engine_is_still_an_interrupt() -> None:
+    from churnwatch.cli import interrupted
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as inner:
+            raise RuntimeError("error calling next_batch") from inner
+    except RuntimeError as wrapped:
+        assert interrupted(wrapped)
+    assert not interrupted(RuntimeError("a defect"))
+    assert interrupted(KeyboardInterrupt())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -139,6 +140,16 @@ def message(event_id: str, event_type: str, offset: int) -> KafkaSourceMessage[N
                               topic="t", partition=0, offset=offset)
 
 
+def next_items(part: Any) -> list[Any]:
+    """The next batch a read-ahead partition hands over (its reader runs in a thread)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        items = part.next_batch()
+        if items:
+            return items
+    raise AssertionError("nothing handed over")
+
+
 def test_parsing_source_confirms_before_its_snapshot_and_resumes_its_memory() -> None:
     batches = [[message("e1", "billing.payment_failed", 0)],
                [message("e1", "billing.payment_failed", 1), message("e2", "app.login", 2)]]
@@ -147,18 +158,39 @@ def test_parsing_source_confirms_before_its_snapshot_and_resumes_its_memory() ->
     parser = MessageParser(EventLimits(), lambda: NOW, PipelineMetrics.create(CollectorRegistry()))
     source = ParsingSource(ListSource(batches), parser, lambda: tier1)
     part = source.build_part("in", "only", None)
-    first = part.next_batch()
+    first = next_items(part)
     assert [type(item).__name__ for item in first] == ["tuple", "ActivityBatch"]
-    state = part.snapshot()
     sent_id = alert_id("acme", "acct-1", "payment_failed", "e1")
-    assert state == (1, (sent_id,))
+    # The position is that of what the worker took (one batch), however far the
+    # reader read ahead; the alert was confirmed before the snapshot was given.
+    assert part.snapshot() == (1, (sent_id,))
     assert tier1._pending == []
+    part.close()
     # A restart from that snapshot: the copy in the next batch is not sent again.
-    resumed = source.build_part("in", "only", state)
-    resumed.next_batch()
+    resumed = source.build_part("in", "only", (1, (sent_id,)))
+    assert len(next_items(resumed)) == 2
     assert writer.produced == [sent_id]
     with pytest.raises(StopIteration):
-        resumed.next_batch()
+        while True:
+            resumed.next_batch()
+    assert resumed.snapshot() == (2, (sent_id,))
+    resumed.close()
     # A snapshot written before the lane (the inner state alone) still resumes.
     legacy = source.build_part("in", "only", 1)
-    assert legacy.snapshot() == (1, ())
+    assert legacy.snapshot()[0] == 1
+    legacy.close()
+
+
+def test_a_reader_that_fails_hands_its_error_to_the_worker() -> None:
+    class Broken(ListSource):
+        def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> Any:
+            part = super().build_part(step_id, for_part, resume_state)
+            part.next_batch = lambda: 1 / 0  # type: ignore[method-assign]
+            return part
+
+    tier1, _ = lane(RecordingWriter())
+    parser = MessageParser(EventLimits(), lambda: NOW, PipelineMetrics.create(CollectorRegistry()))
+    part = ParsingSource(Broken([]), parser, lambda: tier1).build_part("in", "only", None)
+    with pytest.raises(ZeroDivisionError):
+        next_items(part)
+    part.close()
