@@ -109,7 +109,7 @@ class Settings:
     shadow_model_dir: Path | None = None
     score_debounce: timedelta = timedelta(minutes=30)
     score_ttl: timedelta = timedelta(days=7)
-    score_min_change: float = 0.02  # 0: publish every score
+    score_min_change: float = 0.045  # on the arcsine scale (ScorePublisher.moved); 0: every score
     score_refresh_before: timedelta = timedelta(days=1)
     risk_tiers: tuple[float, float] = (0.4, 0.7)
     risk_blend: str = "max"
@@ -310,8 +310,9 @@ ENV_VARIABLES: dict[str, str] = {
     " tier-1 events bypass it (1800)",
     f"{PREFIX}SCORE_TTL_SECONDS": "how long a score stands (expires_at) (604800)",
     f"{PREFIX}SCORE_MIN_CHANGE": "a score is published (row, message) when its risk moved at"
-    " least this much since the last published one, or its tier or top reasons changed, a"
-    " decisive event made it, or the last one nears expiry; 0 publishes every score (0.02)",
+    " least this much since the last published one, measured as asin(sqrt(risk)) (so this"
+    " much near 0.5, less near 0 or 1: 0.020 at 0.05), or its tier or top reasons changed, a"
+    " decisive event made it, or the last one nears expiry; 0 publishes every score (0.045)",
     f"{PREFIX}SCORE_REFRESH_BEFORE_SECONDS": "publish a fresh score when the last published"
     " one expires within this long, so a live account keeps a valid score (86400)",
     f"{PREFIX}RISK_TIERS": "risk at which medium and high begin (0.4,0.7)",

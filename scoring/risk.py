@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from math import asin, sqrt
 
 import numpy as np
 
@@ -44,10 +45,10 @@ class RiskPolicy:
     ttl: timedelta = timedelta(days=7)
     debounce: timedelta = timedelta(minutes=30)
     # Scores on change: a score is published (a row, a message) when the tier changes,
-    # the risk moves by at least min_change since the last published one, the top
+    # the risk moves far enough since the last published one (ScorePublisher.moved), the top
     # reasons change, a decisive event made it, or the last published score expires
     # within refresh_before; the others update the account's state silently.
-    min_change: float = 0.02
+    min_change: float = 0.045  # on the arcsine scale: see ScorePublisher.moved
     refresh_before: timedelta = timedelta(days=1)
     # Risk a decisive (tier-1) event stands for, by its alert's severity.
     rule_risk: dict[Severity, float] = field(
@@ -163,22 +164,37 @@ class RiskTierTracker:
 class ScorePublisher:
     """Which of an account's scores are published: those that change something.
 
-    A score is published when it is the account's first, its tier differs from
-    the last published one, its risk moved by at least ``min_change``, the set of
-    its top reasons changed while the tier is medium or high (the reasons people
-    read; at a low tier their order and membership churn with noise: on a seeded
-    history, comparing them there published 1.5x as many scores), a decisive
-    (tier-1) event made it, or the last published score expires within
-    ``refresh_before`` (so a live account always has a valid published score).
-    Judged in event time on the account's own ordered scores, so the same input
-    publishes the same scores however it was batched. Shadow scores follow their
-    primary (published together, so the two stay comparable).
+    A score is published when it is the account's first, a decisive (tier-1)
+    event made it, its tier differs from the last published one, its risk moved
+    far enough from the last published one (:meth:`moved`), the set of its top
+    reasons changed while the tier is medium or high (the reasons people read;
+    at a low tier their order and membership churn with noise: on a seeded
+    history, comparing them there published 1.5x as many scores), or the last
+    published score expires within ``refresh_before`` (so a live account always
+    has a valid published score). Judged in event time on the account's own
+    ordered scores, so the same input publishes the same scores however it was
+    batched. Shadow scores follow their primary (published together, so the two
+    stay comparable).
+
+    Moves are measured on the arcsine-square-root scale of a probability rather
+    than in plain risk, because what a move costs is how many accounts it passes:
+    most accounts sit at a low risk, where a move of 0.02 reorders far more of
+    them than the same move at 0.5. On the 200-account, 40-day seeded history of
+    ``tests/unit/churnwatch/test_score_publication.py`` (and three more seeds),
+    a plain move of 0.02 published 82.5 scores per 1,000 events with a ROC AUC
+    0.0038 below every-event scores (0.0056 on the worst seed); this scale with
+    0.045 publishes 76.3 with a gap of 0.0036 (0.0036 on the worst seed), and on
+    a fresh 2,000-account, 7-day history 117 per 1,000 instead of 137. Risk moves
+    publish 80-83 % of the rows there, tier changes and reasons 2-4 %: hysteresis
+    on tier changes or counting only the top reason changed under 1 % of them,
+    and a larger plain move costs ranking fast (0.03: 0.014 of ROC AUC).
     """
 
     __slots__ = ("last",)
 
     def __init__(self, snapshot: tuple[str, float, tuple[str, ...], float] | None = None) -> None:
-        # (tier, risk, reasons, expires_at epoch s) of the last published primary score
+        # (tier, risk, reasons, expires_at epoch s) of the last published primary score:
+        # the form it has always had, so snapshots taken before this rule restore as they are
         self.last = snapshot
 
     def publish(self, score: RiskScore, policy: RiskPolicy) -> bool:
@@ -189,13 +205,26 @@ class ScorePublisher:
             last is None
             or score.trigger_alert is not None
             or score.tier != last[0]
-            or abs(score.risk - last[1]) >= policy.min_change - 1e-12  # 0.25 - 0.2 < 0.05
+            or self.moved(score.risk, last[1], policy.min_change)
             or reasons != last[2]
             or score.score_time.timestamp() >= last[3] - policy.refresh_before.total_seconds()
         ):
             self.last = (str(score.tier), score.risk, reasons, score.expires_at.timestamp())
             return True
         return False
+
+    @staticmethod
+    def moved(risk: float, published: float, min_change: float) -> bool:
+        """Whether ``risk`` moved at least ``min_change`` away from ``published`` on the
+        arcsine-square-root scale, ``asin(sqrt(risk))``.
+
+        Near a risk of 0.5 that is a plain move of ``min_change``; elsewhere the move
+        needed shrinks with a probability's spread, ``sqrt(risk * (1 - risk))``: with
+        0.045, about 0.045 at 0.5, 0.039 at 0.25, 0.020 at 0.05, 0.009 at 0.01 and 0.027
+        at 0.9. A ``min_change`` of 0 counts every move.
+        """
+        moved = asin(sqrt(min(max(risk, 0.0), 1.0))) - asin(sqrt(min(max(published, 0.0), 1.0)))
+        return abs(moved) >= min_change - 1e-12  # float error at the exact change
 
     def live_at(self, moment: float) -> bool:
         """Whether the last published score still stands at ``moment`` (epoch s)."""

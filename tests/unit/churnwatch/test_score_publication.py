@@ -4,8 +4,10 @@ The same seeded history is replayed publishing every score
 (``CHURNWATCH_SCORE_MIN_CHANGE=0``) and publishing on change (the default).
 Each account is observed at the end of every day with the published score
 then in force; the label is "cancels within 14 days". Publishing on change must
-cut the rows by more than 4x (5.3x when written, with the default change of
-0.02) and keep ROC AUC within 0.005 of every-event scores (0.8106 against 0.8144).
+cut the rows by more than 5x (5.7x when written: 4,118 against 23,376, 76.3 per
+1,000 events, with the default change of 0.045 on the arcsine scale; a plain
+move of 0.02 before it published 4,451, 5.3x) and keep ROC AUC within 0.005 of
+every-event scores (0.8108 against 0.8144; 0.8106 with the plain move).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def test_scores_on_change_keep_the_ranking_with_far_fewer_rows(tmp_path: Path) -
     replay(history, tmp_path / "changes", Settings(recovery_dir=None))
     every, changes = published(tmp_path / "every"), published(tmp_path / "changes")
 
-    assert len(every) > 4 * len(changes) > 0, (len(every), len(changes))
+    assert len(every) > 5 * len(changes) > 0, (len(every), len(changes))
     every_auc, changes_auc = auc_of(every, simulation), auc_of(changes, simulation)
     assert every_auc > 0.6
     assert abs(every_auc - changes_auc) <= 0.005, (every_auc, changes_auc)
