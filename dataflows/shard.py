@@ -168,9 +168,10 @@ class _Risk:
         )
 
 
-# (account processors' snapshots, risk states' snapshots), each pickled once per epoch
-# that touched the account.
-ShardSnapshot = tuple[dict[str, bytes], dict[str, Any]]
+# (account processors' snapshots, risk states' snapshots, each pickled once per epoch
+# that touched the account; the accounts whose feature write was pending). Older
+# snapshots have the first two only.
+ShardSnapshot = tuple[dict[str, bytes], dict[str, Any], tuple[str, ...]]
 
 
 class AccountShard:
@@ -185,13 +186,16 @@ class AccountShard:
         self._config = config
         self._clock = clock
         now = clock()
+        # Live processors of the warm accounts; a cold one lives as its snapshot bytes
+        # in _frozen alone, and is built again from them when it next has news.
         self._accounts: dict[str, AccountProcessor] = {}
-        self._last_active: dict[str, datetime] = {}
-        self._risk: dict[str, _Risk] = {}
+        self._last_active: dict[str, datetime] = {}  # every account held, warm or cold
+        self._risk: dict[str, _Risk] = {}  # warm risk states
         # Snapshots of accounts no epoch has touched since: reused as they are.
         self._frozen: dict[str, bytes] = {}
         self._touched: set[str] = set()
         self._risk_frozen: dict[str, bytes] = {}
+        self._risk_expires: dict[str, datetime] = {}  # when a cold risk state may go
         self._risk_touched: set[str] = set()
         self._dirty: set[str] = set()  # features changed, not yet written
         self._flush_due: datetime | None = None
@@ -200,20 +204,40 @@ class AccountShard:
         self.busy_accounts = 0.0
         self.busy_risk = 0.0
         if snapshot is not None:
-            processors, risks = snapshot
-            for subject, state in processors.items():
-                self._accounts[subject] = AccountProcessor(config.account, AccountSnapshot(state))
-                self._last_active[subject] = now
+            processors, risks, *rest = snapshot
+            # Every account starts cold: nothing is unpickled until it has news.
             self._frozen = dict(processors)
-            for subject, risk_state in risks.items():
-                self._risk[subject] = _Risk(config.decisions, risk_state, now)
+            self._last_active = dict.fromkeys(processors, now)
             self._risk_frozen = dict(risks)
-            # The crash may have lost the last feature writes: write once more.
-            self._dirty = set(processors)
-            self._flush_due = now if processors else None
+            # Cold risk states go once the longest memory any could have has passed
+            # without news (a restart does not know each one's own: it would have to
+            # unpickle them all); forgetting one later than needed changes nothing.
+            self._risk_expires = dict.fromkeys(risks, now + self._longest_risk_memory())
+            # The crash may have lost the feature writes still pending at the snapshot:
+            # write those once more (every account's, from a snapshot that did not say).
+            self._dirty = set(rest[0]) if rest else set(processors)
+            self._flush_due = now if self._dirty else None
 
     def __len__(self) -> int:
+        """Accounts held, warm or cold."""
+        return len(self._last_active)
+
+    @property
+    def warm(self) -> int:
+        """Accounts held as live objects (the others as snapshot bytes)."""
         return len(self._accounts)
+
+    def _processor(self, subject: str) -> AccountProcessor:
+        """The account's processor: the live one, or one built from its bytes (then
+        kept live), or a new one."""
+        processor = self._accounts.get(subject)
+        if processor is None:
+            frozen = self._frozen.get(subject)
+            processor = AccountProcessor(
+                self._config.account, None if frozen is None else AccountSnapshot(frozen)
+            )
+            self._accounts[subject] = processor
+        return processor
 
     # -- batches ---------------------------------------------------------------
 
@@ -240,9 +264,7 @@ class AccountShard:
         feed: list[Any] = []  # what the decisions need, by account, in production order
         scoring = config.score is not None
         for subject, events in by_account.items():
-            processor = self._accounts.get(subject)
-            if processor is None:
-                processor = self._accounts[subject] = AccountProcessor(config.account)
+            processor = self._processor(subject)
             result = processor.process(events)
             self._last_active[subject] = now
             self._touched.add(subject)
@@ -304,8 +326,11 @@ class AccountShard:
             risk = touched.get(subject)
             if risk is None:
                 risk = self._risk.get(subject)
-                if risk is None:
-                    risk = self._risk[subject] = _Risk(engine, None, now)
+                if risk is None:  # cold (its bytes) or new
+                    risk = self._risk[subject] = _Risk(
+                        engine, self._risk_frozen.get(subject), now
+                    )
+                    self._risk_expires.pop(subject, None)
                 risk.touched = now
                 touched[subject] = risk
                 self._risk_touched.add(subject)
@@ -340,8 +365,9 @@ class AccountShard:
                 self._forget_risk(subject)
 
     def _forget_risk(self, subject: str) -> None:
-        del self._risk[subject]
+        self._risk.pop(subject, None)
         self._risk_frozen.pop(subject, None)
+        self._risk_expires.pop(subject, None)
         self._risk_touched.discard(subject)
 
     def _publish(self, risk: _Risk, score: RiskScore, out: ShardOutputs) -> bool:
@@ -386,15 +412,16 @@ class AccountShard:
         """The end of a finite input: every account's features as of its newest event
         (values such as days since the last activity move with time alone)."""
         out = ShardOutputs()
-        self._dirty = set(self._accounts)
+        self._dirty = set(self._last_active)  # warm and cold
         self._flush(out)
         return out
 
     def _flush(self, out: ShardOutputs) -> None:
         self._flush_due = None
         for subject in self._dirty:
-            processor = self._accounts.get(subject)
-            update = None if processor is None else processor.feature_update()
+            if subject not in self._last_active:
+                continue  # forgotten meanwhile
+            update = self._processor(subject).feature_update()
             if update is not None:
                 out.features.append(update)
         self._dirty = set()
@@ -402,12 +429,26 @@ class AccountShard:
     def _evict(self, now: datetime) -> None:
         idle_before = now - self._config.idle_ttl
         for subject in [s for s, at in self._last_active.items() if at <= idle_before]:
-            del self._accounts[subject], self._last_active[subject]
+            del self._last_active[subject]
+            self._accounts.pop(subject, None)
             self._frozen.pop(subject, None)
             self._touched.discard(subject)
             self._dirty.discard(subject)
         for subject in [s for s, r in self._risk.items() if now >= r.touched + self._risk_ttl(r)]:
             self._forget_risk(subject)
+        for subject in [s for s, at in self._risk_expires.items() if now >= at]:
+            self._forget_risk(subject)
+
+    def _longest_risk_memory(self) -> timedelta:
+        config = self._config
+        longest = REMEMBER_REFUSALS
+        if config.policy is not None:
+            longest = max(longest, config.policy.ttl)
+        if config.decisions is not None:
+            longest = max(
+                longest, timedelta(seconds=config.decisions.policy.longest_memory_seconds)
+            )
+        return longest
 
     def _risk_ttl(self, risk: _Risk) -> timedelta:
         """After this long without news (wall clock), nothing is left to remember:
@@ -427,17 +468,32 @@ class AccountShard:
 
     def snapshot(self) -> ShardSnapshot:
         """Every account's state; only the accounts touched since the last snapshot
-        are pickled again."""
+        are pickled again. Then the accounts this epoch did not touch go cold: their
+        live objects are dropped, their bytes stay (an idle account costs its
+        snapshot's size, about 1 KB, not its objects' several)."""
         frozen = self._frozen
-        for subject in self._touched:
+        touched = self._touched
+        for subject in touched:
             processor = self._accounts.get(subject)
             if processor is not None:
                 frozen[subject] = processor.snapshot().state
         self._touched = set()
         risks = self._risk_frozen
-        for subject in self._risk_touched:
+        risk_touched = self._risk_touched
+        for subject in risk_touched:
             risk = self._risk.get(subject)
             if risk is not None:
                 risks[subject] = risk.snapshot()
         self._risk_touched = set()
-        return dict(frozen), dict(risks)
+        self._cool(touched, risk_touched)
+        return dict(frozen), dict(risks), tuple(self._dirty)
+
+    def _cool(self, touched: set[str], risk_touched: set[str]) -> None:
+        """Drop the live objects of the accounts an epoch went by without; their
+        snapshot bytes are current (nothing changes an account but its news)."""
+        dirty = self._dirty
+        for subject in [s for s in self._accounts if s not in touched and s not in dirty]:
+            del self._accounts[subject]
+        for subject in [s for s in self._risk if s not in risk_touched]:
+            risk = self._risk.pop(subject)
+            self._risk_expires[subject] = risk.touched + self._risk_ttl(risk)

@@ -130,6 +130,39 @@ def test_a_snapshot_repickles_only_touched_accounts() -> None:
     assert second["acme:a"] != first["acme:a"]
 
 
+def test_accounts_an_epoch_went_by_without_go_cold_and_come_back_the_same() -> None:
+    clock = Clock()
+    cooled, warm = shard(clock), shard(clock)
+    a, b = events("a", 30, event_type="billing.payment_failed"), events("b", 30)
+    for account_shard in (cooled, warm):
+        account_shard.process([a[:10], b[:10]])
+    cooled.snapshot()
+    assert cooled.warm == 2  # both had news this epoch
+    clock.now = NOW + timedelta(seconds=5)
+    assert cooled.on_notify().features == warm.on_notify().features  # nothing pending now
+    assert cooled.process([a[10:20]]) == warm.process([a[10:20]])
+    cooled.snapshot()
+    assert cooled.warm == 1 and len(cooled) == 2  # b: its bytes only
+    # b comes back from its bytes and carries on exactly as the never-cooled b
+    assert cooled.process([b[10:], a[20:]]) == warm.process([b[10:], a[20:]])
+    assert cooled.on_eof() == warm.on_eof()
+
+
+def test_a_restart_writes_again_only_the_features_pending_at_the_snapshot() -> None:
+    clock = Clock()
+    account_shard = shard(clock)
+    account_shard.process([events("a", 5), events("b", 5)])
+    clock.now = NOW + timedelta(seconds=5)
+    account_shard.on_notify()  # both written
+    account_shard.process([events("a", 6)[5:]])  # a changed again, not yet written
+    restored = shard(clock, snapshot=pickle.loads(pickle.dumps(account_shard.snapshot())))
+    assert restored.warm == 0  # nothing unpickled until it is needed
+    assert [u.account_id for u in restored.on_notify().features] == ["a"]
+    # a snapshot from before the pending set was kept: every account, as before
+    processors, risks, _ = account_shard.snapshot()
+    assert len(shard(clock, snapshot=(processors, risks)).on_notify().features) == 2
+
+
 @pytest.mark.parametrize("shards", [1, 8, 64])
 def test_the_shard_count_does_not_change_outputs(shards: int) -> None:
     streams = [events(f"acct-{i}", 12, event_type="billing.payment_failed") for i in range(20)]
