@@ -11,6 +11,7 @@ default registry (where Bytewax's Kafka consumer lag gauge lives).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -86,8 +87,16 @@ class OpsServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass  # probes every few seconds would flood the log
 
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
-        self._httpd.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: object, client_address: object) -> None:
+                # A probe that gave up before the answer (a busy process): not an error
+                # worth a traceback on stderr.
+                if not isinstance(sys.exc_info()[1], ConnectionError):
+                    super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+        self._httpd = Server((host, port), Handler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="churnwatch-ops", daemon=True
         )
