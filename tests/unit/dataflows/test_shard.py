@@ -10,7 +10,14 @@ import pytest
 
 from accounts.config import AccountConfig
 from accounts.processor import AccountProcessor
-from dataflows.shard import EVICTION_CHECK, AccountShard, ShardConfig, shard_key, shard_of
+from dataflows.shard import (
+    EVICTION_CHECK,
+    AccountShard,
+    ShardConfig,
+    shard_key,
+    shard_of,
+    unpack,
+)
 from detectors.tier1 import DEFAULT_TIER1_RULES
 from featurestore.aggregation import CompiledFeatures
 from featurestore.definitions import load_definitions
@@ -161,6 +168,11 @@ def test_a_restart_writes_again_only_the_features_pending_at_the_snapshot() -> N
     # a snapshot from before the pending set was kept: every account, as before
     processors, risks, _ = account_shard.snapshot()
     assert len(shard(clock, snapshot=(processors, risks)).on_notify().features) == 2
+    # ... and from before the states were compressed: the pickles themselves
+    plain = {subject: unpack(blob) for subject, blob in processors.items()}
+    assert all(len(plain[s]) > len(processors[s]) for s in plain)  # compressed now
+    old = shard(clock, snapshot=(plain, risks))
+    assert old.process([events("a", 6)]).duplicates == 6  # a remembers its events
 
 
 @pytest.mark.parametrize("shards", [1, 8, 64])
