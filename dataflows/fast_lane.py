@@ -74,6 +74,11 @@ class Tier1Lane:
         # send and confirm come from the partitions' reader threads and the worker
         self._lock = threading.Lock()
 
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        """The decisive event types (those of the tier-1 rules)."""
+        return tuple(self._rules)
+
     def send(self, events: Iterable[Event], sent: dict[str, None]) -> int:
         """Produce the tier-1 alert of every decisive event whose alert is not in
         ``sent`` (the partition's memory, updated here); the number produced."""

@@ -194,3 +194,27 @@ def test_a_reader_that_fails_hands_its_error_to_the_worker() -> None:
     with pytest.raises(ZeroDivisionError):
         next_items(part)
     part.close()
+
+
+def test_the_reader_finds_decisive_events_however_they_are_written() -> None:
+    """A substring test picks the messages to parse; an escaped type is parsed anyway."""
+    escaped = event_bytes(event_id="esc", event_type="billing.payment_failed").replace(
+        b"billing.payment_failed", b"billing\\u002epayment_failed"
+    )
+    mention = event_bytes(event_id="mention", attributes={"note": "billing.payment_failed"})
+    batch = [
+        KafkaSourceMessage(key=None, value=value, topic="t", partition=0, offset=i)
+        for i, value in enumerate([escaped, mention, event_bytes(event_id="plain"),
+                                   event_bytes(event_id="pf", event_type="billing.payment_failed"),
+                                   b"not json"])
+    ]
+    writer = RecordingWriter()
+    tier1, _ = lane(writer)
+    parser = MessageParser(EventLimits(), lambda: NOW, PipelineMetrics.create(CollectorRegistry()))
+    part = ParsingSource(ListSource([batch]), parser, lambda: tier1).build_part("in", "only", None)
+    items = next_items(part)  # the worker still parses every message
+    assert sum(len(item[1]) for item in items if type(item) is tuple) == 4
+    assert sorted(writer.produced) == sorted(
+        alert_id("acme", "acct-1", "payment_failed", e) for e in ("esc", "pf")
+    )
+    part.close()
