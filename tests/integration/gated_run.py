@@ -2,8 +2,8 @@
 
 Run as ``python -m tests.integration.gated_run <directory>`` with the test's
 settings in ``CHURNWATCH_*``: the first risk_scores write creates
-``<directory>/entered`` and waits until ``<directory>/open`` exists. SIGINT ends
-the run, as it ends ``churnwatch run``.
+``<directory>/entered`` and waits until ``<directory>/open`` exists. The test
+ends it with SIGKILL.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from churnwatch.app import prepare
-from churnwatch.cli import interrupted
 from churnwatch.settings import Settings
 from churnwatch.wiring import production_config, production_sinks
 from dataflows.flow import build_dataflow
@@ -66,12 +65,8 @@ def main(directory: Path) -> int:
                           batch_size=settings.input_batch_size)
     flow = build_dataflow(source, sinks, production_config(settings, feature_set, metrics),
                           metrics)
-    try:
-        run_dataflow(flow, epoch_interval=settings.snapshot_interval, recovery_dir=None,
-                     recovery_partitions=1)
-    except (KeyboardInterrupt, Exception) as exc:
-        if not interrupted(exc):
-            raise
+    run_dataflow(flow, epoch_interval=settings.snapshot_interval, recovery_dir=None,
+                 recovery_partitions=1)
     return 0
 
 
