@@ -37,10 +37,20 @@ class Readiness:
         self._result: dict[str, str] = {}
 
     def evaluate(self) -> dict[str, str]:
-        """``{name: "ok" | reason}``."""
-        with self._lock:
+        """``{name: "ok" | reason}``.
+
+        While one request runs the checks (each may wait up to its timeout for a
+        dependency that does not answer), the others get the last result at once
+        rather than queueing behind it (with probes every half second and three
+        2-second timeouts, they would pile up during an outage).
+        """
+        if time.monotonic() - self._at < self._cache_seconds:
+            return self._result
+        if not self._lock.acquire(blocking=not self._result):
+            return self._result  # being refreshed: the last verdict
+        try:
             if time.monotonic() - self._at < self._cache_seconds:
-                return self._result
+                return self._result  # refreshed while this request waited for the lock
             result = {}
             for name, check in self._checks.items():
                 try:
@@ -50,6 +60,8 @@ class Readiness:
                     result[name] = f"{type(exc).__name__}: {exc}"[:300]
             self._result, self._at = result, time.monotonic()
             return result
+        finally:
+            self._lock.release()
 
 
 class OpsServer:
