@@ -150,7 +150,3 @@ class Tier1Lane:
         delivery report, served at a later poll, says how long it took) and log it."""
         self._metrics.sink_writes.labels(sink="kafka-alerts-fast-lane").inc()
         alert_emitted(self._metrics, alert, acked_at)
-
-    def close(self) -> None:
-        self.confirm()
-        self._writer.close()

@@ -67,9 +67,8 @@ class MessageParser:
         shards: int = 64,
     ) -> None:
         self._shards = shards
-        self._limits = limits
-        self._clock = clock
-        self.limits = limits  # read by the fast lane's reader, which parses a few itself
+        # read by the fast lane's reader too, which parses the few decisive events itself
+        self.limits = limits
         self.clock = clock
         self._metrics = metrics
         # an event type's verdict, once: a pattern match per event was 1.5 % of the CPU
@@ -79,8 +78,8 @@ class MessageParser:
 
     def parse_batch(self, messages: Sequence[InputItem]) -> list[Parsed]:
         started = time.perf_counter()
-        now = self._clock()
-        limits = self._limits
+        now = self.clock()
+        limits = self.limits
         out: list[Parsed] = []
         by_partition: dict[int, list[Event]] = {}
         by_shard: dict[int, list[Event]] = {}
@@ -142,45 +141,24 @@ Parsed = tuple[str, list[Event]] | DeadLetter | ActivityBatch
 
 
 class _ParsingPartition(StatefulSourcePartition[Parsed, tuple[Any, tuple[str, ...]]]):
-    """Reads and parses in the worker's own thread, batch by batch."""
+    """Reads and parses in the worker's own thread, batch by batch (no tier-1 lane)."""
 
-    def __init__(
-        self,
-        inner: StatefulSourcePartition[Any, Any],
-        parser: MessageParser,
-        lane: Tier1Lane | None,
-        sent: tuple[str, ...],
-    ) -> None:
+    def __init__(self, inner: StatefulSourcePartition[Any, Any], parser: MessageParser) -> None:
         self._inner = inner
         self._parser = parser
-        self._lane = lane
-        self._sent = dict.fromkeys(sent)  # alert ids the lane sent, oldest first
 
     def next_batch(self) -> list[Parsed]:
         messages = list(self._inner.next_batch())  # StopIteration at the end passes on
-        return self._parse(messages) if messages else []
-
-    def _parse(self, messages: list[Any]) -> list[Parsed]:
-        parsed = self._parser.parse_batch(messages)
-        lane = self._lane
-        if lane is not None:
-            for item in parsed:
-                if type(item) is tuple:
-                    lane.send(item[1], self._sent)
-        return parsed
+        return self._parser.parse_batch(messages) if messages else []
 
     def next_awake(self) -> datetime | None:
         return self._inner.next_awake()
 
     def snapshot(self) -> tuple[Any, tuple[str, ...]]:
-        """The inner source's position, once the lane's alerts before it are confirmed,
-        and the alert ids sent (so a copy read after a restart is not sent again)."""
-        sent = self._lane.confirm(self._sent) if self._lane is not None else ()
-        return self._inner.snapshot(), sent
+        """The inner source's position, and no alert ids: no lane sent any."""
+        return self._inner.snapshot(), ()
 
     def close(self) -> None:
-        if self._lane is not None:
-            self._lane.confirm()
         self._inner.close()
 
 
@@ -215,7 +193,9 @@ class _ReadAheadPartition(_ParsingPartition):
         name: str,
         depth: int = READ_AHEAD_BATCHES,
     ) -> None:
-        super().__init__(inner, parser, lane, sent)
+        super().__init__(inner, parser)
+        self._lane = lane
+        self._sent = dict.fromkeys(sent)  # alert ids the lane sent, oldest first
         # A decisive event's type as it appears in a message without escapes.
         self._needles = tuple(f'"{event_type}"'.encode() for event_type in lane.event_types)
         self._handed = inner.snapshot()  # the position of what the worker took
@@ -227,9 +207,7 @@ class _ReadAheadPartition(_ParsingPartition):
         self._reader.start()
 
     def _read(self) -> None:
-        inner = self._inner
-        lane = self._lane
-        assert lane is not None
+        inner, lane = self._inner, self._lane
         try:
             while not self._stop.is_set():
                 try:
@@ -296,12 +274,14 @@ class _ReadAheadPartition(_ParsingPartition):
         return None  # next_batch waits on the hand-over queue itself
 
     def snapshot(self) -> tuple[Any, tuple[str, ...]]:
-        assert self._lane is not None
+        """The position of what the worker took, once the lane's alerts are confirmed,
+        and the alert ids sent (so a copy read after a restart is not sent again)."""
         return self._handed, self._lane.confirm(self._sent)
 
     def close(self) -> None:
         self._stop.set()
         self._reader.join(timeout=30)
+        self._lane.confirm()
         super().close()
 
 
@@ -338,7 +318,7 @@ class ParsingSource(FixedPartitionedSource[Parsed, tuple[Any, tuple[str, ...]]])
             self._lane = self._lane_factory()  # one per worker, shared by its partitions
         inner = self._inner.build_part(step_id, for_part, inner_state)
         if self._lane is None:
-            return _ParsingPartition(inner, self._parser, None, sent)
+            return _ParsingPartition(inner, self._parser)
         return _ReadAheadPartition(inner, self._parser, self._lane, sent, name=for_part)
 
 

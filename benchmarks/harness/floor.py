@@ -11,7 +11,6 @@ calls :func:`floor_worker`.
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,12 @@ from typing import Any
 import orjson
 
 from benchmarks.harness.figures import Figures
-from benchmarks.harness.processes import ChildProcesses, children_cpu_s, parse_counts, tail_text
+from benchmarks.harness.processes import (
+    ChildProcesses,
+    children_cpu_s,
+    parse_counts,
+    wait_all,
+)
 
 # The worker's last line of output, which the parent reads back.
 FLOOR_LINE = "floor: "
@@ -107,16 +111,7 @@ def run_floor(children: ChildProcesses, bootstrap: str, topic: str, processes: i
         if processes > 1:
             argv += ["--process-id", str(i), "--addresses", addresses]
         procs.append(children.start(argv, env=None, cwd=REPO, stdout=outs[i], stderr=errs[i]))
-    try:
-        for i, proc in enumerate(procs):
-            code = proc.wait()
-            if code != 0:
-                msg = f"floor process {i} exited with {code}:\n{tail_text(errs[i])}"
-                raise RuntimeError(msg)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                children.stop(proc, signal.SIGTERM, grace_s=5)
+    wait_all(children, procs, errs, "floor")
     wall = time.perf_counter() - started
     cpu = children_cpu_s() - cpu_before
     totals: dict[str, float] = {}

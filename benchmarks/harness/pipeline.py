@@ -47,6 +47,7 @@ from benchmarks.harness.reference import run_reference
 from benchmarks.harness.report import (
     draw_chart,
     environment,
+    json_argument,
     number,
     print_table,
     table,
@@ -406,7 +407,7 @@ def run_pipeline_benchmark(options: PipelineOptions) -> int:
     children = ChildProcesses()
     report: Figures = {
         "environment": env,
-        "arguments": {field.name: _json_argument(getattr(options, field.name))
+        "arguments": {field.name: json_argument(getattr(options, field.name))
                       for field in dataclasses.fields(options)},
     }
     try:
@@ -431,7 +432,3 @@ def run_pipeline_benchmark(options: PipelineOptions) -> int:
     print()
     print(f"wrote {result_path} and {chart_path}")
     return 0
-
-
-def _json_argument(value: object) -> object:
-    return str(value) if isinstance(value, Path) else value

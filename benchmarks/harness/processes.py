@@ -126,6 +126,22 @@ def wait_until_ready(proc: subprocess.Popen[bytes], ports: Sequence[int], stderr
     return time.perf_counter() - started
 
 
+def wait_all(children: ChildProcesses, procs: Sequence[subprocess.Popen[bytes]],
+             stderr: Sequence[Path], what: str) -> None:
+    """Wait for every process of a group; the first that fails raises (with the end of
+    its stderr) and the others are stopped."""
+    try:
+        for i, proc in enumerate(procs):
+            code = proc.wait()
+            if code != 0:
+                msg = f"{what} process {i} exited with {code}:\n{tail_text(stderr[i])}"
+                raise RuntimeError(msg)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                children.stop(proc, signal.SIGTERM, grace_s=5)
+
+
 def tail_text(path: Path, lines: int = 15) -> str:
     """The last lines of a log, for an error message."""
     try:

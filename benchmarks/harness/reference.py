@@ -33,7 +33,6 @@ active span on its last line; :func:`run_reference` starts them and sums.
 from __future__ import annotations
 
 import functools
-import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -44,7 +43,13 @@ from typing import TYPE_CHECKING, cast
 from confluent_kafka import KafkaError, Message
 
 from benchmarks.harness.figures import Figures
-from benchmarks.harness.processes import ChildProcesses, children_cpu_s, parse_counts, tail_text
+from benchmarks.harness.processes import (
+    ChildProcesses,
+    children_cpu_s,
+    parse_counts,
+    tail_text,
+    wait_all,
+)
 from detectors.tier1 import Tier1Rule, detect_tier1
 from schemas.dead_letter import DeadLetter
 from schemas.event import Event, EventLimits, Rejection, RejectReason, parse_event
@@ -409,16 +414,7 @@ def run_reference(children: ChildProcesses, settings: Settings, processes: int, 
                        env=env, cwd=REPO, stdout=outs[i], stderr=errs[i])
         for i in range(processes)
     ]
-    try:
-        for i, proc in enumerate(procs):
-            code = proc.wait()
-            if code != 0:
-                msg = f"reference process {i} exited with {code}:\n{tail_text(errs[i])}"
-                raise RuntimeError(msg)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                children.stop(proc, signal.SIGTERM, grace_s=5)
+    wait_all(children, procs, errs, "reference")
     wall = time.perf_counter() - started
     cpu = children_cpu_s() - cpu_before
     lines = [line for out in outs for line in out.read_text().splitlines()

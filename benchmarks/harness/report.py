@@ -380,3 +380,8 @@ def draw_chart(report: Figures, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def json_argument(value: object) -> object:
+    """A benchmark option as result.json records it (paths as text)."""
+    return str(value) if isinstance(value, Path) else value

@@ -75,7 +75,7 @@ from benchmarks.harness.recovery_store import (
     snapshot_figures,
 )
 from benchmarks.harness.redis_memory import feature_memory, used_memory
-from benchmarks.harness.report import environment, print_table, write_result
+from benchmarks.harness.report import environment, json_argument, print_table, write_result
 from benchmarks.harness.sampling import ClusterSampler
 
 if TYPE_CHECKING:
@@ -568,7 +568,7 @@ def run_state_benchmark(options: StateOptions) -> int:
     children = ChildProcesses()
     report: Figures = {
         "environment": env,
-        "arguments": {f.name: _json_argument(getattr(options, f.name)) for f in fields(options)},
+        "arguments": {f.name: json_argument(getattr(options, f.name)) for f in fields(options)},
         "code": {"at_start": code_state()},
     }
     try:
@@ -603,7 +603,3 @@ def run_state_benchmark(options: StateOptions) -> int:
     print()
     print(f"wrote {out}")
     return 0
-
-
-def _json_argument(value: object) -> object:
-    return str(value) if isinstance(value, Path) else value
