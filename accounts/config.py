@@ -35,6 +35,11 @@ class AccountConfig:
     allowed_lateness_seconds: float = 3600.0
     usage_rules: UsageRules = field(default_factory=UsageRules)
     scoring: ScoringConfig | None = None  # None: no model, no score requests
+    # An account silent this long in event time starts afresh on its next event, as a
+    # new account would (its windows, tenure, signal episodes and debounce are gone);
+    # None: never. Judged on the account's own events, so the outcome does not depend
+    # on when the stream evicts the idle state from memory.
+    idle_expiry_seconds: float | None = None
     # The watermark rule, from allowed_lateness_seconds.
     clock: EventClock = field(init=False, repr=False, compare=False)
 

@@ -25,6 +25,7 @@ drives this same class from a file.
 
 from __future__ import annotations
 
+import math
 import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -123,6 +124,11 @@ class AccountProcessor:
     def features(self) -> AccountFeatures:
         return self._features
 
+    @property
+    def newest(self) -> float:
+        """The newest event time folded in (epoch seconds; -inf before the first)."""
+        return self._features.newest
+
     def feature_values(self) -> dict[str, float]:
         """Features as of the newest event time (what the stream writes to Redis)."""
         return dict(zip(self._names, self._features.values(self._features.newest), strict=True))
@@ -137,8 +143,11 @@ class AccountProcessor:
         duplicates = late = failed = 0
         moved = False
         last_event: Event | None = None
+        expiry = config.idle_expiry_seconds
         for event in events:
             ts = event.event_time.timestamp()
+            if expiry is not None and expiry < ts - features.newest < math.inf:
+                features = self._expire()
             if self._dedupe.is_duplicate(event.event_id, ts):
                 duplicates += 1
                 continue
@@ -175,6 +184,17 @@ class AccountProcessor:
         if last_event is not None:
             self._tenant_id, self._account_id = last_event.tenant_id, last_event.account_id
         return BatchResult(outputs, fresh, duplicates, late, moved, failed)
+
+    def _expire(self) -> AccountFeatures:
+        """Forget everything: the account has been silent longer than its state is kept
+        (``idle_expiry_seconds``), so its next event starts it as a new account."""
+        config = self._config
+        self._dedupe = DedupeState(config.dedupe_window_seconds, config.dedupe_max_ids)
+        self._features = AccountFeatures(config.features)
+        self._episodes = SignalEpisodes(persist=config.usage_rules.persist_days)
+        self._debounce = ScoringDebounce()
+        self._evaluated_day = None
+        return self._features
 
     def _request_score(
         self, event: Event, alert: Alert | None, ts: float, outputs: list[Output]

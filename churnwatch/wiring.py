@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bytewax.dataflow import Dataflow
@@ -83,6 +83,7 @@ def account_config(
         ),
         allowed_lateness_seconds=settings.allowed_lateness.total_seconds(),
         usage_rules=settings.usage_rules,
+        idle_expiry_seconds=idle_state_ttl(settings).total_seconds(),
         scoring=ScoringConfig(
             debounce_seconds=settings.score_debounce.total_seconds(),
             rule_ttl_seconds=settings.score_ttl.total_seconds(),
@@ -90,6 +91,15 @@ def account_config(
         if scoring
         else None,
     )
+
+
+def idle_state_ttl(settings: Settings) -> timedelta:
+    """How long an account may be silent before its state is forgotten: as long as its
+    online features live (every window has passed by then), and at least two dedupe
+    windows. In event time, an account silent this long starts afresh on its next
+    event; in memory, the stream drops its state once this long has passed in event
+    time or on the wall clock, whichever comes first."""
+    return max(settings.feature_ttl, settings.dedupe_window * 2)
 
 
 def policy_vocabulary(settings: Settings, feature_set: FeatureSet) -> Vocabulary:
@@ -157,7 +167,7 @@ def flow_config(
     return FlowConfig(
         limits=event_limits(settings),
         account=account_config(settings, feature_set, scoring=scoring is not None),
-        idle_state_ttl=max(settings.feature_ttl, settings.dedupe_window * 2),
+        idle_state_ttl=idle_state_ttl(settings),
         inactivity=settings.usage_rules.inactivity,
         feature_flush_interval=settings.feature_flush_interval,
         scoring=scoring,

@@ -24,11 +24,18 @@ is its Bytewax adapter. Every account's processing is exactly what it was when
 each account was a key of its own: the same events in the same order, so the
 same outputs, whatever the shard count, batching or number of processes.
 
-State bounds: an account's processor is dropped after ``idle_ttl`` of wall
-clock without events (longer than any window), its risk state once its tier is
-low and its decisions have nothing to remember, or after its idle time
-(:func:`risk_idle_ttl`). A snapshot re-pickles only the accounts an epoch
-touched; the others keep the bytes of their last snapshot.
+State bounds: an account's processor is dropped after ``idle_ttl`` without
+events (longer than any window), its risk state once its tier is low and its
+decisions have nothing to remember, or after its idle time
+(:meth:`AccountShard._risk_ttl`). Idle time is judged on the wall clock and
+in event time (the shard's newest event time minus the allowed lateness),
+whichever passes first, so a replay of a year of history holds only the
+accounts active within the TTL, as a live run does. (In event time this
+assumes the partitions feeding a shard are less than the TTL apart, as they
+are live and in a replay; the kernel starts an account afresh after the same
+silence in its own events, so eviction only frees memory.) A snapshot
+re-pickles only the accounts an epoch touched; the others keep the bytes of
+their last snapshot.
 """
 
 from __future__ import annotations
@@ -58,8 +65,10 @@ from scoring.risk import RiskPolicy, RiskTierTracker, ScorePublisher
 # How long (wall clock, without news) a cancelled or opted-out account's decision
 # state is kept: a final invoice's payment_failed must not start dunning.
 REMEMBER_REFUSALS = timedelta(days=90)
-# How often (wall clock) a shard looks for accounts idle long enough to forget.
+# How often (wall clock) a shard looks for accounts idle long enough to forget, and
+# how far its event time moves between two such looks.
 EVICTION_CHECK = timedelta(minutes=10)
+EVICTION_CHECK_EVENT_TIME = 86_400.0
 
 
 def pack(state: bytes) -> bytes:
@@ -136,7 +145,7 @@ SILENT_KEPT = SCORES_KEPT
 class _Risk:
     """One account's risk tier, score publication and decisions."""
 
-    __slots__ = ("decisions", "newest", "publisher", "silent", "touched", "tracker")
+    __slots__ = ("decisions", "newest", "publisher", "seen", "silent", "touched", "tracker")
 
     def __init__(
         self, engine: DecisionEngine | None, snapshot: bytes | tuple[object, ...] | None,
@@ -155,7 +164,8 @@ class _Risk:
         # Recent unpublished primary scores by id (a decision may yet reference one).
         self.silent: dict[str, RiskScore] = dict(silent)
         self.newest = newest  # the newest score time seen (epoch s)
-        self.touched = touched
+        self.touched = touched  # wall clock
+        self.seen = float("-inf")  # the newest event time of anything it was fed
 
     def snapshot(self) -> bytes:
         """Pickled once, here: the shard's snapshot then carries bytes, which Bytewax
@@ -182,9 +192,11 @@ class _Risk:
 
 
 # (account processors' snapshots, risk states' snapshots, each pickled once per epoch
-# that touched the account; the accounts whose feature write was pending). Older
-# snapshots have the first two only.
-ShardSnapshot = tuple[dict[str, bytes], dict[str, Any], tuple[str, ...]]
+# that touched the account; the accounts whose feature write was pending; event times:
+# each account's newest, each risk state's newest, the shard's newest). Older
+# snapshots have the first two or three only.
+EventTimes = tuple[dict[str, float], dict[str, float], float]
+ShardSnapshot = tuple[dict[str, bytes], dict[str, Any], tuple[str, ...], EventTimes]
 
 
 class AccountShard:
@@ -213,11 +225,17 @@ class AccountShard:
         self._dirty: set[str] = set()  # features changed, not yet written
         self._flush_due: datetime | None = None
         self._next_eviction = now + EVICTION_CHECK
+        # Event time (epoch s): each account's newest event, each risk state's newest
+        # item, the shard's newest event; idle state goes by these too (a replay).
+        self._newest: dict[str, float] = {}
+        self._risk_seen: dict[str, float] = {}
+        self._seen_until = float("-inf")
+        self._next_event_eviction = float("-inf")
         # Busy seconds of the two phases (the metrics read and reset them).
         self.busy_accounts = 0.0
         self.busy_risk = 0.0
         if snapshot is not None:
-            processors, risks, *rest = snapshot
+            processors, risks = snapshot[0], snapshot[1]
             # Every account starts cold: nothing is unpickled until it has news.
             self._frozen = dict(processors)
             self._last_active = dict.fromkeys(processors, now)
@@ -228,12 +246,21 @@ class AccountShard:
             self._risk_expires = dict.fromkeys(risks, now + self._longest_risk_memory())
             # The crash may have lost the feature writes still pending at the snapshot:
             # write those once more (every account's, from a snapshot that did not say).
-            self._dirty = set(rest[0]) if rest else set(processors)
+            self._dirty = set(snapshot[2] if len(snapshot) > 2 else processors)
             self._flush_due = now if self._dirty else None
+            if len(snapshot) > 3:  # event times (older snapshots: the wall clock alone)
+                newest, risk_seen, self._seen_until = snapshot[3]
+                self._newest, self._risk_seen = dict(newest), dict(risk_seen)
+                self._next_event_eviction = self._seen_until + EVICTION_CHECK_EVENT_TIME
 
     def __len__(self) -> int:
         """Accounts held, warm or cold."""
         return len(self._last_active)
+
+    @property
+    def risk_states(self) -> int:
+        """Risk states held, warm or cold."""
+        return len(self._risk.keys() | self._risk_frozen.keys())
 
     @property
     def warm(self) -> int:
@@ -276,10 +303,12 @@ class AccountShard:
                     events.append(event)
         feed: list[Any] = []  # what the decisions need, by account, in production order
         scoring = config.score is not None
+        newest_of = self._newest
         for subject, events in by_account.items():
             processor = self._processor(subject)
             result = processor.process(events)
             self._last_active[subject] = now
+            newest_of[subject] = processor.newest
             self._touched.add(subject)
             out.duplicates += result.duplicates
             out.late_events += result.late
@@ -298,6 +327,13 @@ class AccountShard:
             started = time.perf_counter()
             self._decide(feed + idle_alerts, out, now)
             self.busy_risk += time.perf_counter() - started
+        if by_account:
+            newest = max(newest_of[subject] for subject in by_account)
+            if newest > self._seen_until:
+                self._seen_until = newest
+                if newest >= self._next_event_eviction:
+                    self._evict_in_event_time()
+                    self._next_event_eviction = newest + EVICTION_CHECK_EVENT_TIME
         return out
 
     @staticmethod
@@ -348,6 +384,9 @@ class AccountShard:
                 risk.touched = now
                 touched[subject] = risk
                 self._risk_touched.add(subject)
+            seen = (item.score_time if isinstance(item, RiskScore) else item.event_time).timestamp()
+            if seen > risk.seen:
+                risk.seen = self._risk_seen[subject] = seen
             decisions = risk.decisions
             decided: list[Any] = []
             if isinstance(item, RiskScore):
@@ -383,6 +422,7 @@ class AccountShard:
         self._risk_frozen.pop(subject, None)
         self._risk_expires.pop(subject, None)
         self._risk_touched.discard(subject)
+        self._risk_seen.pop(subject, None)
 
     def _publish(self, risk: _Risk, score: RiskScore, out: ShardOutputs) -> bool:
         """Publish ``score`` if it changes something; else keep it, silent, for a while."""
@@ -441,17 +481,42 @@ class AccountShard:
         self._dirty = set()
 
     def _evict(self, now: datetime) -> None:
+        """Forget the accounts and risk states idle long enough on the wall clock."""
         idle_before = now - self._config.idle_ttl
         for subject in [s for s, at in self._last_active.items() if at <= idle_before]:
-            del self._last_active[subject]
-            self._accounts.pop(subject, None)
-            self._frozen.pop(subject, None)
-            self._touched.discard(subject)
-            self._dirty.discard(subject)
+            self._forget_account(subject)
         for subject in [s for s, r in self._risk.items() if now >= r.touched + self._risk_ttl(r)]:
             self._forget_risk(subject)
         for subject in [s for s, at in self._risk_expires.items() if now >= at]:
             self._forget_risk(subject)
+
+    def _evict_in_event_time(self) -> None:
+        """Forget the accounts and risk states idle long enough in event time: those
+        whose newest event is older than the TTL at the shard's watermark (its newest
+        event time minus the allowed lateness). A cold risk state's own TTL is not
+        known without unpickling it: it is given the longest."""
+        watermark = self._config.account.clock.watermark(self._seen_until)
+        idle_before = watermark - self._config.idle_ttl.total_seconds()
+        for subject in [s for s, newest in self._newest.items() if newest < idle_before]:
+            self._forget_account(subject)
+        if self._config.policy is None:
+            return
+        longest = self._longest_risk_memory().total_seconds()
+        warm = self._risk
+        for subject in [
+            s for s, seen in self._risk_seen.items()
+            if seen + (self._risk_ttl(warm[s]).total_seconds() if s in warm else longest)
+            < watermark
+        ]:
+            self._forget_risk(subject)
+
+    def _forget_account(self, subject: str) -> None:
+        self._last_active.pop(subject, None)
+        self._accounts.pop(subject, None)
+        self._frozen.pop(subject, None)
+        self._touched.discard(subject)
+        self._dirty.discard(subject)
+        self._newest.pop(subject, None)
 
     def _longest_risk_memory(self) -> timedelta:
         config = self._config
@@ -500,7 +565,8 @@ class AccountShard:
                 risks[subject] = pack(risk.snapshot())
         self._risk_touched = set()
         self._cool(touched, risk_touched)
-        return dict(frozen), dict(risks), tuple(self._dirty)
+        event_times = (dict(self._newest), dict(self._risk_seen), self._seen_until)
+        return dict(frozen), dict(risks), tuple(self._dirty), event_times
 
     def _cool(self, touched: set[str], risk_touched: set[str]) -> None:
         """Drop the live objects of the accounts an epoch went by without; their

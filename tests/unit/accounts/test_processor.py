@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import random
 from collections.abc import Iterable, Sequence
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from accounts.config import AccountConfig
 from accounts.processor import AccountProcessor, Output
 from churnwatch.settings import Settings
 from churnwatch.wiring import account_config
@@ -345,3 +347,32 @@ def test_snapshot_round_trip_continues_identically(cut: int) -> None:
     assert len(of_type(before, UsageSignal) + of_type(after, UsageSignal)) == 2
     assert restored.feature_values() == processor.feature_values()
     assert restored.feature_update() == processor.feature_update()
+
+
+def test_an_account_silent_longer_than_its_idle_expiry_starts_afresh() -> None:
+    """Past the expiry, an account's state is exactly a new account's: so the stream
+    may drop an idle account from memory at any moment after it without changing
+    an output."""
+    expiring = dataclasses.replace(CONFIG, idle_expiry_seconds=40 * 86_400.0)
+    keeping = dataclasses.replace(CONFIG, idle_expiry_seconds=None)
+    history = [
+        make_event(event_id=f"d{day}-{i}", event_type="app.login", event_time=at(day, 9 + i))
+        for day in range(30)
+        for i in range(5)
+    ]
+
+    def back(day: float) -> list[Event]:
+        return [
+            make_event(event_id=f"back-{i}", event_type="app.login", event_time=at(day, 9 + i))
+            for i in range(3)
+        ]
+
+    def state(config: AccountConfig, events: list[Event]) -> bytes:
+        processor = AccountProcessor(config)
+        processor.process(events)
+        return processor.snapshot().state
+
+    new_account = state(expiring, back(71))
+    assert state(expiring, history + back(71)) == new_account  # 42 days after day 29
+    assert state(keeping, history + back(71)) != new_account  # no expiry: remembered
+    assert state(expiring, history + back(68)) != state(expiring, back(68))  # 39 days: kept

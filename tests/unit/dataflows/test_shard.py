@@ -166,7 +166,7 @@ def test_a_restart_writes_again_only_the_features_pending_at_the_snapshot() -> N
     assert restored.warm == 0  # nothing unpickled until it is needed
     assert [u.account_id for u in restored.on_notify().features] == ["a"]
     # a snapshot from before the pending set was kept: every account, as before
-    processors, risks, _ = account_shard.snapshot()
+    processors, risks, *_ = account_shard.snapshot()
     assert len(shard(clock, snapshot=(processors, risks)).on_notify().features) == 2
     # ... and from before the states were compressed: the pickles themselves
     plain = {subject: unpack(blob) for subject, blob in processors.items()}
@@ -199,3 +199,63 @@ def test_a_recovery_directory_keeps_its_shard_count(tmp_path: object) -> None:
     assert recovery_config(directory, 1, shards=64) is not None  # the same: fine
     with pytest.raises(RecoveryLayoutError, match="holds state for 64 shards, not 16"):
         recovery_config(directory, 1, shards=16)
+
+
+def on_day(account: str, *days: float, **overrides: object) -> list[Event]:
+    return [
+        make_event(
+            event_id=f"{account}-{day}",
+            account_id=account,
+            event_time=T0 + timedelta(days=day),
+            **overrides,  # type: ignore[arg-type]
+        )
+        for day in days
+    ]
+
+
+def test_accounts_idle_in_event_time_are_forgotten_while_the_wall_clock_stands() -> None:
+    account_shard = shard()  # a replay: the wall clock does not move
+    account_shard.process([on_day("a", 0)])
+    account_shard.process([on_day("b", 20, 39)])
+    assert len(account_shard) == 2  # a's newest event is 39 days behind: kept
+    account_shard.process([on_day("b", 41)])
+    assert len(account_shard) == 1  # 41 days (minus the lateness) past it: forgotten
+    # the snapshot carries the event times: a restored shard forgets by them too
+    account_shard.process([on_day("c", 42)])
+    restored = shard(snapshot=pickle.loads(pickle.dumps(account_shard.snapshot())))
+    restored.process([on_day("d", 82)])
+    assert len(restored) == 2  # b is 41 days behind d, c 40: b goes
+
+
+def test_risk_states_idle_in_event_time_are_forgotten() -> None:
+    from churnwatch.settings import Settings
+    from churnwatch.wiring import flow_config
+
+    flow = flow_config(Settings())
+    assert flow.scoring is not None
+    config = ShardConfig(
+        flow.account,
+        idle_ttl=flow.idle_state_ttl,
+        flush_interval=timedelta(seconds=5),
+        score=flow.scoring.score,
+        decisions=flow.scoring.decisions,
+        policy=flow.scoring.policy,
+    )
+    account_shard = AccountShard(config, Clock())
+    account_shard.process([on_day("a", 0, event_type="billing.payment_failed")])
+    assert account_shard.risk_states == 1  # a high tier and a decision to remember
+    def held() -> set[str]:
+        return set(account_shard._risk) | set(account_shard._risk_frozen)
+
+    account_shard.process([on_day("b", 20)])
+    assert "acme:a" in held()  # 20 days: within the policy's 21-day memory
+    account_shard.process([on_day("b", 22)])
+    assert "acme:a" not in held()  # 22 days
+    # a cold risk state is judged by the longest memory any can have (90 days)
+    account_shard.process([on_day("c", 100, event_type="billing.payment_failed")])
+    account_shard.snapshot()
+    account_shard.snapshot()  # an epoch without news: c's risk state is cold
+    account_shard.process([on_day("b", 189)])
+    assert "acme:c" in held()  # 89 days
+    account_shard.process([on_day("b", 191)])
+    assert "acme:c" not in held()  # 91 days
