@@ -392,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except ChurnwatchError as exc:
         print(f"churnwatch: {exc}", file=sys.stderr)
-        return 1
+        # 1, or the error's own status (74: the recovery directory cannot be written)
+        return int(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:
         # Ctrl-C / SIGINT is how a tailing service is stopped: no traceback.
         # State and offsets are as of the last snapshot; a restart resumes there.

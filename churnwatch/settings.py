@@ -107,6 +107,8 @@ class Settings:
     # Scoring
     model_dir: Path | None = DEFAULT_MODEL_DIR  # None: no scoring
     shadow_model_dir: Path | None = None
+    # How often a running flow looks for a changed model (and shadow) directory; 0: never
+    model_reload_interval: timedelta = timedelta(seconds=30)
     score_debounce: timedelta = timedelta(minutes=30)
     score_ttl: timedelta = timedelta(days=7)
     score_min_change: float = 0.045  # on the arcsine scale (ScorePublisher.moved); 0: every score
@@ -116,6 +118,8 @@ class Settings:
     # Decisions (they build on scores: no model, no decisions)
     policy_file: Path | None = DEFAULT_POLICY  # None: no decisions, no workflow triggers
     consent_refresh: timedelta = timedelta(seconds=30)
+    # How often a running flow looks for a changed policy file; 0: never
+    policy_reload_interval: timedelta = timedelta(seconds=10)
     # Engine
     input_batch_size: int = 5_000
     shards: int = 64  # accounts are grouped in this many units of state
@@ -189,6 +193,9 @@ class Settings:
             usage_rules=reader.usage_rules("USAGE_RULES", defaults.usage_rules),
             model_dir=reader.path_or_off("MODEL_DIR", defaults.model_dir),
             shadow_model_dir=reader.optional_path("SHADOW_MODEL_DIR"),
+            model_reload_interval=reader.seconds_or_never(
+                "MODEL_RELOAD_SECONDS", defaults.model_reload_interval
+            ),
             score_debounce=reader.seconds("SCORE_DEBOUNCE_SECONDS", defaults.score_debounce),
             score_ttl=reader.seconds("SCORE_TTL_SECONDS", defaults.score_ttl),
             score_min_change=reader.fraction("SCORE_MIN_CHANGE", defaults.score_min_change),
@@ -199,6 +206,9 @@ class Settings:
             risk_blend=reader.choice("RISK_BLEND", defaults.risk_blend, ("max", "ml", "rules")),
             policy_file=reader.path_or_off("POLICY", defaults.policy_file),
             consent_refresh=reader.seconds("CONSENT_REFRESH_SECONDS", defaults.consent_refresh),
+            policy_reload_interval=reader.seconds_or_never(
+                "POLICY_RELOAD_SECONDS", defaults.policy_reload_interval
+            ),
             input_batch_size=reader.positive_int("INPUT_BATCH_SIZE", defaults.input_batch_size),
             shards=reader.positive_int("SHARDS", defaults.shards),
             recovery_dir=Path(recovery) if recovery.lower() not in ("", "none", "off") else None,
@@ -226,6 +236,8 @@ class Settings:
             "TOPIC_WORKFLOWS": self.topics.workflows,
             "POLICY": str(self.policy_file) if self.policy_file else "off",
             "CONSENT_REFRESH_SECONDS": str(self.consent_refresh.total_seconds()),
+            "POLICY_RELOAD_SECONDS": str(self.policy_reload_interval.total_seconds()),
+            "MODEL_RELOAD_SECONDS": str(self.model_reload_interval.total_seconds()),
             "MODEL_DIR": str(self.model_dir) if self.model_dir else "off",
             "SCORE_DEBOUNCE_SECONDS": str(self.score_debounce.total_seconds()),
             "SCORE_TTL_SECONDS": str(self.score_ttl.total_seconds()),
@@ -320,6 +332,11 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}POLICY": "decision policy file (YAML); 'off': no decisions or workflow triggers"
     " (the shipped decisions/policies/default.yaml)",
     f"{PREFIX}TOPIC_WORKFLOWS": "workflow triggers and signals (churn.workflow-triggers)",
+    f"{PREFIX}MODEL_RELOAD_SECONDS": "how often a running flow looks for a changed model"
+    " (and shadow) directory, loads, checks and swaps it in, keeping the last good model if"
+    " the new one is refused; 0: never (30)",
+    f"{PREFIX}POLICY_RELOAD_SECONDS": "how often a running flow looks for a changed policy file"
+    " and swaps it in, keeping the last good policy if the new one is refused; 0: never (10)",
     f"{PREFIX}CONSENT_REFRESH_SECONDS": "how often the consent directory re-reads Postgres"
     " contact_preferences (30)",
     f"{PREFIX}TIER1_RULES": 'JSON object event_type -> {"rule": ..., "severity": ...}',
@@ -394,6 +411,12 @@ class _EnvReader:
 
     def seconds(self, name: str, default: timedelta) -> timedelta:
         value = self._number(name, float, "a number of seconds", lambda v: v > 0, "positive")
+        return default if value is None else timedelta(seconds=value)
+
+    def seconds_or_never(self, name: str, default: timedelta) -> timedelta:
+        """A period in seconds where 0 means "never" (0 s, for the caller to read so)."""
+        value = self._number(name, float, "a number of seconds", lambda v: v >= 0,
+                             "0 (never) or positive")
         return default if value is None else timedelta(seconds=value)
 
     def fraction(self, name: str, default: float) -> float:

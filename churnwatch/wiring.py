@@ -12,6 +12,7 @@ import logging
 import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bytewax.dataflow import Dataflow
@@ -30,7 +31,8 @@ from featurestore.aggregation import CompiledFeatures
 from featurestore.definitions import FeatureSet, load_definitions
 from featurestore.redis_store import RedisFeatureStore
 from schemas.event import EventLimits
-from scoring.model import load_model
+from scoring.model import RiskModel
+from scoring.reload import ModelHolder
 from scoring.risk import Blend, RiskPolicy
 from sinks.decision_store import PostgresConsentDirectory, register_experiments
 from sinks.kafka import (
@@ -114,17 +116,30 @@ def scoring_stage(
     consent: ConsentLookup = no_consent_records,
     accept_policy: Callable[[Policy], None] | None = None,
     on_policy_change: Callable[[str, Policy], None] | None = None,
+    on_model_change: Callable[[str, str, RiskModel], None] | None = None,
 ) -> ScoringStage | None:
     """Load the model (and shadow) and the decision policy; refuses a mismatch or an
     invalid policy at start. ``consent``: the do-not-contact directory (none for a
-    file replay); ``accept_policy``: a check every policy (and reload) must pass."""
+    file replay); ``accept_policy``: a check every policy (and reload) must pass;
+    ``on_model_change(role, outcome, model)``: hears each model's loads and reloads."""
     if settings.model_dir is None:
         return None
-    model = load_model(settings.model_dir, feature_set.version, feature_set.names)
+
+    def reloading(directory: Path, role: str) -> ModelHolder:
+        """The model in ``directory``, re-read when it changes (the last good one kept)."""
+        hear = on_model_change
+        return ModelHolder(
+            directory,
+            feature_set.version,
+            feature_set.names,
+            check_seconds=settings.model_reload_interval.total_seconds(),
+            role=role,
+            on_change=None if hear is None else (lambda outcome, m: hear(role, outcome, m)),
+        )
+
+    model = reloading(settings.model_dir, "primary")
     shadow = (
-        load_model(settings.shadow_model_dir, feature_set.version, feature_set.names)
-        if settings.shadow_model_dir
-        else None
+        reloading(settings.shadow_model_dir, "shadow") if settings.shadow_model_dir else None
     )
     medium, high = settings.risk_tiers
     policy = RiskPolicy(
@@ -141,6 +156,7 @@ def scoring_stage(
         holder = PolicyHolder(
             settings.policy_file,
             policy_vocabulary(settings, feature_set),
+            check_seconds=settings.policy_reload_interval.total_seconds(),
             accept=accept_policy,
             on_change=on_policy_change,
         )
@@ -155,6 +171,7 @@ def flow_config(
     consent: ConsentLookup = no_consent_records,
     accept_policy: Callable[[Policy], None] | None = None,
     on_policy_change: Callable[[str, Policy], None] | None = None,
+    on_model_change: Callable[[str, str, RiskModel], None] | None = None,
 ) -> FlowConfig:
     feature_set = feature_set or load_definitions(settings.feature_definitions)
     scoring = scoring_stage(
@@ -163,6 +180,7 @@ def flow_config(
         consent=consent,
         accept_policy=accept_policy,
         on_policy_change=on_policy_change,
+        on_model_change=on_model_change,
     )
     return FlowConfig(
         limits=event_limits(settings),
@@ -260,6 +278,7 @@ def production_config(
         consent=consent.lookup,
         accept_policy=lambda policy: register_experiments(database_url, schema, policy),
         on_policy_change=lambda outcome, policy: _observe_policy(metrics, outcome, policy),
+        on_model_change=_model_observer(metrics),
     )
 
 
@@ -267,6 +286,21 @@ def _observe_policy(metrics: PipelineMetrics, outcome: str, policy: Policy) -> N
     metrics.policy_version.info({"policy_version": policy.version, "digest": policy.digest})
     if outcome != "loaded":
         metrics.policy_reloads.labels(outcome=outcome).inc()
+
+
+def _model_observer(metrics: PipelineMetrics) -> Callable[[str, str, RiskModel], None]:
+    """Keeps ``churnwatch_model_info`` on the live versions and counts reloads."""
+    live = {"model_version": "", "shadow_model_version": ""}
+
+    def observe(role: str, outcome: str, model: RiskModel) -> None:
+        live["shadow_model_version" if role == "shadow" else "model_version"] = (
+            model.model_version
+        )
+        metrics.model_version.info(dict(live))
+        if outcome != "loaded":
+            metrics.model_reloads.labels(model=role, outcome=outcome).inc()
+
+    return observe
 
 
 def production_flow(
@@ -283,14 +317,6 @@ def production_flow(
         {"feature_version": feature_set.version, "definitions": feature_set.source}
     )
     config = production_config(settings, feature_set, metrics)
-    if config.scoring is not None:
-        shadow = config.scoring.shadow
-        metrics.model_version.info(
-            {
-                "model_version": config.scoring.model.model_version,
-                "shadow_model_version": shadow.model_version if shadow else "",
-            }
-        )
     source = EventsSource(
         bootstrap,
         settings.topics.events,

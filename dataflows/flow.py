@@ -72,6 +72,7 @@ from schemas.score import RiskScore
 from schemas.signal import UsageSignal
 from schemas.workflow import WorkflowSignal, WorkflowTrigger
 from scoring.model import RiskModel
+from scoring.reload import ModelHolder, live_model
 from scoring.risk import RiskPolicy, score_batch
 
 log = logging.getLogger(__name__)
@@ -121,11 +122,15 @@ class FlowConfig:
 
 @dataclass(frozen=True)
 class ScoringStage:
-    """The loaded models and the risk policy (one call per model per batch)."""
+    """The models and the risk policy (one call per model per batch).
 
-    model: RiskModel
+    A model is fixed, or a :class:`~scoring.reload.ModelHolder` that swaps in a
+    changed model directory: each batch asks for the live one once, so a swap
+    falls between batches."""
+
+    model: RiskModel | ModelHolder
     policy: RiskPolicy
-    shadow: RiskModel | None = None
+    shadow: RiskModel | ModelHolder | None = None
     decisions: DecisionEngine | None = None  # None: scores and tiers, no decisions
 
     def score(self, items: list[Any]) -> list[Any]:
@@ -138,10 +143,11 @@ class ScoringStage:
         requests = [item for item in items if isinstance(item, ScoreRequest)]
         if not requests:
             return items
-        scores = iter(score_batch(requests, self.model, self.policy))
+        scores = iter(score_batch(requests, live_model(self.model), self.policy))
+        shadow = None if self.shadow is None else live_model(self.shadow)
         shadows = iter(
-            score_batch(requests, self.shadow, self.policy, shadow=True)
-            if self.shadow is not None
+            score_batch(requests, shadow, self.policy, shadow=True)
+            if shadow is not None
             else ()
         )
         out: list[Any] = []

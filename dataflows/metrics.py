@@ -95,6 +95,7 @@ class PipelineMetrics:
     model_version: Info
     policy_version: Info
     policy_reloads: Counter
+    model_reloads: Counter
     tenant_label: TenantLabels
 
     @classmethod
@@ -220,6 +221,12 @@ class PipelineMetrics:
                 "churnwatch_policy_reloads",
                 "Changed policy files: accepted, or refused (the last good one stays live)",
                 ("outcome",),
+            ),
+            model_reloads=counter(
+                "churnwatch_model_reloads",
+                "Changed model directories, by model (primary, shadow): accepted, or refused "
+                "(the last good model stays live)",
+                ("model", "outcome"),
             ),
             tenant_label=TenantLabels(),
         )

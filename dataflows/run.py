@@ -2,12 +2,24 @@
 
 Recovery snapshots state and input offsets every epoch into a directory of
 SQLite partitions; after a crash, a restart resumes from the last snapshot.
+
+When the directory cannot be written (full, read-only, failing), Bytewax's
+writer panics with SQLite's error and the run stops: :func:`run_dataflow`
+turns that into :class:`RecoveryStoreError` (``recovery directory full: ...``,
+exit status 74). SQLite writes each epoch's snapshots in a transaction, so the
+failed one is rolled back and the directory keeps the last complete snapshot;
+once there is space, a restart resumes from it.
 """
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
+import os
+import re
+import shutil
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,6 +44,96 @@ class RecoveryLayoutError(ChurnwatchError):
             f"CHURNWATCH_SHARDS={recorded}, or start a fresh recovery directory (the input "
             "is then read again from its earliest offset; outputs repeat under the same ids)"
         )
+
+
+# The exit status of ``churnwatch run`` when its recovery directory cannot be written
+# (sysexits.h EX_IOERR): a supervisor tells it from a defect (1) or a bad setting (2).
+EXIT_RECOVERY_STORE = 74
+
+
+class RecoveryStoreError(ChurnwatchError):
+    """The recovery directory cannot be written: full (``full``), read-only or failing.
+
+    No snapshot can be taken, so the run stops rather than go on with nothing to
+    resume from; the directory keeps its last complete snapshot (SQLite rolls
+    the failed epoch back). ``free_bytes``: free space on its file system then.
+    """
+
+    exit_code = EXIT_RECOVERY_STORE
+
+    def __init__(self, directory: Path, problem: str, *, full: bool,
+                 free_bytes: int | None) -> None:
+        self.directory = directory
+        self.problem = problem
+        self.full = full
+        self.free_bytes = free_bytes
+        free = "" if free_bytes is None else f"; {free_bytes} bytes free now"
+        what = "recovery directory full" if full else "recovery directory cannot be written"
+        fix = "free space on it (or move CHURNWATCH_RECOVERY_DIR)" if full else "fix it"
+        super().__init__(
+            f"{what}: {directory} ({problem}{free}): no snapshot can be written, so the run "
+            f"stops; {fix}, then restart: it resumes from the last complete snapshot"
+        )
+
+
+# How Bytewax's recovery writer reports a SQLite error (rusqlite's Debug form), e.g.
+# SqliteFailure(Error { code: DiskFull, extended_code: 13 }, Some("database or disk is full"))
+_SQLITE_FAILURE = re.compile(
+    r'SqliteFailure\(Error \{ code: (\w+), extended_code: (\d+) \}, (?:Some\("([^"]*)"\)|None)\)'
+)
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+# Less free than this when SQLite reports an I/O failure or cannot open a file: call it
+# full (SQLite reports ENOSPC on its shared-memory file as an I/O error, not SQLITE_FULL).
+_NEARLY_FULL_BYTES = 1 << 20
+_FULL_WHEN_NEARLY_FULL = frozenset({"SystemIoFailure", "CannotOpen"})
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        yield cause
+        cause = cause.__cause__ or cause.__context__
+
+
+def _free_bytes(directory: Path) -> int | None:
+    try:
+        return shutil.disk_usage(directory).free
+    except OSError:
+        return None
+
+
+def _inside(filename: object, directory: Path) -> bool:
+    """Whether an ``OSError``'s file is ``directory`` or in it (a parent it creates too)."""
+    if not isinstance(filename, str | bytes | os.PathLike):
+        return False
+    path, target = Path(os.fsdecode(filename)).absolute(), directory.absolute()
+    return path == target or target in path.parents or path in target.parents
+
+
+def recovery_store_error(exc: BaseException, directory: Path) -> RecoveryStoreError | None:
+    """``exc`` as a :class:`RecoveryStoreError` if it is the recovery store failing to
+    write (a SQLite failure in Bytewax's recovery, or ``OSError`` ENOSPC, EDQUOT,
+    EROFS, EACCES or EIO on a file of ``directory``), else ``None``."""
+    free = _free_bytes(directory)
+    for cause in _chain(exc):
+        if (
+            isinstance(cause, OSError)
+            and cause.errno in (*_FULL_ERRNOS, errno.EROFS, errno.EACCES, errno.EIO)
+            and _inside(cause.filename, directory)
+        ):
+            return RecoveryStoreError(directory, f"{cause.strerror} (errno {cause.errno})",
+                                      full=cause.errno in _FULL_ERRNOS, free_bytes=free)
+        found = _SQLITE_FAILURE.search(str(cause))
+        if found:
+            code, extended, text = found.groups()
+            full = code == "DiskFull" or (
+                code in _FULL_WHEN_NEARLY_FULL and free is not None and free < _NEARLY_FULL_BYTES
+            )
+            problem = f"SQLite {code} ({extended}): {text or 'no detail'}"
+            return RecoveryStoreError(directory, problem, full=full, free_bytes=free)
+    return None
 
 
 SHARDS_FILE = "churnwatch-shards"
@@ -66,19 +168,54 @@ def recovery_config(
     """
     if directory is None:
         return None
+    try:
+        return _prepare_recovery(directory, partitions, shards)
+    except BaseException as exc:  # Bytewax's PanicException is not an Exception
+        failure = recovery_store_error(exc, directory)
+        if failure is None:
+            raise
+        raise failure from exc
+
+
+def _prepare_recovery(directory: Path, partitions: int, shards: int | None) -> RecoveryConfig:
     directory.mkdir(parents=True, exist_ok=True)
     if shards is not None:
         marker = directory / SHARDS_FILE
-        if marker.exists():
-            recorded = int(marker.read_text().strip())
-            if recorded != shards:
-                raise RecoveryLayoutError(directory, recorded, shards)
-        else:
-            marker.write_text(f"{shards}\n")
+        # Empty: a first start that could not write it (its disk full), so no state yet.
+        recorded = marker.read_text().strip() if marker.exists() else ""
+        if not recorded:
+            _write_atomically(marker, f"{shards}\n")
+        elif int(recorded) != shards:
+            raise RecoveryLayoutError(directory, int(recorded), shards)
     if not any(directory.glob("part-*.sqlite3")):
-        init_db_dir(directory, partitions)
+        _create_partitions(directory, partitions)
         log.info("created %d recovery partition(s) in %s", partitions, directory)
     return RecoveryConfig(directory)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(text)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        # The failed flush names no file: name it, so it is known for the directory's.
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+
+
+def _create_partitions(directory: Path, partitions: int) -> None:
+    """Create the partitions all or none: a disk filling half-way through must not leave
+    some of them, which a restart would take for an initialised directory."""
+    staging = directory / ".creating"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        init_db_dir(staging, partitions)
+        for part in sorted(staging.glob("part-*.sqlite3")):
+            os.replace(part, directory / part.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def run_dataflow(
@@ -95,14 +232,24 @@ def run_dataflow(
     """Run ``flow`` in this process until its input ends (or forever when tailing).
 
     ``epoch_interval``: how often state and input offsets are snapshot;
-    ``recovery_dir`` ``None``: no recovery.
+    ``recovery_dir`` ``None``: no recovery. Raises :class:`RecoveryStoreError`
+    when the recovery directory cannot be written, at start or mid-run.
     """
+    recovery = recovery_config(recovery_dir, recovery_partitions, shards=shards)
     tune_garbage_collector()
-    cli_main(
-        flow,
-        workers_per_process=workers_per_process,
-        process_id=process_id,
-        addresses=addresses,
-        epoch_interval=epoch_interval,
-        recovery_config=recovery_config(recovery_dir, recovery_partitions, shards=shards),
-    )
+    try:
+        cli_main(
+            flow,
+            workers_per_process=workers_per_process,
+            process_id=process_id,
+            addresses=addresses,
+            epoch_interval=epoch_interval,
+            recovery_config=recovery,
+        )
+    except BaseException as exc:  # Bytewax's PanicException is not an Exception
+        failure = None if recovery_dir is None else recovery_store_error(exc, recovery_dir)
+        if failure is None:
+            raise
+        log.error(str(failure), extra={"recovery_dir": str(recovery_dir),
+                                       "free_bytes": failure.free_bytes, "full": failure.full})
+        raise failure from exc

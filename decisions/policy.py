@@ -601,7 +601,7 @@ class PolicyHolder:
     """The live policy, re-read when its file changes; a bad new version is refused.
 
     ``current()`` looks at the file's modification time at most every
-    ``check_seconds`` (wall clock, injected). A changed file is loaded and
+    ``check_seconds`` (monotonic clock, injected; 0: never). A changed file is loaded and
     passed to ``accept`` (which may raise, e.g. when an experiment's split
     changed); on any error the last good policy stays live, and the problems
     are logged and counted in ``rejected``. ``on_change(outcome, live_policy)``
@@ -636,6 +636,8 @@ class PolicyHolder:
             on_change("loaded", policy)
 
     def current(self) -> Policy:
+        if self._check_seconds <= 0:  # 0: never re-read
+            return self._policy
         now = self._clock()
         if now >= self._next_check:
             self._next_check = now + self._check_seconds

@@ -8,7 +8,8 @@ Numpy and onnxruntime only (what a stream operator imports)::
     scores = score_batch(requests, model, policy)    # RiskScore per ScoreRequest
 
 Modules: ``model`` (load, score, explain), ``metadata`` (``metadata.json``
-values), ``evaluation`` (ROC AUC, average precision, lift: the quality a
+values), ``reload`` (the live model, re-read when its directory changes),
+``evaluation`` (ROC AUC, average precision, lift: the quality a
 model's metadata records), ``risk`` (blend, tiers, tier-rise alerts),
 ``errors``. Training (datasets, fitting, export, saving) is the ``training``
 package; no module here imports Bytewax or onnx.
@@ -18,6 +19,7 @@ from scoring.errors import ModelFileError, ModelMismatchError, ScoringError
 from scoring.evaluation import Metrics, average_precision, roc_auc, top_decile_lift
 from scoring.metadata import Calibration, ModelMetadata, TrainingWindow
 from scoring.model import Direction, Reason, RiskModel, load_model
+from scoring.reload import ModelHolder, live_model
 from scoring.risk import Blend, RiskPolicy, RiskTierTracker, score_batch
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "Direction",
     "Metrics",
     "ModelFileError",
+    "ModelHolder",
     "ModelMetadata",
     "ModelMismatchError",
     "Reason",
@@ -35,6 +38,7 @@ __all__ = [
     "ScoringError",
     "TrainingWindow",
     "average_precision",
+    "live_model",
     "load_model",
     "roc_auc",
     "score_batch",

@@ -4,8 +4,10 @@ Needs numpy and onnxruntime only (``onnx`` is a training-time dependency:
 ``training.save`` writes models). A model directory
 holds ``model.onnx`` and ``metadata.json``; :func:`load_model` refuses a model
 whose feature version or feature names (in order) differ from the live
-definitions, and one whose file does not hash to the version its metadata
-names.
+definitions, one whose file does not hash to the version its metadata
+names, and one that does not score probe rows with finite risks in [0, 1].
+:class:`~scoring.reload.ModelHolder` re-reads a model directory that changes
+under a running flow, with the same checks.
 
 :meth:`RiskModel.score` scores a whole batch in one onnxruntime call: a stream
 operator gathers the feature vectors of every account a batch touched into one
@@ -214,7 +216,9 @@ def load_model(
     Raises :class:`ModelMismatchError` when the model was trained on another
     ``feature_version`` or other feature names or order, and
     :class:`ModelFileError` when a file is missing, malformed, or
-    ``model.onnx`` does not hash to the version ``metadata.json`` names.
+    ``model.onnx`` does not hash to the version ``metadata.json`` names, or the
+    model does not answer probe rows (all 0, all 1, all 10000) with finite
+    risks in [0, 1] and finite contributions.
     """
     metadata = read_metadata(directory)
     if metadata.feature_version != expected_feature_version:
@@ -255,4 +259,31 @@ def load_model(
         "feature_names"
     ) != ",".join(metadata.feature_names):
         raise ModelFileError(str(model_path), "its embedded features disagree with metadata.json")
-    return RiskModel(session, metadata)
+    try:
+        model = RiskModel(session, metadata)
+        problem = _probe(model)
+    except Exception as exc:  # a graph whose inputs or outputs are not ours
+        problem = f"cannot score: {exc}"
+    if problem:
+        raise ModelFileError(str(model_path), problem)
+    return model
+
+
+# Probe rows: every feature 0, every feature 1, and every feature at a magnitude live
+# vectors reach (days of tenure, seats): a model must answer each with a risk in [0, 1].
+_PROBE = np.array([[0.0], [1.0], [10_000.0]], dtype=np.float32)
+
+
+def _probe(model: RiskModel) -> str | None:
+    """What is wrong with ``model``'s answers to the probe rows, or ``None``."""
+    f = len(model.feature_names)
+    risk, contributions = model.score(np.repeat(_PROBE, f, axis=1))
+    rows = _PROBE.shape[0]
+    if risk.shape != (rows,) or np.shape(contributions) != (rows, f):
+        return (f"on a probe batch of {rows} rows it gave risk {risk.shape} and contributions "
+                f"{np.shape(contributions)}, not ({rows},) and ({rows}, {f})")
+    if not (np.all(np.isfinite(risk)) and np.all((risk >= 0.0) & (risk <= 1.0))):
+        return f"on probe rows (all 0, all 1, all 10000) it gave risks {risk.tolist()}"
+    if not np.all(np.isfinite(contributions)):
+        return "on probe rows (all 0, all 1, all 10000) it gave non-finite contributions"
+    return None

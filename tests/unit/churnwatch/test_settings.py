@@ -125,3 +125,19 @@ def test_repr_redacts_every_form_of_secret(field: str, url: str, shown: str) -> 
     text = repr(settings)
     assert "s3cr3t" not in text
     assert repr(shown) in text
+
+
+def test_reload_intervals_take_zero_for_never_and_round_trip() -> None:
+    settings = Settings.from_env(
+        {"CHURNWATCH_MODEL_RELOAD_SECONDS": "0", "CHURNWATCH_POLICY_RELOAD_SECONDS": "2.5"}
+    )
+    assert settings.model_reload_interval == timedelta(0)
+    assert settings.policy_reload_interval == timedelta(seconds=2.5)
+    assert Settings.from_env(settings.to_env()) == settings
+    defaults = Settings.from_env({})
+    assert defaults.model_reload_interval == timedelta(seconds=30)
+    assert defaults.policy_reload_interval == timedelta(seconds=10)
+    for name in ("CHURNWATCH_MODEL_RELOAD_SECONDS", "CHURNWATCH_POLICY_RELOAD_SECONDS"):
+        with pytest.raises(ConfigurationError) as info:
+            Settings.from_env({name: "-1"})
+        assert info.value.variable == name

@@ -644,3 +644,12 @@ def test_an_unquoted_numeric_version_must_be_quoted() -> None:
     # 2026.10 would load as the number 2026.1 and collide with version 2026.1
     problems = problems_of(edit(BASE, ('policy_version: "t.1"', "policy_version: 2026.10")))
     assert problems == [("policy_version", 1)]
+
+
+def test_the_holder_never_looks_again_with_zero_seconds(policy_file: Path) -> None:
+    clock = Clock()
+    holder = PolicyHolder(policy_file, VOCABULARY, check_seconds=0, clock=clock)
+    write(policy_file, versioned("v2"), mtime=1_700_000_100)
+    clock.now += 3_600
+    assert holder.current().version == "v1"
+    assert (holder.reloaded, holder.rejected) == (0, 0)
