@@ -185,6 +185,11 @@ class AccountProcessor:
             self._tenant_id, self._account_id = last_event.tenant_id, last_event.account_id
         return BatchResult(outputs, fresh, duplicates, late, moved, failed)
 
+    def forget_user(self, user_id: str, replacement: str) -> bool:
+        """Erase one user: ``replacement`` takes its place among the account's distinct
+        users, so the counts stay and the id goes; True if the account held it."""
+        return self._features.replace_user(user_id, replacement)
+
     def _expire(self) -> AccountFeatures:
         """Forget everything: the account has been silent longer than its state is kept
         (``idle_expiry_seconds``), so its next event starts it as a new account."""

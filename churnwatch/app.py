@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from churnwatch.ops_server import OpsServer, Readiness
 from churnwatch.settings import Settings
-from churnwatch.topics import ensure_topics
+from churnwatch.topics import ensure_topics, topic_configs
 from churnwatch.wiring import production_flow
 from dataflows.metrics import PipelineMetrics
 from dataflows.run import run_dataflow
@@ -33,7 +33,8 @@ STALL_SECONDS = 60.0
 def prepare(settings: Settings) -> None:
     """Create missing topics and migrate the database schema (both idempotent)."""
     assert settings.kafka_bootstrap and settings.database_url
-    ensure_topics(settings.kafka_bootstrap, settings.topics.all(), settings.topic_partitions)
+    ensure_topics(settings.kafka_bootstrap, settings.topics.all(), settings.topic_partitions,
+                  configs=topic_configs(settings))
     with connect(settings.database_url, settings.database_schema, autocommit=True) as conn:
         applied = migrate(conn, settings.database_schema)
     if applied:

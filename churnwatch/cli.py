@@ -87,6 +87,76 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    import psycopg
+
+    from sinks.errors import DatabaseUnavailable
+    from sinks.postgres import connect
+    from sinks.retention import KEPT_TABLES, prune
+
+    settings = _settings()
+    if not settings.database_url:
+        print("churnwatch db prune: set CHURNWATCH_DATABASE_URL", file=sys.stderr)
+        return 2
+    now = datetime.now(UTC)
+    try:
+        with connect(settings.database_url, settings.database_schema, autocommit=True) as conn:
+            results = prune(conn, settings.retention.tables(), now=now,
+                            batch_rows=args.batch_size, dry_run=args.dry_run)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(str(exc)) from exc
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"schema {settings.database_schema}: rows older than their retention (event time and "
+          f"inserted_at) as of {now:%Y-%m-%dT%H:%M:%SZ}" + (" (dry run)" if args.dry_run else ""))
+    for result in results:
+        if result.retain is None:
+            print(f"  {result.table:<22} kept (retention off)")
+            continue
+        days = result.retain.total_seconds() / 86_400
+        batches = "" if args.dry_run else f" in {result.batches} batch(es)"
+        print(f"  {result.table:<22} {days:g} days: {verb} {result.rows} row(s){batches}")
+    for table, why in KEPT_TABLES.items():
+        if table != "schema_migrations":
+            print(f"  {table:<22} never pruned: {why.split(';')[0]}")
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    import orjson
+
+    from churnwatch.erase import erase
+    from schemas.erasure import id_problem, new_erasure
+    from sinks.erasure import requester
+
+    problem = id_problem(args.tenant, args.account, args.user)
+    if problem is not None:
+        print(f"churnwatch erase: {problem}", file=sys.stderr)
+        return 2
+    erasure = new_erasure(args.tenant, args.account, args.user)
+    document = erase(
+        _settings(), erasure, args.by or requester(),
+        wait=timedelta(seconds=args.wait) if args.wait else None,
+    )
+    print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+    if args.wait and document.get("stream_erased_at") is None:
+        print(f"churnwatch erase: the dataflow did not confirm within {args.wait} s; it "
+              "will when it reads the erasure (see the receipt)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        msg = f"must be positive, got {value}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from churnwatch.simulator import produce, simulate, write_jsonl, write_truth
 
@@ -313,6 +383,14 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(
         func=cmd_migrate
     )
+    prune = db_sub.add_parser(
+        "prune", help="delete rows older than their table's retention (CHURNWATCH_RETAIN_*)"
+    )
+    prune.add_argument("--dry-run", action="store_true",
+                       help="count the rows that would be deleted; delete nothing")
+    prune.add_argument("--batch-size", type=_positive_int, default=5_000,
+                       help="rows deleted per transaction at most (5000)")
+    prune.set_defaults(func=cmd_prune)
 
     sim = sub.add_parser("simulate", help="generate a seeded SaaS event stream")
     sim.add_argument("--accounts", type=int, default=200)
@@ -370,6 +448,24 @@ def build_parser() -> argparse.ArgumentParser:
     dry.add_argument("--current", help="the current policy (default: CHURNWATCH_POLICY)")
     dry.add_argument("--limit", type=int, default=50, help="accounts listed at most")
     dry.set_defaults(func=cmd_policy_dry_run)
+
+    erase = sub.add_parser(
+        "erase",
+        help="erase an account (or one user of it) from PostgreSQL, Redis and the stream",
+        description="Removes the subject's rows from every table (the contact ledger keeps "
+        "a tombstone), its Redis hash, and its state in the dataflow (a control message on "
+        "every partition of the events topic); prints the erasure receipt. Messages already "
+        "published on churnwatch's topics stay until the topics' retention.",
+    )
+    erase.add_argument("--tenant", required=True)
+    erase.add_argument("--account", required=True)
+    erase.add_argument("--user", help="erase this user of the account only")
+    erase.add_argument("--by", help="who asks, for the receipt (default: user@host)")
+    erase.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS",
+        help="wait this long for the running dataflow to confirm (exit 1 if it does not)",
+    )
+    erase.set_defaults(func=cmd_erase)
 
     stack = sub.add_parser("stack", help="start the embedded local stack until Ctrl-C")
     stack.set_defaults(func=cmd_stack)

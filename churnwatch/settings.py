@@ -22,6 +22,7 @@ import orjson
 from churnwatch.errors import ConfigurationError
 from detectors.tier1 import DEFAULT_TIER1_RULES, Tier1Rule, parse_tier1_rules
 from detectors.usage import DropRule, InactivityRule, RenewalRule, UsageRules, parse_usage_rules
+from schemas.erasure import ErasedEvents
 from schemas.event import EARLIEST_EVENT_TIME, format_time
 
 PREFIX = "CHURNWATCH_"
@@ -43,6 +44,34 @@ class Topics:
     def all(self) -> tuple[str, ...]:
         return (self.events, self.dead_letters, self.alerts, self.late, self.scores,
                 self.workflows)
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long ``churnwatch db prune`` keeps table rows, by event time; None: forever.
+
+    See sinks/retention.py for the time column of each table and what is kept
+    regardless (active workflow triggers, the tables never pruned).
+    """
+
+    risk_scores: timedelta | None = timedelta(days=90)
+    alerts: timedelta | None = timedelta(days=365)
+    usage_signals: timedelta | None = timedelta(days=365)
+    cancellations: timedelta | None = timedelta(days=730)
+    decisions: timedelta | None = timedelta(days=730)
+    workflows: timedelta | None = timedelta(days=730)  # triggers and their signals alike
+
+    def tables(self) -> dict[str, timedelta | None]:
+        """Table name -> retention, as :func:`sinks.retention.prune` takes it."""
+        return {
+            "risk_scores": self.risk_scores,
+            "alerts": self.alerts,
+            "usage_signals": self.usage_signals,
+            "cancellation_reasons": self.cancellations,
+            "decisions": self.decisions,
+            "workflow_signals": self.workflows,
+            "workflow_triggers": self.workflows,
+        }
 
 
 # Secrets a connection string can carry, however it is written: the URL's
@@ -88,6 +117,10 @@ class Settings:
     redis_key_prefix: str = "cw"
     topics: Topics = field(default_factory=Topics)
     topic_partitions: int = 4
+    # retention.ms of the topics churnwatch creates; None: the broker's default
+    dead_letter_retention: timedelta | None = timedelta(days=30)
+    output_topic_retention: timedelta | None = None  # alerts, scores, workflows, late events
+    retention: Retention = field(default_factory=Retention)  # tables (churnwatch db prune)
     # Ingest contract
     max_message_bytes: int = 64 * 1024
     max_future_skew: timedelta = timedelta(hours=1)
@@ -103,6 +136,8 @@ class Settings:
     feature_flush_interval: timedelta = timedelta(seconds=5)
     tier1_rules: Mapping[str, Tier1Rule] = field(default_factory=lambda: DEFAULT_TIER1_RULES)
     tier1_fast_lane: bool = True  # tier-1 alerts to Kafka from the input (dataflows.fast_lane)
+    # An erased subject's later events: refused (dead-lettered, no trace) or kept.
+    erased_events: ErasedEvents = ErasedEvents.REFUSE
     usage_rules: UsageRules = field(default_factory=UsageRules)
     # Scoring
     model_dir: Path | None = DEFAULT_MODEL_DIR  # None: no scoring
@@ -170,6 +205,26 @@ class Settings:
                 workflows=reader.text("TOPIC_WORKFLOWS", default_topics.workflows),
             ),
             topic_partitions=reader.positive_int("TOPIC_PARTITIONS", defaults.topic_partitions),
+            dead_letter_retention=reader.days_or_off(
+                "RETAIN_DEAD_LETTERS_DAYS", defaults.dead_letter_retention
+            ),
+            output_topic_retention=reader.days_or_off(
+                "RETAIN_OUTPUT_TOPICS_DAYS", defaults.output_topic_retention
+            ),
+            retention=Retention(
+                risk_scores=reader.days_or_off(
+                    "RETAIN_RISK_SCORES_DAYS", defaults.retention.risk_scores
+                ),
+                alerts=reader.days_or_off("RETAIN_ALERTS_DAYS", defaults.retention.alerts),
+                usage_signals=reader.days_or_off(
+                    "RETAIN_USAGE_SIGNALS_DAYS", defaults.retention.usage_signals
+                ),
+                cancellations=reader.days_or_off(
+                    "RETAIN_CANCELLATIONS_DAYS", defaults.retention.cancellations
+                ),
+                decisions=reader.days_or_off("RETAIN_DECISIONS_DAYS", defaults.retention.decisions),
+                workflows=reader.days_or_off("RETAIN_WORKFLOWS_DAYS", defaults.retention.workflows),
+            ),
             max_message_bytes=reader.positive_int("MAX_MESSAGE_BYTES", defaults.max_message_bytes),
             max_future_skew=reader.seconds("MAX_FUTURE_SKEW_SECONDS", defaults.max_future_skew),
             earliest_event_time=reader.instant(
@@ -187,6 +242,9 @@ class Settings:
                 "FEATURE_FLUSH_SECONDS", defaults.feature_flush_interval
             ),
             tier1_rules=reader.tier1_rules("TIER1_RULES", defaults.tier1_rules),
+            erased_events=ErasedEvents(reader.choice(
+                "ERASED_EVENTS", str(defaults.erased_events), tuple(str(e) for e in ErasedEvents)
+            )),
             tier1_fast_lane=reader.choice(
                 "TIER1_FAST_LANE", "on" if defaults.tier1_fast_lane else "off", ("on", "off")
             ) == "on",
@@ -250,6 +308,14 @@ class Settings:
             "FEATURE_FLUSH_SECONDS": str(self.feature_flush_interval.total_seconds()),
             "USAGE_RULES": orjson.dumps(_usage_rules_document(self.usage_rules)).decode(),
             "TOPIC_PARTITIONS": str(self.topic_partitions),
+            "RETAIN_DEAD_LETTERS_DAYS": _days_or_off(self.dead_letter_retention),
+            "RETAIN_OUTPUT_TOPICS_DAYS": _days_or_off(self.output_topic_retention),
+            "RETAIN_RISK_SCORES_DAYS": _days_or_off(self.retention.risk_scores),
+            "RETAIN_ALERTS_DAYS": _days_or_off(self.retention.alerts),
+            "RETAIN_USAGE_SIGNALS_DAYS": _days_or_off(self.retention.usage_signals),
+            "RETAIN_CANCELLATIONS_DAYS": _days_or_off(self.retention.cancellations),
+            "RETAIN_DECISIONS_DAYS": _days_or_off(self.retention.decisions),
+            "RETAIN_WORKFLOWS_DAYS": _days_or_off(self.retention.workflows),
             "MAX_MESSAGE_BYTES": str(self.max_message_bytes),
             "MAX_FUTURE_SKEW_SECONDS": str(self.max_future_skew.total_seconds()),
             "EARLIEST_EVENT_TIME": format_time(self.earliest_event_time),
@@ -265,6 +331,7 @@ class Settings:
                 }
             ).decode(),
             "TIER1_FAST_LANE": "on" if self.tier1_fast_lane else "off",
+            "ERASED_EVENTS": str(self.erased_events),
             "INPUT_BATCH_SIZE": str(self.input_batch_size),
             "SHARDS": str(self.shards),
             "RECOVERY_DIR": str(self.recovery_dir) if self.recovery_dir else "off",
@@ -299,6 +366,23 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}TOPIC_DEAD_LETTERS": "dead-letter topic for rejected input (churn.events.dlq)",
     f"{PREFIX}TOPIC_ALERTS": "alert topic (churn.alerts)",
     f"{PREFIX}TOPIC_PARTITIONS": "partitions when churnwatch creates its topics (4)",
+    f"{PREFIX}RETAIN_DEAD_LETTERS_DAYS": "retention.ms of the dead-letter topic when churnwatch"
+    " creates it; 'off': the broker's default (30)",
+    f"{PREFIX}RETAIN_OUTPUT_TOPICS_DAYS": "retention.ms of the alert, score, workflow and late"
+    " topics when churnwatch creates them; 'off': the broker's default (off)",
+    f"{PREFIX}RETAIN_RISK_SCORES_DAYS": "churnwatch db prune deletes risk_scores older than this"
+    " (score_time and inserted_at); 'off' or 0 keeps them (90)",
+    f"{PREFIX}RETAIN_ALERTS_DAYS": "churnwatch db prune deletes alerts older than this"
+    " (event_time and inserted_at); 'off' or 0 keeps them (365)",
+    f"{PREFIX}RETAIN_USAGE_SIGNALS_DAYS": "churnwatch db prune deletes usage_signals older than"
+    " this (signal_date and inserted_at); 'off' or 0 keeps them (365)",
+    f"{PREFIX}RETAIN_CANCELLATIONS_DAYS": "churnwatch db prune deletes cancellation_reasons older"
+    " than this (cancelled_at and inserted_at); 'off' or 0 keeps them (730)",
+    f"{PREFIX}RETAIN_DECISIONS_DAYS": "churnwatch db prune deletes decisions older than this"
+    " (decided_at and inserted_at); 'off' or 0 keeps them (730)",
+    f"{PREFIX}RETAIN_WORKFLOWS_DAYS": "churnwatch db prune deletes workflow_triggers"
+    " (triggered_at) and workflow_signals (signalled_at) older than this, never those of a"
+    " trigger still active (active_until ahead); 'off' or 0 keeps them (730)",
     f"{PREFIX}MAX_MESSAGE_BYTES": "largest accepted event message (65536)",
     f"{PREFIX}MAX_FUTURE_SKEW_SECONDS": "how far event_time may lie in the future (3600)",
     f"{PREFIX}EARLIEST_EVENT_TIME": "events dated before this RFC 3339 time are dead-lettered"
@@ -340,6 +424,8 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}CONSENT_REFRESH_SECONDS": "how often the consent directory re-reads Postgres"
     " contact_preferences (30)",
     f"{PREFIX}TIER1_RULES": 'JSON object event_type -> {"rule": ..., "severity": ...}',
+    f"{PREFIX}ERASED_EVENTS": "refuse: an erased subject's later events are dead-lettered as"
+    " erased_subject, without key or value; keep: they start the subject afresh",
     f"{PREFIX}TIER1_FAST_LANE": "on: tier-1 alerts reach Kafka from the input partitions,"
     " before scoring and the other outputs; off: with the other alerts (on)",
     f"{PREFIX}INPUT_BATCH_SIZE": "messages read per Kafka partition per batch (5000)",
@@ -487,6 +573,11 @@ class _EnvReader:
             return parse_tier1_rules(orjson.loads(raw))
         except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
             raise ConfigurationError(PREFIX + name, str(exc)) from None
+
+
+def _days_or_off(value: timedelta | None) -> str:
+    """The ``*_DAYS`` variable that reads back as ``value`` ('off' for None)."""
+    return "off" if value is None else str(value.total_seconds() / 86_400)
 
 
 def _usage_rules_document(rules: UsageRules) -> dict[str, object]:

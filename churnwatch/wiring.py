@@ -35,6 +35,7 @@ from scoring.model import RiskModel
 from scoring.reload import ModelHolder
 from scoring.risk import Blend, RiskPolicy
 from sinks.decision_store import PostgresConsentDirectory, register_experiments
+from sinks.erasure import ErasureSink
 from sinks.kafka import (
     KafkaMessage,
     KafkaTopicSink,
@@ -190,6 +191,7 @@ def flow_config(
         feature_flush_interval=settings.feature_flush_interval,
         scoring=scoring,
         shards=settings.shards,
+        erased_events=settings.erased_events,
     )
 
 
@@ -223,6 +225,15 @@ def production_sinks(
         """A Postgres sink: one connection per worker, in churnwatch's schema."""
         return WriterSink(name, lambda: sink(database_url, schema), metrics)
 
+    def feature_store() -> RedisFeatureStore:
+        return RedisFeatureStore.from_url(
+            redis_url,
+            feature_set.names,
+            feature_set.version,
+            settings.feature_ttl,
+            prefix=settings.redis_key_prefix,
+        )
+
     return FlowSinks(
         dead_letters=kafka(
             "kafka-dead-letters", topics.dead_letters, dead_letter_message, log_batches=True
@@ -236,17 +247,7 @@ def production_sinks(
         alerts_postgres=postgres("postgres-alerts", PostgresAlertSink),
         cancellations=postgres("postgres-cancellations", PostgresCancellationSink),
         late_events=kafka("kafka-late-events", topics.late, late_event_message),
-        features=WriterSink(
-            "redis-features",
-            lambda: RedisFeatureStore.from_url(
-                redis_url,
-                feature_set.names,
-                feature_set.version,
-                settings.feature_ttl,
-                prefix=settings.redis_key_prefix,
-            ),
-            metrics,
-        ),
+        features=WriterSink("redis-features", feature_store, metrics),
         usage_signals=postgres("postgres-usage-signals", PostgresUsageSignalSink),
         risk_scores=postgres("postgres-risk-scores", PostgresRiskScoreSink),
         scores_kafka=kafka("kafka-scores", topics.scores, score_message),
@@ -257,6 +258,9 @@ def production_sinks(
                                metrics))
             if settings.tier1_fast_lane
             else None
+        ),
+        erasures=WriterSink(
+            "erasures", lambda: ErasureSink(database_url, schema, feature_store()), metrics
         ),
     )
 

@@ -66,6 +66,7 @@ from featurestore.redis_store import FeatureUpdate
 from schemas.alert import Alert, AlertTier
 from schemas.clock import DAY
 from schemas.dead_letter import DeadLetter, LateEvent
+from schemas.erasure import ErasedEvents, Erasure
 from schemas.event import Event, EventLimits, subject_key
 from schemas.lifecycle import Cancellation
 from schemas.score import RiskScore
@@ -97,6 +98,9 @@ class FlowSinks:
     # The tier-1 fast lane (one per worker): tier-1 alerts reach Kafka from the input
     # partitions; alerts_kafka then takes the other tiers only.
     fast_lane: Callable[[], Tier1Lane] | None = None
+    # Erasures read from the input: what was written of the subject meanwhile goes
+    # (Postgres rows, the Redis hash), and the erasure's receipt is confirmed.
+    erasures: Sink[Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,8 @@ class FlowConfig:
     scoring: ScoringStage | None = None
     # The state key: accounts are grouped in this many shards (see dataflows.shard).
     shards: int = 64
+    # An erased subject's later events: refused (dead-lettered) or kept (schemas.erasure).
+    erased_events: ErasedEvents = ErasedEvents.REFUSE
 
     @property
     def feature_version(self) -> str:
@@ -154,7 +160,7 @@ class ScoringStage:
         for item in items:
             if isinstance(item, ScoreRequest):
                 out.append(next(scores))
-                if self.shadow is not None:
+                if shadow is not None:
                     out.append(next(shadows))
             else:
                 out.append(item)
@@ -165,7 +171,7 @@ class ScoringStage:
 class ParsedMessages:
     """What :func:`parse_messages` splits the input into."""
 
-    events: Stream[tuple[str, list[Event]]]  # (shard key, the batch's events of the shard)
+    events: Stream[tuple[str, list[Event | Erasure]]]  # (shard key, its events, erasures)
     dead_letters: Stream[DeadLetter]
     activity: Stream[ActivityBatch]  # one summary per input partition per batch
 
@@ -179,7 +185,7 @@ def parse_messages(step_id: str, parsed: Stream[Parsed]) -> ParsedMessages:
     split = op.branch("split-dead-letters", parsed, _is_shard_events)
     # what is neither an activity summary nor a shard's events is a dead letter
     return ParsedMessages(
-        cast(Stream[tuple[str, list[Event]]], split.trues),
+        cast(Stream[tuple[str, list[Event | Erasure]]], split.trues),
         cast(Stream[DeadLetter], split.falses),
         activity,
     )
@@ -224,6 +230,7 @@ class RoutedOutputs:
     alerts: Stream[Alert]
     scores: Stream[RiskScore]
     decided: Stream[Any]
+    erasures: Stream[Erasure]
 
 
 @operator
@@ -238,6 +245,7 @@ def route_outputs(step_id: str, bundles: Stream[ShardOutputs]) -> RoutedOutputs:
         op.flat_map("alerts", bundles, _alerts),
         op.flat_map("scores", bundles, _scores),
         op.flat_map("decided", bundles, _decided),
+        op.flat_map("erasures", bundles, _erasures),
     )
 
 
@@ -282,7 +290,9 @@ def build_dataflow(
 
     shards = config.shards
     flow = Dataflow(flow_id)
-    parsed_input = op.input("kafka-in", flow, ParsingSource(source, parser, sinks.fast_lane))
+    parsed_input = op.input(
+        "kafka-in", flow, ParsingSource(source, parser, sinks.fast_lane, config.erased_events)
+    )
     parsed = parse_messages("parse-messages", parsed_input)
     idle_signals = track_inactivity("track-inactivity", parsed.activity, build_tracker)
     idle_alerts = op.map("inactivity-alerts", idle_signals, _to_alert)
@@ -306,6 +316,8 @@ def build_dataflow(
         "count-cancellations", routed.cancellations, lambda _s, _c: metrics.cancellations.inc()
     )
     op.output("cancellations-postgres-out", routed.cancellations, sinks.cancellations)
+    if sinks.erasures is not None:
+        op.output("erasures-out", routed.erasures, sinks.erasures)
     signals = op.merge("all-signals", routed.signals, idle_signals)
     alerts = op.merge("all-alerts", routed.alerts, idle_alerts)
     if scoring is not None:
@@ -445,3 +457,7 @@ def _scores(bundle: ShardOutputs) -> list[RiskScore]:
 
 def _decided(bundle: ShardOutputs) -> list[Any]:
     return bundle.decided
+
+
+def _erasures(bundle: ShardOutputs) -> list[Erasure]:
+    return bundle.erasures

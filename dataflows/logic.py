@@ -20,6 +20,7 @@ from dataflows.shard import AccountShard, ShardOutputs, ShardSnapshot
 from detectors.inactivity import ActivityBatch, InactivityTracker, TrackerSnapshot
 from schemas.alert import Alert
 from schemas.decision import DecisionRecord
+from schemas.erasure import Erasure
 from schemas.event import Event, RejectReason
 from schemas.signal import UsageSignal
 from schemas.workflow import WorkflowSignal, WorkflowTrigger
@@ -27,7 +28,7 @@ from schemas.workflow import WorkflowSignal, WorkflowTrigger
 log = logging.getLogger(__name__)
 
 
-class ShardLogic(StatefulBatchLogic[list[Event] | Alert, ShardOutputs, ShardSnapshot]):
+class ShardLogic(StatefulBatchLogic[list[Event | Erasure] | Alert, ShardOutputs, ShardSnapshot]):
     """Bytewax adapter around one shard's :class:`~dataflows.shard.AccountShard`:
     one call per (shard, input batch), one :class:`ShardOutputs` bundle out."""
 
@@ -38,7 +39,9 @@ class ShardLogic(StatefulBatchLogic[list[Event] | Alert, ShardOutputs, ShardSnap
         self._busy_accounts = metrics.stage_busy.labels(stage="process-accounts")
         self._busy_risk = metrics.stage_busy.labels(stage="score-and-decide")
 
-    def on_batch(self, values: list[list[Event] | Alert]) -> tuple[list[ShardOutputs], bool]:
+    def on_batch(
+        self, values: list[list[Event | Erasure] | Alert]
+    ) -> tuple[list[ShardOutputs], bool]:
         out = self._shard.process(values)
         self._count(out)
         return ([out] if out else []), StatefulBatchLogic.RETAIN
@@ -68,6 +71,12 @@ class ShardLogic(StatefulBatchLogic[list[Event] | Alert, ShardOutputs, ShardSnap
             metrics.late.inc(out.late_events)
         if out.evicted_early:
             metrics.dedupe_evicted_early.inc(out.evicted_early)
+        if out.erased_events:  # read before their subject's erasure: gone with it
+            metrics.rejected.labels(reason=str(RejectReason.ERASED_SUBJECT)).inc(
+                out.erased_events
+            )
+        if out.erasures:
+            metrics.erasures.inc(len(out.erasures))
         if out.failed:
             metrics.rejected.labels(reason=str(RejectReason.PROCESSING_ERROR)).inc(out.failed)
             for letter in out.dead_letters:

@@ -74,6 +74,7 @@ class PipelineMetrics:
     duplicates: Counter
     late: Counter
     dedupe_evicted_early: Counter
+    erasures: Counter
     events: Counter
     alerts: Counter
     cancellations: Counter
@@ -122,6 +123,10 @@ class PipelineMetrics:
             dedupe_evicted_early=counter(
                 "churnwatch_dedupe_evicted_early",
                 "Event ids forgotten before their window ended (per-account bound reached)",
+            ),
+            erasures=counter(
+                "churnwatch_erasures",
+                "Erasure control messages read (one per input partition per erasure)",
             ),
             events=counter(
                 "churnwatch_ingest_events",

@@ -33,6 +33,7 @@ from dataflows.metrics import PipelineMetrics, event_type_label
 from dataflows.shard import shard_key, shard_of
 from detectors.inactivity import ActivityBatch, summarize_activity
 from schemas.dead_letter import DeadLetter
+from schemas.erasure import CONTROL_FIELD, ErasedEvents, Erasure, parse_control, subject_digest
 from schemas.event import Event, EventLimits, Rejection, RejectReason, parse_event
 
 # What the input gives the parse step: the Kafka source's batches, or messages one by
@@ -42,6 +43,70 @@ InputItem = (
     | KafkaSourceMessage[bytes | None, bytes | None]
     | KafkaError[bytes | None, bytes | None]
 )
+
+
+CONTROL_NEEDLE = f'"{CONTROL_FIELD}"'.encode()
+
+
+@functools.lru_cache(maxsize=65_536)
+def _digest(tenant_id: str, account_id: str, user_id: str | None) -> str:
+    return subject_digest(tenant_id, account_id, user_id)
+
+
+class ErasedSubjects:
+    """The subjects whose erasure one input partition has read (as digests: see
+    ``schemas.erasure``), and whether their later events are refused.
+
+    Every partition reads every erasure (``churnwatch erase`` sends one copy to
+    each), in its own order: the events it read before the erasure were the
+    subject's and went with it; those after are refused (``refuse``) or start
+    the subject afresh (``keep``). Kept in the partition's snapshot.
+    """
+
+    __slots__ = ("_digests", "refuse")
+
+    def __init__(self, policy: ErasedEvents, digests: Iterable[str] = ()) -> None:
+        self.refuse = policy is ErasedEvents.REFUSE
+        self._digests = set(digests)
+
+    def __bool__(self) -> bool:
+        return bool(self._digests)
+
+    def add(self, erasure: Erasure) -> None:
+        self._digests.add(erasure.digest)
+
+    def refuses(self, event: Event) -> bool:
+        """True if ``event`` is an erased account's or an erased user's, and refused."""
+        if not self.refuse or not self._digests:
+            return False
+        digests = self._digests
+        tenant, account = event.tenant_id, event.account_id
+        return _digest(tenant, account, None) in digests or (
+            event.user_id is not None and _digest(tenant, account, event.user_id) in digests
+        )
+
+    def copy(self) -> ErasedSubjects:
+        return ErasedSubjects(
+            ErasedEvents.REFUSE if self.refuse else ErasedEvents.KEEP, self._digests
+        )
+
+    def snapshot(self) -> tuple[str, ...]:
+        return tuple(sorted(self._digests))
+
+
+def _refused(value: bytes | None, topic: str | None, partition: int | None,
+             offset: int | None) -> DeadLetter:
+    """An erased subject's event: dead-lettered without its key and value, which
+    would be a trace of the subject (the offset finds it while the topic keeps it)."""
+    return DeadLetter(
+        reason=RejectReason.ERASED_SUBJECT,
+        detail=f"the event's subject was erased ({len(value or b'')} bytes not kept)",
+        topic=topic or "",
+        partition=partition if partition is not None else -1,
+        offset=offset if offset is not None else -1,
+        key=None,
+        value=None,
+    )
 
 
 class MessageParser:
@@ -76,13 +141,17 @@ class MessageParser:
         self._idle_after = idle_after_seconds
         self._seconds = metrics.stage_seconds.labels(stage="parse-events")
 
-    def parse_batch(self, messages: Sequence[InputItem]) -> list[Parsed]:
+    def parse_batch(
+        self, messages: Sequence[InputItem], erased: ErasedSubjects | None = None
+    ) -> list[Parsed]:
+        """``erased``: the reading partition's erasures (control messages add to it)."""
         started = time.perf_counter()
         now = self.clock()
         limits = self.limits
         out: list[Parsed] = []
         by_partition: dict[int, list[Event]] = {}
-        by_shard: dict[int, list[Event]] = {}
+        by_shard: dict[int, list[Event | Erasure]] = {}
+        erasures: dict[int, list[Erasure]] = {}
         shards = self._shards
         rejected: Tally[str] = Tally()
         kinds: Tally[tuple[str, str]] = Tally()
@@ -96,6 +165,19 @@ class MessageParser:
             else:
                 result = Rejection(RejectReason.CONSUMER_ERROR, error)
             read += 1
+            if isinstance(result, Rejection) and value is not None and error is None:
+                erasure = parse_control(value)
+                if erasure is not None:
+                    if erased is not None:
+                        erased.add(erasure)
+                    by_shard.setdefault(shard_of(erasure.subject, shards), []).append(erasure)
+                    erasures.setdefault(partition if partition is not None else -1,
+                                        []).append(erasure)
+                    continue
+            elif erased and isinstance(result, Event) and erased.refuses(result):
+                rejected[RejectReason.ERASED_SUBJECT] += 1
+                out.append(_refused(value, topic, partition, offset))
+                continue
             if isinstance(result, Rejection):
                 rejected[result.reason] += 1
                 out.append(
@@ -118,6 +200,10 @@ class MessageParser:
             summary = summarize_activity(partition, events, self._is_activity, self._idle_after)
             if summary is not None:
                 out.append(summary)
+        for partition, erased_here in erasures.items():  # the partition's tracker forgets
+            out.append(ActivityBatch(partition, float("-inf"), (), erased=tuple(
+                (e.tenant_id, e.account_id) for e in erased_here if e.user_id is None
+            )))
         self._metrics.messages.inc(read)
         for reason, count in rejected.items():
             self._metrics.rejected.labels(reason=str(reason)).inc(count)
@@ -137,26 +223,36 @@ POLL_WAIT_S = 0.001
 
 # What the parse step hands on: one (shard key, events) per shard, dead letters, and
 # one activity summary per input partition.
-Parsed = tuple[str, list[Event]] | DeadLetter | ActivityBatch
+Parsed = tuple[str, list[Event | Erasure]] | DeadLetter | ActivityBatch
 
 
-class _ParsingPartition(StatefulSourcePartition[Parsed, tuple[Any, tuple[str, ...]]]):
+# A parsing partition's snapshot: the inner source's position, the alert ids the lane
+# sent, the digests of the subjects erased. Older snapshots: the first two, or the
+# inner position alone.
+PartitionSnapshot = tuple[Any, tuple[str, ...], tuple[str, ...]]
+
+
+class _ParsingPartition(StatefulSourcePartition[Parsed, PartitionSnapshot]):
     """Reads and parses in the worker's own thread, batch by batch (no tier-1 lane)."""
 
-    def __init__(self, inner: StatefulSourcePartition[Any, Any], parser: MessageParser) -> None:
+    def __init__(
+        self, inner: StatefulSourcePartition[Any, Any], parser: MessageParser,
+        erased: ErasedSubjects,
+    ) -> None:
         self._inner = inner
         self._parser = parser
+        self._erased = erased
 
     def next_batch(self) -> list[Parsed]:
         messages = list(self._inner.next_batch())  # StopIteration at the end passes on
-        return self._parser.parse_batch(messages) if messages else []
+        return self._parser.parse_batch(messages, self._erased) if messages else []
 
     def next_awake(self) -> datetime | None:
         return self._inner.next_awake()
 
-    def snapshot(self) -> tuple[Any, tuple[str, ...]]:
-        """The inner source's position, and no alert ids: no lane sent any."""
-        return self._inner.snapshot(), ()
+    def snapshot(self) -> PartitionSnapshot:
+        """The inner source's position, no alert ids (no lane sent any), the erasures."""
+        return self._inner.snapshot(), (), self._erased.snapshot()
 
     def close(self) -> None:
         self._inner.close()
@@ -187,13 +283,17 @@ class _ReadAheadPartition(_ParsingPartition):
         self,
         inner: StatefulSourcePartition[Any, Any],
         parser: MessageParser,
+        erased: ErasedSubjects,
         lane: Tier1Lane,
         sent: tuple[str, ...],
         *,
         name: str,
         depth: int = READ_AHEAD_BATCHES,
     ) -> None:
-        super().__init__(inner, parser)
+        super().__init__(inner, parser, erased)
+        # The reader's own view of the erasures: it reads ahead of the worker, whose
+        # view must change only where the worker's batches reach the erasure.
+        self._reader_erased = erased.copy()
         self._lane = lane
         self._sent = dict.fromkeys(sent)  # alert ids the lane sent, oldest first
         # A decisive event's type as it appears in a message without escapes.
@@ -239,11 +339,16 @@ class _ReadAheadPartition(_ParsingPartition):
         for value, _, _, partition, offset, timestamp, error in _raw(messages):
             if error is not None or not value:
                 continue
+            if CONTROL_NEEDLE in value:  # an erasure: no alert for the subject's events after it
+                erasure = parse_control(value)
+                if erasure is not None:
+                    self._reader_erased.add(erasure)
+                    continue
             if b"\\" not in value and not any(needle in value for needle in needles):
                 continue
             event = parse_event(value, now, parser.limits, partition=partition, offset=offset,
                                 ingested_at=_broker_time(timestamp))
-            if isinstance(event, Event):
+            if isinstance(event, Event) and not self._reader_erased.refuses(event):
                 found.append(event)
         return found
 
@@ -268,15 +373,16 @@ class _ReadAheadPartition(_ParsingPartition):
         if isinstance(item, BaseException):
             raise item
         messages, self._handed = item
-        return self._parser.parse_batch(messages)
+        return self._parser.parse_batch(messages, self._erased)
 
     def next_awake(self) -> datetime | None:
         return None  # next_batch waits on the hand-over queue itself
 
-    def snapshot(self) -> tuple[Any, tuple[str, ...]]:
+    def snapshot(self) -> PartitionSnapshot:
         """The position of what the worker took, once the lane's alerts are confirmed,
-        and the alert ids sent (so a copy read after a restart is not sent again)."""
-        return self._handed, self._lane.confirm(self._sent)
+        the alert ids sent (so a copy read after a restart is not sent again), and the
+        erasures."""
+        return self._handed, self._lane.confirm(self._sent), self._erased.snapshot()
 
     def close(self) -> None:
         self._stop.set()
@@ -285,7 +391,7 @@ class _ReadAheadPartition(_ParsingPartition):
         super().close()
 
 
-class ParsingSource(FixedPartitionedSource[Parsed, tuple[Any, tuple[str, ...]]]):
+class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
     """Any partitioned source of messages (Kafka, a JSONL file, a test's list), parsed in
     its partitions; with ``lane`` (a factory, called once per worker), each partition
     reads ahead in a thread of its own and the tier-1 fast lane sends decisive events'
@@ -296,9 +402,11 @@ class ParsingSource(FixedPartitionedSource[Parsed, tuple[Any, tuple[str, ...]]])
         inner: FixedPartitionedSource[Any, Any],
         parser: MessageParser,
         lane: Callable[[], Tier1Lane] | None = None,
+        erased_events: ErasedEvents = ErasedEvents.REFUSE,
     ) -> None:
         self._inner = inner
         self._parser = parser
+        self._erased_events = erased_events
         self._lane_factory = lane
         self._lane: Tier1Lane | None = None
 
@@ -306,20 +414,25 @@ class ParsingSource(FixedPartitionedSource[Parsed, tuple[Any, tuple[str, ...]]])
         return self._inner.list_parts()
 
     def build_part(
-        self, step_id: str, for_part: str, resume_state: tuple[Any, tuple[str, ...]] | None
+        self, step_id: str, for_part: str, resume_state: PartitionSnapshot | None
     ) -> _ParsingPartition:
         inner_state: Any = None
         sent: tuple[str, ...] = ()
+        digests: tuple[str, ...] = ()
         if isinstance(resume_state, tuple):
-            inner_state, sent = resume_state
+            inner_state, sent, *rest = resume_state
+            if rest:
+                digests = rest[0]
         elif resume_state is not None:  # written before the lane: the inner state alone
             inner_state = resume_state
         if self._lane is None and self._lane_factory is not None:
             self._lane = self._lane_factory()  # one per worker, shared by its partitions
         inner = self._inner.build_part(step_id, for_part, inner_state)
+        erased = ErasedSubjects(self._erased_events, digests)
         if self._lane is None:
-            return _ParsingPartition(inner, self._parser)
-        return _ReadAheadPartition(inner, self._parser, self._lane, sent, name=for_part)
+            return _ParsingPartition(inner, self._parser, erased)
+        return _ReadAheadPartition(inner, self._parser, erased, self._lane, sent,
+                                   name=for_part)
 
 
 # One message's fields: value, key, topic, partition, offset, (timestamp type, ms), and

@@ -56,6 +56,7 @@ from featurestore.redis_store import FeatureUpdate
 from schemas.alert import Alert, AlertTier
 from schemas.dead_letter import DeadLetter, LateEvent
 from schemas.decision import DecisionOutput, DecisionRecord
+from schemas.erasure import Erasure
 from schemas.event import Event, subject_key
 from schemas.lifecycle import AccountChange, Cancellation
 from schemas.score import RiskScore, RiskTier
@@ -107,16 +108,19 @@ class ShardOutputs:
     scores: list[RiskScore] = field(default_factory=list)
     # Decision records, workflow triggers and signals, assignments; consent changes.
     decided: list[DecisionOutput | AccountChange] = field(default_factory=list)
+    # Subjects erased: their state is gone; the erasure sink removes what was written.
+    erasures: list[Erasure] = field(default_factory=list)
     # What the metrics count
     duplicates: int = 0
     late_events: int = 0
     failed: int = 0
     evicted_early: int = 0
+    erased_events: int = 0  # an erased account's events read in the batch before its erasure
 
     def __bool__(self) -> bool:
         return bool(
             self.features or self.late or self.dead_letters or self.cancellations
-            or self.signals or self.alerts or self.scores or self.decided
+            or self.signals or self.alerts or self.scores or self.decided or self.erasures
         )
 
 
@@ -281,60 +285,124 @@ class AccountShard:
 
     # -- batches ---------------------------------------------------------------
 
-    def process(self, inputs: Iterable[list[Event] | Alert]) -> ShardOutputs:
-        """One batch: lists of events (each in partition order) and, with scoring, the
-        inactivity alerts of the shard's accounts (for their decisions only: they reach
-        the alert sinks from the tracker)."""
+    def process(self, inputs: Iterable[list[Event | Erasure] | Alert]) -> ShardOutputs:
+        """One batch: lists of events (each in partition order, erasures among them)
+        and, with scoring, the inactivity alerts of the shard's accounts (for their
+        decisions only: they reach the alert sinks from the tracker)."""
         started = time.perf_counter()
         config = self._config
         now = self._clock()
         out = ShardOutputs()
-        by_account: dict[str, list[Event]] = {}
+        by_account: dict[str, list[Any]] = {}
         idle_alerts: list[Alert] = []
+        erasing: set[str] = set()
         for item in inputs:
             if isinstance(item, Alert):
                 idle_alerts.append(item)
                 continue
             for event in item:
-                events = by_account.get(event.subject)
+                subject = event.subject
+                if type(event) is Erasure:
+                    erasing.add(subject)
+                events = by_account.get(subject)
                 if events is None:
-                    by_account[event.subject] = [event]
+                    by_account[subject] = [event]
                 else:
                     events.append(event)
         feed: list[Any] = []  # what the decisions need, by account, in production order
         scoring = config.score is not None
-        newest_of = self._newest
         for subject, events in by_account.items():
-            processor = self._processor(subject)
-            result = processor.process(events)
-            self._last_active[subject] = now
-            newest_of[subject] = processor.newest
-            self._touched.add(subject)
-            out.duplicates += result.duplicates
-            out.late_events += result.late
-            out.failed += result.failed
-            dedupe = processor.dedupe
-            if dedupe.evicted_early:
-                out.evicted_early += dedupe.evicted_early
-                dedupe.evicted_early = 0
-            if result.features_moved:
-                self._dirty.add(subject)
-            self._route(result.outputs, out, feed if scoring else None)
+            if subject in erasing:
+                self._process_erasing(subject, events, out, feed, now)
+            else:
+                self._process_account(subject, events, out, feed, now)
         if self._dirty and self._flush_due is None:
             self._flush_due = now + config.flush_interval
         self.busy_accounts += time.perf_counter() - started
         if scoring:
             started = time.perf_counter()
+            if erasing:
+                idle_alerts = [a for a in idle_alerts if a.subject not in erasing]
             self._decide(feed + idle_alerts, out, now)
             self.busy_risk += time.perf_counter() - started
-        if by_account:
-            newest = max(newest_of[subject] for subject in by_account)
+        newest_of = self._newest
+        held = [subject for subject in by_account if subject in newest_of]
+        if held:
+            newest = max(newest_of[subject] for subject in held)
             if newest > self._seen_until:
                 self._seen_until = newest
                 if newest >= self._next_event_eviction:
                     self._evict_in_event_time()
                     self._next_event_eviction = newest + EVICTION_CHECK_EVENT_TIME
         return out
+
+    def _process_account(
+        self, subject: str, events: list[Event], out: ShardOutputs, feed: list[Any],
+        now: datetime,
+    ) -> None:
+        processor = self._processor(subject)
+        result = processor.process(events)
+        self._last_active[subject] = now
+        self._newest[subject] = processor.newest
+        self._touched.add(subject)
+        out.duplicates += result.duplicates
+        out.late_events += result.late
+        out.failed += result.failed
+        dedupe = processor.dedupe
+        if dedupe.evicted_early:
+            out.evicted_early += dedupe.evicted_early
+            dedupe.evicted_early = 0
+        if result.features_moved:
+            self._dirty.add(subject)
+        self._route(result.outputs, out, feed if self._config.score is not None else None)
+
+    def _process_erasing(
+        self, subject: str, items: list[Any], out: ShardOutputs, feed: list[Any],
+        now: datetime,
+    ) -> None:
+        """An account's items with an erasure among them, in order. An account's
+        erasure takes its events before it in the batch along (they are not
+        processed: what they would produce would only be erased); a user's erasure
+        replaces the user among the account's distinct users. Events after it are
+        the parse step's to refuse, or start the account afresh."""
+        segment: list[Event] = []
+        for item in items:
+            if type(item) is not Erasure:
+                segment.append(item)
+                continue
+            out.erasures.append(item)
+            if item.user_id is None:
+                out.erased_events += len(segment)
+                segment = []
+                self._erase_account(subject, out, feed)
+                continue
+            if segment:
+                self._process_account(subject, segment, out, feed, now)
+                segment = []
+            processor = self._processor(subject) if subject in self._last_active else None
+            if processor is not None and processor.forget_user(item.user_id, item.tombstone):
+                self._touched.add(subject)
+        if segment:
+            self._process_account(subject, segment, out, feed, now)
+
+    def _erase_account(self, subject: str, out: ShardOutputs, feed: list[Any]) -> None:
+        """Forget the account (its next snapshot holds nothing of it), and what this
+        batch produced for it so far."""
+        self._forget_account(subject)
+        self._forget_risk(subject)
+        tenant, account = subject.split(":", 1)
+
+        def other(item: Any) -> bool:
+            return not (
+                getattr(item, "tenant_id", None) == tenant
+                and getattr(item, "account_id", None) == account
+            )
+
+        feed[:] = filter(other, feed)
+        for name in ("features", "cancellations", "signals", "alerts", "scores", "decided"):
+            kept = list(filter(other, getattr(out, name)))
+            setattr(out, name, kept)
+        out.late = [late for late in out.late if late.event.subject != subject]
 
     @staticmethod
     def _route(outputs: list[Any], out: ShardOutputs, feed: list[Any] | None) -> None:

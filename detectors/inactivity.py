@@ -58,6 +58,8 @@ class ActivityBatch:
     partition: int
     seen_until: float  # newest event time in the batch (any event type)
     accounts: tuple[AccountActivity, ...]
+    # (tenant, account) erased (schemas.erasure): the tracker forgets them
+    erased: tuple[tuple[str, str], ...] = ()
 
 
 def summarize_activity(
@@ -168,6 +170,9 @@ class InactivityTracker:
                 self._pending[key] = sorted(set(silences))
             if activity.last > last:
                 entry[0] = activity.last
+        for key in batch.erased:
+            self._accounts.pop(key, None)
+            self._pending.pop(key, None)
         if batch.seen_until > self._seen_until:
             self._seen_until = batch.seen_until
         self._finalise(signals)

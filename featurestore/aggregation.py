@@ -204,6 +204,25 @@ class AccountFeatures:
                 moved |= _fold_tracked(self._tracked, index, acc, event, ts)
         return moved
 
+    def replace_user(self, user_id: str, replacement: str) -> bool:
+        """Put ``replacement`` in ``user_id``'s place in every distinct-users set (an
+        erased user: the counts stay, the id goes); True if it was anywhere."""
+        indexes = [
+            index for index, acc in enumerate(self._compiled.bucket_accumulators)
+            if acc.aggregation is Aggregation.DISTINCT_USERS
+        ]
+        found = False
+        for values in self._buckets.values():
+            for index in indexes:
+                users = values[index]
+                if users is not None and user_id in users:
+                    users.discard(user_id)
+                    users.add(replacement)
+                    found = True
+        if found:
+            self._past = None
+        return found
+
     def _evict(self, newest_day: int) -> None:
         oldest_kept = newest_day - self._compiled.retention_days + 1
         for day in [d for d in self._buckets if d < oldest_kept]:

@@ -140,5 +140,12 @@ class RedisFeatureStore:
             {name: float(value) for name, value in fields.items()},
         )
 
+    def delete(self, tenant_id: str, account_id: str) -> int:
+        """Remove an account's hash (an erasure); return the keys removed (0 or 1)."""
+        try:
+            return int(self._client.delete(feature_key(tenant_id, account_id, self._prefix)))
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+            raise FeatureStoreUnavailable(str(exc)) from exc
+
     def close(self) -> None:
         self._client.close()

@@ -137,6 +137,9 @@ class RejectReason(StrEnum):
     BAD_ID = "bad_id"  # an id with control, format or separator characters
     # Handling the message raised: a defect churnwatch must fix, contained to the message.
     PROCESSING_ERROR = "processing_error"
+    # An erased subject's event, refused (CHURNWATCH_ERASED_EVENTS=refuse): see
+    # schemas.erasure. Its dead letter keeps neither the key nor the value.
+    ERASED_SUBJECT = "erased_subject"
 
 
 @dataclass(frozen=True, slots=True)

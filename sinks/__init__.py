@@ -10,6 +10,7 @@ from sinks.errors import KafkaDeliveryError, MigrationError, SinkError
 from sinks.kafka import KafkaMessage, KafkaTopicSink, KafkaWriter
 from sinks.migrate import available_migrations, migrate
 from sinks.postgres import PostgresAlertSink, PostgresCancellationSink, connect
+from sinks.retention import PruneResult, RetentionError, prune
 
 __all__ = [
     "BatchWriter",
@@ -20,8 +21,11 @@ __all__ = [
     "MigrationError",
     "PostgresAlertSink",
     "PostgresCancellationSink",
+    "PruneResult",
+    "RetentionError",
     "SinkError",
     "available_migrations",
     "connect",
     "migrate",
+    "prune",
 ]

@@ -103,10 +103,12 @@ class KafkaWriter:
         headers: list[Header] | None = None,
         *,
         on_delivered: Callable[[float], None] | None = None,
+        partition: int | None = None,
     ) -> None:
         """Queue one message (without waiting for it; :meth:`flush` does).
         ``on_delivered`` is called with the seconds from this call to the broker's
-        acknowledgement, at the poll that serves the delivery report."""
+        acknowledgement, at the poll that serves the delivery report; ``partition``:
+        that partition rather than the key's."""
         report = self._on_delivery
         if on_delivered is not None:
             def report(err: KafkaError | None, msg: Message) -> None:
@@ -120,9 +122,15 @@ class KafkaWriter:
             self._fatal = False
         while True:
             try:
-                self._producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=report
-                )
+                if partition is None:
+                    self._producer.produce(
+                        topic, value=value, key=key, headers=headers, on_delivery=report
+                    )
+                else:
+                    self._producer.produce(
+                        topic, value=value, key=key, headers=headers, on_delivery=report,
+                        partition=partition,
+                    )
                 break
             except BufferError:
                 # Local queue full: serve delivery reports to make room, then retry.
@@ -141,6 +149,11 @@ class KafkaWriter:
             if permanent:
                 raise KafkaDeliveryError(undelivered, first)
             raise KafkaUnavailable(undelivered, first)
+
+    def partitions(self, topic: str, timeout_s: float = 10.0) -> int:
+        """How many partitions ``topic`` has (0 if it does not exist)."""
+        metadata = self._producer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        return 0 if metadata is None or metadata.error is not None else len(metadata.partitions)
 
     def close(self) -> None:
         self.flush()

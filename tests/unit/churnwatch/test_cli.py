@@ -27,6 +27,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.param(["features", "check", str(DEFINITIONS)], 0, id="features-check-ok"),
         pytest.param(["policy", "check", str(DEFAULT_POLICY)], 0, id="policy-check-ok"),
         pytest.param(["run"], 2, id="run-without-servers"),
+        pytest.param(["erase", "--tenant", "acme", "--account", "a\nb"], 2, id="erase-bad-id"),
+        pytest.param(["erase", "--tenant", "acme", "--account", "a"], 1,
+                     id="erase-without-servers"),
     ],
 )
 def test_exit_codes(argv: list[str], code: int) -> None:

@@ -163,7 +163,7 @@ def test_parsing_source_confirms_before_its_snapshot_and_resumes_its_memory() ->
     sent_id = alert_id("acme", "acct-1", "payment_failed", "e1")
     # The position is that of what the worker took (one batch), however far the
     # reader read ahead; the alert was confirmed before the snapshot was given.
-    assert part.snapshot() == (1, (sent_id,))
+    assert part.snapshot() == (1, (sent_id,), ())
     assert tier1._pending == []
     part.close()
     # A restart from that snapshot: the copy in the next batch is not sent again.
@@ -173,7 +173,7 @@ def test_parsing_source_confirms_before_its_snapshot_and_resumes_its_memory() ->
     with pytest.raises(StopIteration):
         while True:
             resumed.next_batch()
-    assert resumed.snapshot() == (2, (sent_id,))
+    assert resumed.snapshot() == (2, (sent_id,), ())
     resumed.close()
     # A snapshot written before the lane (the inner state alone) still resumes.
     legacy = source.build_part("in", "only", 1)
