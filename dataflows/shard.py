@@ -229,10 +229,11 @@ class AccountShard:
         self._dirty: set[str] = set()  # features changed, not yet written
         self._flush_due: datetime | None = None
         self._next_eviction = now + EVICTION_CHECK
-        # Event time (epoch s): each account's newest event, each risk state's newest
-        # item, the shard's newest event; idle state goes by these too (a replay).
+        # Event time (epoch s): each account's newest event, when each risk state may go
+        # (its newest item plus its own TTL), the shard's newest event; idle state goes
+        # by these too (a replay).
         self._newest: dict[str, float] = {}
-        self._risk_seen: dict[str, float] = {}
+        self._risk_until: dict[str, float] = {}
         self._seen_until = float("-inf")
         self._next_event_eviction = float("-inf")
         # Busy seconds of the two phases (the metrics read and reset them).
@@ -253,8 +254,8 @@ class AccountShard:
             self._dirty = set(snapshot[2] if len(snapshot) > 2 else processors)
             self._flush_due = now if self._dirty else None
             if len(snapshot) > 3:  # event times (older snapshots: the wall clock alone)
-                newest, risk_seen, self._seen_until = snapshot[3]
-                self._newest, self._risk_seen = dict(newest), dict(risk_seen)
+                newest, risk_until, self._seen_until = snapshot[3]
+                self._newest, self._risk_until = dict(newest), dict(risk_until)
                 self._next_event_eviction = self._seen_until + EVICTION_CHECK_EVENT_TIME
 
     def __len__(self) -> int:
@@ -454,7 +455,7 @@ class AccountShard:
                 self._risk_touched.add(subject)
             seen = (item.score_time if isinstance(item, RiskScore) else item.event_time).timestamp()
             if seen > risk.seen:
-                risk.seen = self._risk_seen[subject] = seen
+                risk.seen = seen
             decisions = risk.decisions
             decided: list[Any] = []
             if isinstance(item, RiskScore):
@@ -484,13 +485,15 @@ class AccountShard:
         for subject, risk in touched.items():
             if risk.forgettable():
                 self._forget_risk(subject)
+            else:  # its own TTL, as its news left it (cold, it is not unpickled to know)
+                self._risk_until[subject] = risk.seen + self._risk_ttl(risk).total_seconds()
 
     def _forget_risk(self, subject: str) -> None:
         self._risk.pop(subject, None)
         self._risk_frozen.pop(subject, None)
         self._risk_expires.pop(subject, None)
         self._risk_touched.discard(subject)
-        self._risk_seen.pop(subject, None)
+        self._risk_until.pop(subject, None)
 
     def _publish(self, risk: _Risk, score: RiskScore, out: ShardOutputs) -> bool:
         """Publish ``score`` if it changes something; else keep it, silent, for a while."""
@@ -561,21 +564,15 @@ class AccountShard:
     def _evict_in_event_time(self) -> None:
         """Forget the accounts and risk states idle long enough in event time: those
         whose newest event is older than the TTL at the shard's watermark (its newest
-        event time minus the allowed lateness). A cold risk state's own TTL is not
-        known without unpickling it: it is given the longest."""
+        event time minus the allowed lateness), and the risk states whose own TTL
+        (:meth:`_risk_ttl`, as of their last news) has passed at it."""
         watermark = self._config.account.clock.watermark(self._seen_until)
         idle_before = watermark - self._config.idle_ttl.total_seconds()
         for subject in [s for s, newest in self._newest.items() if newest < idle_before]:
             self._forget_account(subject)
         if self._config.policy is None:
             return
-        longest = self._longest_risk_memory().total_seconds()
-        warm = self._risk
-        for subject in [
-            s for s, seen in self._risk_seen.items()
-            if seen + (self._risk_ttl(warm[s]).total_seconds() if s in warm else longest)
-            < watermark
-        ]:
+        for subject in [s for s, until in self._risk_until.items() if until < watermark]:
             self._forget_risk(subject)
 
     def _forget_account(self, subject: str) -> None:
@@ -633,7 +630,7 @@ class AccountShard:
                 risks[subject] = pack(risk.snapshot())
         self._risk_touched = set()
         self._cool(touched, risk_touched)
-        event_times = (dict(self._newest), dict(self._risk_seen), self._seen_until)
+        event_times = (dict(self._newest), dict(self._risk_until), self._seen_until)
         return dict(frozen), dict(risks), tuple(self._dirty), event_times
 
     def _cool(self, touched: set[str], risk_touched: set[str]) -> None:

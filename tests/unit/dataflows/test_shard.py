@@ -251,11 +251,21 @@ def test_risk_states_idle_in_event_time_are_forgotten() -> None:
     assert "acme:a" in held()  # 20 days: within the policy's 21-day memory
     account_shard.process([on_day("b", 22)])
     assert "acme:a" not in held()  # 22 days
-    # a cold risk state is judged by the longest memory any can have (90 days)
-    account_shard.process([on_day("c", 100, event_type="billing.payment_failed")])
+    # cold (not unpickled), a risk state goes by its own TTL all the same; a cancelled
+    # account's decisions are remembered 90 days (a final invoice must not dun it)
+    account_shard.process([on_day("c", 100, event_type="billing.payment_failed"),
+                           on_day("d", 100, event_type="billing.payment_failed")])
+    account_shard.process([[make_event(event_id="d-cancel", account_id="d",
+                                       event_type="subscription.cancelled",
+                                       event_time=T0 + timedelta(days=100, hours=1))]])
     account_shard.snapshot()
-    account_shard.snapshot()  # an epoch without news: c's risk state is cold
+    account_shard.snapshot()  # an epoch without news: both risk states are cold
+    assert not account_shard._risk
+    account_shard.process([on_day("b", 120)])
+    assert {"acme:c", "acme:d"} <= held()  # 20 days
+    account_shard.process([on_day("b", 122)])
+    assert "acme:c" not in held() and "acme:d" in held()  # 22 days
     account_shard.process([on_day("b", 189)])
-    assert "acme:c" in held()  # 89 days
+    assert "acme:d" in held()  # 89 days
     account_shard.process([on_day("b", 191)])
-    assert "acme:c" not in held()  # 91 days
+    assert "acme:d" not in held()  # 91 days
