@@ -93,6 +93,11 @@ class AccountTruth:
     churned_at: datetime | None
     churn_reason: str | None
     disengage_from: datetime | None
+    # With ``mean_lifetime_days``: when the account signed up, and when its lifetime
+    # ended if that fell inside the window (nothing of it is emitted after, whether it
+    # churned before or simply went silent); None without the option.
+    signed_up_at: datetime | None = None
+    leaves_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +247,7 @@ def simulate(
     duplicate_rate: float = 0.01,
     malformed_rate: float = 0.002,
     opt_out_rate: float = 0.0,
+    mean_lifetime_days: float | None = None,
 ) -> Simulation:
     """Generate a stream of ``days`` days for ``accounts`` accounts.
 
@@ -251,23 +257,51 @@ def simulate(
     ``opt_out_rate``: the share of accounts that ask, once during their life,
     not to be contacted (``account.consent_changed``); 0 leaves the stream
     exactly as without the option.
+
+    ``mean_lifetime_days``: None (the default) has every account there for the
+    whole window. A number spreads sign-ups over the window instead: each account
+    signs up on a day drawn uniformly from the window and stays for a lifetime
+    drawn from an exponential distribution of that mean (at least a day; its
+    profile may churn it sooner), then goes silent for good. After the first few
+    lifetimes about ``accounts * mean_lifetime_days / days`` accounts are active at
+    once, while the count of accounts ever seen keeps growing (a soak test of
+    bounded state). ``accounts`` is then the number of sign-ups over the window.
     """
     _check_arguments(accounts, days, start, tenants, duplicate_rate, malformed_rate)
+    if mean_lifetime_days is not None and not mean_lifetime_days > 0:
+        msg = f"mean_lifetime_days must be positive, got {mean_lifetime_days}"
+        raise SimulatorError(msg)
     rng = random.Random(seed)
     start = start.astimezone(UTC)
-    window_ms = days * _DAY_MS
     weekends = tuple((start + timedelta(days=d)).weekday() >= 5 for d in range(days))
     dates = tuple((start + timedelta(days=d)).date() for d in range(days))
 
     profiles = _assign_profiles(rng, accounts)
+    # (sign-up day, days of life) per account; their own seeded rng, so the rest of the
+    # stream does not depend on the option.
+    lives = (
+        [(0, days)] * accounts
+        if mean_lifetime_days is None
+        else _draw_lifetimes(random.Random(f"lifetimes:{seed}"), accounts, days,
+                             mean_lifetime_days)
+    )
     truths: list[AccountTruth] = []
     scripted: list[_Account] = []
     for index, profile in enumerate(profiles):
         account = _new_account(rng, index + 1, tenants[index % len(tenants)], profile)
         initial_seats = account.seats
-        churn, disengage_day = _script_account(rng, account, days, dates, weekends)
-        churn_in_window = churn if churn is not None and churn.at_ms < window_ms else None
-        _trim_to_lifetime(account, window_ms, churn_in_window)
+        first_day, life_days = lives[index]
+        life = slice(first_day, first_day + life_days)
+        churn, disengage_day = _script_account(
+            rng, account, life_days, dates[life], weekends[life]
+        )
+        life_ms = life_days * _DAY_MS
+        churn_in_window = churn if churn is not None and churn.at_ms < life_ms else None
+        _trim_to_lifetime(account, life_ms, churn_in_window)
+        # The script ran on the account's own days: move it to its sign-up day.
+        signed_up_ms = first_day * _DAY_MS
+        if signed_up_ms:
+            account.events = [(e[0] + signed_up_ms, *e[1:]) for e in account.events]
         if opt_out_rate > 0.0:
             _maybe_opt_out(random.Random(f"opt-out:{seed}:{index}"), account, opt_out_rate)
         scripted.append(account)
@@ -278,13 +312,23 @@ def simulate(
                 profile=profile,
                 seats=initial_seats,
                 churned_at=(
-                    start + timedelta(milliseconds=churn_in_window.at_ms)
+                    start + timedelta(milliseconds=signed_up_ms + churn_in_window.at_ms)
                     if churn_in_window
                     else None
                 ),
                 churn_reason=churn_in_window.reason if churn_in_window else None,
                 disengage_from=(
-                    start + timedelta(days=disengage_day) if disengage_day is not None else None
+                    start + timedelta(days=first_day + disengage_day)
+                    if disengage_day is not None
+                    else None
+                ),
+                signed_up_at=(
+                    None if mean_lifetime_days is None else start + timedelta(days=first_day)
+                ),
+                leaves_at=(
+                    start + timedelta(days=first_day + life_days)
+                    if mean_lifetime_days is not None and first_day + life_days < days
+                    else None
                 ),
             )
         )
@@ -342,11 +386,23 @@ def write_truth(simulation: Simulation, path: Path) -> None:
                 "disengage_from": (
                     format_time(truth.disengage_from) if truth.disengage_from else None
                 ),
+                **_lifetime_document(truth),
             }
             for truth in simulation.accounts
         ],
     }
     path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _lifetime_document(truth: AccountTruth) -> dict[str, str | None]:
+    """The sign-up and leaving times, for a simulation with lifetimes only (so the
+    truth of one without is written as it always was)."""
+    if truth.signed_up_at is None:
+        return {}
+    return {
+        "signed_up_at": format_time(truth.signed_up_at),
+        "leaves_at": format_time(truth.leaves_at) if truth.leaves_at else None,
+    }
 
 
 def produce(simulation: Simulation, bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> int:
@@ -461,6 +517,20 @@ def _assign_profiles(rng: random.Random, accounts: int) -> list[Profile]:
     profiles.extend([Profile.STEADY] * (accounts - len(profiles)))
     rng.shuffle(profiles)
     return profiles
+
+
+def _draw_lifetimes(
+    rng: random.Random, accounts: int, days: int, mean_days: float
+) -> list[tuple[int, int]]:
+    """(sign-up day, days of life) per account: sign-ups uniform over the window,
+    lifetimes exponential with mean ``mean_days``, at least a day, cut at the window's
+    end."""
+    lives = []
+    for _ in range(accounts):
+        first_day = rng.randrange(days)
+        life_days = max(1, round(rng.expovariate(1.0 / mean_days)))
+        lives.append((first_day, min(life_days, days - first_day)))
+    return lives
 
 
 def _new_account(rng: random.Random, number: int, tenant_id: str, profile: Profile) -> _Account:

@@ -365,6 +365,74 @@ def test_downgraders_downgrade_and_stay(default_run: Simulation) -> None:
 # --- files and arguments ---------------------------------------------------------------
 
 
+# --- sign-ups over the window (mean_lifetime_days) ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lifetimes_run() -> Simulation:
+    return simulate(accounts=400, days=120, seed=5, mean_lifetime_days=20)
+
+
+def test_without_lifetimes_every_account_is_there_all_along(default_run: Simulation) -> None:
+    assert all(a.signed_up_at is None and a.leaves_at is None for a in default_run.accounts)
+
+
+def test_accounts_live_between_sign_up_and_leaving(lifetimes_run: Simulation) -> None:
+    end = lifetimes_run.start + timedelta(days=lifetimes_run.days)
+    grouped = events_by_account(lifetimes_run)
+    for truth in lifetimes_run.accounts:
+        assert truth.signed_up_at is not None
+        times = [parsed_time(d) for d in grouped[truth.account_id]]
+        leaves = truth.leaves_at or end
+        assert all(truth.signed_up_at <= t < leaves for t in times), truth
+        if truth.churned_at is not None:
+            assert truth.signed_up_at < truth.churned_at == max(times) < leaves
+        if truth.disengage_from is not None:
+            assert truth.disengage_from >= truth.signed_up_at
+    quarters = Counter(
+        (a.signed_up_at - lifetimes_run.start).days * 4 // lifetimes_run.days
+        for a in lifetimes_run.accounts
+        if a.signed_up_at is not None
+    )
+    assert sorted(quarters) == [0, 1, 2, 3]
+    assert min(quarters.values()) > 60  # about 100 sign-ups a quarter
+    assert sum(a.leaves_at is not None for a in lifetimes_run.accounts) > 300
+
+
+def test_the_population_holds_steady_while_sign_ups_add_up(lifetimes_run: Simulation) -> None:
+    events = [(parsed_time(d), d["account_id"]) for d in lifetimes_run.valid_events()]
+    active, seen = [], []
+    for day in (60, 90, 120):
+        moment = lifetimes_run.start + timedelta(days=day)
+        last_seen: dict[str, datetime] = {}
+        for time, account in events:
+            if time < moment:
+                last_seen[account] = max(time, last_seen.get(account, time))
+        active.append(sum(t >= moment - timedelta(days=20) for t in last_seen.values()))
+        seen.append(len(last_seen))
+    # about sign-ups per day x (mean lifetime + 20 days) = 3.3 x 40 at each moment
+    assert all(90 < count < 180 for count in active), active
+    assert seen[2] > 1.4 * seen[0], seen
+
+
+def test_lifetimes_give_valid_events(lifetimes_run: Simulation) -> None:
+    limits = EventLimits()
+    now = lifetimes_run.start + timedelta(days=lifetimes_run.days, hours=1)
+    for message in lifetimes_run.messages:
+        if message.kind != "malformed":
+            assert isinstance(parse_event(message.value, now, limits), Event)
+
+
+def test_write_truth_with_lifetimes(tmp_path: Path, lifetimes_run: Simulation) -> None:
+    path = tmp_path / "truth.json"
+    write_truth(lifetimes_run, path)
+    accounts = orjson.loads(path.read_bytes())["accounts"]
+    for written, truth in zip(accounts, lifetimes_run.accounts, strict=True):
+        assert datetime.fromisoformat(written["signed_up_at"]) == truth.signed_up_at
+        leaves = written["leaves_at"]
+        assert (datetime.fromisoformat(leaves) if leaves else None) == truth.leaves_at
+
+
 def test_write_jsonl_round_trip(tmp_path: Path) -> None:
     simulation = simulate(accounts=20, days=10)
     path = tmp_path / "events.jsonl"
@@ -413,6 +481,7 @@ def test_write_truth(tmp_path: Path) -> None:
         {"tenants": ("acme corp",)},
         {"duplicate_rate": 1.0},
         {"malformed_rate": -0.1},
+        {"mean_lifetime_days": 0},
     ],
     ids=lambda a: next(iter(a)),
 )
