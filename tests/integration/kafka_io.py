@@ -12,7 +12,9 @@ from collections.abc import Iterable
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 
-def produce_all(bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
+def produce_all(
+    bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes | None]]
+) -> int:
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
     errors: list[str] = []
     count = 0

@@ -95,7 +95,8 @@ def integrity(recovery_dir: Path) -> list[str]:
 
 
 def test_a_full_recovery_disk_stops_the_run_clearly_and_a_restart_after_loses_nothing(
-    make_settings: Callable[..., Settings], small_disk: Path
+    make_settings: Callable[..., Settings], small_disk: Path,
+    fault_report: Callable[[str], None],
 ) -> None:
     tuning = {"input_batch_size": 100, "snapshot_interval": timedelta(milliseconds=500)}
     reference = make_settings("ref", **tuning)
@@ -157,7 +158,7 @@ def test_a_full_recovery_disk_stops_the_run_clearly_and_a_restart_after_loses_no
     assert set(kafka_ids(full, full.topics.alerts, "alert_id")) == set(expected["alerts"])
     verdicts = integrity(recovery_dir)
     assert verdicts and all(v.endswith(": ok") for v in verdicts), verdicts
-    print(f"\nrecovery disk ({TMPFS_SIZE} tmpfs; the uninterrupted run's snapshots took "
+    fault_report(f"recovery disk ({TMPFS_SIZE} tmpfs; the uninterrupted run's snapshots took "
           f"{snapshot_bytes / 1e6:.1f} MB) filled with {filled / 1e6:.1f} MB at "
           f"{written_before} of {len(expected['alerts'])} alerts: stopped {stopped_s:.1f} s "
           f"later with exit {EXIT_RECOVERY_STORE}; a restart on the full disk stopped the same "

@@ -25,7 +25,7 @@ from churnwatch.simulator import Simulation, produce, simulate, write_jsonl
 from churnwatch.wiring import account_config
 from featurestore.definitions import load_definitions
 from featurestore.errors import FeatureVersionMismatch
-from featurestore.redis_store import RedisFeatureStore, feature_key
+from featurestore.redis_store import FeatureUpdate, RedisFeatureStore, feature_key
 from schemas.event import EventLimits
 from tests.integration.conftest import create_events_topic
 from tests.integration.kafka_io import read_all
@@ -129,7 +129,6 @@ def test_store_refuses_other_versions_and_older_writes(
     prefix = f"cwt{uuid.uuid4().hex[:8]}"
     names = ("a", "b")
     store = RedisFeatureStore(client, names, "v1", timedelta(days=1), prefix=prefix)
-    from featurestore.redis_store import FeatureUpdate
 
     assert store.write_batch([FeatureUpdate("t", "x", (1.0, 2.5), 2_000.0)]) == 1
     # An older vector (a replayed batch) must not overwrite the newer one.
@@ -145,3 +144,32 @@ def test_store_refuses_other_versions_and_older_writes(
     with pytest.raises(FeatureVersionMismatch):
         other.get("t", "x")
     assert store.get("t", "missing") is None
+
+
+def test_a_newer_write_refreshes_the_ttl_and_a_refused_older_one_leaves_it(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings("ttl")
+    assert settings.redis_url
+    ttl = timedelta(days=1)
+    full_ms = ttl // timedelta(milliseconds=1)
+    # A TTL far below the store's, as if most of it had run out: a refresh moves it back
+    # above this however slow the machine, and nothing else does.
+    worn_ms = 60_000
+    key = feature_key("t", "x", settings.redis_key_prefix)
+    with redis.Redis.from_url(settings.redis_url) as client:
+        store = RedisFeatureStore(client, ("a",), "v1", ttl, prefix=settings.redis_key_prefix)
+        assert store.write_batch([FeatureUpdate("t", "x", (1.0,), 2_000.0)]) == 1
+        assert worn_ms < client.pttl(key) <= full_ms
+        client.pexpire(key, worn_ms)
+
+        # A newer vector is written, and its write refreshes the TTL.
+        assert store.write_batch([FeatureUpdate("t", "x", (2.0,), 3_000.0)]) == 1
+        assert worn_ms < client.pttl(key) <= full_ms
+        client.pexpire(key, worn_ms)
+
+        # An older one (a replayed batch) is refused, and leaves the TTL as it was.
+        assert store.write_batch([FeatureUpdate("t", "x", (9.0,), 1_000.0)]) == 0
+        assert 0 < client.pttl(key) <= worn_ms
+        vector = store.get("t", "x")
+        assert vector is not None and (vector.values, vector.as_of_ms) == ({"a": 2.0}, 3_000_000)

@@ -144,7 +144,8 @@ def model_info(port: int) -> str:
 
 
 def test_broken_policy_and_model_are_refused_then_valid_ones_taken_mid_run(
-    make_settings: Callable[..., Settings], tmp_path: Path
+    make_settings: Callable[..., Settings], tmp_path: Path,
+    fault_report: Callable[[str], None],
 ) -> None:
     model_dir = tmp_path / "model"
     shutil.copytree(DEFAULT_MODEL_DIR, model_dir)
@@ -257,7 +258,7 @@ def test_broken_policy_and_model_are_refused_then_valid_ones_taken_mid_run(
     assert f"primary model in {model_dir} refused; keeping {old_model}" in output
     assert f"primary model reloaded from {model_dir}: {old_model} -> {new_model}" in output
     assert f"policy {policy_file} refused; keeping {OLD_POLICY}" in output
-    print(f"\nreplaced mid-run: broken policy and model refused ({len(after_break['scores'])} "
+    fault_report(f"replaced mid-run: broken policy and model refused ({len(after_break['scores'])} "
           f"scores, {len(after_break['decisions'])} decisions by then, all under the last good "
           f"versions); valid ones taken: {len(computed_after)} scores under model {new_model}, "
           f"{len(decisions)} decisions under policy {NEW_POLICY}")

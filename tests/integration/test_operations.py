@@ -15,11 +15,22 @@ import pytest
 
 from churnwatch.localstack import LocalStack, free_port
 from churnwatch.settings import Settings
-from churnwatch.simulator import produce, simulate
+from churnwatch.simulator import produce, simulate, write_jsonl
 from tests.builders import event_bytes
 from tests.integration.conftest import create_events_topic
 from tests.integration.kafka_io import produce_all
 from tests.integration.ops_http import get, samples, total, up, wait_for
+from tests.integration.outputs import (
+    Document,
+    decision_documents,
+    decision_id,
+    differences,
+    distinct_documents,
+    file_documents,
+    message_id,
+    score_id,
+    topic_documents,
+)
 from tests.integration.processes import run_churnwatch, start_churnwatch
 
 MARKER = "s3cr3t-payload-marker"
@@ -108,20 +119,27 @@ def alert_ids(settings: Settings) -> set[str]:
 
 
 @pytest.mark.parametrize("processes", [2])
-def test_processes_over_partitions_give_the_same_alerts(
-    make_settings: Callable[..., Settings], processes: int
+def test_processes_over_partitions_and_a_file_replay_give_the_same_outputs(
+    make_settings: Callable[..., Settings], processes: int, tmp_path: Path
 ) -> None:
+    # Scoring and the default policy on (the settings' defaults): scores, decisions,
+    # workflow triggers and signals are compared, not only alerts.
     single = make_settings("one")
     cluster = make_settings("many")
     cluster = cluster.replace(topics=replace(cluster.topics, events=single.topics.events))
+    assert single.model_dir is not None and single.policy_file is not None
     create_events_topic(single)
     create_events_topic(cluster)
     assert single.kafka_bootstrap
     simulation = simulate(accounts=300, days=40, seed=5)
     produce(simulation, single.kafka_bootstrap, single.topics.events)
+    history = tmp_path / "history.jsonl"
+    write_jsonl(simulation, history)
 
     one = run_churnwatch(single, "run", "--until-drained")
     many = run_churnwatch(cluster, "run", "--until-drained", "--processes", str(processes))
+    replayed = tmp_path / "replayed"
+    run_churnwatch(single, "replay", "--events", str(history), "--out", str(replayed))
 
     assert "process 0 drained" in many and "process 1 drained" in many
     drained = [ln for ln in many.splitlines() if ln.startswith("drained: ")]
@@ -134,3 +152,34 @@ def test_processes_over_partitions_give_the_same_alerts(
         f"{len(expected - got)} only with one"
     )
     assert "messages=" in one
+    assert {a["alert_id"] for a in file_documents(replayed, "alerts")} == expected
+
+    # Decisions (the tables of either run, the replay's file), scores, workflow triggers
+    # and signals (the topics of either run, the replay's files): the same documents, ids
+    # and content.
+    found: dict[str, dict[str, list[Document]]] = {
+        label: {
+            "scores": topic_documents(settings, settings.topics.scores),
+            "workflows": topic_documents(settings, settings.topics.workflows),
+            "decisions": decision_documents(settings),
+        }
+        for label, settings in (("1 process", single), (f"{processes} processes", cluster))
+    }
+    found["file replay"] = {
+        name: file_documents(replayed, name) for name in ("scores", "workflows", "decisions")
+    }
+    for name, id_of in (("decisions", decision_id), ("scores", score_id),
+                        ("workflows", message_id)):
+        reference = distinct_documents(found["1 process"][name], id_of)
+        for label, documents in found.items():
+            other = distinct_documents(documents[name], id_of)
+            assert other == reference, (
+                f"{name}, {label} against 1 process: {differences(other, reference, id_of)}"
+            )
+    scores = found["1 process"]["scores"]
+    assert len({d["score_id"] for d in scores}) > 100
+    assert {d["tier"] for d in scores} >= {"low", "high"}
+    assert {d["message_type"] for d in found["1 process"]["workflows"]} == {"trigger", "signal"}
+    decisions = found["1 process"]["decisions"]
+    assert len(decisions) == len(expected)  # one per alert
+    assert {d["decision"] for d in decisions} >= {"start_workflow", "holdout", "ignore"}

@@ -16,7 +16,7 @@ import contextlib
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -132,7 +132,7 @@ def ready_again(port: int, proc: subprocess.Popen[str]) -> bool:
 
 @pytest.mark.parametrize("dependency", ["kafka", "redis", "postgres"])
 def test_an_outage_mid_stream_is_ridden_out_with_nothing_lost(
-    scenario: Scenario, dependency: str, tmp_path: Path
+    scenario: Scenario, dependency: str, tmp_path: Path, fault_report: Callable[[str], None]
 ) -> None:
     stack, base = scenario.stack, scenario.base
     reference = run_settings(base, "ref", tmp_path, "events")
@@ -191,8 +191,8 @@ def test_an_outage_mid_stream_is_ridden_out_with_nothing_lost(
     assert set(kafka_ids(faulted, faulted.topics.alerts, "alert_id")) == set(expected["alerts"])
     if dependency == "postgres":
         assert retries is not None and retries > 0  # retried, not dropped
-    print(
-        f"\noutage of {dependency}: {OUTAGE_SECONDS:.0f} s, process up throughout, "
+    fault_report(
+        f"outage of {dependency}: {OUTAGE_SECONDS:.0f} s, process up throughout, "
         f"{sum(1 for s, _ in verdicts if s == 503)}/{len(verdicts)} readiness checks said 503, "
         f"ready again (or finished) {recovered_s:.1f} s after it ended, "
         f"{'?' if retries is None else f'{retries:.0f}'} sink retries, "

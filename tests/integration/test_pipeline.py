@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+from collections import Counter
 from collections.abc import Callable
 
 import orjson
@@ -15,8 +17,20 @@ from tests.integration.conftest import create_events_topic
 from tests.integration.kafka_io import produce_all, read_all
 from tests.integration.processes import run_churnwatch
 
+# The envelope's required fields: each one set to JSON null is refused (schema), and the
+# dead letter's detail names it.
+REQUIRED_FIELDS = (
+    "event_id", "tenant_id", "account_id", "event_type", "event_time", "source", "schema_version",
+)
+
+
+def null_field(field: str) -> bytes:
+    """An event whose ``field`` is JSON null (its event_id names the field, unless nulled)."""
+    return event_bytes(**{"event_id": f"null-{field}", field: None})
+
+
 # (key, value, what the pipeline must make of it)
-STREAM: list[tuple[bytes, bytes, str]] = [
+STREAM: list[tuple[bytes, bytes | None, str]] = [
     (b"a1", event_bytes(event_id="e1", account_id="a1", event_type="app.login"), "ok"),
     (b"a1", event_bytes(event_id="e2", account_id="a1", event_type="billing.payment_failed"), "ok"),
     (
@@ -57,6 +71,16 @@ STREAM: list[tuple[bytes, bytes, str]] = [
     (b"a2", event_bytes(event_id="e6", tenant_id="bad tenant"), "dlq:schema"),
     (b"a2", event_bytes(event_id="e7", attributes={"blob": "x" * 70_000}), "dlq:too_large"),
     (b"a2", event_bytes(event_id="e8", event_time="2999-01-01T00:00:00Z"), "dlq:future_time"),
+    # bad_time: not a calendar day, before the earliest accepted time, no offset
+    (b"a2", event_bytes(event_id="e9", event_time="2026-02-30T12:00:00Z"), "dlq:bad_time"),
+    (b"a2", event_bytes(event_id="e10", event_time="1999-12-31T23:59:59Z"), "dlq:bad_time"),
+    (b"a2", event_bytes(event_id="e11", event_time="2026-10-01 12:00:00"), "dlq:bad_time"),
+    (b"a2", event_bytes(event_id="e12", schema_version=2), "dlq:unsupported_version"),
+    # null values: each required field null, the whole message null, and no value at all
+    # (a Kafka tombstone)
+    *((b"a2", null_field(field), "dlq:schema") for field in REQUIRED_FIELDS),
+    (b"a2", b"null", "dlq:schema"),
+    (b"a2", None, "dlq:not_json"),
     (
         b"a1",
         event_bytes(event_id="e2", account_id="a1", event_type="billing.payment_failed"),
@@ -69,6 +93,15 @@ EXPECTED_ALERTS = {
     alert_id("acme", "a2", "cancel_intent", "e3"),
     alert_id("globex", "a3", "downgraded", "e4"),
 }
+
+
+def original_value(letter: dict) -> bytes | None:
+    """The original message value a dead-letter record carries."""
+    if letter["original"] is None:
+        return None
+    if letter["original_encoding"] == "base64":
+        return base64.b64decode(letter["original"])
+    return str(letter["original"]).encode()
 
 
 def postgres_rows(settings: Settings, query: str) -> list[tuple]:
@@ -112,10 +145,13 @@ def test_stream_to_alerts_dlq_and_tables(make_settings: Callable[..., Settings])
         orjson.loads(value)
         for _, value, _ in read_all(settings.kafka_bootstrap, settings.topics.dead_letters)
     ]
-    expected_reasons = sorted(kind.split(":")[1] for _, _, kind in STREAM if kind.startswith("dlq"))
-    assert sorted(d["reason"] for d in dead) == expected_reasons
-    originals = {d["original"] for d in dead if d["original_encoding"] == "utf-8"}
-    assert "this is not json" in originals
+    # Every refused message reached the dead-letter topic once, with its reason.
+    assert Counter((original_value(d), d["reason"]) for d in dead) == Counter(
+        (value, kind.split(":")[1]) for _, value, kind in STREAM if kind.startswith("dlq")
+    )
+    details = {original_value(d): d["detail"] for d in dead}
+    for field in REQUIRED_FIELDS:
+        assert details[null_field(field)].startswith(field), (field, details[null_field(field)])
     assert all(d["source"]["topic"] == settings.topics.events for d in dead)
     assert len({(d["source"]["partition"], d["source"]["offset"]) for d in dead}) == len(dead)
 

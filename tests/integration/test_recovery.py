@@ -61,7 +61,7 @@ def drained_count(output: str, name: str) -> int:
 
 @pytest.mark.faults
 def test_sigkill_mid_stream_again_and_again_then_restart_matches_uninterrupted_run(
-    make_settings: Callable[..., Settings],
+    make_settings: Callable[..., Settings], fault_report: Callable[[str], None],
 ) -> None:
     # Small input batches and short epochs: many snapshots, so the kill lands mid-stream.
     tuning = {"input_batch_size": 100, "snapshot_interval": timedelta(milliseconds=500)}
@@ -100,8 +100,8 @@ def test_sigkill_mid_stream_again_and_again_then_restart_matches_uninterrupted_r
     # It resumed from its snapshot rather than from the start of the topic.
     read_after_restart = drained_count(resumed, "messages")
     assert 0 < read_after_restart < len(simulation.messages)
-    print(f"\n{KILLS} kill -9 at {landed} of {len(expected)} alerts written; the last "
-          f"restart read {read_after_restart} of {len(simulation.messages)} messages")
+    figures = (f"{KILLS} kill -9 at {landed} of {len(expected)} alerts written; the last "
+               f"restart read {read_after_restart} of {len(simulation.messages)} messages")
 
     rows = alert_rows(crashed)
     assert len(rows) == len(set(rows))
@@ -124,3 +124,5 @@ def test_sigkill_mid_stream_again_and_again_then_restart_matches_uninterrupted_r
     assert crashed.kafka_bootstrap
     crash_dead = read_all(crashed.kafka_bootstrap, crashed.topics.dead_letters)
     assert {orjson.loads(v)["source"]["offset"] for _, v, _ in crash_dead} == ref_dead
+    fault_report(figures + "; every table and the Kafka ids equal the uninterrupted run's, "
+                 "0 lost, 0 twice")

@@ -16,6 +16,15 @@ from churnwatch.wiring import account_config, event_limits
 from featurestore.definitions import DEFAULT_DEFINITIONS, load_definitions
 from tests.integration.conftest import create_events_topic
 from tests.integration.kafka_io import read_all
+from tests.integration.outputs import (
+    decision_documents,
+    decision_id,
+    distinct_documents,
+    file_documents,
+    message_id,
+    score_id,
+    topic_documents,
+)
 from tests.integration.processes import run_churnwatch, start_churnwatch
 from training.history import train_from_history
 
@@ -111,12 +120,30 @@ def test_replay_to_the_usual_sinks_matches_the_file_replay(
     history = tmp_path / "history.jsonl"
     write_jsonl(simulate(accounts=60, days=30, seed=9), history)
     settings = make_settings("replay")
+    assert settings.model_dir is not None and settings.policy_file is not None
     run_churnwatch(settings, "replay", "--events", str(history), "--to-sinks")
-    run_churnwatch(settings, "replay", "--events", str(history), "--out", str(tmp_path / "out"))
-    in_files = {orjson.loads(line)["alert_id"]
-                for line in (tmp_path / "out" / "alerts.jsonl").read_bytes().splitlines()}
+    out = tmp_path / "out"
+    run_churnwatch(settings, "replay", "--events", str(history), "--out", str(out))
+    in_files = {a["alert_id"] for a in file_documents(out, "alerts")}
     in_postgres = {r[0] for r in rows(settings, "SELECT alert_id::text FROM alerts")}
     assert in_files and in_files == in_postgres
-    scores = {orjson.loads(line)["score_id"]
-              for line in (tmp_path / "out" / "scores.jsonl").read_bytes().splitlines()}
+    scores = {s["score_id"] for s in file_documents(out, "scores")}
     assert scores == {r[0] for r in rows(settings, "SELECT score_id::text FROM risk_scores")}
+
+    # Decisions, scores, workflow triggers and signals: the same documents in the table
+    # or on the topics as in the files, the same ids in the triggers' and signals' tables.
+    assert distinct_documents(decision_documents(settings), decision_id) == (
+        distinct_documents(file_documents(out, "decisions"), decision_id)
+    )
+    assert len(decision_documents(settings)) == len(in_postgres)  # one per alert
+    for name, topic, id_of in (("scores", settings.topics.scores, score_id),
+                               ("workflows", settings.topics.workflows, message_id)):
+        assert distinct_documents(topic_documents(settings, topic), id_of) == (
+            distinct_documents(file_documents(out, name), id_of)
+        ), name
+    workflows = file_documents(out, "workflows")
+    for kind, table, column in (("trigger", "workflow_triggers", "trigger_id"),
+                                ("signal", "workflow_signals", "signal_id")):
+        written = {d[column] for d in workflows if d["message_type"] == kind}
+        assert written, kind
+        assert written == {r[0] for r in rows(settings, f"SELECT {column}::text FROM {table}")}

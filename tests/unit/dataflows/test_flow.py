@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from bytewax.connectors.kafka import KafkaSourceMessage
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
+from confluent_kafka import KafkaError, Message
 from prometheus_client import CollectorRegistry
 
 from accounts.config import AccountConfig
 from dataflows.flow import FlowConfig, FlowSinks, build_dataflow
+from dataflows.kafka_input import MessageBatch
 from dataflows.metrics import PipelineMetrics
 from detectors.tier1 import DEFAULT_TIER1_RULES
 from detectors.usage import InactivityRule
@@ -118,12 +121,43 @@ def test_dead_letter_keeps_original_bytes_and_source() -> None:
     assert (letter.partition, letter.offset, letter.value) == (3, 41, b"\xff\xfe binary")
     import base64
 
-    import orjson
-
     doc = orjson.loads(letter.to_json())
     assert doc["reason"] == "not_json" and doc["original_encoding"] == "base64"
     assert base64.b64decode(doc["original"]) == b"\xff\xfe binary"
     assert doc["source"] == {"topic": "churn.events", "partition": 3, "offset": 41}
+
+
+def test_a_consumer_error_in_a_kafka_batch_is_dead_lettered_and_the_rest_goes_on() -> None:
+    # The Kafka input hands over a poll's messages as the consumer gave them; one with an
+    # error() (other than end of partition) is librdkafka's, not a producer's. On the
+    # embedded broker no honest way was found to make the consumer yield one (an offset
+    # past the end, an assigned partition or topic that does not exist, a broker killed
+    # mid-poll: Tansu and librdkafka answer with nothing, and deleting the topic crashed
+    # librdkafka), so the error is a real confluent_kafka Message built here.
+    batch = MessageBatch([
+        Message(topic="churn.events", partition=2, offset=10, key=b"acct",
+                value=event_bytes(event_id="k1", event_type="billing.payment_failed")),
+        Message(topic="churn.events", partition=2, offset=11,
+                error=KafkaError(KafkaError._AUTO_OFFSET_RESET, "offset 11 out of range")),
+        Message(topic="churn.events", partition=2, offset=12, key=b"acct-2",
+                value=event_bytes(event_id="k2", account_id="acct-2",
+                                  event_type="billing.downgraded")),
+    ])
+    out, metrics = run_flow([batch])
+
+    (letter,) = out["dlq"]
+    assert (letter.reason, letter.topic, letter.partition, letter.offset, letter.value) == (
+        RejectReason.CONSUMER_ERROR, "churn.events", 2, 11, None
+    )
+    assert letter.detail == "offset 11 out of range"
+    record = orjson.loads(letter.to_json())
+    assert (record["reason"], record["original"]) == ("consumer_error", None)
+    assert record["source"] == {"topic": "churn.events", "partition": 2, "offset": 11}
+    # The messages around it are events as usual.
+    assert sorted(a.rule for a in out["kafka"]) == ["downgraded", "payment_failed"]
+    assert metrics.registry.get_sample_value(
+        "churnwatch_ingest_rejected_total", {"reason": "consumer_error"}
+    ) == 1
 
 
 # --- scoring and decisions -------------------------------------------------------

@@ -1,14 +1,19 @@
-"""The event v1 validator: each reason code, and agreement with the JSON Schema."""
+"""The event v1 validator: each reason code, and agreement with the JSON Schema (on a
+hand-written corpus and on a generated one)."""
 
 from __future__ import annotations
 
 import json
+import string
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonschema
 import orjson
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from schemas import SCHEMA_DIR
 from schemas.event import (
@@ -177,3 +182,209 @@ def test_schema_examples_are_valid(event_schema: jsonschema.Draft202012Validator
     for example in event_schema.schema["examples"]:
         assert event_schema.is_valid(example)
         assert isinstance(validate_document(example, None, LIMITS), Event)
+
+
+# --- a generated corpus: the schema file and the runtime agree ---------------------------
+#
+# Documents drawn from a valid event with one field changed (or up to three: to boundary
+# lengths, odd characters, values ending in a newline, wrong types, null), now and then
+# one removed or an unknown one added. Compared: ids, types, required and unknown fields,
+# lengths, patterns, the version, attribute depth and NUL characters, the consent flag.
+#
+# What the schema cannot express, so the runtime alone checks it:
+# - the message's size in bytes, and a JSON object holding a key twice (properties of
+#   the bytes: a parsed document has neither; parse_event checks both);
+# - that event_time is a real instant: the pattern admits 2026-02-30, an offset that
+#   takes year 1 or 9999 out of range, and digits of other scripts (Python's ``\d``,
+#   which jsonschema uses), all of which the runtime refuses as bad_time;
+# - event_time bounds: not before the earliest accepted time (2000-01-01 by default, a
+#   setting; refused as bad_time, allowed for below), not more than max_event_age before
+#   the clock nor max_future_skew after it (relative to now: ``now=None`` leaves them out).
+
+def either(
+    common: st.SearchStrategy[Any], rare: st.SearchStrategy[Any], one_in: int = 4
+) -> st.SearchStrategy[Any]:
+    """A draw from ``rare`` about once in ``one_in``, else from ``common``."""
+    return st.sampled_from([common] * (one_in - 1) + [rare]).flatmap(lambda chosen: chosen)
+
+
+WRONG_TYPES = st.sampled_from([None, 0, 1, -1, 1.5, True, False, [], ["x"], {}, {"a": 1}])
+
+
+def mostly(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """``values``, and now and then a value of another JSON type, or null."""
+    return either(values, WRONG_TYPES)
+
+
+# Characters an id may hold; and odd ones, drawn class by class so that each is
+# frequent: every range of characters no id may hold (controls, separators, invisible
+# formatting), the allowed neighbours of each range, white space and '@'.
+ID_CHARACTERS = string.ascii_letters + string.digits + "-_.:/ é株\U0001f600"
+FORBIDDEN_RANGES = [
+    (0x00, 0x1F), (0x7F, 0x9F), (0xAD, 0xAD), (0x61C, 0x61C), (0x180E, 0x180E),
+    (0x200B, 0x200F), (0x2028, 0x202E), (0x2060, 0x206F), (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB),
+]
+ODD_CHARACTERS = st.one_of(
+    *(st.characters(min_codepoint=low, max_codepoint=high) for low, high in FORBIDDEN_RANGES),
+    st.sampled_from([chr(low - 1) for low, _ in FORBIDDEN_RANGES if low]
+                    + [chr(high + 1) for _, high in FORBIDDEN_RANGES]),
+    st.sampled_from(" \t\n\u00a0\u3000@"),
+)
+TENANT_CHARACTERS = string.ascii_letters + string.digits + "_.-"
+
+
+def text_of(alphabet: str, lengths: Sequence[int]) -> st.SearchStrategy[str]:
+    """Text of one of ``lengths`` characters from ``alphabet``: as it is, ending in a
+    newline, or (most often) with an odd character put in or in place of one."""
+
+    def edit(text: str, odd: str, where: int, how: int) -> str:
+        where = min(where, len(text))
+        return [
+            text,
+            text + "\n",
+            text[:where] + odd + text[where:],
+            text[:where] + odd + text[where + 1:],
+        ][how]
+
+    base = st.sampled_from(lengths).flatmap(
+        lambda n: st.text(alphabet=alphabet, min_size=n, max_size=n)
+    )
+    return st.builds(edit, base, ODD_CHARACTERS, st.integers(0, 130),
+                     st.sampled_from([0, 0, 1, 2, 2, 3, 3, 3]))
+
+
+# Lengths at and around the limits (128 for ids, 64 for a tenant), the valid ones first.
+ID_LENGTHS = [8, 1, 127, 128, 0, 129]
+IDS = text_of(ID_CHARACTERS, ID_LENGTHS)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet="ab\x00\n", max_size=3)
+)
+KEYS = st.text(alphabet="kc\x00", max_size=2)
+
+
+def nest(kinds: list[str], leaf: Any) -> dict[str, Any]:
+    """Attributes holding ``leaf`` in containers of ``kinds`` ("dict" or "list"): nested
+    ``len(kinds) + 1`` deep (the attributes object counts as 1)."""
+    value = leaf
+    for kind in reversed(kinds):
+        value = {"n": value} if kind == "dict" else [value]
+    return {"n": value}
+
+
+ATTRIBUTES = st.one_of(
+    st.recursive(
+        st.dictionaries(KEYS, SCALARS, max_size=3),
+        lambda children: st.dictionaries(
+            KEYS, children | st.lists(children, max_size=2), max_size=2
+        ),
+        max_leaves=6,
+    ),
+    # 1 to 6 deep, evenly: the limit is 4
+    st.integers(0, 5).flatmap(
+        lambda depth: st.lists(st.sampled_from(["dict", "list"]), min_size=depth,
+                               max_size=depth)
+    ).flatmap(lambda kinds: st.builds(nest, st.just(kinds), SCALARS)),
+    st.fixed_dictionaries({"contact_allowed": st.sampled_from([True, False, 0, "no", None])}),
+)
+
+
+def two_digits(low: int, high: int) -> st.SearchStrategy[str]:
+    return st.integers(low, high).map(lambda n: f"{n:02d}")
+
+
+# RFC 3339 times and near misses: each part now and then out of range or misshapen.
+TIMES = st.builds(
+    lambda year, month, day, sep, hour, minute, second, fraction, offset: (
+        f"{year}-{month}-{day}{sep}{hour}:{minute}:{second}{fraction}{offset}"
+    ),
+    either(
+        st.integers(0, 9999).map(lambda n: f"{n:04d}"),
+        st.sampled_from(["202", "20260", "\uff12\uff10\uff12\uff16"]),  # full-width digits
+    ),
+    either(two_digits(1, 12), st.sampled_from(["00", "13", "1"])),
+    either(two_digits(1, 31), st.sampled_from(["00", "32", "1"])),
+    st.sampled_from("TTTTt "),
+    either(two_digits(0, 23), st.sampled_from(["24", "1"])),
+    either(two_digits(0, 59), st.just("60")),
+    either(two_digits(0, 59), st.just("60")),
+    st.sampled_from(["", ".5", ".123456", ".123456789", ".1234567891", "."]),
+    either(
+        st.just("Z")
+        | st.builds(lambda sign, h, m: f"{sign}{h}:{m}", st.sampled_from("+-"),
+                    two_digits(0, 23), two_digits(0, 59)),
+        st.sampled_from(["z", "+0530", "", "+24:00", "+05:60", "UTC"]),
+    ),
+)
+EVENT_TYPES = st.from_regex(r"[a-z][a-z0-9_]{0,6}(\.[a-z][a-z0-9_]{0,6}){1,2}", fullmatch=True)
+FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "event_id": mostly(IDS),
+    "tenant_id": mostly(text_of(TENANT_CHARACTERS, [8, 1, 63, 64, 0, 65])),
+    "account_id": mostly(IDS),
+    "user_id": mostly(st.none() | IDS),
+    "event_type": mostly(
+        either(
+            EVENT_TYPES
+            | st.sampled_from(["a." + "b" * 126, "a." + "b" * 127, "account.consent_changed"]),
+            st.builds(lambda t, odd, end: t + odd if end else odd + t, EVENT_TYPES,
+                      ODD_CHARACTERS | st.sampled_from("\nA.-1"), st.booleans())
+            | st.sampled_from(["login", "app..login", "app.login.", "App.login", "1app.login"]),
+        )
+    ),
+    "event_time": mostly(
+        either(
+            TIMES,
+            st.builds(lambda t, odd: t + odd, TIMES, ODD_CHARACTERS)
+            | st.datetimes(timezones=st.none() | st.timezones()).map(datetime.isoformat),
+        )
+    ),
+    "source": mostly(IDS),
+    "schema_version": mostly(st.sampled_from([1, 1.0, 2, 0, -1, 1.5, True, "1"])),
+    "attributes": mostly(ATTRIBUTES),
+}
+GENERATED = either(
+    st.builds(
+        lambda changes, removed, extra: event_doc(
+            **{**changes, **dict.fromkeys(removed, MISSING), **extra}
+        ),
+        # mostly one field changed, so that nothing else in the document hides its verdict
+        either(
+            st.sampled_from(sorted(FIELD_VALUES)).map(lambda f: [f]),
+            st.lists(st.sampled_from(sorted(FIELD_VALUES)), unique=True, max_size=3),
+        ).flatmap(lambda fields: st.fixed_dictionaries({f: FIELD_VALUES[f] for f in fields})),
+        either(st.just(()), st.sampled_from(sorted(FIELD_VALUES)).map(lambda f: (f,)), 8),
+        either(st.just({}), st.fixed_dictionaries({"payload": SCALARS}), 8),
+    ),
+    st.sampled_from([None, [], "event", 1]),  # not an object
+    20,
+)
+
+
+def is_refused_only_at_runtime(event_time: Any) -> bool:
+    """Whether a time that matches the schema's pattern is one only the runtime refuses:
+    no real instant, or one before the earliest accepted time."""
+    try:
+        moment = datetime.fromisoformat(event_time).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return True
+    return moment < LIMITS.earliest_event_time
+
+
+@settings(max_examples=1_500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=GENERATED)
+def test_schema_file_and_runtime_agree_on_a_generated_corpus(
+    event_schema: jsonschema.Draft202012Validator, doc: Any
+) -> None:
+    doc = orjson.loads(orjson.dumps(doc))  # as a consumer of the topic reads it
+    schema_ok = event_schema.is_valid(doc)
+    verdict = validate_document(doc, None, LIMITS)
+    event("valid" if isinstance(verdict, Event) else f"refused: {verdict.reason}")
+    if isinstance(verdict, Event):
+        assert schema_ok, f"the schema refuses what the runtime accepts: {doc!r}"
+    elif schema_ok:  # only a refusal the schema cannot express
+        assert verdict.reason is RejectReason.BAD_TIME and is_refused_only_at_runtime(
+            doc["event_time"]
+        ), f"the runtime refuses what the schema accepts: {verdict}, {doc!r}"
