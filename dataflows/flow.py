@@ -2,28 +2,32 @@
 
 This package is the only one that imports Bytewax. :func:`build_dataflow`
 composes a few named composite operators (Bytewax ``@operator``; their step
-ids nest, e.g. ``process-accounts.process-account``), each wiring engine-free
+ids nest, e.g. ``process-shards.process-shard``), each wiring engine-free
 kernels (``accounts``, ``detectors``, ``scoring``, ``decisions``) through the
 adapters of :mod:`dataflows.logic` into operators::
 
-    kafka-in (parse; tier-1 fast lane ──► churn.alerts)
-      → parse-messages ────────┬─► dead-letters-out (Kafka DLQ)
-                               ├─► track-inactivity (one tracker per input partition) ─┐
-                               ▼                                                       │
-                         process-accounts (dedupe, tier 1, lateness, features,         │
-                               │            usage detectors at day close)              │
-                               ├─► features-redis-out, late-events-out,                │
-                               │   cancellations-postgres-out                          │
-                               ├─► usage signals, alerts ◄─────────────────────────────┘
-                               └─► decision feed (score requests, lifecycle changes,
-                                   usage alerts, in the account's order)
-                                         ▼
-                               score-and-decide (one ONNX call per batch; risk tier;
-                                   decisions) ──► write-decisions (risk_scores,
-                                   churn.scores, decisions + triggers + ledger,
-                                   churn.workflow-triggers); tier rises → alerts
+    kafka-in: each input partition reads, parses, and tracks inactivity on its
+      │       own watermark (the tier-1 fast lane ──► churn.alerts)
+      → parse-messages ──┬─► dead-letters-out (Kafka DLQ)
+                         ├─► inactivity signals ───────────────────────────────┐
+                         ▼ (shard key, events; erasures, inactivity alerts)     │
+                   process-shards: per shard, one call per batch: the account   │
+                         kernels (dedupe, tier 1, lateness, features, usage     │
+                         detectors at day close), then scores (one ONNX call    │
+                         per model), risk tiers and decisions                   │
+                         ▼                                                      │
+                   route-outputs (one step per destination per bundle)          │
+                         ├─► features-redis-out, late-events-out,               │
+                         │   cancellations-postgres-out, erasures-out           │
+                         ├─► write-decisions (risk_scores, churn.scores,        │
+                         │   decisions + triggers + ledger, churn.workflow-triggers)
+                         └─► usage signals, alerts ◄────────────────────────────┘
     alerts of every tier + usage signals ──► write-alerts-and-signals (Kafka, Postgres;
                                              tier 1 to Kafka by the fast lane, if on)
+
+An inactivity alert reaches its account's shard in the same stream as the
+account's events, after the events its partition read before it, so its
+decision sees the same history whatever the number of processes.
 
 The input partitions parse what they read (:class:`~dataflows.parse.ParsingSource`),
 so the tier-1 fast lane (:mod:`dataflows.fast_lane`) sends a decisive event's
@@ -47,7 +51,7 @@ from bytewax.outputs import Sink
 from accounts.config import AccountConfig
 from accounts.debounce import ScoreRequest
 from dataflows.fast_lane import Tier1Lane
-from dataflows.logic import InactivityLogic, ShardLogic
+from dataflows.logic import ShardLogic
 from dataflows.metrics import PipelineMetrics
 from dataflows.outputs import utc_now
 from dataflows.parse import MessageParser, Parsed, ParsingSource
@@ -56,18 +60,16 @@ from dataflows.shard import (
     ShardConfig,
     ShardOutputs,
     ShardSnapshot,
-    shard_key,
-    shard_of,
 )
 from decisions.engine import DecisionEngine
-from detectors.inactivity import ActivityBatch, InactivityTracker, TrackerSnapshot
+from detectors.inactivity import InactivityTracker, TrackerSnapshot
 from detectors.usage import InactivityRule
 from featurestore.redis_store import FeatureUpdate
 from schemas.alert import Alert, AlertTier
 from schemas.clock import DAY
 from schemas.dead_letter import DeadLetter, LateEvent
 from schemas.erasure import ErasedEvents, Erasure
-from schemas.event import Event, EventLimits, subject_key
+from schemas.event import Event, EventLimits
 from schemas.lifecycle import Cancellation
 from schemas.score import RiskScore
 from schemas.signal import UsageSignal
@@ -171,37 +173,23 @@ class ScoringStage:
 class ParsedMessages:
     """What :func:`parse_messages` splits the input into."""
 
-    events: Stream[tuple[str, list[Event | Erasure]]]  # (shard key, its events, erasures)
+    # (shard key, its events; erasures and, with decisions, inactivity alerts among them)
+    events: Stream[tuple[str, list[Event | Erasure | Alert]]]
     dead_letters: Stream[DeadLetter]
-    activity: Stream[ActivityBatch]  # one summary per input partition per batch
+    inactivity: Stream[UsageSignal]  # from each input partition's tracker
 
 
 @operator
 def parse_messages(step_id: str, parsed: Stream[Parsed]) -> ParsedMessages:
     """The parsed input (parsed in the input partitions, one item per shard a batch
-    touches) split into the valid events of each shard, dead letters and per-partition
-    activity summaries."""
-    activity, parsed = _split("split-activity", parsed, ActivityBatch)
+    touches) split into the items of each shard, dead letters and inactivity signals."""
+    inactivity, parsed = _split("split-inactivity", parsed, UsageSignal)
     split = op.branch("split-dead-letters", parsed, _is_shard_events)
-    # what is neither an activity summary nor a shard's events is a dead letter
+    # what is neither an inactivity signal nor a shard's items is a dead letter
     return ParsedMessages(
-        cast(Stream[tuple[str, list[Event | Erasure]]], split.trues),
+        cast(Stream[tuple[str, list[Event | Erasure | Alert]]], split.trues),
         cast(Stream[DeadLetter], split.falses),
-        activity,
-    )
-
-
-@operator
-def track_inactivity(
-    step_id: str,
-    activity: Stream[ActivityBatch],
-    build_logic: Callable[[TrackerSnapshot | None], InactivityLogic],
-) -> Stream[UsageSignal]:
-    """Inactivity signals: one tracker per input partition, fed in the partition's read
-    order and judged on its watermark (a silent account sends nothing to react to)."""
-    by_partition = op.key_on("key-by-partition", activity, _partition_key)
-    return op.map(
-        "drop-partition-key", op.stateful_batch("track", by_partition, build_logic), _value
+        inactivity,
     )
 
 
@@ -260,11 +248,11 @@ def build_dataflow(
 ) -> Dataflow:
     """Wire the churnwatch dataflow over ``source`` (Kafka messages)."""
     activity = config.account.features.feature_set[config.inactivity.feature]
+    scoring = config.scoring
     parser = MessageParser(
         config.limits, clock, metrics, activity.matches, config.inactivity.days * DAY,
-        shards=config.shards,
+        shards=config.shards, inactivity_to_shards=scoring is not None,
     )
-    scoring = config.scoring
     shard_config = ShardConfig(
         account=config.account,
         idle_ttl=config.idle_state_ttl,
@@ -277,35 +265,23 @@ def build_dataflow(
     def build_shard(snapshot: ShardSnapshot | None) -> ShardLogic:
         return ShardLogic(AccountShard(shard_config, clock, snapshot), metrics)
 
-    def build_tracker(snapshot: TrackerSnapshot | None) -> InactivityLogic:
-        return InactivityLogic(
-            InactivityTracker(
-                config.inactivity,
-                config.account.allowed_lateness_seconds,
-                config.feature_version,
-                snapshot=snapshot,
-            ),
-            metrics,
+    def build_tracker(snapshot: TrackerSnapshot | None) -> InactivityTracker:
+        """One per input partition, fed in its read order (see detectors.inactivity)."""
+        return InactivityTracker(
+            config.inactivity,
+            config.account.allowed_lateness_seconds,
+            config.feature_version,
+            snapshot=snapshot,
         )
 
-    shards = config.shards
     flow = Dataflow(flow_id)
-    parsed_input = op.input(
-        "kafka-in", flow, ParsingSource(source, parser, sinks.fast_lane, config.erased_events)
-    )
+    parsed_input = op.input("kafka-in", flow, ParsingSource(
+        source, parser, sinks.fast_lane, config.erased_events, tracker=build_tracker
+    ))
     parsed = parse_messages("parse-messages", parsed_input)
-    idle_signals = track_inactivity("track-inactivity", parsed.activity, build_tracker)
+    idle_signals = parsed.inactivity
     idle_alerts = op.map("inactivity-alerts", idle_signals, _to_alert)
-    shard_inputs: KeyedStream[Any] = parsed.events
-    if scoring is not None:
-        # The decisions of an inactivity alert's account run in its shard.
-        keyed_alerts = op.key_on(
-            "key-alert-by-shard", idle_alerts, lambda alert: shard_key(
-                shard_of(subject_key(alert.tenant_id, alert.account_id), shards)
-            )
-        )
-        shard_inputs = op.merge("shard-inputs", parsed.events, keyed_alerts)
-    bundles = process_shards("process-shards", shard_inputs, build_shard)
+    bundles = process_shards("process-shards", parsed.events, build_shard)
     routed = route_outputs("route-outputs", bundles)
 
     dead_letters = op.merge("all-dead-letters", parsed.dead_letters, routed.dead_letters)
@@ -413,10 +389,6 @@ def _to_alert(signal: UsageSignal) -> Alert:
 
 def _is_workflow_message(item: object) -> bool:
     return isinstance(item, WorkflowTrigger | WorkflowSignal)
-
-
-def _partition_key(batch: ActivityBatch) -> str:
-    return f"partition-{batch.partition}"
 
 
 def _is_shard_events(item: object) -> bool:

@@ -1,34 +1,31 @@
-"""Bytewax stateful logic around the engine-free kernels, one adapter per kernel.
+"""Bytewax stateful logic around the engine-free shard kernel.
 
-Each adapter owns one key's kernel object (a shard of accounts,
-:class:`~dataflows.shard.AccountShard`; a partition's
-:class:`~detectors.inactivity.InactivityTracker`), passes batches through it,
-counts what it did, and hands Bytewax the kernel's snapshot. Nothing here
-decides anything: the logic lives in the kernels.
+The adapter owns one key's kernel object (a shard of accounts,
+:class:`~dataflows.shard.AccountShard`), passes batches through it, counts what
+it did, and hands Bytewax the kernel's snapshot. Nothing here decides
+anything: the logic lives in the kernel. (An input partition's inactivity
+tracker lives in the partition itself: see ``dataflows.parse``.)
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime
 
 from bytewax.operators import StatefulBatchLogic
 
 from dataflows.metrics import PipelineMetrics
 from dataflows.shard import AccountShard, ShardOutputs, ShardSnapshot
-from detectors.inactivity import ActivityBatch, InactivityTracker, TrackerSnapshot
 from schemas.alert import Alert
 from schemas.decision import DecisionRecord
 from schemas.erasure import Erasure
 from schemas.event import Event, RejectReason
-from schemas.signal import UsageSignal
 from schemas.workflow import WorkflowSignal, WorkflowTrigger
 
 log = logging.getLogger(__name__)
 
 
-class ShardLogic(StatefulBatchLogic[list[Event | Erasure] | Alert, ShardOutputs, ShardSnapshot]):
+class ShardLogic(StatefulBatchLogic[list[Event | Erasure | Alert], ShardOutputs, ShardSnapshot]):
     """Bytewax adapter around one shard's :class:`~dataflows.shard.AccountShard`:
     one call per (shard, input batch), one :class:`ShardOutputs` bundle out."""
 
@@ -40,7 +37,7 @@ class ShardLogic(StatefulBatchLogic[list[Event | Erasure] | Alert, ShardOutputs,
         self._busy_risk = metrics.stage_busy.labels(stage="score-and-decide")
 
     def on_batch(
-        self, values: list[list[Event | Erasure] | Alert]
+        self, values: list[list[Event | Erasure | Alert]]
     ) -> tuple[list[ShardOutputs], bool]:
         out = self._shard.process(values)
         self._count(out)
@@ -96,20 +93,3 @@ class ShardLogic(StatefulBatchLogic[list[Event | Erasure] | Alert, ShardOutputs,
                 ).inc()
             elif isinstance(item, WorkflowSignal):
                 metrics.workflow_signals.labels(signal=str(item.signal)).inc()
-
-
-class InactivityLogic(StatefulBatchLogic[ActivityBatch, UsageSignal, TrackerSnapshot]):
-    """Bytewax adapter around one partition's :class:`InactivityTracker`."""
-
-    def __init__(self, tracker: InactivityTracker, metrics: PipelineMetrics) -> None:
-        self._tracker = tracker
-        self._seconds = metrics.stage_seconds.labels(stage="track-inactivity")
-
-    def on_batch(self, values: list[ActivityBatch]) -> tuple[list[UsageSignal], bool]:
-        started = time.perf_counter()
-        signals = self._tracker.observe(values)
-        self._seconds.observe(time.perf_counter() - started)
-        return signals, StatefulBatchLogic.RETAIN
-
-    def snapshot(self) -> TrackerSnapshot:
-        return self._tracker.snapshot()

@@ -31,10 +31,17 @@ from dataflows.fast_lane import Tier1Lane
 from dataflows.kafka_input import MessageBatch
 from dataflows.metrics import PipelineMetrics, event_type_label
 from dataflows.shard import shard_key, shard_of
-from detectors.inactivity import ActivityBatch, summarize_activity
+from detectors.inactivity import (
+    ActivityBatch,
+    InactivityTracker,
+    TrackerSnapshot,
+    summarize_activity,
+)
+from schemas.alert import Alert
 from schemas.dead_letter import DeadLetter
 from schemas.erasure import CONTROL_FIELD, ErasedEvents, Erasure, parse_control, subject_digest
-from schemas.event import Event, EventLimits, Rejection, RejectReason, parse_event
+from schemas.event import Event, EventLimits, Rejection, RejectReason, parse_event, subject_key
+from schemas.signal import UsageSignal
 
 # What the input gives the parse step: the Kafka source's batches, or messages one by
 # one (the JSONL file source, tests).
@@ -110,15 +117,22 @@ def _refused(value: bytes | None, topic: str | None, partition: int | None,
 
 
 class MessageParser:
-    """Turns a batch of Kafka messages into events by shard, dead letters and activity
-    summaries.
+    """Turns a batch of Kafka messages into events by shard, dead letters and
+    inactivity signals.
 
     The valid events of a batch come out as one ``(shard key, events)`` pair per
     shard they belong to (each account's events in read order), so what crosses
     to the shard's worker is one item per shard, not one per event; besides, one
-    :class:`ActivityBatch` per input partition in the batch (the inactivity
-    tracker of that partition reads them in order, see ``detectors.inactivity``),
-    and one dead letter per rejected message.
+    dead letter per rejected message, and the inactivity signals the reading
+    partition's tracker finds once it has read the batch (see
+    ``detectors.inactivity``: a silent account sends nothing to react to, so its
+    partition's progress decides).
+
+    With ``inactivity_to_shards`` (decisions on), an inactivity signal's alert
+    also joins its account's shard list, after the batch's events: the shard
+    then decides on it after everything the partition read of the account
+    before it, however many processes run (it used to travel apart, from a
+    tracker step of its own, and could overtake the account's events).
     """
 
     def __init__(
@@ -130,8 +144,10 @@ class MessageParser:
         idle_after_seconds: float = 7 * 86_400.0,
         *,
         shards: int = 64,
+        inactivity_to_shards: bool = False,
     ) -> None:
         self._shards = shards
+        self._inactivity_to_shards = inactivity_to_shards
         # read by the fast lane's reader too, which parses the few decisive events itself
         self.limits = limits
         self.clock = clock
@@ -140,18 +156,23 @@ class MessageParser:
         self._is_activity = functools.lru_cache(maxsize=4096)(is_activity)
         self._idle_after = idle_after_seconds
         self._seconds = metrics.stage_seconds.labels(stage="parse-events")
+        self._tracking_seconds = metrics.stage_seconds.labels(stage="track-inactivity")
 
     def parse_batch(
-        self, messages: Sequence[InputItem], erased: ErasedSubjects | None = None
+        self,
+        messages: Sequence[InputItem],
+        erased: ErasedSubjects | None = None,
+        tracker: InactivityTracker | None = None,
     ) -> list[Parsed]:
-        """``erased``: the reading partition's erasures (control messages add to it)."""
+        """``erased``: the reading partition's erasures (control messages add to it);
+        ``tracker``: its inactivity tracker (None: no inactivity signals)."""
         started = time.perf_counter()
         now = self.clock()
         limits = self.limits
         out: list[Parsed] = []
-        by_partition: dict[int, list[Event]] = {}
-        by_shard: dict[int, list[Event | Erasure]] = {}
-        erasures: dict[int, list[Erasure]] = {}
+        valid: list[Event] = []
+        by_shard: dict[int, list[Event | Erasure | Alert]] = {}
+        erased_accounts: list[tuple[str, str]] = []
         shards = self._shards
         rejected: Tally[str] = Tally()
         kinds: Tally[tuple[str, str]] = Tally()
@@ -171,8 +192,8 @@ class MessageParser:
                     if erased is not None:
                         erased.add(erasure)
                     by_shard.setdefault(shard_of(erasure.subject, shards), []).append(erasure)
-                    erasures.setdefault(partition if partition is not None else -1,
-                                        []).append(erasure)
+                    if erasure.user_id is None:
+                        erased_accounts.append((erasure.tenant_id, erasure.account_id))
                     continue
             elif erased and isinstance(result, Event) and erased.refuses(result):
                 rejected[RejectReason.ERASED_SUBJECT] += 1
@@ -193,17 +214,11 @@ class MessageParser:
                 )
             else:
                 by_shard.setdefault(shard_of(result.subject, shards), []).append(result)
-                by_partition.setdefault(result.partition, []).append(result)
+                valid.append(result)
                 kinds[(result.tenant_id, result.event_type)] += 1
-        out.extend((shard_key(shard), events) for shard, events in by_shard.items())
-        for partition, events in by_partition.items():
-            summary = summarize_activity(partition, events, self._is_activity, self._idle_after)
-            if summary is not None:
-                out.append(summary)
-        for partition, erased_here in erasures.items():  # the partition's tracker forgets
-            out.append(ActivityBatch(partition, float("-inf"), (), erased=tuple(
-                (e.tenant_id, e.account_id) for e in erased_here if e.user_id is None
-            )))
+        if tracker is not None:
+            self._track(tracker, valid, erased_accounts, by_shard, out)
+        out.extend((shard_key(shard), items) for shard, items in by_shard.items())
         self._metrics.messages.inc(read)
         for reason, count in rejected.items():
             self._metrics.rejected.labels(reason=str(reason)).inc(count)
@@ -215,21 +230,43 @@ class MessageParser:
         self._seconds.observe(time.perf_counter() - started)
         return out
 
+    def _track(
+        self,
+        tracker: InactivityTracker,
+        events: list[Event],
+        erased_accounts: list[tuple[str, str]],
+        by_shard: dict[int, list[Event | Erasure | Alert]],
+        out: list[Parsed],
+    ) -> None:
+        """The batch through the partition's inactivity tracker: its signals out, and
+        (decisions on) their alerts to their accounts' shards, after the events."""
+        started = time.perf_counter()
+        summary = summarize_activity(-1, events, self._is_activity, self._idle_after)
+        batches = [] if summary is None else [summary]
+        if erased_accounts:  # the tracker forgets them
+            batches.append(ActivityBatch(-1, float("-inf"), (), erased=tuple(erased_accounts)))
+        for signal in tracker.observe(batches):
+            out.append(signal)
+            if self._inactivity_to_shards:
+                shard = shard_of(subject_key(signal.tenant_id, signal.account_id), self._shards)
+                by_shard.setdefault(shard, []).append(signal.to_alert())
+        self._tracking_seconds.observe(time.perf_counter() - started)
+
 
 # With the tier-1 lane, how many parsed batches a partition's reader may hold ahead of
 # the worker, and how long the worker waits for one before it goes on to other work.
 READ_AHEAD_BATCHES = 2
 POLL_WAIT_S = 0.001
 
-# What the parse step hands on: one (shard key, events) per shard, dead letters, and
-# one activity summary per input partition.
-Parsed = tuple[str, list[Event | Erasure]] | DeadLetter | ActivityBatch
+# What the parse step hands on: one (shard key, events) per shard (erasures and, with
+# decisions, inactivity alerts among them), dead letters, and inactivity signals.
+Parsed = tuple[str, list[Event | Erasure | Alert]] | DeadLetter | UsageSignal
 
 
 # A parsing partition's snapshot: the inner source's position, the alert ids the lane
-# sent, the digests of the subjects erased. Older snapshots: the first two, or the
-# inner position alone.
-PartitionSnapshot = tuple[Any, tuple[str, ...], tuple[str, ...]]
+# sent, the digests of the subjects erased, its inactivity tracker's. Older snapshots:
+# the first two or three, or the inner position alone.
+PartitionSnapshot = tuple[Any, tuple[str, ...], tuple[str, ...], TrackerSnapshot | None]
 
 
 class _ParsingPartition(StatefulSourcePartition[Parsed, PartitionSnapshot]):
@@ -237,22 +274,31 @@ class _ParsingPartition(StatefulSourcePartition[Parsed, PartitionSnapshot]):
 
     def __init__(
         self, inner: StatefulSourcePartition[Any, Any], parser: MessageParser,
-        erased: ErasedSubjects,
+        erased: ErasedSubjects, tracker: InactivityTracker | None,
     ) -> None:
         self._inner = inner
         self._parser = parser
         self._erased = erased
+        self._tracker = tracker
 
     def next_batch(self) -> list[Parsed]:
         messages = list(self._inner.next_batch())  # StopIteration at the end passes on
-        return self._parser.parse_batch(messages, self._erased) if messages else []
+        return self._parse(messages) if messages else []
+
+    def _parse(self, messages: list[Any]) -> list[Parsed]:
+        return self._parser.parse_batch(messages, self._erased, self._tracker)
 
     def next_awake(self) -> datetime | None:
         return self._inner.next_awake()
 
+    def _state(self) -> tuple[tuple[str, ...], TrackerSnapshot | None]:
+        tracker = self._tracker
+        return self._erased.snapshot(), None if tracker is None else tracker.snapshot()
+
     def snapshot(self) -> PartitionSnapshot:
-        """The inner source's position, no alert ids (no lane sent any), the erasures."""
-        return self._inner.snapshot(), (), self._erased.snapshot()
+        """The inner source's position, no alert ids (no lane sent any), the erasures,
+        the tracker."""
+        return self._inner.snapshot(), (), *self._state()
 
     def close(self) -> None:
         self._inner.close()
@@ -284,13 +330,14 @@ class _ReadAheadPartition(_ParsingPartition):
         inner: StatefulSourcePartition[Any, Any],
         parser: MessageParser,
         erased: ErasedSubjects,
+        tracker: InactivityTracker | None,
         lane: Tier1Lane,
         sent: tuple[str, ...],
         *,
         name: str,
         depth: int = READ_AHEAD_BATCHES,
     ) -> None:
-        super().__init__(inner, parser, erased)
+        super().__init__(inner, parser, erased, tracker)
         # The reader's own view of the erasures: it reads ahead of the worker, whose
         # view must change only where the worker's batches reach the erasure.
         self._reader_erased = erased.copy()
@@ -373,7 +420,7 @@ class _ReadAheadPartition(_ParsingPartition):
         if isinstance(item, BaseException):
             raise item
         messages, self._handed = item
-        return self._parser.parse_batch(messages, self._erased)
+        return self._parse(messages)
 
     def next_awake(self) -> datetime | None:
         return None  # next_batch waits on the hand-over queue itself
@@ -381,8 +428,8 @@ class _ReadAheadPartition(_ParsingPartition):
     def snapshot(self) -> PartitionSnapshot:
         """The position of what the worker took, once the lane's alerts are confirmed,
         the alert ids sent (so a copy read after a restart is not sent again), and the
-        erasures."""
-        return self._handed, self._lane.confirm(self._sent), self._erased.snapshot()
+        erasures, the tracker."""
+        return self._handed, self._lane.confirm(self._sent), *self._state()
 
     def close(self) -> None:
         self._stop.set()
@@ -403,10 +450,12 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
         parser: MessageParser,
         lane: Callable[[], Tier1Lane] | None = None,
         erased_events: ErasedEvents = ErasedEvents.REFUSE,
+        tracker: Callable[[TrackerSnapshot | None], InactivityTracker] | None = None,
     ) -> None:
         self._inner = inner
         self._parser = parser
         self._erased_events = erased_events
+        self._tracker_factory = tracker
         self._lane_factory = lane
         self._lane: Tier1Lane | None = None
 
@@ -419,19 +468,24 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
         inner_state: Any = None
         sent: tuple[str, ...] = ()
         digests: tuple[str, ...] = ()
+        tracked: TrackerSnapshot | None = None
         if isinstance(resume_state, tuple):
-            inner_state, sent, *rest = resume_state
-            if rest:
-                digests = rest[0]
+            inner_state, sent = resume_state[0], resume_state[1]
+            if len(resume_state) > 2:
+                digests = resume_state[2]
+            if len(resume_state) > 3:
+                tracked = resume_state[3]
         elif resume_state is not None:  # written before the lane: the inner state alone
             inner_state = resume_state
         if self._lane is None and self._lane_factory is not None:
             self._lane = self._lane_factory()  # one per worker, shared by its partitions
         inner = self._inner.build_part(step_id, for_part, inner_state)
         erased = ErasedSubjects(self._erased_events, digests)
+        factory = self._tracker_factory
+        tracker = None if factory is None else factory(tracked)
         if self._lane is None:
-            return _ParsingPartition(inner, self._parser, erased)
-        return _ReadAheadPartition(inner, self._parser, erased, self._lane, sent,
+            return _ParsingPartition(inner, self._parser, erased, tracker)
+        return _ReadAheadPartition(inner, self._parser, erased, tracker, self._lane, sent,
                                    name=for_part)
 
 

@@ -286,10 +286,11 @@ class AccountShard:
 
     # -- batches ---------------------------------------------------------------
 
-    def process(self, inputs: Iterable[list[Event | Erasure] | Alert]) -> ShardOutputs:
-        """One batch: lists of events (each in partition order, erasures among them)
-        and, with scoring, the inactivity alerts of the shard's accounts (for their
-        decisions only: they reach the alert sinks from the tracker)."""
+    def process(self, inputs: Iterable[list[Event | Erasure | Alert]]) -> ShardOutputs:
+        """One batch: lists of events (each in partition order), erasures among them
+        and, with scoring, the inactivity alerts of the shard's accounts, after the
+        events their partition read before them (for their decisions only: they reach
+        the alert sinks from the tracker)."""
         started = time.perf_counter()
         config = self._config
         now = self._clock()
@@ -298,10 +299,10 @@ class AccountShard:
         idle_alerts: list[Alert] = []
         erasing: set[str] = set()
         for item in inputs:
-            if isinstance(item, Alert):
-                idle_alerts.append(item)
-                continue
             for event in item:
+                if type(event) is Alert:  # an inactivity alert, after its partition's events
+                    idle_alerts.append(event)
+                    continue
                 subject = event.subject
                 if type(event) is Erasure:
                     erasing.add(subject)

@@ -49,7 +49,10 @@ def event(event_id: str, account: str = "acct-1", **overrides: Any) -> bytes:
 
 
 def parser() -> MessageParser:
-    return MessageParser(EventLimits(), lambda: NOW, PipelineMetrics.create(CollectorRegistry()))
+    """Every event counts as activity."""
+    return MessageParser(
+        EventLimits(), lambda: NOW, PipelineMetrics.create(CollectorRegistry()), lambda _t: True
+    )
 
 
 # -- the request ------------------------------------------------------------------------
@@ -84,10 +87,12 @@ def test_the_digest_is_pinned_and_the_ids_are_checked_by_the_event_rules() -> No
 @pytest.mark.parametrize("policy", list(ErasedEvents))
 def test_a_partition_refuses_or_keeps_the_subjects_later_events(policy: ErasedEvents) -> None:
     erased = ErasedSubjects(policy)
+    tracker = InactivityTracker(InactivityRule(), 3600.0, "v1")
     out = parser().parse_batch(
         [message(event("before"), 0), message(ERASURE.to_control_message(), 1),
          message(event("after"), 2), message(event("other", account="acct-2"), 3)],
         erased,
+        tracker,
     )
     shard_items = [item for pair in out if isinstance(pair, tuple) for item in pair[1]]
     ids = [i.event_id if isinstance(i, Event) else "ERASE" for i in shard_items]
@@ -103,8 +108,9 @@ def test_a_partition_refuses_or_keeps_the_subjects_later_events(policy: ErasedEv
         assert not letters
     # "before" precedes the erasure in its shard's list: it goes with the account
     assert ids.index("before") < ids.index("ERASE")
-    summaries = [item for item in out if isinstance(item, ActivityBatch)]
-    assert [s.erased for s in summaries if s.erased] == [(("acme", "acct-1"),)]
+    # the partition's inactivity tracker forgot the account, not the other
+    tracked = {(t, a) for t, a, *_ in tracker.snapshot().accounts}
+    assert tracked == {("acme", "acct-2")}
     assert erased.snapshot() == (ERASURE.digest,)
 
 
