@@ -11,12 +11,13 @@ import logging
 import time
 from contextlib import suppress
 
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import KafkaError, KafkaException
 from prometheus_client import CollectorRegistry
 
 from churnwatch.ops_server import OpsServer, Readiness
+from churnwatch.registry import register_output_schemas
 from churnwatch.settings import Settings
-from churnwatch.topics import ensure_topics, topic_configs
+from churnwatch.topics import ClientLog, admin_client, ensure_churnwatch_topics
 from churnwatch.wiring import production_flow
 from dataflows.metrics import PipelineMetrics
 from dataflows.run import run_dataflow
@@ -31,10 +32,13 @@ STALL_SECONDS = 60.0
 
 
 def prepare(settings: Settings) -> None:
-    """Create missing topics and migrate the database schema (both idempotent)."""
+    """Register the output schemas (with a schema registry), create missing topics and
+    migrate the database schema (all idempotent). A checked-in output schema that the
+    registry finds incompatible with its subject's latest version stops the start here,
+    before anything is created."""
     assert settings.kafka_bootstrap and settings.database_url
-    ensure_topics(settings.kafka_bootstrap, settings.topics.all(), settings.topic_partitions,
-                  configs=topic_configs(settings))
+    register_output_schemas(settings)
+    ensure_churnwatch_topics(settings)
     with connect(settings.database_url, settings.database_schema, autocommit=True) as conn:
         applied = migrate(conn, settings.database_schema)
     if applied:
@@ -48,14 +52,23 @@ def readiness(settings: Settings, metrics: PipelineMetrics) -> Readiness:
     import redis
 
     assert settings.kafka_bootstrap and settings.database_url and settings.redis_url
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    # Its own ClientLog: a failing check says why (a refused login, a TLS handshake).
+    watch = ClientLog()
+    admin = admin_client(settings.kafka_bootstrap, settings.kafka_config.properties, watch)
     redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=2,
                                         socket_connect_timeout=2)
     database_url = settings.database_url
     events_topic = settings.topics.events
 
     def broker() -> None:
-        topic = admin.list_topics(events_topic, timeout=2).topics[events_topic]
+        try:
+            topic = admin.list_topics(events_topic, timeout=2).topics[events_topic]
+        except KafkaException as exc:
+            admin.poll(0)  # serves the error callback and the log
+            error = exc.args[0]
+            problem = error.str() if isinstance(error, KafkaError) else str(exc)
+            raise RuntimeError(f"{problem}: {watch.reasons() or 'no answer'}") from exc
+        watch.clear()
         if topic.error is not None:
             raise RuntimeError(topic.error.str())
 

@@ -171,7 +171,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if not settings.kafka_bootstrap:
             print("churnwatch simulate --kafka: set CHURNWATCH_KAFKA_BOOTSTRAP", file=sys.stderr)
             return 2
-        count = produce(simulation, settings.kafka_bootstrap, settings.topics.events)
+        count = produce(simulation, settings.kafka_bootstrap, settings.topics.events,
+                        config=settings.kafka_config.properties)
         print(f"produced {count} messages to {settings.topics.events}")
     if not (args.out or args.kafka):
         print("churnwatch simulate: give --out FILE and/or --kafka", file=sys.stderr)
@@ -214,6 +215,22 @@ def cmd_features_check(args: argparse.Namespace) -> int:
     print(f"{args.file}: {len(feature_set.features)} features, "
           f"feature_version {feature_set.version}")
     return 0
+
+
+def cmd_events_check(args: argparse.Namespace) -> int:
+    from churnwatch.events_check import check_file, print_report
+    from churnwatch.wiring import event_limits
+    from schemas.formats import InputFormat
+
+    settings = _settings()
+    input_format = InputFormat(args.format) if args.format else settings.input_format
+    mapping = Path(args.mapping) if args.mapping else settings.input_mapping
+    report = check_file(Path(args.file), input_format, mapping, event_limits(settings))
+    header = {"format": str(input_format)}
+    if input_format is not InputFormat.NATIVE:
+        header["mapping"] = str(mapping or "the shipped default")
+    print_report(report, args.file, header=header)
+    return 1 if report.refused else 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -332,12 +349,52 @@ def cmd_policy_dry_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    from churnwatch.api_server import serve
+
+    serve(_settings(), args.host, args.port)
+    return 0
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from api import add_user, disable_user, list_users
+    from churnwatch.api_server import migrate_schema
+    from schemas.event import format_time
+    from sinks.postgres import connect
+
+    settings = _settings()
+    if not settings.database_url:
+        print("churnwatch users: set CHURNWATCH_DATABASE_URL", file=sys.stderr)
+        return 2
+    migrate_schema(settings)
+    # As churnwatch's own role (the tables' owner): users of every tenant.
+    with connect(settings.database_url, settings.database_schema, autocommit=True) as conn:
+        if args.users_command == "add":
+            user, token = add_user(conn, args.tenant, args.name, args.role)
+            print(f"user {user.name} ({user.role}, tenant {user.tenant_id}) added; its token,"
+                  " shown this once (only its SHA-256 is stored):", file=sys.stderr)
+            print(token)
+        elif args.users_command == "list":
+            for user in list_users(conn, args.tenant):
+                state = f"disabled {format_time(user.disabled_at)}" if user.disabled_at \
+                    else "enabled"
+                print(f"{user.tenant_id}\t{user.name}\t{user.role}\t{state}")
+        else:
+            user = disable_user(conn, args.name, args.tenant)
+            print(f"user {user.name} (tenant {user.tenant_id}) disabled: its token no longer"
+                  " works")
+    return 0
+
+
 def cmd_stack(args: argparse.Namespace) -> int:
     from churnwatch.localstack import LocalStack
 
     settings = _settings()
     with LocalStack(settings, settings.state_dir / "stack") as running:
         print(f"export CHURNWATCH_KAFKA_BOOTSTRAP={running.kafka_bootstrap}")
+        if settings.kafka_bootstrap is None:  # the embedded broker: a single replica
+            print("export CHURNWATCH_TOPIC_REPLICATION_FACTOR=1")
+            print("export CHURNWATCH_TOPIC_MIN_INSYNC_REPLICAS=1")
         print(f"export CHURNWATCH_REDIS_URL={running.redis_url}")
         print(f"export CHURNWATCH_DATABASE_URL={running.database_url}")
         print("# local stack running; Ctrl-C stops it", flush=True)
@@ -400,6 +457,20 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--truth", help="write the ground truth (who churns, when) as JSON")
     sim.add_argument("--kafka", action="store_true", help="produce to the events topic")
     sim.set_defaults(func=cmd_simulate)
+
+    events = sub.add_parser("events", help="input events: try a sample before connecting")
+    events_sub = events.add_subparsers(dest="events_command", required=True)
+    echeck = events_sub.add_parser(
+        "check",
+        help="map and validate a JSONL sample as the dataflow would; exit 1 if any is refused",
+    )
+    echeck.add_argument("file", help="one message per line (or a Kafka record: "
+                        '{"headers": {...}, "value": ...})')
+    echeck.add_argument("--format", choices=["native", "segment", "cloudevents", "auto"],
+                        help="the input format (default: CHURNWATCH_INPUT_FORMAT)")
+    echeck.add_argument("--mapping", help="the mapping file (default: CHURNWATCH_INPUT_MAPPING,"
+                        " else the shipped one)")
+    echeck.set_defaults(func=cmd_events_check)
 
     features = sub.add_parser("features", help="feature definitions and batch features")
     features_sub = features.add_subparsers(dest="features_command", required=True)
@@ -469,6 +540,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     stack = sub.add_parser("stack", help="start the embedded local stack until Ctrl-C")
     stack.set_defaults(func=cmd_stack)
+
+    api = sub.add_parser("api", help="serve the REST API (docs at /docs) until Ctrl-C")
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    api.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    api.set_defaults(func=cmd_api)
+
+    users = sub.add_parser("users", help="the REST API's users and their tokens")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    uadd = users_sub.add_parser("add", help="add a user; prints its token once")
+    uadd.add_argument("--tenant", required=True)
+    uadd.add_argument("--role", required=True, choices=["admin", "coordinator", "agent"])
+    uadd.add_argument("--name", required=True, help="how accounts name it as their owner")
+    uadd.set_defaults(func=cmd_users)
+    ulist = users_sub.add_parser("list", help="list users (tenant, name, role, state)")
+    ulist.add_argument("--tenant")
+    ulist.set_defaults(func=cmd_users)
+    udisable = users_sub.add_parser("disable", help="disable a user: its token stops working")
+    udisable.add_argument("name")
+    udisable.add_argument("--tenant", help="needed when several tenants have the name")
+    udisable.set_defaults(func=cmd_users)
     return parser
 
 

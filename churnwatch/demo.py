@@ -48,7 +48,8 @@ def run_demo(settings: Settings, *, accounts: int, days: int, seed: int) -> int:
         )
         simulation = simulate(accounts=accounts, days=days, seed=seed, opt_out_rate=0.05)
         prepare(running)
-        produced = produce(simulation, running.kafka_bootstrap or "", running.topics.events)
+        produced = produce(simulation, running.kafka_bootstrap or "", running.topics.events,
+                           config=running.kafka_config.properties)
         print(
             f"produced {produced:,} messages ({accounts} accounts, {days} days, seed {seed}) "
             f"to {running.topics.events}"

@@ -51,7 +51,8 @@ def erase(
     url, schema = settings.database_url, settings.database_schema
     with connect(url, schema, autocommit=True) as conn:
         migrate(conn, schema)
-    writer = KafkaWriter(settings.kafka_bootstrap, client_id="churnwatch-erase")
+    writer = KafkaWriter(settings.kafka_bootstrap, client_id="churnwatch-erase",
+                         config=settings.kafka_config.properties)
     events_topic = settings.topics.events
     partitions = writer.partitions(events_topic)
     if partitions == 0:

@@ -161,7 +161,12 @@ class LocalStack:
         self._state_dir.mkdir(parents=True, exist_ok=True)
         try:
             if settings.kafka_bootstrap is None:
-                settings = settings.replace(kafka_bootstrap=self._start_kafka())
+                # One broker: every topic has one replica, and one is enough in sync.
+                settings = settings.replace(
+                    kafka_bootstrap=self._start_kafka(),
+                    topic_replication_factor=1,
+                    topic_min_insync_replicas=1,
+                )
             if settings.redis_url is None:
                 settings = settings.replace(redis_url=self._start_redis())
             if settings.database_url is None:

@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import orjson
 
 from churnwatch.errors import ConfigurationError
+from churnwatch.kafka_config import KafkaClientConfig, load_kafka_config
 from detectors.tier1 import DEFAULT_TIER1_RULES, Tier1Rule, parse_tier1_rules
 from detectors.usage import DropRule, InactivityRule, RenewalRule, UsageRules, parse_usage_rules
 from schemas.erasure import ErasedEvents
 from schemas.event import EARLIEST_EVENT_TIME, format_time
+from schemas.formats.decode import InputFormat
 
 PREFIX = "CHURNWATCH_"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "scoring" / "models" / "default"
@@ -76,7 +78,7 @@ class Retention:
 
 # Secrets a connection string can carry, however it is written: the URL's
 # password, a query parameter, or a libpq keyword (``host=... password=...``).
-_SECRET_KEYS = ("password", "sslpassword", "passfile", "secret", "token")
+_SECRET_KEYS = ("password", "sslpassword", "ssl_password", "passfile", "secret", "token")
 _SECRET_NAMES = "|".join(_SECRET_KEYS)
 _QUERY_SECRET = re.compile(rf"(?i)([?&](?:{_SECRET_NAMES})=)[^&#]*")
 _KEYWORD_SECRET = re.compile(rf"""(?i)\b((?:{_SECRET_NAMES})\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)""")
@@ -111,12 +113,24 @@ class Settings:
     """
 
     kafka_bootstrap: str | None = None
+    # librdkafka properties of every Kafka client (security, tuning): churnwatch.kafka_config
+    kafka_config: KafkaClientConfig = field(default_factory=KafkaClientConfig)
     redis_url: str | None = None
     database_url: str | None = None
     database_schema: str = "churnwatch"
+    # The REST API's connection (a member of the <schema>_api role); None: database_url
+    api_database_url: str | None = None
+    # Confluent Schema Registry (sinks.schema_registry); None: not used. Its client
+    # properties (basic.auth.user.info, ssl.*, timeout ...) beside it.
+    schema_registry_url: str | None = None
+    schema_registry_config: Mapping[str, str | int | float | bool] = field(default_factory=dict)
     redis_key_prefix: str = "cw"
     topics: Topics = field(default_factory=Topics)
     topic_partitions: int = 4
+    # Replicas of the topics churnwatch creates, and min.insync.replicas on them: a
+    # 3-broker cluster by default (the embedded single broker: 1 and 1, LocalStack)
+    topic_replication_factor: int = 3
+    topic_min_insync_replicas: int = 2
     # retention.ms of the topics churnwatch creates; None: the broker's default
     dead_letter_retention: timedelta | None = timedelta(days=30)
     output_topic_retention: timedelta | None = None  # alerts, scores, workflows, late events
@@ -157,6 +171,10 @@ class Settings:
     policy_reload_interval: timedelta = timedelta(seconds=10)
     # Engine
     input_batch_size: int = 5_000
+    # What the events topic carries (schemas.formats): native, segment, cloudevents, auto;
+    # a foreign format is mapped by input_mapping (None: the shipped default mapping).
+    input_format: InputFormat = InputFormat.NATIVE
+    input_mapping: Path | None = None
     shards: int = 64  # accounts are grouped in this many units of state
     recovery_dir: Path | None = Path(".churnwatch/recovery")
     recovery_partitions: int = 4
@@ -168,8 +186,13 @@ class Settings:
 
     def __repr__(self) -> str:  # secrets stay out of logs
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for name in ("kafka_bootstrap", "redis_url", "database_url"):
+        for name in ("kafka_bootstrap", "redis_url", "database_url", "api_database_url"):
             values[name] = _redact_url(values[name])
+        if self.schema_registry_url:  # a list of URLs, any of which may carry userinfo
+            values["schema_registry_url"] = ",".join(
+                str(_redact_url(url)) for url in self.schema_registry_url.split(",")
+            )
+        values["schema_registry_config"] = _redact_properties(values["schema_registry_config"])
         inner = ", ".join(f"{k}={v!r}" for k, v in values.items())
         return f"Settings({inner})"
 
@@ -189,11 +212,18 @@ class Settings:
         reader = _EnvReader(environ)
         defaults = cls()
         default_topics = defaults.topics
+        replication = reader.positive_int(
+            "TOPIC_REPLICATION_FACTOR", defaults.topic_replication_factor
+        )
         recovery = reader.text("RECOVERY_DIR", str(defaults.recovery_dir))
         return cls(
             kafka_bootstrap=reader.optional("KAFKA_BOOTSTRAP"),
-            redis_url=reader.optional("REDIS_URL"),
+            kafka_config=load_kafka_config(environ.get(PREFIX + "KAFKA_CONFIG"), environ),
+            redis_url=reader.redis_url("REDIS_URL"),
             database_url=reader.optional("DATABASE_URL"),
+            api_database_url=reader.optional("API_DATABASE_URL"),
+            schema_registry_url=reader.http_urls("SCHEMA_REGISTRY_URL"),
+            schema_registry_config=reader.client_properties("SCHEMA_REGISTRY_CONFIG"),
             database_schema=reader.identifier("DATABASE_SCHEMA", defaults.database_schema),
             redis_key_prefix=reader.text("REDIS_KEY_PREFIX", defaults.redis_key_prefix),
             topics=Topics(
@@ -205,6 +235,10 @@ class Settings:
                 workflows=reader.text("TOPIC_WORKFLOWS", default_topics.workflows),
             ),
             topic_partitions=reader.positive_int("TOPIC_PARTITIONS", defaults.topic_partitions),
+            topic_replication_factor=replication,
+            topic_min_insync_replicas=reader.min_insync_replicas(
+                "TOPIC_MIN_INSYNC_REPLICAS", defaults.topic_min_insync_replicas, replication
+            ),
             dead_letter_retention=reader.days_or_off(
                 "RETAIN_DEAD_LETTERS_DAYS", defaults.dead_letter_retention
             ),
@@ -268,6 +302,10 @@ class Settings:
                 "POLICY_RELOAD_SECONDS", defaults.policy_reload_interval
             ),
             input_batch_size=reader.positive_int("INPUT_BATCH_SIZE", defaults.input_batch_size),
+            input_format=InputFormat(reader.choice(
+                "INPUT_FORMAT", str(defaults.input_format), tuple(str(f) for f in InputFormat)
+            )),
+            input_mapping=reader.optional_path("INPUT_MAPPING"),
             shards=reader.positive_int("SHARDS", defaults.shards),
             recovery_dir=Path(recovery) if recovery.lower() not in ("", "none", "off") else None,
             recovery_partitions=reader.positive_int(
@@ -308,6 +346,8 @@ class Settings:
             "FEATURE_FLUSH_SECONDS": str(self.feature_flush_interval.total_seconds()),
             "USAGE_RULES": orjson.dumps(_usage_rules_document(self.usage_rules)).decode(),
             "TOPIC_PARTITIONS": str(self.topic_partitions),
+            "TOPIC_REPLICATION_FACTOR": str(self.topic_replication_factor),
+            "TOPIC_MIN_INSYNC_REPLICAS": str(self.topic_min_insync_replicas),
             "RETAIN_DEAD_LETTERS_DAYS": _days_or_off(self.dead_letter_retention),
             "RETAIN_OUTPUT_TOPICS_DAYS": _days_or_off(self.output_topic_retention),
             "RETAIN_RISK_SCORES_DAYS": _days_or_off(self.retention.risk_scores),
@@ -333,6 +373,7 @@ class Settings:
             "TIER1_FAST_LANE": "on" if self.tier1_fast_lane else "off",
             "ERASED_EVENTS": str(self.erased_events),
             "INPUT_BATCH_SIZE": str(self.input_batch_size),
+            "INPUT_FORMAT": str(self.input_format),
             "SHARDS": str(self.shards),
             "RECOVERY_DIR": str(self.recovery_dir) if self.recovery_dir else "off",
             "RECOVERY_PARTITIONS": str(self.recovery_partitions),
@@ -345,27 +386,51 @@ class Settings:
             env["FEATURE_DEFINITIONS"] = str(self.feature_definitions)
         if self.shadow_model_dir is not None:
             env["SHADOW_MODEL_DIR"] = str(self.shadow_model_dir)
+        if self.input_mapping is not None:
+            env["INPUT_MAPPING"] = str(self.input_mapping)
         for name, value in (
             ("KAFKA_BOOTSTRAP", self.kafka_bootstrap),
+            # the references, not the secrets: the child resolves them again
+            ("KAFKA_CONFIG", self.kafka_config.to_env()),
             ("REDIS_URL", self.redis_url),
             ("DATABASE_URL", self.database_url),
+            ("API_DATABASE_URL", self.api_database_url),
+            ("SCHEMA_REGISTRY_URL", self.schema_registry_url),
         ):
             if value:
                 env[name] = value
+        if self.schema_registry_config:
+            env["SCHEMA_REGISTRY_CONFIG"] = orjson.dumps(dict(self.schema_registry_config)).decode()
         return {PREFIX + k: v for k, v in env.items()}
 
 
 # Every variable Settings.from_env reads, with a one-line meaning (README table).
 ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}KAFKA_BOOTSTRAP": "Kafka bootstrap servers (host:port,...); unset: embedded broker",
+    f"{PREFIX}KAFKA_CONFIG": "librdkafka properties for every Kafka client (security, tuning):"
+    " a JSON object, or a JSON, YAML or .properties file; secrets as ${file:PATH} or"
+    " ${env:NAME} (see Connecting your platform)",
     f"{PREFIX}REDIS_URL": "Redis URL (redis://host:port/db); unset: embedded Redis",
     f"{PREFIX}DATABASE_URL": "PostgreSQL URL (postgresql://...); unset: embedded PostgreSQL",
+    f"{PREFIX}SCHEMA_REGISTRY_URL": "Confluent Schema Registry URL(s), http(s)://[user:password@]"
+    "host:port,...: input framed with a schema id is read (JSON Schema only) and the output"
+    " schemas are registered at start; unset: neither (see Connecting your platform)",
+    f"{PREFIX}SCHEMA_REGISTRY_CONFIG": 'JSON object of extra schema registry client properties,'
+    ' e.g. {"basic.auth.user.info": "key:secret", "ssl.ca.location": "/ca.pem"} (timeout: 10 s)',
     f"{PREFIX}DATABASE_SCHEMA": "PostgreSQL schema holding churnwatch's tables (churnwatch)",
+    f"{PREFIX}API_DATABASE_URL": "PostgreSQL URL the REST API connects with (churnwatch api):"
+    " a member of the <schema>_api role, to which every connection switches; unset: the"
+    " CHURNWATCH_DATABASE_URL",
     f"{PREFIX}REDIS_KEY_PREFIX": "first part of every Redis key: <prefix>:{tenant:account}:f (cw)",
     f"{PREFIX}TOPIC_EVENTS": "input topic (churn.events)",
     f"{PREFIX}TOPIC_DEAD_LETTERS": "dead-letter topic for rejected input (churn.events.dlq)",
     f"{PREFIX}TOPIC_ALERTS": "alert topic (churn.alerts)",
     f"{PREFIX}TOPIC_PARTITIONS": "partitions when churnwatch creates its topics (4)",
+    f"{PREFIX}TOPIC_REPLICATION_FACTOR": "replicas of each topic churnwatch creates; the"
+    " embedded broker uses 1 (3)",
+    f"{PREFIX}TOPIC_MIN_INSYNC_REPLICAS": "min.insync.replicas of each topic churnwatch creates,"
+    " at most the replication factor; the embedded broker uses 1 (2, or the replication factor"
+    " if lower)",
     f"{PREFIX}RETAIN_DEAD_LETTERS_DAYS": "retention.ms of the dead-letter topic when churnwatch"
     " creates it; 'off': the broker's default (30)",
     f"{PREFIX}RETAIN_OUTPUT_TOPICS_DAYS": "retention.ms of the alert, score, workflow and late"
@@ -429,6 +494,11 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}TIER1_FAST_LANE": "on: tier-1 alerts reach Kafka from the input partitions,"
     " before scoring and the other outputs; off: with the other alerts (on)",
     f"{PREFIX}INPUT_BATCH_SIZE": "messages read per Kafka partition per batch (5000)",
+    f"{PREFIX}INPUT_FORMAT": "what the events topic carries: native (churnwatch event v1),"
+    " segment (the Segment spec), cloudevents (structured or binary mode), auto (per"
+    " message) (native)",
+    f"{PREFIX}INPUT_MAPPING": "the mapping file of a foreign input format: account, tenant,"
+    " user and event type names (the shipped schemas/formats/default-mapping.yaml)",
     f"{PREFIX}SHARDS": "accounts are grouped in this many shards, the unit of state, snapshots"
     " and parallelism; fixed for the life of a recovery directory (64)",
     f"{PREFIX}RECOVERY_DIR": "Bytewax recovery directory; 'off' disables (.churnwatch/recovery)",
@@ -552,6 +622,50 @@ class _EnvReader:
             raise ConfigurationError(PREFIX + name, "need 0 < medium < high <= 1")
         return medium, high
 
+    def http_urls(self, name: str) -> str | None:
+        """A comma-separated list of http(s) URLs, or None if unset."""
+        value = self.optional(name)
+        if value is not None and not all(
+            url.strip().lower().startswith(("http://", "https://")) for url in value.split(",")
+        ):
+            raise ConfigurationError(PREFIX + name, "expected http(s)://host:port[,...]")
+        return value
+
+    def client_properties(self, name: str) -> dict[str, str | int | float | bool]:
+        """A JSON object of client properties (names to strings, numbers or booleans)."""
+        raw = self._environ.get(PREFIX + name, "").strip()
+        if not raw:
+            return {}
+        try:
+            document = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ConfigurationError(PREFIX + name, "not JSON") from None
+        if not isinstance(document, dict) or not all(
+            isinstance(v, str | int | float | bool) for v in document.values()
+        ):
+            raise ConfigurationError(
+                PREFIX + name, "expected a JSON object of strings, numbers or booleans"
+            )
+        if "url" in document:
+            raise ConfigurationError(PREFIX + name, f"give the URL in {PREFIX}SCHEMA_REGISTRY_URL")
+        return document
+
+    def redis_url(self, name: str) -> str | None:
+        """A Redis URL; TLS options (``ssl_*``) only with ``rediss://``, where redis-py
+        reads them (with ``redis://`` it fails at the first command). Errors never quote
+        the URL: it may hold a password."""
+        value = self.optional(name)
+        if value is None:
+            return None
+        scheme, _, rest = value.partition("://")
+        if scheme.lower() not in ("redis", "rediss", "unix") or not rest:
+            raise ConfigurationError(PREFIX + name, "expected redis://, rediss:// (TLS) or unix://")
+        tls_options = sorted(k for k in parse_qs(urlsplit(value).query) if k.startswith("ssl"))
+        if tls_options and scheme.lower() != "rediss":
+            problem = f"{', '.join(tls_options)} take rediss:// (TLS); {scheme}:// is plaintext"
+            raise ConfigurationError(PREFIX + name, problem)
+        return value
+
     def optional_path(self, name: str) -> Path | None:
         value = self.optional(name)
         return Path(value) if value else None
@@ -565,6 +679,17 @@ class _EnvReader:
         except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
             raise ConfigurationError(PREFIX + name, str(exc)) from None
 
+    def min_insync_replicas(self, name: str, default: int, replication: int) -> int:
+        """min.insync.replicas: at most the replication factor (the default is lowered to it)."""
+        value = self._number(name, int, "an integer", lambda v: v > 0, "positive")
+        if value is None:
+            return min(default, replication)
+        if value > replication:
+            problem = (f"{int(value)} is more than the replication factor {replication}"
+                       f" ({PREFIX}TOPIC_REPLICATION_FACTOR): no write could ever succeed")
+            raise ConfigurationError(PREFIX + name, problem)
+        return int(value)
+
     def tier1_rules(self, name: str, default: Mapping[str, Tier1Rule]) -> Mapping[str, Tier1Rule]:
         raw = self._environ.get(PREFIX + name)
         if raw is None:
@@ -573,6 +698,15 @@ class _EnvReader:
             return parse_tier1_rules(orjson.loads(raw))
         except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
             raise ConfigurationError(PREFIX + name, str(exc)) from None
+
+
+def _redact_properties(
+    properties: Mapping[str, str | int | float | bool],
+) -> dict[str, str | int | float | bool]:
+    """Client properties fit for a log: the value of any property that may be a secret
+    (a password, secret, token or basic-auth user info) replaced by ***."""
+    secret = re.compile(r"(?i)password|secret|token|user\.info")
+    return {k: "***" if secret.search(k) else v for k, v in properties.items()}
 
 
 def _days_or_off(value: timedelta | None) -> str:

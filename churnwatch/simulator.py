@@ -22,7 +22,7 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
@@ -405,18 +405,27 @@ def _lifetime_document(truth: AccountTruth) -> dict[str, str | None]:
     }
 
 
-def produce(simulation: Simulation, bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> int:
+def produce(
+    simulation: Simulation,
+    bootstrap: str,
+    topic: str,
+    *,
+    timeout_s: float = 30.0,
+    config: Mapping[str, str | int | bool] | None = None,
+) -> int:
     """Send every message, in order, keyed by account; return how many were produced.
+    ``config``: librdkafka properties (``CHURNWATCH_KAFKA_CONFIG``: security, tuning).
 
     Raises :class:`UndeliveredMessagesError` (a :class:`SimulatorError`) when
     any message was refused or still queued after ``timeout_s``.
     """
     producer = Producer(
         {
+            "linger.ms": 5,
+            **(config or {}),
             "bootstrap.servers": bootstrap,
             "acks": "all",
             "enable.idempotence": True,
-            "linger.ms": 5,
             # librdkafka's own logs go through logging, not straight to stderr.
             "logger": log,
         }

@@ -19,6 +19,7 @@ from bytewax.dataflow import Dataflow
 
 from accounts.config import AccountConfig, ScoringConfig
 from churnwatch.errors import ConfigurationError
+from churnwatch.registry import registry_framing
 from churnwatch.settings import Settings
 from dataflows.fast_lane import Tier1Lane
 from dataflows.flow import FlowConfig, FlowSinks, ScoringStage, build_dataflow
@@ -31,6 +32,7 @@ from featurestore.aggregation import CompiledFeatures
 from featurestore.definitions import FeatureSet, load_definitions
 from featurestore.redis_store import RedisFeatureStore
 from schemas.event import EventLimits
+from schemas.formats import Decoder, InputFormat, load_mapping
 from scoring.model import RiskModel
 from scoring.reload import ModelHolder
 from scoring.risk import Blend, RiskPolicy
@@ -64,6 +66,20 @@ def event_limits(settings: Settings) -> EventLimits:
         settings.max_future_skew,
         earliest_event_time=settings.earliest_event_time,
         max_event_age=settings.max_event_age,
+    )
+
+
+def input_decoder(settings: Settings) -> Decoder | None:
+    """How the events topic's messages are read: None for native events (the fast
+    path); else a decoder of Segment or CloudEvents (or auto) by the mapping file,
+    which is loaded and checked here (a problem names the file and key), and of
+    Schema Registry framing when a registry is set."""
+    framing = registry_framing(settings)
+    if settings.input_format is InputFormat.NATIVE and framing is None:
+        return None
+    return Decoder(
+        settings.input_format, load_mapping(settings.input_mapping), event_limits(settings),
+        framing,
     )
 
 
@@ -192,6 +208,32 @@ def flow_config(
         scoring=scoring,
         shards=settings.shards,
         erased_events=settings.erased_events,
+        decoder=input_decoder(settings),
+    )
+
+
+def kafka_writer(settings: Settings, *, client_id: str = "churnwatch") -> KafkaWriter:
+    """A producer for churnwatch's topics, with the configured librdkafka properties
+    (``CHURNWATCH_KAFKA_CONFIG``)."""
+    if not settings.kafka_bootstrap:
+        raise ConfigurationError("CHURNWATCH_KAFKA_BOOTSTRAP", "required to write to Kafka")
+    return KafkaWriter(
+        settings.kafka_bootstrap, client_id=client_id, config=settings.kafka_config.properties
+    )
+
+
+def events_source(settings: Settings, metrics: PipelineMetrics, *, tail: bool) -> EventsSource:
+    """The Kafka input over the events topic (its consumers and its admin client get
+    ``CHURNWATCH_KAFKA_CONFIG``). ``tail=False`` ends at the end of input."""
+    if not settings.kafka_bootstrap:
+        raise ConfigurationError("CHURNWATCH_KAFKA_BOOTSTRAP", "required to read the events")
+    return EventsSource(
+        settings.kafka_bootstrap,
+        settings.topics.events,
+        tail=tail,
+        batch_size=settings.input_batch_size,
+        heartbeat=metrics.last_batch,
+        config=settings.kafka_config.properties,
     )
 
 
@@ -206,7 +248,7 @@ def _require(settings: Settings) -> tuple[str, str]:
 def production_sinks(
     settings: Settings, metrics: PipelineMetrics, feature_set: FeatureSet
 ) -> FlowSinks:
-    bootstrap, database_url = _require(settings)
+    _, database_url = _require(settings)
     if not settings.redis_url:
         raise ConfigurationError("CHURNWATCH_REDIS_URL", "required to run the dataflow")
     redis_url = settings.redis_url
@@ -218,7 +260,7 @@ def production_sinks(
     ) -> WriterSink:
         """A Kafka topic sink: one producer per worker, an encoder per record kind."""
         return WriterSink(
-            name, lambda: KafkaTopicSink(KafkaWriter(bootstrap), topic, encode, **kw), metrics
+            name, lambda: KafkaTopicSink(kafka_writer(settings), topic, encode, **kw), metrics
         )
 
     def postgres(name: str, sink: Callable[[str, str], Any]) -> WriterSink:
@@ -240,7 +282,7 @@ def production_sinks(
         ),
         alerts_kafka=WriterSink(
             "kafka-alerts",
-            lambda: KafkaTopicSink(KafkaWriter(bootstrap), topics.alerts, alert_message),
+            lambda: KafkaTopicSink(kafka_writer(settings), topics.alerts, alert_message),
             metrics,
             on_written=alert_latency_observer(metrics),
         ),
@@ -254,7 +296,7 @@ def production_sinks(
         decisions=postgres("postgres-decisions", PostgresDecisionSink),
         workflows_kafka=kafka("kafka-workflows", topics.workflows, workflow_message),
         fast_lane=(
-            (lambda: Tier1Lane(KafkaWriter(bootstrap), topics.alerts, settings.tier1_rules,
+            (lambda: Tier1Lane(kafka_writer(settings), topics.alerts, settings.tier1_rules,
                                metrics))
             if settings.tier1_fast_lane
             else None
@@ -315,21 +357,14 @@ def production_flow(
     clock: Callable[[], datetime] = utc_now,
 ) -> Dataflow:
     """The dataflow over the events topic. ``tail=False`` stops at the end of input."""
-    bootstrap, _ = _require(settings)
+    _require(settings)
     feature_set = load_definitions(settings.feature_definitions)
     metrics.feature_version.info(
         {"feature_version": feature_set.version, "definitions": feature_set.source}
     )
     config = production_config(settings, feature_set, metrics)
-    source = EventsSource(
-        bootstrap,
-        settings.topics.events,
-        tail=tail,
-        batch_size=settings.input_batch_size,
-        heartbeat=metrics.last_batch,
-    )
     return build_dataflow(
-        source,
+        events_source(settings, metrics, tail=tail),
         production_sinks(settings, metrics, feature_set),
         config,
         metrics,

@@ -70,6 +70,7 @@ from schemas.clock import DAY
 from schemas.dead_letter import DeadLetter, LateEvent
 from schemas.erasure import ErasedEvents, Erasure
 from schemas.event import Event, EventLimits
+from schemas.formats.decode import Decoder
 from schemas.lifecycle import Cancellation
 from schemas.score import RiskScore
 from schemas.signal import UsageSignal
@@ -122,6 +123,8 @@ class FlowConfig:
     shards: int = 64
     # An erased subject's later events: refused (dead-lettered) or kept (schemas.erasure).
     erased_events: ErasedEvents = ErasedEvents.REFUSE
+    # Reads Segment or CloudEvents messages (schemas.formats); None: native events only.
+    decoder: Decoder | None = None
 
     @property
     def feature_version(self) -> str:
@@ -252,6 +255,7 @@ def build_dataflow(
     parser = MessageParser(
         config.limits, clock, metrics, activity.matches, config.inactivity.days * DAY,
         shards=config.shards, inactivity_to_shards=scoring is not None,
+        decoder=config.decoder,
     )
     shard_config = ShardConfig(
         account=config.account,

@@ -10,10 +10,14 @@ Names follow ``churnwatch_<subsystem>_<name>_<unit>``; the dashboards in
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from schemas.event import Event
 
 # Event types that get their own label value; others count as "other" so a
 # producer inventing types cannot explode the series count.
@@ -31,9 +35,14 @@ KNOWN_EVENT_TYPES = frozenset(
         "subscription.renewed",
         "support.ticket_opened",
         "account.consent_changed",
+        "account.traits_changed",
     }
 )
 MAX_TENANT_LABELS = 50
+# Unknown top-level field names that get their own label value (producer-chosen names:
+# the first few well-formed ones seen; the rest, and odd names, count as "other").
+MAX_FIELD_LABELS = 20
+_FIELD_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 # 10 ms .. 10 s resolved, plus coarse tails (replays see event-time lags of days).
 LATENCY_BUCKETS = (
@@ -64,6 +73,19 @@ class TenantLabels:
         return "other"
 
 
+class FieldLabels(TenantLabels):
+    """Unknown field names as label values: the first ``limit`` names of at most 64
+    characters of ``[A-Za-z0-9_.-]`` get their own, any other name is 'other'."""
+
+    def __init__(self, limit: int = MAX_FIELD_LABELS) -> None:
+        super().__init__(limit)
+
+    def __call__(self, name: str) -> str:
+        if _FIELD_NAME_RE.fullmatch(name) is None:
+            return "other"
+        return super().__call__(name)
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineMetrics:
     """Everything the dataflow measures."""
@@ -76,6 +98,7 @@ class PipelineMetrics:
     dedupe_evicted_early: Counter
     erasures: Counter
     events: Counter
+    unknown_fields: Counter
     alerts: Counter
     cancellations: Counter
     usage_signals: Counter
@@ -98,6 +121,7 @@ class PipelineMetrics:
     policy_reloads: Counter
     model_reloads: Counter
     tenant_label: TenantLabels
+    field_label: FieldLabels
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
@@ -133,6 +157,12 @@ class PipelineMetrics:
                 "Valid events read (duplicates included), by tenant and event type "
                 "(bounded label sets)",
                 ("tenant", "event_type"),
+            ),
+            unknown_fields=counter(
+                "churnwatch_ingest_unknown_fields",
+                "Valid events carrying a top-level field event v1 does not name (accepted "
+                "and ignored), by field name (the first 20 names seen, then 'other')",
+                ("field",),
             ),
             alerts=counter(
                 "churnwatch_alerts", "Alerts emitted, by tier and severity", ("tier", "severity")
@@ -234,7 +264,20 @@ class PipelineMetrics:
                 ("model", "outcome"),
             ),
             tenant_label=TenantLabels(),
+            field_label=FieldLabels(),
         )
+
+    def count_unknown_fields(self, events: Iterable[Event]) -> None:
+        """Count a batch's events that carry unknown top-level fields, by field name:
+        one increment per name and batch (almost every event carries none)."""
+        tally: dict[str, int] = {}
+        for event in events:
+            if event.unknown_fields:
+                for name in event.unknown_fields:
+                    label = self.field_label(name)
+                    tally[label] = tally.get(label, 0) + 1
+        for label, count in tally.items():
+            self.unknown_fields.labels(field=label).inc(count)
 
     def summary(self) -> dict[str, int]:
         """This process's totals, for end-of-run lines and the demo."""

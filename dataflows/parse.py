@@ -15,6 +15,7 @@ the lane's confirmation to the partition's snapshot.
 from __future__ import annotations
 
 import functools
+import logging
 import queue
 import threading
 import time
@@ -30,6 +31,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 from dataflows.fast_lane import Tier1Lane
 from dataflows.kafka_input import MessageBatch
 from dataflows.metrics import PipelineMetrics, event_type_label
+from dataflows.outputs import RetryPolicy
 from dataflows.shard import shard_key, shard_of
 from detectors.inactivity import (
     ActivityBatch,
@@ -40,8 +42,12 @@ from detectors.inactivity import (
 from schemas.alert import Alert
 from schemas.dead_letter import DeadLetter
 from schemas.erasure import CONTROL_FIELD, ErasedEvents, Erasure, parse_control, subject_digest
+from schemas.errors import DependencyUnavailable
 from schemas.event import Event, EventLimits, Rejection, RejectReason, parse_event, subject_key
+from schemas.formats.decode import Decoder, Headers
 from schemas.signal import UsageSignal
+
+log = logging.getLogger(__name__)
 
 # What the input gives the parse step: the Kafka source's batches, or messages one by
 # one (the JSONL file source, tests).
@@ -145,8 +151,11 @@ class MessageParser:
         *,
         shards: int = 64,
         inactivity_to_shards: bool = False,
+        decoder: Decoder | None = None,
     ) -> None:
         self._shards = shards
+        # None: native events only (the fast path); else Segment, CloudEvents or auto
+        self.decoder = decoder
         self._inactivity_to_shards = inactivity_to_shards
         # read by the fast lane's reader too, which parses the few decisive events itself
         self.limits = limits
@@ -166,6 +175,7 @@ class MessageParser:
     ) -> list[Parsed]:
         """``erased``: the reading partition's erasures (control messages add to it);
         ``tracker``: its inactivity tracker (None: no inactivity signals)."""
+        self._prepare_framing(messages)
         started = time.perf_counter()
         now = self.clock()
         limits = self.limits
@@ -177,10 +187,16 @@ class MessageParser:
         rejected: Tally[str] = Tally()
         kinds: Tally[tuple[str, str]] = Tally()
         read = 0
-        for value, key, topic, partition, offset, timestamp, error in _raw(messages):
+        decoder = self.decoder
+        for value, key, topic, partition, offset, timestamp, error, headers in _raw(
+            messages, decoder is not None
+        ):
             if error is None:
                 result: Event | Rejection = parse_event(
                     value, now, limits, partition=partition, offset=offset,
+                    ingested_at=_broker_time(timestamp),
+                ) if decoder is None else decoder.decode(
+                    value, headers, now, partition=partition, offset=offset,
                     ingested_at=_broker_time(timestamp),
                 )
             else:
@@ -227,8 +243,38 @@ class MessageParser:
             self._metrics.events.labels(
                 tenant=tenant_label(tenant), event_type=event_type_label(event_type)
             ).inc(count)
+        self._metrics.count_unknown_fields(valid)
         self._seconds.observe(time.perf_counter() - started)
         return out
+
+    def _prepare_framing(self, messages: Sequence[InputItem]) -> None:
+        """With a Schema Registry: the batch's schema ids looked up first. While the
+        registry does not answer, the batch waits (back-off, the wait in the metrics):
+        its valid events must not be dead-lettered for an outage."""
+        decoder = self.decoder
+        if decoder is None or decoder.framing is None:
+            return
+        values = [fields[0] for fields in _raw(messages)]
+        waiting = self._metrics.dependency_waiting
+        attempt, started, next_log = 0, time.monotonic(), 0.0
+        while True:
+            attempt += 1
+            try:
+                decoder.prepare(values)
+            except DependencyUnavailable as exc:
+                waiting.labels(dependency=exc.dependency).set(1)
+                waited = time.monotonic() - started
+                if waited >= next_log:
+                    next_log = waited + REGISTRY_RETRY.log_every_s
+                    log.warning("input waits for the schema registry (attempt %d, %.0f s): %s",
+                                attempt, waited, exc)
+                REGISTRY_RETRY.sleep(REGISTRY_RETRY.backoff(attempt))
+                continue
+            if attempt > 1:
+                waiting.labels(dependency="schema_registry").set(0)
+                log.warning("the schema registry is back after %.1f s",
+                            time.monotonic() - started)
+            return
 
     def _track(
         self,
@@ -252,6 +298,9 @@ class MessageParser:
                 by_shard.setdefault(shard, []).append(signal.to_alert())
         self._tracking_seconds.observe(time.perf_counter() - started)
 
+
+# How input waits for the schema registry while it does not answer.
+REGISTRY_RETRY = RetryPolicy()
 
 # With the tier-1 lane, how many parsed batches a partition's reader may hold ahead of
 # the worker, and how long the worker waits for one before it goes on to other work.
@@ -345,6 +394,7 @@ class _ReadAheadPartition(_ParsingPartition):
         self._sent = dict.fromkeys(sent)  # alert ids the lane sent, oldest first
         # A decisive event's type as it appears in a message without escapes.
         self._needles = tuple(f'"{event_type}"'.encode() for event_type in lane.event_types)
+        self._decisive_types = frozenset(lane.event_types)
         self._handed = inner.snapshot()  # the position of what the worker took
         self._queue: queue.Queue[_HandOver] = queue.Queue(depth)
         self._stop = threading.Event()
@@ -383,7 +433,15 @@ class _ReadAheadPartition(_ParsingPartition):
         parser = self._parser
         now = parser.clock()
         found: list[Event] = []
-        for value, _, _, partition, offset, timestamp, error in _raw(messages):
+        decoder = parser.decoder
+        if decoder is not None and decoder.framing is not None:
+            try:
+                decoder.prepare(fields[0] for fields in _raw(messages))
+            except DependencyUnavailable:
+                return []  # the registry is down: the worker's parse waits for it
+        for value, _, _, partition, offset, timestamp, error, headers in _raw(
+            messages, decoder is not None
+        ):
             if error is not None or not value:
                 continue
             if CONTROL_NEEDLE in value:  # an erasure: no alert for the subject's events after it
@@ -391,6 +449,16 @@ class _ReadAheadPartition(_ParsingPartition):
                 if erasure is not None:
                     self._reader_erased.add(erasure)
                     continue
+            if decoder is not None:  # a foreign format: its names are not ours, decode all
+                try:
+                    event = decoder.decode(value, headers, now, partition=partition,
+                                           offset=offset, ingested_at=_broker_time(timestamp))
+                except DependencyUnavailable:
+                    continue
+                if (isinstance(event, Event) and event.event_type in self._decisive_types
+                        and not self._reader_erased.refuses(event)):
+                    found.append(event)
+                continue
             if b"\\" not in value and not any(needle in value for needle in needles):
                 continue
             event = parse_event(value, now, parser.limits, partition=partition, offset=offset,
@@ -489,27 +557,29 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
                                    name=for_part)
 
 
-# One message's fields: value, key, topic, partition, offset, (timestamp type, ms), and
-# the consumer's error text (None: a message to parse).
+# One message's fields: value, key, topic, partition, offset, (timestamp type, ms), the
+# consumer's error text (None: a message to parse), and its headers (when asked for).
 _Fields = tuple[bytes | None, bytes | None, str | None, int | None, int | None,
-                tuple[int, int] | None, str | None]
+                tuple[int, int] | None, str | None, Headers]
 
 
-def _raw(items: Iterable[InputItem]) -> Iterator[_Fields]:
-    """Every message of the input items, whatever their form, field by field."""
+def _raw(items: Iterable[InputItem], with_headers: bool = False) -> Iterator[_Fields]:
+    """Every message of the input items, whatever their form, field by field; the headers
+    only ``with_headers`` (a foreign input format may need them; native never does)."""
     for item in items:
         if isinstance(item, MessageBatch):
             for msg in item.messages:
                 error = msg.error()
                 yield (msg.value(), msg.key(), msg.topic(), msg.partition(), msg.offset(),
-                       msg.timestamp(), None if error is None else str(error.str()))
+                       msg.timestamp(), None if error is None else str(error.str()),
+                       msg.headers() if with_headers else None)
         elif isinstance(item, KafkaError):
             failed = item.msg
             yield (failed.value, failed.key, failed.topic, failed.partition, failed.offset,
-                   failed.timestamp, str(item.err.str()))
+                   failed.timestamp, str(item.err.str()), None)
         else:
             yield (item.value, item.key, item.topic, item.partition, item.offset,
-                   item.timestamp, None)
+                   item.timestamp, None, item.headers if with_headers else None)
 
 
 def _broker_time(timestamp: tuple[int, int] | None) -> float:

@@ -11,14 +11,23 @@ Time: buckets are UTC days (``floor(epoch_seconds / 86400)``); a window of
 ``D-o-w+1 .. D-o``. Buckets older than the longest window plus offset are
 evicted as the account's newest day advances, so state per account is bounded
 by ``FeatureSet.retention_days``.
+
+``latest`` and ``days_until`` read the latest matching event *as of* the as-of
+time: an event after it does not count (the stream judges a closed day after
+it has folded in the next day's first hour), and a late event older than the
+newest does not replace it. They keep, per UTC day, that day's newest value,
+for the days the dataflow may still judge (``grace_days``) and the newest one
+before them: a few pairs, exact as of the end of any of those days and as of
+any time after the newest event.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from featurestore.definitions import WINDOWED, Aggregation, FeatureDefinition, FeatureSet
@@ -26,6 +35,9 @@ from schemas.clock import DAY, day_of
 from schemas.event import Event
 
 _SET_KINDS = frozenset({Aggregation.DISTINCT_USERS, Aggregation.DISTINCT_VALUES})
+# Trackers that keep a short history of (event time, value), one per UTC day.
+_HISTORY_KINDS = frozenset({Aggregation.LATEST, Aggregation.DAYS_UNTIL})
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +66,7 @@ class CompiledFeatures:
         dataflow judges a day once the watermark, newest time minus the allowed
         lateness, has passed it)."""
         self.feature_set = feature_set
+        self.grace_days = grace_days
         self.retention_days = feature_set.retention_days + grace_days
         bucketed: dict[_Accumulator, int] = {}
         tracked: dict[_Accumulator, int] = {}
@@ -157,6 +170,7 @@ class AccountFeatures:
             }
             self._tracked = list(snapshot.tracked)
             self._newest = snapshot.newest
+            self._upgrade_tracked()
 
     @property
     def newest(self) -> float:
@@ -198,10 +212,13 @@ class AccountFeatures:
                 if values is None:
                     values = self._buckets[day] = [None] * len(compiled.bucket_accumulators)
                 moved |= _fold_bucket(values, index, acc, event)
-        for index in tracked:
-            acc = compiled.tracked_accumulators[index]
-            if acc.accepts(attributes):
-                moved |= _fold_tracked(self._tracked, index, acc, event, ts)
+        if tracked:
+            # Days the dataflow may still judge keep their own latest values.
+            cutoff_day = day_of(self._newest) - compiled.grace_days
+            for index in tracked:
+                acc = compiled.tracked_accumulators[index]
+                if acc.accepts(attributes):
+                    moved |= _fold_tracked(self._tracked, index, acc, event, ts, cutoff_day)
         return moved
 
     def replace_user(self, user_id: str, replacement: str) -> bool:
@@ -329,6 +346,19 @@ class AccountFeatures:
     def restore_raw(self, raw: tuple[dict[int, list[Any]], list[Any], float]) -> None:
         self._buckets, self._tracked, self._newest = raw
         self._past = None
+        self._upgrade_tracked()
+
+    def _upgrade_tracked(self) -> None:
+        """Read a ``latest``/``days_until`` tracker of an earlier snapshot, which kept
+        only the newest ``(time, value)``, as a history of that one pair."""
+        for index, acc in enumerate(self._compiled.tracked_accumulators):
+            current = self._tracked[index]
+            if (
+                acc.aggregation in _HISTORY_KINDS
+                and current is not None
+                and type(current[0]) is not tuple
+            ):
+                self._tracked[index] = (current,)
 
     def snapshot(self) -> FeaturesSnapshot:
         return FeaturesSnapshot(
@@ -368,7 +398,7 @@ def _fold_bucket(values: list[Any], index: int, acc: _Accumulator, event: Event)
 
 
 def _fold_tracked(
-    tracked: list[Any], index: int, acc: _Accumulator, event: Event, ts: float
+    tracked: list[Any], index: int, acc: _Accumulator, event: Event, ts: float, cutoff_day: int
 ) -> bool:
     aggregation = acc.aggregation
     current = tracked[index]
@@ -385,21 +415,65 @@ def _fold_tracked(
     raw = event.attributes.get(acc.attribute or "")
     value: float | None
     if aggregation is Aggregation.LATEST:
+        # Numbers only: a bool is not one (as for sum), nor is a numeric string.
         value = None if isinstance(raw, bool) or not isinstance(raw, int | float) else float(raw)
-    else:  # DAYS_UNTIL: the attribute holds an RFC 3339 time
+    else:  # DAYS_UNTIL: the attribute holds an RFC 3339 time or a date
         value = _parse_time(raw)
     if value is None:
         return False
-    # The latest by event time wins, so a late event never overwrites a newer one.
-    if current is None or ts >= current[0]:
-        tracked[index] = (ts, value)
+    if current is None:
+        tracked[index] = ((ts, value),)
         return True
-    return False
+    history = _with_value(current, ts, value, cutoff_day)
+    if history is None:
+        return False
+    tracked[index] = history
+    # Moved when it is the newest value now: an older one only changes earlier days.
+    return history[-1][0] == ts
+
+
+def _with_value(
+    history: tuple[tuple[float, float], ...], ts: float, value: float, cutoff_day: int
+) -> tuple[tuple[float, float], ...] | None:
+    """``history`` (ascending event times, one pair per UTC day: its newest) with
+    ``(ts, value)`` in; None if it changes nothing (its day has a newer value).
+
+    Of the days before ``cutoff_day`` only the newest pair is kept: no as-of time
+    before it is ever asked, and the dataflow refuses an event older than that as
+    late. Built anew (never changed in place): a snapshot may share it.
+    """
+    day = day_of(ts)
+    last_ts = history[-1][0]
+    if ts >= last_ts:  # the newest: the common case, in order
+        entries = list(history[:-1] if day_of(last_ts) == day else history)
+        entries.append((ts, value))
+    else:  # a late event: its day's pair, if it is newer than what the day has
+        entries = list(history)
+        position = len(entries)
+        while position and entries[position - 1][0] > ts:
+            position -= 1
+        if position and day_of(entries[position - 1][0]) == day:
+            entries[position - 1] = (ts, value)  # a same-day value, older than ts
+        elif position < len(entries) and day_of(entries[position][0]) == day:
+            return None  # its day already holds a newer value
+        else:
+            entries.insert(position, (ts, value))
+    first = 0
+    while first + 1 < len(entries) and day_of(entries[first + 1][0]) < cutoff_day:
+        first += 1
+    return tuple(entries[first:])
 
 
 def _parse_time(raw: object) -> float | None:
+    """An RFC 3339 time with an offset, or a calendar date (``2026-12-31``: its
+    first moment in UTC), in epoch seconds; None for anything else."""
     if not isinstance(raw, str):
         return None
+    if _DATE_RE.fullmatch(raw):
+        try:
+            return datetime.fromisoformat(raw).replace(tzinfo=UTC).timestamp()
+        except ValueError:  # 2026-02-30
+            return None
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
@@ -414,7 +488,13 @@ def _tracked_value(current: Any, aggregation: Aggregation, as_of: float, default
         return default
     if aggregation is Aggregation.DAYS_SINCE_LAST or aggregation is Aggregation.DAYS_SINCE_FIRST:
         return max(0.0, (as_of - current) / DAY)
-    _, value = current
+    # The newest value at or before the as-of time (almost always the last one).
+    position = len(current) - 1
+    while current[position][0] > as_of:
+        if position == 0:
+            return default  # nothing known yet as of then
+        position -= 1
+    value = current[position][1]
     if aggregation is Aggregation.LATEST:
         return float(value)
     return (value - as_of) / DAY  # DAYS_UNTIL: negative once the moment has passed

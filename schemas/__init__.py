@@ -1,5 +1,5 @@
-"""Versioned contracts: event envelope, alert, workflow trigger and signal, dead letter
-(JSON Schema + runtime)."""
+"""Versioned contracts: event envelope, alert, risk score, workflow trigger and signal, dead
+letter (JSON Schema + runtime); the Schema Registry wire format (``schemas.framing``)."""
 
 from pathlib import Path
 

@@ -13,6 +13,14 @@ Validation runs once per message, so it has two ways to one verdict: a fast
 path that accepts the plainly valid document (``_accept_plainly_valid``), and
 the reference (``_judge_document``), which judges whatever the fast path is not
 sure of and words every rejection.
+
+Forward compatibility: a top-level field v1 does not name is accepted and
+ignored (its name kept in ``Event.unknown_fields``, for a metric), so producers
+can add optional fields within v1 without churnwatch dead-lettering them. Such
+a field obeys the attributes' bounds (containers at most
+:data:`MAX_ATTRIBUTE_DEPTH` deep, no NUL character), a document holds at most
+:data:`MAX_TOP_LEVEL_FIELDS` top-level fields, and ``churnwatch_control`` is
+reserved for control messages (an erasure), never an event's.
 """
 
 from __future__ import annotations
@@ -29,6 +37,12 @@ import orjson
 
 SCHEMA_VERSION = 1
 MAX_ATTRIBUTE_DEPTH = 4
+# Top-level fields a document may hold, the nine of v1 included: unknown ones are
+# ignored, but not in any number.
+MAX_TOP_LEVEL_FIELDS = 64
+# A top-level name no event may carry: control messages (schemas.erasure) use it, and
+# a message that holds it must never be read as an event.
+RESERVED_FIELD = "churnwatch_control"
 
 _TENANT_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _USER_RE = re.compile(r"[^@\s]{1,128}")
@@ -140,6 +154,9 @@ class RejectReason(StrEnum):
     # An erased subject's event, refused (CHURNWATCH_ERASED_EVENTS=refuse): see
     # schemas.erasure. Its dead letter keeps neither the key nor the value.
     ERASED_SUBJECT = "erased_subject"
+    # A foreign event (Segment, CloudEvents) that lacks what a churnwatch event needs
+    # (an account, an id, a time, a mapped type): the detail names the field.
+    UNMAPPED = "unmapped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +206,9 @@ class Event(NamedTuple):
     offset: int = -1
     # When the broker took it (epoch s; 0.0 unknown): latency is measured from here.
     ingested_at: float = 0.0
+    # Top-level fields v1 does not name, in document order: ignored, only counted.
+    # Empty for almost every event. Part of equality, as every field of a tuple.
+    unknown_fields: tuple[str, ...] = ()
 
     @property
     def subject(self) -> str:
@@ -212,6 +232,10 @@ class Event(NamedTuple):
 
 # The one event type whose attributes the envelope checks (see the schema's allOf).
 CONSENT_EVENT_TYPE = "account.consent_changed"
+# An account's traits (a CDP's identify or group call): its attributes are the traits,
+# e.g. {"plan": "pro", "mrr": 490.0}; features read them (`latest`), and a `plan`
+# trait is a plan change for the decisions (detectors.lifecycle).
+TRAITS_EVENT_TYPE = "account.traits_changed"
 
 
 def subject_key(tenant_id: str, account_id: str) -> str:
@@ -336,8 +360,12 @@ def _accept_plainly_valid(
     # 0.05 us against 0.6 us for the lists of missing and unknown fields.
     has_user_id = "user_id" in doc
     has_attributes = "attributes" in doc
+    unknown: tuple[str, ...] = ()
     if len(doc) != _REQUIRED_COUNT + has_user_id + has_attributes:
-        return None
+        extra = len(doc) - _REQUIRED_COUNT - has_user_id - has_attributes
+        unknown = _plainly_valid_unknown_fields(doc, extra, may_hold_nul)
+        if not unknown:
+            return None
     user_id = doc["user_id"] if has_user_id else None
     attributes = doc["attributes"] if has_attributes else {}
     if not (
@@ -392,6 +420,7 @@ def _accept_plainly_valid(
             -1 if partition is None else partition,
             -1 if offset is None else offset,
             ingested_at,
+            unknown,
         ),
     )
 
@@ -412,9 +441,6 @@ def _judge_document(
     missing = [name for name in _REQUIRED if name not in doc]
     if missing:
         return _schema(f"missing field(s): {', '.join(missing)}")
-    extra = doc.keys() - _ALLOWED
-    if extra:
-        return _schema(f"unknown field(s): {', '.join(sorted(extra))}")
 
     version = doc["schema_version"]
     if isinstance(version, bool) or not isinstance(version, int | float):
@@ -463,6 +489,16 @@ def _judge_document(
     ):
         # A consent change misread is a customer contacted against their wish.
         return _schema(f"{CONSENT_EVENT_TYPE} needs a boolean attributes.contact_allowed")
+    # Unknown top-level fields are ignored (forward compatibility), within bounds.
+    unknown: tuple[str, ...] = ()
+    if len(doc) > _REQUIRED_COUNT + ("user_id" in doc) + ("attributes" in doc):
+        if len(doc) > MAX_TOP_LEVEL_FIELDS:
+            return _schema(f"more than {MAX_TOP_LEVEL_FIELDS} top-level fields")
+        unknown = tuple(name for name in doc if name not in _ALLOWED)
+        for name in unknown:
+            problem = _unknown_field_problem(name, doc[name], may_hold_nul)
+            if problem is not None:
+                return _schema(problem)
 
     event_time = _judge_time(doc["event_time"], now, limits)
     if isinstance(event_time, Rejection):
@@ -480,6 +516,7 @@ def _judge_document(
         partition=-1 if partition is None else partition,
         offset=-1 if offset is None else offset,
         ingested_at=ingested_at,
+        unknown_fields=unknown,
     )
 
 
@@ -588,18 +625,68 @@ def _attributes_problem(attributes: dict[str, Any], may_hold_nul: bool = True) -
         if type(value) is dict or type(value) is list:
             nested = True
             break
-    if nested:
-        stack: list[tuple[object, int]] = [(attributes, 1)]
-        while stack:
-            value, depth = stack.pop()
-            if depth > MAX_ATTRIBUTE_DEPTH:
-                return f"attributes nest deeper than {MAX_ATTRIBUTE_DEPTH} levels"
-            children = value.values() if isinstance(value, dict) else value
-            for child in children:  # type: ignore[attr-defined]
-                if isinstance(child, dict | list):
-                    stack.append((child, depth + 1))
+    if nested and _nests_too_deep(attributes):
+        return f"attributes nest deeper than {MAX_ATTRIBUTE_DEPTH} levels"
     if may_hold_nul and _holds_nul(attributes):
         return "attributes hold a NUL character"
+    return None
+
+
+def _nests_too_deep(container: dict[str, Any] | list[Any]) -> bool:
+    """Whether containers nest deeper than :data:`MAX_ATTRIBUTE_DEPTH` (``container``
+    itself is 1). Iterative and stopping at the limit, so that a message nested
+    hundreds deep is refused instead of exhausting the interpreter's stack."""
+    stack: list[tuple[object, int]] = [(container, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_ATTRIBUTE_DEPTH:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        for child in children:  # type: ignore[attr-defined]
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
+
+def _plainly_valid_unknown_fields(
+    doc: dict[str, Any], count: int, may_hold_nul: bool
+) -> tuple[str, ...]:
+    """For the fast path: the names of ``doc``'s ``count`` unknown top-level fields (in
+    document order) when each passes the reference's checks; empty when not (the
+    reference then judges). Looked for from the end, where a producer adding a field
+    usually writes it, and checked inline: about 0.45 us for one plain field at the
+    end, against 1.2 us with a generator from the start and a call per field."""
+    if len(doc) > MAX_TOP_LEVEL_FIELDS:
+        return ()
+    found: list[str] = []
+    for name in reversed(doc):
+        if name not in _ALLOWED:
+            found.append(name)
+            if len(found) == count:
+                break
+    found.reverse()
+    names = tuple(found)
+    for name in names:
+        value = doc[name]
+        kind = type(value)
+        if (
+            name == RESERVED_FIELD
+            or ((kind is dict or kind is list) and _nests_too_deep(value))
+            or (may_hold_nul and ("\x00" in name or _holds_nul(value)))
+        ):
+            return ()
+    return names
+
+
+def _unknown_field_problem(name: str, value: object, may_hold_nul: bool) -> str | None:
+    """Why an unknown top-level field is refused, or None: it is ignored, but it obeys
+    the attributes' bounds (its value counts as level 1), and one name is reserved."""
+    if name == RESERVED_FIELD:
+        return f"{RESERVED_FIELD} is reserved for control messages"
+    if (type(value) is dict or type(value) is list) and _nests_too_deep(value):
+        return f"field {name[:64]!r} nests deeper than {MAX_ATTRIBUTE_DEPTH} levels"
+    if may_hold_nul and ("\x00" in name or _holds_nul(value)):
+        return f"field {name[:64]!r} holds a NUL character"
     return None
 
 
@@ -656,7 +743,12 @@ def _duplicate_key(raw: bytes, doc: dict[str, Any]) -> str | None:
 
 
 def _count_keys(doc: dict[str, Any]) -> int:
-    """The keys of a valid event document: its own and its attributes' at any depth."""
+    """The keys of a valid event document: its own and its attributes' at any depth.
+
+    Not those nested in unknown fields: a count too low only sends the document on
+    to the exact check (the bytes then hold more keys than counted), it can never
+    let a duplicate pass; and unknown fields holding objects are rare.
+    """
     count = len(doc)
     attributes = doc.get("attributes")
     if attributes:

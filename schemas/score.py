@@ -1,4 +1,8 @@
-"""Risk score v1: one score of one account by one model (``risk_scores``, ``churn.scores``)."""
+"""Risk score v1: one score of one account by one model (``risk_scores``, ``churn.scores``).
+
+The published contract of the ``churn.scores`` message (:meth:`RiskScore.to_document`) is
+``score.v1.schema.json`` beside this module, with an example in ``examples/``.
+"""
 
 from __future__ import annotations
 

@@ -44,6 +44,7 @@ ERASED_TABLES = (
     "workflow_signals",
     "contact_preferences",
     "experiment_assignments",
+    "account_owners",  # the API's owner and notes (migration 0006): notes may name people
 )
 LEDGER = "contact_ledger"
 

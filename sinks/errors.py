@@ -49,3 +49,39 @@ class DatabaseUnavailable(SinkError, DependencyUnavailable):
 
 class MigrationError(SinkError):
     """The database schema could not be brought to the version this program needs."""
+
+
+class SchemaRegistryUnavailable(DependencyUnavailable):
+    """The schema registry did not answer (connection refused or lost, timed out, a 5xx
+    after the client's own retries): transient. Raised when looking up the schema of a
+    framed input message (the batch waits and is tried again; nothing is dead-lettered
+    for it) and when registering the output schemas at start (the start fails)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__("schema_registry", problem)
+
+
+class SchemaRegistrationError(ChurnwatchError):
+    """The registry refused an output schema (invalid, or a subject of another type)."""
+
+    def __init__(self, subject: str, problem: str) -> None:
+        self.subject = subject
+        self.problem = problem
+        super().__init__(f"schema registry subject {subject!r}: {problem}")
+
+
+class SchemaIncompatible(SchemaRegistrationError):
+    """A checked-in output schema is incompatible with the latest version registered
+    under its subject (per the subject's compatibility level): churnwatch does not start,
+    since its messages would break the consumers that rely on that version."""
+
+    def __init__(self, subject: str, schema_file: str, registered_version: int | None) -> None:
+        self.schema_file = schema_file
+        self.registered_version = registered_version
+        version = "" if registered_version is None else f" (version {registered_version})"
+        super().__init__(
+            subject,
+            f"{schema_file} is incompatible with the latest registered schema{version} under"
+            " the subject's compatibility level; publish the change as a new major version"
+            " (a new schema file and topic) or change the subject's compatibility level",
+        )

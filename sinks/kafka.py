@@ -74,9 +74,10 @@ class KafkaWriter:
         flush_timeout_s: float = 30.0,
         config: Mapping[str, str | int | bool] | None = None,
     ) -> None:
-        self._config = dict(PRODUCER_DEFAULTS)
-        self._config.update(config or {})  # librdkafka properties, e.g. security settings
-        self._config.update({"bootstrap.servers": bootstrap, "client.id": client_id})
+        self._config: dict[str, str | int | bool] = {**PRODUCER_DEFAULTS, "client.id": client_id}
+        # librdkafka properties, e.g. security settings; a client.id given there wins
+        self._config.update(config or {})
+        self._config["bootstrap.servers"] = bootstrap
         self._producer = Producer(self._config)
         self._flush_timeout_s = flush_timeout_s
         self._errors: list[str] = []

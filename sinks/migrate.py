@@ -84,3 +84,10 @@ def migrate(conn: psycopg.Connection, schema: str) -> list[int]:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
     return applied_now
+
+
+def api_role_name(schema: str) -> str:
+    """The role the REST API runs as over ``schema``'s tables, which migration 0006
+    creates: ``<schema>_api`` (role names are cluster-wide, so one per schema), cut at
+    PostgreSQL's 63-byte name limit as the server cuts it."""
+    return f"{schema}_api"[:63]

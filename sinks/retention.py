@@ -101,6 +101,9 @@ KEPT_TABLES: Mapping[str, str] = {
     "erasures": "the erasure receipts (what was erased, when, by whom; the subject by digest"
     " only): the proof that an erasure was honoured",
     "schema_migrations": "the applied schema versions",
+    "account_owners": "one row per account an API user took on (owner, notes); current, not"
+    " history; erased with the account",
+    "api_users": "the API's users: disabled, never deleted, so an owner's name stays meaningful",
 }
 
 

@@ -24,6 +24,7 @@ from psycopg import sql
 from churnwatch.localstack import LocalStack
 from churnwatch.settings import Settings, Topics
 from churnwatch.topics import ensure_topics
+from sinks.migrate import api_role_name
 
 # The fault scenarios' figures, by test id, for the table at the end of the run.
 FAULT_FIGURES: dict[str, str] = {}
@@ -72,6 +73,12 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
         kafka_bootstrap=os.environ.get("CHURNWATCH_KAFKA_BOOTSTRAP") or None,
         redis_url=os.environ.get("CHURNWATCH_REDIS_URL") or None,
         database_url=os.environ.get("CHURNWATCH_DATABASE_URL") or None,
+        # A given cluster says how many replicas it takes (e.g. docker-compose's single
+        # broker: 1); the embedded broker always takes 1 (LocalStack sets it).
+        topic_replication_factor=int(os.environ.get("CHURNWATCH_TOPIC_REPLICATION_FACTOR") or 1),
+        topic_min_insync_replicas=int(
+            os.environ.get("CHURNWATCH_TOPIC_MIN_INSYNC_REPLICAS") or 1
+        ),
     )
     with LocalStack(base, tmp_path_factory.mktemp("stack")) as running:
         yield running
@@ -116,6 +123,11 @@ def clean_up(stack: Settings, made: list[Settings]) -> None:
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
         for schema in {s.database_schema for s in made}:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            # The API's role (migration 0006), cluster-wide: nothing of it is left once the
+            # schema is gone (best effort: another server may refuse).
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(
+                    sql.Identifier(api_role_name(schema))))
     client = redis.Redis.from_url(stack.redis_url)
     for prefix in {s.redis_key_prefix for s in made}:
         keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))

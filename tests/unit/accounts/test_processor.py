@@ -249,10 +249,22 @@ def test_detectors_see_the_full_baseline_of_the_closed_day() -> None:
     assert first.baseline_count == 21.0  # days 5..32 (day 39 - 34 .. day 39 - 7), 3 a day
 
 
-def test_renewal_known_only_from_the_next_day_does_not_count_for_the_closed_day() -> None:
+@pytest.mark.parametrize(
+    "hour",
+    [
+        pytest.param(2, id="the-event-closes-the-day"),
+        # within the lateness: folded in before a later event closes day 39
+        pytest.param(0.5, id="folded-in-before-the-day-closes"),
+    ],
+)
+def test_renewal_known_only_from_the_next_day_does_not_count_for_the_closed_day(
+    hour: float,
+) -> None:
     days = history(DROP_PLAN[:50])
-    renewed = event("subscription.renewed", 40, 2, attributes={"renews_at": "2026-10-11T00:00:00Z"})
-    days[40].insert(0, renewed)  # the first event of day 40: it closes day 39
+    renewed = event(
+        "subscription.renewed", 40, hour, attributes={"renews_at": "2026-10-11T00:00:00Z"}
+    )
+    days[40].insert(0, renewed)  # the first event of day 40
     processor = AccountProcessor(CONFIG)
     outputs = flat([processor.process(day).outputs for day in days])
     renewal = [s for s in of_type(outputs, UsageSignal)

@@ -208,6 +208,13 @@ def test_settings_from_compose_environment(churnwatch_env: dict[str, str]) -> No
         assert settings.topic_partitions == int(churnwatch_env[f"{PREFIX}TOPIC_PARTITIONS"])
 
 
+def test_churnwatch_topics_fit_the_single_kafka_node(churnwatch_env: dict[str, str]) -> None:
+    # The compose file runs one broker: more replicas than brokers cannot be created.
+    settings = Settings.from_env(churnwatch_env)
+    assert settings.topic_replication_factor == 1
+    assert settings.topic_min_insync_replicas == 1
+
+
 def test_churnwatch_image_installs_the_project_without_local_extras(
     services: dict[str, dict[str, Any]],
 ) -> None:

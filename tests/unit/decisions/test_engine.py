@@ -696,6 +696,29 @@ def test_the_plan_from_a_billing_change_is_matched() -> None:
     assert record_of(decisions.decide(make_alert())).rule == "enterprise"
 
 
+def test_the_plan_from_a_traits_event_is_matched() -> None:
+    """A CDP's identify or group call (account.traits_changed) names the plan too."""
+    from detectors.lifecycle import detect_change
+    from schemas.event import TRAITS_EVENT_TYPE
+    from tests.builders import make_event
+
+    text = POLICY.replace("  - name: escalate-high-risk-payment\n",
+                          "  - name: enterprise\n    when: {trigger: [payment_failed], "
+                          "plan: [enterprise]}\n    decide: escalate\n"
+                          "    workflow: csm_outreach\n"
+                          "  - name: escalate-high-risk-payment\n")
+    decisions = make_decisions(text)
+    for plan, rule in [("pro", "dunning"), ("enterprise", "enterprise")]:
+        change = detect_change(make_event(
+            event_id=f"traits-{plan}", event_type=TRAITS_EVENT_TYPE, event_time=at(-DAY),
+            tenant_id=TENANT, account_id=ACCOUNT, attributes={"plan": plan, "mrr": 990.0},
+        ))
+        assert change is not None
+        decisions.observe_change(change)
+        alert = make_alert(trigger_event_id=f"evt-{plan}")
+        assert record_of(decisions.decide(alert)).rule == rule
+
+
 # --- 9. bounded state --------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -28,15 +29,17 @@ def noon(day: int) -> datetime:
 class Account:
     """One account's features, fed and read by feature name."""
 
-    def __init__(self, feature_set: FeatureSet) -> None:
+    def __init__(self, feature_set: FeatureSet, *, grace_days: int = 0) -> None:
         self.feature_set = feature_set
-        self.compiled = CompiledFeatures(feature_set)
+        self.compiled = CompiledFeatures(feature_set, grace_days=grace_days)
         self.features = AccountFeatures(self.compiled)
         self._serial = 0
 
     @classmethod
-    def with_features(cls, **specs: dict[str, Any]) -> Account:
-        return cls(parse_definitions({"version": 1, "features": specs}))
+    def with_features(cls, **specs: Any) -> Account:
+        """An account with the features ``specs`` (and ``grace_days``, if given)."""
+        grace_days = specs.pop("grace_days", 0)
+        return cls(parse_definitions({"version": 1, "features": specs}), grace_days=grace_days)
 
     def event(self, when: datetime, **overrides: Any) -> Event:
         self._serial += 1
@@ -337,7 +340,7 @@ def test_days_until_keeps_the_time_from_the_newest_event() -> None:
         noon(2), event_type="subscription.renewed",
         attributes={"renews_at": "2026-11-01T00:00:00Z"},
     )
-    assert account.read(MIDNIGHT)["renewal"] == 92.0
+    assert account.read(noon(6))["renewal"] == 85.5  # 2026-10-07T12:00 to 2027-01-01
 
 
 def test_latest_keeps_the_newest_event_time_not_the_last_arrival() -> None:
@@ -349,6 +352,168 @@ def test_latest_keeps_the_newest_event_time_not_the_last_arrival() -> None:
     account.feed(noon(7), event_type="app.seat_added", attributes={"seats": True})  # ignored
     account.feed(noon(7), event_type="app.seat_added", attributes={"seats": "12"})  # ignored
     assert account.read(noon(8))["seats"] == 9.5
+
+
+# --- latest and days_until, as of a time ---------------------------------------------------
+
+
+def end_of(day: int) -> datetime:
+    """The last millisecond of test day ``day`` (as the dataflow judges a closed day)."""
+    return MIDNIGHT + timedelta(days=day + 1, milliseconds=-1)
+
+
+def test_latest_is_read_as_of_the_as_of_time() -> None:
+    account = Account.with_features(grace_days=7, **TRACKERS)
+    for day, seats in [(1, 10), (3, 12), (5, 7)]:
+        account.feed(noon(day), event_type="app.seat_added", attributes={"seats": seats})
+    assert [account.read(end_of(day))["seats"] for day in range(7)] == [
+        -1.0, 10.0, 10.0, 12.0, 12.0, 7.0, 7.0
+    ]
+    assert account.read(noon(5) - timedelta(milliseconds=1))["seats"] == 12.0
+    assert account.read(noon(5))["seats"] == 7.0
+
+
+def test_days_until_is_read_as_of_the_as_of_time() -> None:
+    account = Account.with_features(grace_days=7, **TRACKERS)
+    account.feed(noon(1), event_type="subscription.renewed",
+                 attributes={"renews_at": "2026-11-01T00:00:00Z"})
+    account.feed(noon(2), event_type="subscription.renewed",
+                 attributes={"renews_at": "2027-11-01T00:00:00Z"})
+    assert account.read(MIDNIGHT)["renewal"] == 365.0  # nothing known yet: the default
+    assert account.read(end_of(1))["renewal"] == pytest.approx(29.0, abs=1e-6)
+    assert account.read(end_of(2))["renewal"] == pytest.approx(393.0, abs=1e-6)
+
+
+def test_a_late_value_counts_for_its_own_days_only() -> None:
+    account = Account.with_features(grace_days=7, **TRACKERS)
+    account.feed(noon(1), event_type="app.seat_added", attributes={"seats": 10})
+    account.feed(noon(5), event_type="app.seat_added", attributes={"seats": 7})
+    late = account.feed(noon(3), event_type="app.seat_removed", attributes={"seats": 12})
+    older_same_day = account.feed(
+        noon(5) - timedelta(hours=3), event_type="app.seat_added", attributes={"seats": 99}
+    )
+    assert [account.read(end_of(day))["seats"] for day in (2, 3, 4, 5)] == [10, 12, 12, 7]
+    # neither changed any value as of the newest event: for the stream, nothing moved
+    assert (late, older_same_day) == (False, False)
+
+
+@pytest.mark.parametrize(
+    ("renews_at", "expected"),
+    [
+        pytest.param("2026-12-31", 90.5, id="a-date-is-its-first-moment-in-utc"),
+        pytest.param("2026-02-30", 365.0, id="no-such-date"),
+        pytest.param("20261231", 365.0, id="basic-format-date"),
+        pytest.param("2026-12-31T00:00:00", 365.0, id="time-without-offset"),
+    ],
+)
+def test_days_until_reads_a_date_too(renews_at: str, expected: float) -> None:
+    account = Account.with_features(**TRACKERS)
+    account.feed(noon(0), event_type="subscription.renewed", attributes={"renews_at": renews_at})
+    assert account.read(noon(0))["renewal"] == expected  # from 2026-10-01T12:00Z
+
+
+@pytest.mark.parametrize("grace_days", [0, 2])
+def test_the_history_of_latest_values_stays_small(grace_days: int) -> None:
+    account = Account.with_features(grace_days=grace_days, **TRACKERS)
+    for day in range(60):
+        for hour in (1, 9, 17):
+            when = MIDNIGHT + timedelta(days=day, hours=hour)
+            account.feed(when, event_type="app.seat_added", attributes={"seats": day * 10 + hour})
+        account.feed(noon(day - 1), event_type="app.seat_removed", attributes={"seats": -day})
+        history = account.features.raw()[1][account.compiled.tracked_accumulators.index(
+            next(a for a in account.compiled.tracked_accumulators if a.attribute == "seats")
+        )]
+        assert len(history) <= grace_days + 2
+    assert account.read(noon(59) + timedelta(hours=6))["seats"] == 607.0
+
+
+def reference_latest(applied: list[tuple[float, float]], as_of: float, default: float) -> float:
+    """The value of the newest event at or before ``as_of`` (the later arrival on a tie)."""
+    found = default
+    newest = -math.inf
+    for ts, value in applied:
+        if ts <= as_of and ts >= newest:
+            newest, found = ts, value
+    return found
+
+
+@pytest.mark.parametrize("grace_days", [0, 2])
+@pytest.mark.parametrize("seed", range(6))
+def test_latest_and_days_until_equal_a_fold_of_every_event_up_to_the_as_of_time(
+    grace_days: int, seed: int
+) -> None:
+    """Events in and out of order (some older than the days still judged), restarts
+    from a snapshot or from the raw state now and then: as of the end of each day the
+    dataflow may still judge, and as of any time after the newest event, the values are
+    those of the newest event up to that time among all the events folded in."""
+    import random
+
+    rng = random.Random(seed)
+    account = Account.with_features(grace_days=grace_days, **TRACKERS)
+    seats: list[tuple[float, float]] = []
+    renewals: list[tuple[float, float]] = []
+    newest = noon(0)
+    for step in range(300):
+        if rng.random() < 0.3:
+            newest += timedelta(hours=rng.choice([1, 6, 20, 30, 80]))
+        when = newest - timedelta(hours=rng.choice([0, 0, 0, 1, 11, 25, 49, 200]))
+        if rng.random() < 0.5:
+            value = rng.choice([rng.randrange(50), True, "12", None])
+            account.feed(when, event_type="app.seat_added", attributes={"seats": value})
+            if isinstance(value, int) and not isinstance(value, bool):
+                seats.append((when.timestamp(), float(value)))
+        else:
+            renews = when + timedelta(days=rng.randrange(400))
+            text = rng.choice([renews.isoformat(), renews.date().isoformat(), "soon"])
+            account.feed(when, event_type="subscription.renewed", attributes={"renews_at": text})
+            if text != "soon":
+                first_moment = datetime.combine(renews.date(), datetime.min.time(), UTC)
+                renewals.append(
+                    (when.timestamp(), (renews if "T" in text else first_moment).timestamp())
+                )
+        if rng.random() < 0.05:
+            state = pickle.loads(pickle.dumps(account.features.snapshot()))
+            account.features = AccountFeatures(account.compiled, state)
+        elif rng.random() < 0.05:
+            raw = pickle.loads(pickle.dumps(account.features.raw()))
+            account.features = AccountFeatures(account.compiled)
+            account.features.restore_raw(raw)
+        newest_ts = account.features.newest
+        newest_day = day_of(newest_ts)
+        as_ofs = [(day + 1) * DAY - 0.001 for day in range(newest_day - grace_days, newest_day)]
+        as_ofs += [newest_ts, newest_ts + 3 * DAY]
+        for as_of in as_ofs:
+            values = dict(zip(account.feature_set.names, account.features.values(as_of),
+                              strict=True))
+            assert values["seats"] == reference_latest(seats, as_of, -1.0), f"step {step}"
+            moment = reference_latest(renewals, as_of, math.nan)
+            expected = 365.0 if math.isnan(moment) else (moment - as_of) / DAY
+            assert values["renewal"] == expected, f"step {step}"
+
+
+def test_a_snapshot_of_the_newest_value_only_is_read_as_a_history() -> None:
+    """Snapshots taken before the history was kept hold one ``(time, value)`` pair."""
+    account = Account.with_features(**TRACKERS)
+    account.feed(noon(1), event_type="app.seat_added", attributes={"seats": 10})
+    account.feed(noon(2), event_type="subscription.renewed",
+                 attributes={"renews_at": "2027-01-01T00:00:00Z"})
+    buckets, tracked, newest = account.features.raw()
+    old_form = [t[-1] if isinstance(t, tuple) else t for t in tracked]
+    for restored in (AccountFeatures(account.compiled), None):
+        if restored is None:
+            snapshot = account.features.snapshot()
+            restored = AccountFeatures(
+                account.compiled,
+                type(snapshot)(snapshot.buckets, tuple(old_form), snapshot.newest),
+            )
+        else:
+            restored.restore_raw(pickle.loads(pickle.dumps((buckets, old_form, newest))))
+        assert restored.values(noon(3).timestamp()) == account.features.values(
+            noon(3).timestamp()
+        )
+        event = account.event(noon(3), event_type="app.seat_removed", attributes={"seats": 8})
+        assert restored.apply(event, noon(3).timestamp()) is True
+        assert restored.values(noon(3).timestamp())[3] == 8.0
 
 
 # --- eviction and ordering ----------------------------------------------------------------
@@ -524,6 +689,9 @@ _KEPT_ASIDE = {
                   "window": "14d", "offset": "2d"},
     "seats_7d": {"events": ["app.login"], "aggregation": "sum", "attribute": "seats",
                  "window": "7d"},
+    "seats_latest": {"events": ["app.login"], "aggregation": "latest", "attribute": "seats"},
+    "renewal": {"events": ["billing.paid"], "aggregation": "days_until", "attribute": "renews",
+                "default": 365},
 }
 
 
@@ -542,7 +710,8 @@ def test_values_read_with_kept_past_days_equal_values_worked_out_afresh(seed: in
         when = newest - timedelta(hours=rng.choice([0, 0, 0, 1, 13, 30, 200]))
         account.feed(when, event_type=rng.choice(["app.login", "app.login", "billing.paid"]),
                      user_id=f"u{rng.randrange(6)}",
-                     attributes={"plan": rng.choice(["a", "b", "c"]), "seats": rng.random() * 3})
+                     attributes={"plan": rng.choice(["a", "b", "c"]), "seats": rng.random() * 3,
+                                 "renews": f"2027-0{rng.randrange(1, 10)}-1{rng.randrange(10)}"})
         as_of = max(account.features.newest, when.timestamp())
         kept = account.features.values(as_of)
         fresh = AccountFeatures(account.compiled, account.features.snapshot()).values(as_of)

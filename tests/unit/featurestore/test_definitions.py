@@ -217,6 +217,25 @@ REFUSALS = [
         "features.x.attribute", id="latest-empty-attribute",
     ),
     pytest.param(
+        one_feature("x", {"events": ["account.traits_changed"], "aggregation": "latest"}),
+        "features.x.attribute", id="latest-without-attribute",
+    ),
+    pytest.param(
+        one_feature("x", {"events": ["account.traits_changed"], "aggregation": "latest",
+                          "attribute": ["mrr"]}),
+        "features.x.attribute", id="latest-attribute-not-text",
+    ),
+    pytest.param(
+        one_feature("x", {"events": ["account.traits_changed"], "aggregation": "latest",
+                          "attribute": "mrr", "window": "7d"}),
+        "features.x.window", id="latest-with-window",
+    ),
+    pytest.param(
+        one_feature("x", {"events": ["account.traits_changed"], "aggregation": "latest",
+                          "attribute": "mrr", "default": "none"}),
+        "features.x.default", id="latest-default-not-a-number",
+    ),
+    pytest.param(
         one_feature("x", count_with(attribute="feature")), "features.x.attribute",
         id="count-with-attribute",
     ),
@@ -368,6 +387,19 @@ def test_missing_file_cannot_be_read(tmp_path: Path) -> None:
     assert caught.value.source == str(missing)
     assert caught.value.path == "$"
     assert caught.value.problem.startswith("cannot read")
+
+
+def test_a_file_error_names_the_file_and_the_feature(tmp_path: Path) -> None:
+    traits = tmp_path / "traits.yaml"
+    traits.write_text(
+        "version: 1\n"
+        "features:\n"
+        "  mrr: {events: [account.traits_changed], aggregation: latest}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DefinitionError) as caught:
+        load_definitions(traits)
+    assert str(caught.value) == f"{traits}: features.mrr.attribute: required for latest"
 
 
 def test_valid_file_is_loaded_with_its_source(tmp_path: Path) -> None:

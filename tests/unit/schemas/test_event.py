@@ -57,7 +57,21 @@ def test_optional_fields_default() -> None:
         pytest.param(b"[1, 2]", RejectReason.SCHEMA, id="array"),
         pytest.param(event_bytes(event_id=MISSING), RejectReason.SCHEMA, id="missing-event-id"),
         pytest.param(event_bytes(tenant_id="ac me"), RejectReason.SCHEMA, id="bad-tenant"),
-        pytest.param(event_bytes(extra=1), RejectReason.SCHEMA, id="unknown-field"),
+        pytest.param(
+            event_bytes(extra={"a": {"b": {"c": {"d": {}}}}}), RejectReason.SCHEMA,
+            id="unknown-field-too-deep",
+        ),
+        pytest.param(
+            event_bytes(churnwatch_control="erase"), RejectReason.SCHEMA,
+            id="reserved-control-field",
+        ),
+        pytest.param(
+            event_bytes(**{f"x{n}": n for n in range(56)}), RejectReason.SCHEMA,
+            id="65-top-level-fields",
+        ),
+        pytest.param(
+            event_bytes(extra="a\x00b"), RejectReason.SCHEMA, id="unknown-field-with-nul",
+        ),
         pytest.param(event_bytes(event_type="Login"), RejectReason.SCHEMA, id="unnamespaced"),
         pytest.param(event_bytes(user_id="a@b.com"), RejectReason.SCHEMA, id="email-user"),
         pytest.param(event_bytes(schema_version="1"), RejectReason.SCHEMA, id="version-string"),
@@ -85,6 +99,55 @@ def test_optional_fields_default() -> None:
 )
 def test_rejections_carry_their_reason(raw: bytes | None, reason: RejectReason) -> None:
     assert reason_of(raw) == reason  # type: ignore[arg-type]
+
+
+def test_unknown_top_level_fields_are_accepted_ignored_and_named() -> None:
+    raw = event_bytes(trace_id="abc", context={"ip": "10.0.0.1", "tags": ["a", {"b": 1}]})
+    result = parse_event(raw, NOW, LIMITS)
+    assert isinstance(result, Event)
+    assert result.unknown_fields == ("trace_id", "context")
+    plain = parse_event(event_bytes(), NOW, LIMITS)
+    assert isinstance(plain, Event) and plain.unknown_fields == ()
+    # nothing else of the event differs, and its document leaves them out
+    assert result._replace(unknown_fields=()) == plain
+    assert result.to_document() == plain.to_document()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "detail"),
+    [
+        pytest.param({"churnwatch_control": "erase"},
+                     "churnwatch_control is reserved for control messages", id="reserved"),
+        pytest.param({"ext": [[[[[1]]]]]}, "field 'ext' nests deeper than 4 levels",
+                     id="too-deep"),
+        pytest.param({"ext": {"k": "\x00"}}, "field 'ext' holds a NUL character", id="nul"),
+        pytest.param({"e\x00xt": 1}, "field 'e\\x00xt' holds a NUL character",
+                     id="nul-in-name"),
+        pytest.param({f"x{n}": n for n in range(56)}, "more than 64 top-level fields",
+                     id="65-fields"),
+    ],
+)
+def test_unknown_fields_are_bounded(overrides: dict[str, Any], detail: str) -> None:
+    result = parse_event(event_bytes(**overrides), NOW, LIMITS)
+    assert isinstance(result, Rejection)
+    assert (result.reason, result.detail) == (RejectReason.SCHEMA, detail)
+
+
+def test_64_top_level_fields_are_allowed() -> None:
+    result = parse_event(event_bytes(**{f"x{n}": n for n in range(55)}), NOW, LIMITS)
+    assert isinstance(result, Event) and len(result.unknown_fields) == 55
+
+
+def test_a_version_this_churnwatch_does_not_know_is_unsupported_even_with_new_fields() -> None:
+    raw = event_bytes(schema_version=2, new_field={"a": 1})
+    assert reason_of(raw) is RejectReason.UNSUPPORTED_VERSION
+
+
+def test_the_reserved_field_is_the_control_messages_own() -> None:
+    from schemas.erasure import CONTROL_FIELD
+    from schemas.event import RESERVED_FIELD
+
+    assert RESERVED_FIELD == CONTROL_FIELD
 
 
 def test_future_skew_boundary_is_inclusive() -> None:
@@ -134,7 +197,20 @@ CORPUS: list[tuple[str, Any]] = [
     ("version-bool", event_doc(schema_version=True)),
     ("attributes-list", event_doc(attributes=[1])),
     ("attributes-depth-5", event_doc(attributes={"a": {"b": {"c": {"d": [1]}}}})),
-    ("extra-field", event_doc(payload={})),
+    ("valid-extra-field", event_doc(payload={})),
+    ("valid-extra-fields-nested-4", event_doc(trace={"a": {"b": [1]}}, ids=["x", None, 2.5])),
+    ("valid-extra-field-without-optionals", event_doc(user_id=MISSING, attributes=MISSING,
+                                                       extra=1)),
+    ("valid-64-fields", event_doc(**{f"x{n}": n for n in range(55)})),
+    ("65-fields", event_doc(**{f"x{n}": n for n in range(56)})),
+    ("valid-extra-field-depth-4", event_doc(trace={"a": {"b": {"c": {"d": 1}}}})),
+    ("extra-field-depth-5", event_doc(trace={"a": {"b": {"c": {"d": {}}}}})),
+    ("extra-list-depth-5", event_doc(trace=[[[[[]]]]])),
+    ("extra-field-nul", event_doc(trace="\x00")),
+    ("extra-field-nested-nul", event_doc(trace={"a": ["\x00"]})),
+    ("extra-field-nul-key", event_doc(trace={"\x00": 1})),
+    ("extra-field-nul-name", event_doc(**{"tr\x00ace": 1})),
+    ("control-field", event_doc(churnwatch_control="erase")),
     ("valid-consent", event_doc(event_type="account.consent_changed",
                                 attributes={"contact_allowed": False})),
     ("consent-no-flag", event_doc(event_type="account.consent_changed", attributes={})),
@@ -188,8 +264,9 @@ def test_schema_examples_are_valid(event_schema: jsonschema.Draft202012Validator
 #
 # Documents drawn from a valid event with one field changed (or up to three: to boundary
 # lengths, odd characters, values ending in a newline, wrong types, null), now and then
-# one removed or an unknown one added. Compared: ids, types, required and unknown fields,
-# lengths, patterns, the version, attribute depth and NUL characters, the consent flag.
+# one removed or unknown ones added. Compared: ids, types, required fields, unknown fields
+# (their depth, NUL characters, number and the reserved name), lengths, patterns, the
+# version, attribute depth and NUL characters, the consent flag.
 #
 # What the schema cannot express, so the runtime alone checks it:
 # - the message's size in bytes, and a JSON object holding a key twice (properties of
@@ -345,6 +422,29 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "schema_version": mostly(st.sampled_from([1, 1.0, 2, 0, -1, 1.5, True, "1"])),
     "attributes": mostly(ATTRIBUTES),
 }
+# Unknown top-level fields: ignored, but bounded as attributes are (a value counts as
+# level 1: containers at most 4 deep, no NUL), at most 64 fields in all, and one name
+# reserved. Names now and then odd (a NUL, the reserved one, a known name's neighbour).
+UNKNOWN_NAMES = st.sampled_from(
+    ["payload", "trace_id", "context", "Event_ID", "attributes_v2", "", "a\x00b",
+     "churnwatch_control"]
+) | st.text(alphabet="xyz_\x00", min_size=1, max_size=3)
+UNKNOWN_VALUES = st.one_of(
+    SCALARS,
+    ATTRIBUTES,
+    # 0 to 5 containers deep, evenly: the limit is 4
+    st.integers(0, 5).flatmap(
+        lambda depth: st.lists(st.sampled_from(["dict", "list"]), min_size=depth,
+                               max_size=depth)
+    ).flatmap(lambda kinds: st.builds(lambda v: v["n"], st.builds(nest, st.just(kinds),
+                                                                   SCALARS))),
+)
+UNKNOWN_FIELDS = either(
+    st.dictionaries(UNKNOWN_NAMES, UNKNOWN_VALUES, min_size=1, max_size=3),
+    # around the limit of 64 top-level fields (9 are the event's own)
+    st.integers(53, 57).map(lambda n: {f"x{i}": i for i in range(n)}),
+    6,
+)
 GENERATED = either(
     st.builds(
         lambda changes, removed, extra: event_doc(
@@ -356,7 +456,7 @@ GENERATED = either(
             st.lists(st.sampled_from(sorted(FIELD_VALUES)), unique=True, max_size=3),
         ).flatmap(lambda fields: st.fixed_dictionaries({f: FIELD_VALUES[f] for f in fields})),
         either(st.just(()), st.sampled_from(sorted(FIELD_VALUES)).map(lambda f: (f,)), 8),
-        either(st.just({}), st.fixed_dictionaries({"payload": SCALARS}), 8),
+        either(st.just({}), UNKNOWN_FIELDS, 3),
     ),
     st.sampled_from([None, [], "event", 1]),  # not an object
     20,

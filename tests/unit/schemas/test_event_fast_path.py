@@ -81,6 +81,12 @@ COMMON = [
         event_doc(account_id="Ünïcode 株式会社 ✓", event_id="évt-1", user_id="ü-1"),
         id="unicode-ids",
     ),
+    pytest.param(event_doc(trace_id="t-1"), id="an-unknown-field"),
+    pytest.param(
+        event_doc(user_id=MISSING, attributes=MISSING, context={"a": [{"b": 1}]}, n=None),
+        id="unknown-fields-no-optionals",
+    ),
+    pytest.param(event_doc(**{f"x{n}": n for n in range(55)}), id="64-fields"),
 ]
 
 
@@ -93,6 +99,9 @@ def test_common_documents_take_the_fast_path(doc: dict[str, Any]) -> None:
     assert repr(fast) == repr(reference)  # == on datetimes ignores the zone; repr does not
     assert fast.event_time.tzinfo is UTC
     assert fast.attributes is doc.get("attributes", fast.attributes)  # the document's own
+    assert fast.unknown_fields == tuple(
+        name for name in doc if name not in {*event_doc(), "user_id", "attributes"}
+    )
 
 
 @pytest.mark.parametrize(
@@ -204,16 +213,27 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
         [{}, {"contact_allowed": True}, {"contact_allowed": 0}, {"a": "\x00"}, {"a\x00": 1}]
     )
     | JSON,
+    # unknown top-level fields: ignored within bounds (depth, NUL, 64 fields, one name
+    # reserved)
     "extra": JSON,
+    "deep_extra": st.sampled_from([{"a": [{"b": [1]}]}, {"a": [{"b": [{}]}]}, [[[[[1]]]]]]),
+    "churnwatch_control": JSON,
+    "ext\x00": SCALARS,
 }
 CHANGES = st.lists(st.sampled_from(sorted(FIELD_VALUES)), unique=True, max_size=3).flatmap(
     lambda fields: st.fixed_dictionaries({field: FIELD_VALUES[field] for field in fields})
 )
 REMOVALS = st.lists(st.sampled_from(sorted(FIELD_VALUES)), unique=True, max_size=2)
+MANY_FIELDS = st.sampled_from([0, 0, 0, 0, 53, 54, 55, 56]).map(
+    lambda n: {f"x{i}": i for i in range(n)}
+)
 DOCUMENTS = st.builds(
-    lambda changes, removed: event_doc(**{**changes, **dict.fromkeys(removed, MISSING)}),
+    lambda changes, removed, many: event_doc(
+        **{**changes, **dict.fromkeys(removed, MISSING), **many}
+    ),
     CHANGES,
     REMOVALS,
+    MANY_FIELDS,
 )
 CLOCKS = st.sampled_from([None, NOW, datetime(2026, 10, 1, 11, tzinfo=UTC)])
 LIMIT_SETS = st.sampled_from(

@@ -57,6 +57,32 @@ def test_deep_nesting_is_refused_not_a_crash(levels: int) -> None:
     assert reason_of(raw) in {RejectReason.SCHEMA, RejectReason.NOT_JSON}
 
 
+@pytest.mark.parametrize("levels", [5, 300, 600, 1000, 2000])
+@pytest.mark.parametrize("container", [b"{", b"["])
+def test_deep_nesting_in_an_unknown_field_is_refused_not_a_crash(
+    levels: int, container: bytes
+) -> None:
+    opening, closing = (b'{"a":', b"}") if container == b"{" else (b"[", b"]")
+    raw = event_bytes()[:-1] + b',"ext":' + opening * levels + b"1" + closing * levels + b"}"
+    assert len(raw) < LIMITS.max_message_bytes
+    assert reason_of(raw) in {RejectReason.SCHEMA, RejectReason.NOT_JSON}
+
+
+def test_a_huge_unknown_field_is_too_large() -> None:
+    assert reason_of(event_bytes(ext="x" * 70_000)) is RejectReason.TOO_LARGE
+    assert reason_of(event_bytes(**{f"f{n}": n for n in range(20_000)})) is (
+        RejectReason.TOO_LARGE
+    )
+
+
+def test_thousands_of_unknown_fields_within_the_size_are_refused() -> None:
+    raw = event_bytes(**{f"{n:x}": 0 for n in range(5_000)})
+    assert len(raw) < LIMITS.max_message_bytes
+    result = parse(raw)
+    assert isinstance(result, Rejection)
+    assert (result.reason, result.detail) == (RejectReason.SCHEMA, "more than 64 top-level fields")
+
+
 @pytest.mark.parametrize(
     "event_time",
     [
@@ -108,6 +134,17 @@ def test_max_event_age_is_judged_on_the_clock() -> None:
         pytest.param(
             b'{"\\u0074enant_id":"evil",' + event_bytes()[1:], "tenant_id",
             id="escaped-spelling-of-a-key",
+        ),
+        pytest.param(
+            event_bytes(ext=1)[:-1] + b',"ext":2}', "ext", id="unknown-field-twice",
+        ),
+        pytest.param(
+            event_bytes(ext={"a": 1}).replace(b'"a":1', b'"a":1,"a":2'), "a",
+            id="key-twice-inside-an-unknown-field",
+        ),
+        pytest.param(
+            event_bytes(ext={"a": {"b": 1}}, pad=[{"c": 1}]).replace(b'"c":1', b'"c":1,"c":2'),
+            "c", id="key-twice-in-an-unknown-list",
         ),
     ],
 )
@@ -218,6 +255,16 @@ def test_random_json_never_raises(doc: Any) -> None:
 @given(st.sampled_from(FIELDS), JSON)
 def test_every_wrong_type_per_field_is_judged(field: str, value: Any) -> None:
     assert judged_itself(parse(event_bytes(**{field: value})))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.text(max_size=8), JSON, max_size=6))
+def test_any_unknown_fields_are_judged(extra: dict[str, Any]) -> None:
+    doc = {**event_doc(), **extra}
+    result = parse(orjson.dumps(doc))
+    assert judged_itself(result)
+    if isinstance(result, Event):  # only the unknown ones, each named once
+        assert set(result.unknown_fields) == set(doc) - set(event_doc())
 
 
 @settings(max_examples=300, deadline=None)
