@@ -48,7 +48,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy schemas featurestore detectors accounts scoring decisions sinks training \
-		dataflows churnwatch benchmarks
+		dataflows api churnwatch benchmarks
 	$(BIN)/lint-imports
 
 clean:

@@ -1,0 +1,182 @@
+"""The API's request and response bodies (pydantic): what /openapi.json documents.
+
+Times are RFC 3339 in UTC. Lists answer ``{"items": [...], "next_cursor": ...}``;
+``next_cursor`` is null on the last page.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+TierName = Literal["low", "medium", "high"]
+RoleName = Literal["admin", "coordinator", "agent"]
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["invalid"])
+    message: str
+    field: str | None = Field(None, description="the request field at fault, if one is")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class AccountSummary(BaseModel):
+    """An account and its latest primary (non-shadow) risk score."""
+
+    account_id: str
+    risk: float
+    tier: TierName
+    reasons: list[str]
+    model_version: str
+    score_time: datetime
+    expires_at: datetime
+    owner: str | None
+
+
+class AccountPage(BaseModel):
+    items: list[AccountSummary]
+    next_cursor: str | None
+
+
+class LatestScore(BaseModel):
+    score_id: str
+    risk: float
+    ml_risk: float
+    rule_risk: float
+    tier: TierName
+    reasons: list[str]
+    model_version: str
+    feature_version: str
+    score_time: datetime
+    expires_at: datetime
+
+
+class AccountDetail(BaseModel):
+    account_id: str
+    owner: str | None
+    notes: str
+    updated_at: datetime | None = Field(None, description="when owner or notes last changed")
+    updated_by: str | None
+    latest_score: LatestScore | None
+
+
+class AccountPatch(BaseModel):
+    """Change an account's owner (coordinators and admins) and/or notes. An omitted field
+    stays as it is; ``"owner": null`` leaves the account without an owner."""
+
+    model_config = {"extra": "forbid"}
+
+    owner: str | None = Field(None, description="an enabled user of the tenant, or null")
+    notes: str | None = Field(None, max_length=10_000)
+
+
+class Alert(BaseModel):
+    alert_id: str
+    account_id: str
+    tier: int = Field(description="1 decisive event, 2 usage signal, 3 risk score")
+    rule: str
+    severity: Literal["low", "medium", "high"]
+    trigger_event_id: str
+    trigger_event_type: str
+    event_time: datetime
+    reasons: list[str]
+
+
+class AlertPage(BaseModel):
+    items: list[Alert]
+    next_cursor: str | None
+
+
+class TimelineItem(BaseModel):
+    """One thing that happened to the account: its row as stored (less tenant, account and
+    insertion time) under ``data``."""
+
+    kind: Literal[
+        "score", "usage_signal", "alert", "decision", "workflow_trigger", "workflow_signal",
+        "cancellation",
+    ]
+    time: datetime
+    id: str
+    data: dict[str, Any]
+
+
+class TimelinePage(BaseModel):
+    items: list[TimelineItem]
+    next_cursor: str | None
+
+
+class Features(BaseModel):
+    account_id: str
+    feature_version: str
+    as_of: datetime = Field(description="event time of the values")
+    features: dict[str, float]
+
+
+class ScoreBody(BaseModel):
+    """Omit ``features`` to score the account's current features (Redis); give every
+    feature of the live model to score that vector instead."""
+
+    model_config = {"extra": "forbid"}
+
+    features: dict[str, Any] | None = None
+
+
+class OnDemandScore(BaseModel):
+    account_id: str
+    source: Literal["online_store", "supplied"]
+    as_of: datetime | None = Field(None, description="event time of stored features")
+    risk: float = Field(description="the model's risk blended with no rule risk (see README)")
+    ml_risk: float
+    tier: TierName
+    reasons: list[str]
+    model_version: str
+    feature_version: str
+    features: dict[str, float]
+
+
+class ChurnCause(BaseModel):
+    period: str = Field(description="the month, YYYY-MM (UTC)", examples=["2026-09"])
+    reason_code: str | None = Field(description="null: the cancellation gave none")
+    cancellations: int
+    accounts: int
+
+
+class ChurnCauses(BaseModel):
+    items: list[ChurnCause]
+
+
+class User(BaseModel):
+    name: str
+    role: RoleName
+    tenant_id: str
+    created_at: datetime | None
+    disabled_at: datetime | None
+
+
+class UserList(BaseModel):
+    items: list[User]
+
+
+class NewUser(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    name: str
+    role: RoleName
+
+
+class CreatedUser(User):
+    token: str = Field(description="the bearer token, shown this once only")
+
+
+def error_doc(description: str) -> dict[str, Any]:
+    """An error answer in a route's OpenAPI ``responses``."""
+    return {"model": ErrorResponse, "description": description}
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
