@@ -160,7 +160,8 @@ def _positive_int(text: str) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from churnwatch.simulator import produce, simulate, write_jsonl, write_truth
 
-    simulation = simulate(accounts=args.accounts, days=args.days, seed=args.seed)
+    simulation = simulate(accounts=args.accounts, days=args.days, seed=args.seed,
+                          mean_lifetime_days=args.mean_lifetime_days)
     if args.truth:
         write_truth(simulation, Path(args.truth))
     if args.out:
@@ -453,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--accounts", type=int, default=200)
     sim.add_argument("--days", type=int, default=30)
     sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument("--mean-lifetime-days", type=float, default=None,
+                     help="accounts sign up over the period and go silent after an "
+                          "exponential lifetime of this mean (default: all there throughout)")
     sim.add_argument("--out", help="write the messages as JSONL to this file")
     sim.add_argument("--truth", help="write the ground truth (who churns, when) as JSON")
     sim.add_argument("--kafka", action="store_true", help="produce to the events topic")

@@ -225,3 +225,15 @@ def test_churnwatch_image_installs_the_project_without_local_extras(
     assert "pip install ." in dockerfile
     assert "[local]" not in dockerfile
     assert "[dev]" not in dockerfile
+
+
+def test_the_api_service_reads_the_pipelines_database_and_redis(
+    services: dict[str, dict[str, Any]], churnwatch_env: dict[str, str]
+) -> None:
+    api = services["api"]
+    env = environment(api)
+    for name in (f"{PREFIX}DATABASE_URL", f"{PREFIX}REDIS_URL"):
+        assert env[name] == churnwatch_env[name], name  # the tables and features it serves
+    assert Settings.from_env(env).database_url == churnwatch_env[f"{PREFIX}DATABASE_URL"]
+    assert api["command"][0] == "api" and "0.0.0.0" in api["command"]
+    assert "8000:8000" in api["ports"]
