@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import models
+from api.alert_states import AlertStatePublisher
 from api.config import ApiConfig
 from api.database import Database
 from api.deps import Services
@@ -52,15 +53,21 @@ def create_app(config: ApiConfig) -> FastAPI:
             config.model_dir, config.feature_set.version, config.feature_set.names,
             check_seconds=config.model_reload_seconds, role="api",
         )
+    database = Database(config)
+    publisher = None
+    if config.kafka_bootstrap:
+        publisher = AlertStatePublisher(database, config.kafka_bootstrap,
+                                        config.alert_states_topic, config.kafka_config)
     services = Services(
         config=config,
-        database=Database(config),
+        database=database,
         features=RedisFeatureStore(
             redis.Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=5),
             config.feature_set.names, config.feature_set.version, config.feature_ttl,
             prefix=config.redis_key_prefix,
         ),
         model=model,
+        publisher=publisher,
     )
 
     @asynccontextmanager
@@ -69,6 +76,8 @@ def create_app(config: ApiConfig) -> FastAPI:
         try:
             yield
         finally:
+            if services.publisher is not None:
+                services.publisher.close()
             services.database.close()
             services.features.close()
 

@@ -7,6 +7,7 @@ it to :func:`api.create_app`; tests build one directly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -44,6 +45,14 @@ class ApiConfig:
     max_page_size: int = 500
     # Every answer to a request names no more than this many timeline items.
     max_timeline_items: int = 1000
+    # An alert not resolved reads as expired this long after its last change (or its
+    # event time, or the end of its snooze); None: never.
+    alert_expiry: timedelta | None = timedelta(days=30)
+    # Where alert lifecycle changes are published (api.alert_states); no bootstrap: they
+    # stay in the outbox (alert_state_history.published_at NULL), unpublished.
+    kafka_bootstrap: str | None = None
+    kafka_config: Mapping[str, str | int | bool] = field(default_factory=dict)
+    alert_states_topic: str = "churn.alert-states"
 
     def __repr__(self) -> str:  # the URL may carry a password
         return (f"ApiConfig(schema={self.database_schema!r}, role={self.database_role!r}, "

@@ -136,3 +136,11 @@ class Database:
         except psycopg.OperationalError as exc:
             log.warning("postgres unavailable", extra={"problem": str(exc)})
             raise Unavailable("PostgreSQL is unavailable") from None
+
+    @contextmanager
+    def tenant_transaction(self, tenant_id: str) -> Iterator[psycopg.Connection]:
+        """One transaction in ``tenant_id``, with no user: for the API's own work after a
+        request (publishing its alert changes), never for a request's reads."""
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT set_config('churnwatch.tenant', %s, true)", (tenant_id,))
+            yield conn

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.alert_states import AlertStatePublisher
 from api.config import ApiConfig
 from api.database import Database, Session
 from api.errors import Forbidden, InvalidInput, Unauthorized
@@ -29,6 +30,8 @@ class Services:
     database: Database
     features: RedisFeatureStore
     model: ModelHolder | None
+    # Publishes alert lifecycle changes (None: no Kafka configured; they stay unpublished)
+    publisher: AlertStatePublisher | None = None
 
 
 def services(request: Request) -> Services:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 TierName = Literal["low", "medium", "high"]
+AlertStatus = Literal["open", "acknowledged", "snoozed", "resolved", "expired"]
 RoleName = Literal["admin", "coordinator", "agent"]
 
 
@@ -85,6 +86,14 @@ class Alert(BaseModel):
     trigger_event_type: str
     event_time: datetime
     reasons: list[str]
+    status: AlertStatus = Field(description="open until someone acts; expired: not resolved"
+                                " and untouched longer than the expiry setting")
+    assignee: str | None = Field(description="the account's owner until assigned")
+    snoozed_until: datetime | None = Field(description="set while snoozed")
+    resolution: str | None = Field(description="the resolution code, once resolved")
+    notes: str = Field(description="the notes added, one a line, each with its author")
+    status_updated_at: datetime | None = Field(description="the last change; null: none")
+    status_updated_by: str | None
 
 
 class AlertPage(BaseModel):
@@ -171,6 +180,66 @@ class NewUser(BaseModel):
 
 class CreatedUser(User):
     token: str = Field(description="the bearer token, shown this once only")
+
+
+_NOTE = Field(None, min_length=1, max_length=2_000, description="recorded in the history")
+
+
+class NoteOnly(BaseModel):
+    """An optional note with the change."""
+
+    model_config = {"extra": "forbid"}
+
+    note: str | None = _NOTE
+
+
+class AssignBody(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    assignee: str | None = Field(description="an enabled user of the tenant, or null")
+    note: str | None = _NOTE
+
+
+class SnoozeBody(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    until: datetime = Field(description="RFC 3339 with offset, in the future")
+    note: str | None = _NOTE
+
+
+class ResolveBody(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    resolution: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$",
+                            examples=["saved", "churned", "false_alarm"])
+    note: str | None = _NOTE
+
+
+class NoteBody(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    text: str = Field(min_length=1, max_length=2_000)
+
+
+class AlertChange(BaseModel):
+    """One change of an alert, as published on churn.alert-states (id = message_id)."""
+
+    id: str
+    version: int = Field(description="the alert's version after this change (1, 2, ...)")
+    action: Literal["acknowledge", "assign", "snooze", "resolve", "note", "reopen"]
+    at: datetime
+    by: str
+    from_status: AlertStatus
+    to_status: AlertStatus
+    from_assignee: str | None
+    to_assignee: str | None
+    snoozed_until: datetime | None
+    resolution: str | None
+    note: str | None
+
+
+class AlertHistory(BaseModel):
+    items: list[AlertChange]
 
 
 def error_doc(description: str) -> dict[str, Any]:

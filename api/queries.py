@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from api import models
+from api.alert_lifecycle import ASSIGNEE_SQL, FROM_SQL, ITEM_COLUMNS, alert_item, status_sql
 from api.cursor import decode_cursor, encode_cursor
 from api.database import Session
 from api.errors import BadRequest, Forbidden, InvalidInput, NotFound
@@ -235,12 +236,15 @@ def update_account(
 def list_alerts(
     session: Session, *, tier: int | None, severity: str | None, rule: str | None,
     account_id: str | None, since: datetime | None, until: datetime | None, limit: int,
-    cursor: str | None,
+    cursor: str | None, status: str | None = None, assignee: str | None = None,
+    expiry: timedelta | None = None,
 ) -> models.AlertPage:
+    """Alerts with their lifecycle (status at read time, assignee), newest first."""
     query: dict[str, object] = {
         "tier": tier, "severity": severity, "rule": rule, "account": account_id,
         "since": since.isoformat() if since else None,
         "until": until.isoformat() if until else None,
+        "status": status, "assignee": assignee,
     }
     after = _checked(decode_cursor(cursor, "alerts", query, 2), "time", "uuid")
     where = ["a.tenant_id = %s"]
@@ -259,25 +263,22 @@ def list_alerts(
     if after is not None:
         where.append("(a.event_time, a.alert_id) < (%s::timestamptz, %s::uuid)")
         params.extend(after)
+    status_expression = status_sql()
+    if status is not None:
+        where.append(f"{status_expression} = %s")
+        params.extend([expiry, status])
+    if assignee is not None:
+        where.append(f"{ASSIGNEE_SQL} = %s")
+        params.append(assignee)
     owned, owned_params = _owned_clause(session, "a")
     rows = session.conn.execute(
-        "SELECT a.alert_id::text, a.account_id, a.tier, a.rule, a.severity,"
-        " a.trigger_event_id, a.trigger_event_type, a.event_time, a.reasons FROM alerts a"
+        f"SELECT {ITEM_COLUMNS.format(status=status_expression)} FROM {FROM_SQL}"
         f" WHERE {' AND '.join(where)}{owned}"
         " ORDER BY a.event_time DESC, a.alert_id DESC LIMIT %s",
-        (*params, *owned_params, limit + 1),
+        (expiry, *params, *owned_params, limit + 1),
     ).fetchall()
     page, next_cursor = _page(rows, limit, "alerts", query, lambda r: [_time_key(r[7]), r[0]])
-    return models.AlertPage(
-        items=[
-            models.Alert(
-                alert_id=r[0], account_id=r[1], tier=r[2], rule=r[3], severity=r[4],
-                trigger_event_id=r[5], trigger_event_type=r[6], event_time=r[7], reasons=r[8],
-            )
-            for r in page
-        ],
-        next_cursor=next_cursor,
-    )
+    return models.AlertPage(items=[alert_item(r) for r in page], next_cursor=next_cursor)
 
 
 # One branch per kind: (kind, table, time expression, id column, extra condition). The

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import redis
-from fastapi import APIRouter, Body, Path, Query, Request, status
+from fastapi import APIRouter, BackgroundTasks, Body, Path, Query, Request, status
 
-from api import models, queries
-from api.deps import AdminDep, ServicesDep, SessionDep, page_size
+from api import alert_lifecycle, models, queries
+from api.alert_lifecycle import Action, Change
+from api.deps import AdminDep, ServicesDep, SessionDep, page_size, services
 from api.errors import FeatureVersionConflict, InvalidInput, NotFound, Unavailable
 from api.models import error_doc
 from api.on_demand import feature_vector, score_vector
@@ -184,13 +186,128 @@ def get_alerts(
     until: Until = None,
     limit: Limit = None,
     cursor: Cursor = None,
+    status: models.AlertStatus | None = None,
+    assignee: Annotated[str | None, Query(max_length=64)] = None,
 ) -> models.AlertPage:
-    """Alerts, newest first (event time). An agent sees those of its accounts only."""
+    """Alerts with their status and assignee, newest first (event time). An agent sees
+    those of its accounts only."""
     since, until = _window(since, until)
     return queries.list_alerts(
         session, tier=tier, severity=severity, rule=rule, account_id=account, since=since,
-        until=until, limit=page_size(request, limit), cursor=cursor,
+        until=until, limit=page_size(request, limit), cursor=cursor, status=status,
+        assignee=assignee, expiry=services(request).config.alert_expiry,
     )
+
+
+AlertId = Annotated[uuid.UUID, Path(description="the alert's id")]
+ALERT_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: error_doc("no such alert, or not one this user may see"),
+}
+CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ALERT_NOT_FOUND, 409: error_doc("the alert's status does not allow this change"),
+}
+
+
+@router.get("/alerts/{alert_id}", response_model=models.Alert, responses=ALERT_NOT_FOUND,
+            summary="An alert")
+def get_alert(request: Request, session: SessionDep, alert_id: AlertId) -> models.Alert:
+    """The alert with its status, assignee and notes."""
+    return alert_lifecycle.get_alert(session, str(alert_id),
+                                     services(request).config.alert_expiry)
+
+
+@router.get("/alerts/{alert_id}/history", response_model=models.AlertHistory,
+            responses=ALERT_NOT_FOUND, summary="An alert's changes")
+def get_alert_history(
+    request: Request, session: SessionDep, alert_id: AlertId
+) -> models.AlertHistory:
+    """Every change of the alert (who, when, from, to), oldest first."""
+    return alert_lifecycle.history(session, str(alert_id),
+                                   services(request).config.alert_expiry)
+
+
+def _change(
+    request: Request, session: SessionDep, tasks: BackgroundTasks, alert_id: uuid.UUID,
+    change: Change,
+) -> models.Alert:
+    """Apply the change in the request's transaction; publish it once that has committed
+    (a background task runs after the answer, so after the session's commit)."""
+    changed = alert_lifecycle.change_alert(session, str(alert_id), change,
+                                           services(request).config.alert_expiry)
+    publisher = services(request).publisher
+    if publisher is not None:
+        tasks.add_task(publisher.drain, session.tenant_id)
+    return changed
+
+
+@router.post("/alerts/{alert_id}/acknowledge", response_model=models.Alert,
+             responses=CHANGE_RESPONSES, summary="Acknowledge an alert")
+def post_acknowledge(
+    request: Request, session: SessionDep, tasks: BackgroundTasks, alert_id: AlertId,
+    body: Annotated[models.NoteOnly | None, Body()] = None,
+) -> models.Alert:
+    """open or snoozed -> acknowledged: a human is on it."""
+    note = body.note if body is not None else None
+    return _change(request, session, tasks, alert_id, Change(Action.ACKNOWLEDGE, note=note))
+
+
+@router.post("/alerts/{alert_id}/assign", response_model=models.Alert,
+             responses={**CHANGE_RESPONSES, 403: error_doc("an agent assigning")},
+             summary="Assign an alert (coordinators, admins)")
+def post_assign(
+    request: Request, session: SessionDep, tasks: BackgroundTasks, alert_id: AlertId,
+    body: models.AssignBody,
+) -> models.Alert:
+    """Any status; the assignee is an enabled user of the tenant, or null (unassigned)."""
+    return _change(request, session, tasks, alert_id,
+                   Change(Action.ASSIGN, assignee=body.assignee, note=body.note))
+
+
+@router.post("/alerts/{alert_id}/snooze", response_model=models.Alert,
+             responses=CHANGE_RESPONSES, summary="Snooze an alert")
+def post_snooze(
+    request: Request, session: SessionDep, tasks: BackgroundTasks, alert_id: AlertId,
+    body: models.SnoozeBody,
+) -> models.Alert:
+    """open, acknowledged or snoozed -> snoozed until a time; then it reads as open."""
+    until = _aware(body.until, "until")
+    assert until is not None
+    if until <= datetime.now(UTC):
+        raise InvalidInput("must be in the future", "until")
+    return _change(request, session, tasks, alert_id,
+                   Change(Action.SNOOZE, until=until, note=body.note))
+
+
+@router.post("/alerts/{alert_id}/resolve", response_model=models.Alert,
+             responses=CHANGE_RESPONSES, summary="Resolve an alert")
+def post_resolve(
+    request: Request, session: SessionDep, tasks: BackgroundTasks, alert_id: AlertId,
+    body: models.ResolveBody,
+) -> models.Alert:
+    """Any status but resolved -> resolved, with a resolution code: final unless reopened."""
+    return _change(request, session, tasks, alert_id,
+                   Change(Action.RESOLVE, resolution=body.resolution, note=body.note))
+
+
+@router.post("/alerts/{alert_id}/reopen", response_model=models.Alert,
+             responses=CHANGE_RESPONSES, summary="Reopen an alert")
+def post_reopen(
+    request: Request, session: SessionDep, tasks: BackgroundTasks, alert_id: AlertId,
+    body: Annotated[models.NoteOnly | None, Body()] = None,
+) -> models.Alert:
+    """resolved or expired -> open (its expiry clock starts again)."""
+    note = body.note if body is not None else None
+    return _change(request, session, tasks, alert_id, Change(Action.REOPEN, note=note))
+
+
+@router.post("/alerts/{alert_id}/notes", response_model=models.Alert,
+             responses=ALERT_NOT_FOUND, summary="Add a note to an alert")
+def post_note(
+    request: Request, session: SessionDep, tasks: BackgroundTasks, alert_id: AlertId,
+    body: models.NoteBody,
+) -> models.Alert:
+    """Any status: the note is appended to the alert's notes, with its author."""
+    return _change(request, session, tasks, alert_id, Change(Action.NOTE, note=body.text))
 
 
 @router.get("/churn-causes", response_model=models.ChurnCauses, summary="Why customers leave")

@@ -14,8 +14,9 @@ import psycopg
 from api import ApiConfig, create_app
 from churnwatch.errors import ChurnwatchError, ConfigurationError
 from churnwatch.settings import Settings
+from churnwatch.topics import ensure_churnwatch_topics
+from churnwatch.wiring import risk_policy
 from featurestore.definitions import load_definitions
-from scoring.risk import Blend, RiskPolicy
 from sinks.migrate import api_role_name, migrate
 from sinks.postgres import connect
 
@@ -28,7 +29,6 @@ def api_config(settings: Settings) -> ApiConfig:
         raise ConfigurationError("CHURNWATCH_DATABASE_URL", "required by the API")
     if not settings.redis_url:
         raise ConfigurationError("CHURNWATCH_REDIS_URL", "required by the API (features)")
-    medium, high = settings.risk_tiers
     return ApiConfig(
         database_url=settings.api_database_url or settings.database_url,
         database_schema=settings.database_schema,
@@ -39,15 +39,11 @@ def api_config(settings: Settings) -> ApiConfig:
         feature_ttl=settings.feature_ttl,
         model_dir=settings.model_dir,
         model_reload_seconds=settings.model_reload_interval.total_seconds(),
-        risk_policy=RiskPolicy(
-            medium_at=medium,
-            high_at=high,
-            blend=Blend(settings.risk_blend),
-            ttl=settings.score_ttl,
-            debounce=settings.score_debounce,
-            min_change=settings.score_min_change,
-            refresh_before=settings.score_refresh_before,
-        ),
+        alert_expiry=settings.alert_expiry,
+        kafka_bootstrap=settings.kafka_bootstrap,
+        kafka_config=settings.kafka_config.properties,
+        alert_states_topic=settings.topics.alert_states,
+        risk_policy=risk_policy(settings),
     )
 
 
@@ -81,6 +77,11 @@ def serve(settings: Settings, host: str, port: int) -> None:
     if applied:
         log.info("applied migrations", extra={"versions": applied,
                                               "schema": settings.database_schema})
+    if settings.kafka_bootstrap:
+        ensure_churnwatch_topics(settings)  # churn.alert-states, with the others
+    else:
+        log.warning("no CHURNWATCH_KAFKA_BOOTSTRAP: alert changes are kept unpublished in"
+                    " alert_state_history until the API runs with Kafka")
     app = create_app(config)
     log.info("api listening", extra={"host": host, "port": port,
                                      "role": config.database_role})

@@ -85,5 +85,6 @@ def erase(
     topics = settings.topics
     document["kept_until_topic_retention"] = [
         topics.alerts, topics.scores, topics.workflows, topics.late, topics.dead_letters,
+        topics.alert_states,
     ]
     return document

@@ -42,10 +42,11 @@ class Topics:
     late: str = "churn.events.late"
     scores: str = "churn.scores"
     workflows: str = "churn.workflow-triggers"
+    alert_states: str = "churn.alert-states"  # the API's alert lifecycle changes
 
     def all(self) -> tuple[str, ...]:
         return (self.events, self.dead_letters, self.alerts, self.late, self.scores,
-                self.workflows)
+                self.workflows, self.alert_states)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,9 @@ class Settings:
     database_schema: str = "churnwatch"
     # The REST API's connection (a member of the <schema>_api role); None: database_url
     api_database_url: str | None = None
+    # An alert not resolved reads as expired this long after its last change (or its
+    # event time) in the API; None: never
+    alert_expiry: timedelta | None = timedelta(days=30)
     # Confluent Schema Registry (sinks.schema_registry); None: not used. Its client
     # properties (basic.auth.user.info, ssl.*, timeout ...) beside it.
     schema_registry_url: str | None = None
@@ -222,6 +226,7 @@ class Settings:
             redis_url=reader.redis_url("REDIS_URL"),
             database_url=reader.optional("DATABASE_URL"),
             api_database_url=reader.optional("API_DATABASE_URL"),
+            alert_expiry=reader.days_or_off("ALERT_EXPIRY_DAYS", defaults.alert_expiry),
             schema_registry_url=reader.http_urls("SCHEMA_REGISTRY_URL"),
             schema_registry_config=reader.client_properties("SCHEMA_REGISTRY_CONFIG"),
             database_schema=reader.identifier("DATABASE_SCHEMA", defaults.database_schema),
@@ -233,6 +238,7 @@ class Settings:
                 late=reader.text("TOPIC_LATE", default_topics.late),
                 scores=reader.text("TOPIC_SCORES", default_topics.scores),
                 workflows=reader.text("TOPIC_WORKFLOWS", default_topics.workflows),
+                alert_states=reader.text("TOPIC_ALERT_STATES", default_topics.alert_states),
             ),
             topic_partitions=reader.positive_int("TOPIC_PARTITIONS", defaults.topic_partitions),
             topic_replication_factor=replication,
@@ -330,6 +336,8 @@ class Settings:
             "TOPIC_LATE": self.topics.late,
             "TOPIC_SCORES": self.topics.scores,
             "TOPIC_WORKFLOWS": self.topics.workflows,
+            "TOPIC_ALERT_STATES": self.topics.alert_states,
+            "ALERT_EXPIRY_DAYS": _days_or_off(self.alert_expiry),
             "POLICY": str(self.policy_file) if self.policy_file else "off",
             "CONSENT_REFRESH_SECONDS": str(self.consent_refresh.total_seconds()),
             "POLICY_RELOAD_SECONDS": str(self.policy_reload_interval.total_seconds()),
@@ -421,6 +429,10 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}API_DATABASE_URL": "PostgreSQL URL the REST API connects with (churnwatch api):"
     " a member of the <schema>_api role, to which every connection switches; unset: the"
     " CHURNWATCH_DATABASE_URL",
+    f"{PREFIX}ALERT_EXPIRY_DAYS": "the API reads an alert that is not resolved as expired this"
+    " long after its status was last set (or its event time); 'off': never (30)",
+    f"{PREFIX}TOPIC_ALERT_STATES": "alert lifecycle changes made through the API"
+    " (churn.alert-states)",
     f"{PREFIX}REDIS_KEY_PREFIX": "first part of every Redis key: <prefix>:{tenant:account}:f (cw)",
     f"{PREFIX}TOPIC_EVENTS": "input topic (churn.events)",
     f"{PREFIX}TOPIC_DEAD_LETTERS": "dead-letter topic for rejected input (churn.events.dlq)",

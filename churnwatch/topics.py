@@ -162,7 +162,7 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     topics = settings.topics
     for names, retention in (
         ((topics.dead_letters,), settings.dead_letter_retention),
-        ((topics.alerts, topics.scores, topics.workflows, topics.late),
+        ((topics.alerts, topics.scores, topics.workflows, topics.late, topics.alert_states),
          settings.output_topic_retention),
     ):
         if retention is not None:

@@ -26,7 +26,13 @@ from dataflows.flow import FlowConfig, FlowSinks, ScoringStage, build_dataflow
 from dataflows.kafka_input import EventsSource
 from dataflows.metrics import PipelineMetrics
 from dataflows.outputs import WriterSink, alert_latency_observer, utc_now
-from decisions.engine import ConsentLookup, DecisionEngine, no_consent_records
+from decisions.engine import (
+    AlertStatusLookup,
+    ConsentLookup,
+    DecisionEngine,
+    no_alert_statuses,
+    no_consent_records,
+)
 from decisions.policy import Policy, PolicyHolder, Vocabulary, vocabulary_for
 from featurestore.aggregation import CompiledFeatures
 from featurestore.definitions import FeatureSet, load_definitions
@@ -36,7 +42,11 @@ from schemas.formats import Decoder, InputFormat, load_mapping
 from scoring.model import RiskModel
 from scoring.reload import ModelHolder
 from scoring.risk import Blend, RiskPolicy
-from sinks.decision_store import PostgresConsentDirectory, register_experiments
+from sinks.decision_store import (
+    PostgresAlertStatusDirectory,
+    PostgresConsentDirectory,
+    register_experiments,
+)
 from sinks.erasure import ErasureSink
 from sinks.kafka import (
     KafkaMessage,
@@ -121,6 +131,21 @@ def idle_state_ttl(settings: Settings) -> timedelta:
     return max(settings.feature_ttl, settings.dedupe_window * 2)
 
 
+def risk_policy(settings: Settings) -> RiskPolicy:
+    """How scores become tiers and which are published, under these settings (the
+    stream and the API's on-demand scoring alike)."""
+    medium, high = settings.risk_tiers
+    return RiskPolicy(
+        medium_at=medium,
+        high_at=high,
+        blend=Blend(settings.risk_blend),
+        ttl=settings.score_ttl,
+        debounce=settings.score_debounce,
+        min_change=settings.score_min_change,
+        refresh_before=settings.score_refresh_before,
+    )
+
+
 def policy_vocabulary(settings: Settings, feature_set: FeatureSet) -> Vocabulary:
     """The triggers and features a policy may name under these settings."""
     return vocabulary_for((r.rule for r in settings.tier1_rules.values()), feature_set.names)
@@ -131,6 +156,7 @@ def scoring_stage(
     feature_set: FeatureSet,
     *,
     consent: ConsentLookup = no_consent_records,
+    alert_statuses: AlertStatusLookup = no_alert_statuses,
     accept_policy: Callable[[Policy], None] | None = None,
     on_policy_change: Callable[[str, Policy], None] | None = None,
     on_model_change: Callable[[str, str, RiskModel], None] | None = None,
@@ -158,16 +184,7 @@ def scoring_stage(
     shadow = (
         reloading(settings.shadow_model_dir, "shadow") if settings.shadow_model_dir else None
     )
-    medium, high = settings.risk_tiers
-    policy = RiskPolicy(
-        medium_at=medium,
-        high_at=high,
-        blend=Blend(settings.risk_blend),
-        ttl=settings.score_ttl,
-        debounce=settings.score_debounce,
-        min_change=settings.score_min_change,
-        refresh_before=settings.score_refresh_before,
-    )
+    policy = risk_policy(settings)
     engine = None
     if settings.policy_file is not None:
         holder = PolicyHolder(
@@ -177,7 +194,7 @@ def scoring_stage(
             accept=accept_policy,
             on_change=on_policy_change,
         )
-        engine = DecisionEngine(holder, feature_set.names, consent)
+        engine = DecisionEngine(holder, feature_set.names, consent, alert_statuses)
     return ScoringStage(model, policy, shadow, engine)
 
 
@@ -186,6 +203,7 @@ def flow_config(
     feature_set: FeatureSet | None = None,
     *,
     consent: ConsentLookup = no_consent_records,
+    alert_statuses: AlertStatusLookup = no_alert_statuses,
     accept_policy: Callable[[Policy], None] | None = None,
     on_policy_change: Callable[[str, Policy], None] | None = None,
     on_model_change: Callable[[str, str, RiskModel], None] | None = None,
@@ -195,6 +213,7 @@ def flow_config(
         settings,
         feature_set,
         consent=consent,
+        alert_statuses=alert_statuses,
         accept_policy=accept_policy,
         on_policy_change=on_policy_change,
         on_model_change=on_model_change,
@@ -318,10 +337,16 @@ def production_config(
         database_url, schema, settings.consent_refresh.total_seconds()
     )
     consent.refresh()  # at start: never decide without the opt-outs (raises if unreadable)
+    # What people did with alerts through the API (policy rules on alert_status), read as
+    # often as consent.
+    statuses = PostgresAlertStatusDirectory(
+        database_url, schema, settings.consent_refresh.total_seconds(), settings.alert_expiry
+    )
     return flow_config(
         settings,
         feature_set,
         consent=consent.lookup,
+        alert_statuses=statuses.lookup,
         accept_policy=lambda policy: register_experiments(database_url, schema, policy),
         on_policy_change=lambda outcome, policy: _observe_policy(metrics, outcome, policy),
         on_model_change=_model_observer(metrics),

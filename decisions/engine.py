@@ -7,7 +7,11 @@ scores (the context rules look at), alerts (the triggers) and lifecycle changes
 
 For each trigger, in this order (the first that applies settles it):
 
-1. the policy's first matching rule; none, or ``ignore`` → ``ignore``;
+1. the policy's first matching rule; none, or ``ignore`` → ``ignore`` (reason
+   ``human_acknowledged`` when the rule asked about the account's alert statuses,
+   ``when: {alert_status: acknowledged}``: a person is on it, automation stands back;
+   those statuses come from a directory of the API's lifecycle table, read as of the
+   wall clock, so like consent they are not replayable);
 2. eligibility: cancelled, do-not-contact (the account's consent events and
    the consent directory: see :meth:`AccountDecisions._contact_allowed`), an
    active workflow of the same key → ``ignore`` / ``not_eligible_*``;
@@ -99,17 +103,28 @@ def no_consent_records(_tenant: str, _account: str) -> tuple[bool, float] | None
     return None
 
 
+# The statuses of an account's alerts that people changed (acknowledged, snoozed,
+# resolved, expired), as the API records them; empty: none.
+AlertStatusLookup = Callable[[str, str], frozenset[str]]
+
+
+def no_alert_statuses(_tenant: str, _account: str) -> frozenset[str]:
+    return frozenset()
+
+
 class DecisionEngine:
     """What every account's decisions share: the policy (fixed, or a
     :class:`~decisions.policy.PolicyHolder` that reloads it) and the consent directory."""
 
-    __slots__ = ("_source", "consent", "feature_names")
+    __slots__ = ("_source", "alert_statuses", "consent", "feature_names")
 
     def __init__(self, policy: Policy | PolicyHolder, feature_names: tuple[str, ...],
-                 consent: ConsentLookup = no_consent_records) -> None:
+                 consent: ConsentLookup = no_consent_records,
+                 alert_statuses: AlertStatusLookup = no_alert_statuses) -> None:
         self._source = policy
         self.feature_names = feature_names
         self.consent = consent
+        self.alert_statuses = alert_statuses
 
     @property
     def policy(self) -> Policy:
@@ -259,6 +274,7 @@ class AccountDecisions:
             features=dict(zip(engine.feature_names, score.features, strict=False))
             if score else {},
             plan=self.plan,
+            alert_statuses=engine.alert_statuses(alert.tenant_id, alert.account_id),
         )
         rule = policy.match(context)
         decision_id = deterministic_id("decision", "v1", alert.tenant_id, alert.account_id,
@@ -268,6 +284,10 @@ class AccountDecisions:
         signals, out = out, []
         if rule is None:
             outcome.settle(Decision.IGNORE, ReasonCode.NO_RULE, "no rule matched")
+        elif rule.decision is Decision.IGNORE and rule.when.alert_statuses is not None:
+            statuses = sorted(rule.when.alert_statuses & context.alert_statuses)
+            outcome.settle(Decision.IGNORE, ReasonCode.HUMAN_ACKNOWLEDGED,
+                           f"rule {rule.name}: an alert of the account is {', '.join(statuses)}")
         elif rule.decision is Decision.IGNORE:
             outcome.settle(Decision.IGNORE, ReasonCode.RULE_IGNORE, f"rule {rule.name}")
         else:

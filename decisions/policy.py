@@ -39,6 +39,9 @@ _NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _DURATION_RE = re.compile(r"([1-9][0-9]{0,3})(m|h|d)")
 _DURATION_UNITS = {"m": 60, "h": 3_600, "d": 86_400}
 _TIERS = ("low", "medium", "high")
+# The alert statuses a rule may ask about (``when: {alert_status: acknowledged}``): those a
+# human sets through the API. ``open`` is every alert nobody has touched, so it is not one.
+ALERT_STATUSES = ("acknowledged", "snoozed", "resolved", "expired")
 
 
 class Recovery(StrEnum):
@@ -82,12 +85,15 @@ class Threshold:
 
 @dataclass(frozen=True, slots=True)
 class DecisionContext:
-    """What a rule can look at: the trigger, the latest risk and the account's segment."""
+    """What a rule can look at: the trigger, the latest risk, the account's segment, and
+    the statuses of the account's alerts that people have changed (the API's lifecycle:
+    ``acknowledged``, ``snoozed``, ``resolved``, ``expired``), as last read."""
 
     trigger: str
     tier: str | None  # None: the account has no score yet
     features: Mapping[str, float]
     plan: str | None
+    alert_statuses: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +104,8 @@ class Condition:
     tiers: frozenset[str] | None = None
     plans: frozenset[str] | None = None
     thresholds: tuple[Threshold, ...] = ()
+    # the account has at least one alert in one of these statuses
+    alert_statuses: frozenset[str] | None = None
 
     def holds(self, context: DecisionContext) -> bool:
         if self.triggers is not None and context.trigger not in self.triggers:
@@ -105,6 +113,8 @@ class Condition:
         if self.tiers is not None and context.tier not in self.tiers:
             return False
         if self.plans is not None and context.plan not in self.plans:
+            return False
+        if self.alert_statuses is not None and not self.alert_statuses & context.alert_statuses:
             return False
         for threshold in self.thresholds:
             value = context.features.get(threshold.feature)
@@ -556,7 +566,8 @@ class _Checker:
         return tuple(rules)
 
     def condition(self, node: yaml.Node | None, path: str) -> Condition | None:
-        fields = self.mapping(node, path, ("trigger", "tier", "plan", "features"))
+        fields = self.mapping(node, path, ("trigger", "tier", "plan", "features",
+                                           "alert_status"))
         if fields is None:
             return None
         before = len(self.problems)
@@ -567,6 +578,9 @@ class _Checker:
             if "tier" in fields else None
         plans = self.choices(fields["plan"], f"{path}.plan", (), "plan") \
             if "plan" in fields else None
+        statuses = self.choices(fields["alert_status"], f"{path}.alert_status",
+                                ALERT_STATUSES, "alert status") \
+            if "alert_status" in fields else None
         thresholds: list[Threshold] = []
         if "features" in fields:
             for feature, spec in self.entries(fields["features"], f"{path}.features").items():
@@ -585,7 +599,7 @@ class _Checker:
                         thresholds.append(Threshold(feature, Comparison(op_name), limit))
         if len(self.problems) > before:
             return None
-        return Condition(triggers, tiers, plans, tuple(thresholds))
+        return Condition(triggers, tiers, plans, tuple(thresholds), statuses)
 
 
 def vocabulary_for(tier1_rules: Iterable[str], feature_names: Iterable[str]) -> Vocabulary:

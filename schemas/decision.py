@@ -34,6 +34,8 @@ class ReasonCode(StrEnum):
     COOLDOWN = "cooldown"
     CAP_HIT = "cap_hit"
     HOLDOUT = "holdout"
+    # an ignore rule on the account's alert statuses matched: a person is acting on it
+    HUMAN_ACKNOWLEDGED = "human_acknowledged"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,9 @@
-"""What the decision engine reads from PostgreSQL: consent, and experiment splits.
+"""What the decision engine reads from PostgreSQL: consent, alert statuses, and
+experiment splits.
+
+:class:`PostgresAlertStatusDirectory` keeps, per account, the statuses of the alerts
+people changed through the API (``alert_states``), for policy rules on
+``alert_status``; re-read whole once per refresh interval.
 
 :class:`PostgresConsentDirectory` keeps every account's latest consent word
 (``contact_preferences``) in memory and re-reads only the rows recorded since
@@ -112,3 +117,63 @@ def register_experiments(url: str, schema: str, policy: Policy) -> None:
                 conn.rollback()
                 raise ExperimentSplitChanged(experiment.key, stored, split)
         conn.commit()
+
+
+# An alert's lifecycle status at read time (migration 0007), over ``alerts a LEFT JOIN
+# alert_states s``: the one definition, which the API reads alerts with too. One
+# placeholder: the expiry interval (NULL: never).
+ALERT_STATUS_SQL = (
+    "CASE WHEN s.status = 'resolved' THEN 'resolved'"
+    " WHEN greatest(coalesce(s.status_since, a.event_time), s.snoozed_until)"
+    "      < now() - %s::interval THEN 'expired'"
+    " WHEN s.status = 'snoozed' AND s.snoozed_until <= now() THEN 'open'"
+    " ELSE coalesce(s.status, 'open') END"
+)
+
+
+class PostgresAlertStatusDirectory:
+    """``lookup(tenant, account)`` → the statuses of the account's alerts that people
+    changed through the API (``alert_states``: acknowledged, snoozed, resolved, expired;
+    never ``open``), re-read whole at most once per refresh interval.
+
+    Only alerts someone touched have a row, so the map grows with human actions, not
+    with events. The statuses are as of the wall clock at the last read (a snooze ends,
+    an alert expires, with time): a decision that reads them is not replayable, as with
+    the consent directory. A failed read keeps what was known (it is a courtesy to the
+    people acting, not a safety rule as an opt-out is), and is logged.
+    """
+
+    def __init__(self, url: str, schema: str, refresh_seconds: float,
+                 expiry: timedelta | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._url = url
+        self._schema = schema
+        self._refresh_seconds = refresh_seconds
+        self._expiry = expiry
+        self._clock = clock
+        self._known: dict[tuple[str, str], frozenset[str]] = {}
+        self._next_refresh = float("-inf")
+
+    def lookup(self, tenant_id: str, account_id: str) -> frozenset[str]:
+        if self._clock() >= self._next_refresh:
+            self.refresh()
+        return self._known.get((tenant_id, account_id), frozenset())
+
+    def refresh(self) -> int:
+        """Read every account's non-open statuses; return how many accounts have some."""
+        self._next_refresh = self._clock() + self._refresh_seconds
+        query = (
+            f"SELECT tenant_id, account_id, array_agg(DISTINCT status) FROM ("
+            f" SELECT s.tenant_id, s.account_id, {ALERT_STATUS_SQL} AS status"
+            f" FROM alert_states s JOIN alerts a ON a.alert_id = s.alert_id) t"
+            f" WHERE status <> 'open' GROUP BY 1, 2"
+        )
+        try:
+            with connect(self._url, self._schema, autocommit=True) as conn:
+                rows = conn.execute(query, (self._expiry,)).fetchall()
+        except psycopg.Error as exc:
+            log.warning("alert status directory refresh failed: %s", exc)
+            return 0
+        self._known = {(tenant, account): frozenset(statuses)
+                       for tenant, account, statuses in rows}
+        return len(self._known)

@@ -45,6 +45,8 @@ ERASED_TABLES = (
     "contact_preferences",
     "experiment_assignments",
     "account_owners",  # the API's owner and notes (migration 0006): notes may name people
+    "alert_states",  # the alert lifecycle (migration 0007): notes again
+    "alert_state_history",
 )
 LEDGER = "contact_ledger"
 

@@ -104,6 +104,10 @@ KEPT_TABLES: Mapping[str, str] = {
     "account_owners": "one row per account an API user took on (owner, notes); current, not"
     " history; erased with the account",
     "api_users": "the API's users: disabled, never deleted, so an owner's name stays meaningful",
+    "alert_states": "one row per alert a human changed (status, assignee, notes); outlives a"
+    " pruned alert (no foreign key); erased with the account",
+    "alert_state_history": "who changed which alert when (the audit trail, and the outbox of"
+    " churn.alert-states); grows with human actions, not events; erased with the account",
 }
 
 

@@ -102,6 +102,7 @@ def make_settings(stack_settings: Settings, tmp_path: Path) -> Iterator:
                 late=f"{name}.late",
                 scores=f"{name}.scores",
                 workflows=f"{name}.workflows",
+                alert_states=f"{name}.alert-states",
             ),
             database_schema=f"cw_{name}",
             redis_key_prefix=f"cwt{suffix}",

@@ -49,10 +49,11 @@ from tests.integration.processes import start_churnwatch
 
 pytestmark = pytest.mark.integration
 
-# Tables the API reads, each under row-level security by tenant (migration 0006).
+# Tables the API reads, each under row-level security by tenant (migrations 0006, 0007).
 API_TABLES = (
     "alerts", "risk_scores", "usage_signals", "decisions", "workflow_triggers",
     "workflow_signals", "cancellation_reasons", "account_owners", "api_users",
+    "alert_states", "alert_state_history",
 )
 # An account of tenant acme whose last event is decisive (a failed payment): the stream
 # scores it at that event, and its features in Redis are as of that same event.
@@ -111,7 +112,7 @@ def world(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
     settings = stack_settings.replace(
         topics=Topics(events=f"{name}.events", dead_letters=f"{name}.dlq",
                       alerts=f"{name}.alerts", late=f"{name}.late", scores=f"{name}.scores",
-                      workflows=f"{name}.workflows"),
+                      workflows=f"{name}.workflows", alert_states=f"{name}.alert-states"),
         database_schema=f"cw_{name}",
         redis_key_prefix=f"cwt{suffix}",
         metrics_port=0,
@@ -655,7 +656,7 @@ def test_migration_0006_on_an_existing_database_owned_by_a_plain_role(
             conn.execute(migration.sql_text.encode())
             conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)",
                          (migration.version, migration.name))
-        assert migrate(conn, schema) == [6]
+        assert migrate(conn, schema) == [6, 7]
         assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
                             ).fetchone() == (False,)
     # The dataflow's writes (as the tables' owner) go on, and it reads every tenant.
@@ -687,7 +688,7 @@ def test_a_user_that_may_not_create_roles_runs_the_dataflow_and_the_api_names_th
     settings = stack_settings.replace(database_url=url, database_schema=schema)
     with connect(url, schema, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        assert migrate(conn, schema) == [1, 2, 3, 4, 5, 6]  # the dataflow's start goes on
+        assert migrate(conn, schema) == [1, 2, 3, 4, 5, 6, 7]  # the dataflow's start goes on
     sink = PostgresAlertSink(url, schema)
     sink.write_batch([Alert(str(uuid.uuid4()), "acme", "acct-1", AlertTier.EVENT_RULE,
                             "payment_failed", Severity.HIGH, "e-1", "billing.payment_failed",

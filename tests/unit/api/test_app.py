@@ -31,7 +31,10 @@ def test_openapi_documents_every_route_and_the_bearer_scheme(client: TestClient)
         "/healthz", "/v1/accounts", "/v1/accounts/{account_id}",
         "/v1/accounts/{account_id}/timeline", "/v1/accounts/{account_id}/features",
         "/v1/accounts/{account_id}/score", "/v1/alerts", "/v1/churn-causes", "/v1/users",
-        "/v1/users/{name}",
+        "/v1/users/{name}", "/v1/alerts/{alert_id}", "/v1/alerts/{alert_id}/history",
+        "/v1/alerts/{alert_id}/acknowledge", "/v1/alerts/{alert_id}/assign",
+        "/v1/alerts/{alert_id}/snooze", "/v1/alerts/{alert_id}/resolve",
+        "/v1/alerts/{alert_id}/reopen", "/v1/alerts/{alert_id}/notes",
     }
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert "ErrorResponse" in document["components"]["schemas"]

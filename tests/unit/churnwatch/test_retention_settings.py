@@ -99,7 +99,8 @@ def test_topic_configs_for_the_output_topics_never_touch_the_events_topic() -> N
                                   "CHURNWATCH_RETAIN_DEAD_LETTERS_DAYS": "off"})
     topics = settings.topics
     configs = topic_configs(settings)
-    assert set(configs) == {topics.alerts, topics.scores, topics.workflows, topics.late}
+    assert set(configs) == {topics.alerts, topics.scores, topics.workflows, topics.late,
+                            topics.alert_states}
     assert {c["retention.ms"] for c in configs.values()} == {str(2 * 86_400_000)}
 
 

@@ -14,7 +14,14 @@ from typing import Any, TypeVar
 import pytest
 
 from decisions.engine import AccountDecisions, DecisionEngine, assign_variant, experiment_bucket
-from decisions.policy import Experiment, Policy, PolicyHolder, Vocabulary, parse_policy
+from decisions.policy import (
+    Experiment,
+    Policy,
+    PolicyError,
+    PolicyHolder,
+    Vocabulary,
+    parse_policy,
+)
 from schemas.alert import Alert, AlertTier, Severity, alert_id
 from schemas.decision import HOLDOUT, Decision, DecisionRecord, ExperimentAssignment, ReasonCode
 from schemas.lifecycle import AccountChange, ChangeKind
@@ -907,3 +914,47 @@ def test_a_cancellation_seen_first_ends_the_episode_an_earlier_trigger_opens() -
     [signal] = of_type(got, WorkflowSignal)
     assert signal == of_type(expected, WorkflowSignal)[0]
     assert signal.signal is SignalKind.CANCELLED
+
+
+# --- alert statuses (the API's alert lifecycle) ------------------------------------------------
+
+HUMANS_FIRST = POLICY.replace("rules:\n", """\
+rules:
+  - name: a-person-is-on-it
+    when: {alert_status: [acknowledged, snoozed]}
+    decide: ignore
+""")
+
+
+@pytest.mark.parametrize(("statuses", "reason"), [
+    (frozenset(), ReasonCode.RULE_MATCHED),
+    (frozenset({"resolved"}), ReasonCode.RULE_MATCHED),
+    (frozenset({"acknowledged"}), ReasonCode.HUMAN_ACKNOWLEDGED),
+    (frozenset({"snoozed", "expired"}), ReasonCode.HUMAN_ACKNOWLEDGED),
+], ids=["none", "resolved", "acknowledged", "snoozed"])
+def test_an_alert_a_person_acknowledged_holds_automation_back(
+    statuses: frozenset[str], reason: ReasonCode,
+) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def lookup(tenant: str, account: str) -> frozenset[str]:
+        asked.append((tenant, account))
+        return statuses
+
+    engine = DecisionEngine(make_policy(HUMANS_FIRST), FEATURES, alert_statuses=lookup)
+    record = record_of(feed(AccountDecisions(engine), make_alert(rule="payment_failed")))
+    assert record.reasons == (reason,)
+    assert asked == [(TENANT, ACCOUNT)]
+    if reason is ReasonCode.HUMAN_ACKNOWLEDGED:
+        assert record.decision is Decision.IGNORE and record.rule == "a-person-is-on-it"
+        assert "acknowledged" in record.detail or "snoozed" in record.detail
+    else:
+        assert record.decision is Decision.START_WORKFLOW
+
+
+def test_a_policy_names_known_alert_statuses_only() -> None:
+    rule = make_policy(HUMANS_FIRST).rules[0]
+    assert rule.when.alert_statuses == frozenset({"acknowledged", "snoozed"})
+    with pytest.raises(PolicyError, match=r"rules\[0\].when.alert_status\[0\]: unknown alert"
+                                          r" status 'open'"):
+        make_policy(HUMANS_FIRST.replace("[acknowledged, snoozed]", "[open]"))
