@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration faults lint bench model clean
+.PHONY: demo test unit integration faults lint bench model browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ lint: $(STAMP)
 	$(BIN)/mypy schemas featurestore detectors accounts scoring decisions sinks training \
 		dataflows api churnwatch benchmarks
 	$(BIN)/lint-imports
+
+# The console's browser tests (tests/integration/test_console.py) drive Debian's chromium
+# through its chromium-driver (Selenium); nothing is downloaded from elsewhere. Without
+# them those tests skip, saying so. Needs root (sudo is used when not root).
+browser:
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y chromium chromium-driver
 
 clean:
 	rm -rf $(VENV) .churnwatch .pytest_cache

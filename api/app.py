@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import models
 from api.alert_states import AlertStatePublisher
 from api.config import ApiConfig
+from api.console import install_console
 from api.database import Database
 from api.deps import Services
 from api.errors import ApiError, Unauthorized, error_document
@@ -86,6 +87,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     )
     app.state.services = services
     app.include_router(router)
+    install_console(app)  # the console's pages under /console
     _install_error_handlers(app)
 
     @app.get("/healthz", response_model=models.Health, tags=["operations"])

@@ -70,7 +70,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from churnwatch.demo import run_demo
 
-    return run_demo(_settings(), accounts=args.accounts, days=args.days, seed=args.seed)
+    return run_demo(_settings(), accounts=args.accounts, days=args.days, seed=args.seed,
+                    serve_port=args.port if args.serve else None, serve_host=args.host)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -434,6 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--accounts", type=int, default=300)
     demo.add_argument("--days", type=int, default=30)
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--serve", action="store_true",
+                      help="then keep the stack up and serve the API and console until Ctrl-C")
+    demo.add_argument("--host", default="127.0.0.1", help="with --serve: address (127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8000, help="with --serve: port (8000)")
     demo.set_defaults(func=cmd_demo)
 
     db = sub.add_parser("db", help="database administration")

@@ -4,7 +4,8 @@ Starts the stack, creates topics, produces a simulated stream, runs the
 dataflow until the stream is drained, prints the alerts, the usage signals
 against the simulator's ground truth, the decisions and workflow triggers, a
 sample of the online features and the counts, and stops everything. Each run
-starts from empty state.
+starts from empty state. With ``--serve`` it keeps the stack up instead and serves the
+REST API and its console over the results until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import redis
 
@@ -31,7 +32,12 @@ TIER1_ROWS = 12
 TIER2_ROWS = 16
 
 
-def run_demo(settings: Settings, *, accounts: int, days: int, seed: int) -> int:
+def run_demo(
+    settings: Settings, *, accounts: int, days: int, seed: int, serve_port: int | None = None,
+    serve_host: str = "127.0.0.1",
+) -> int:
+    """Run the demo; with ``serve_port``, then keep the stack up and serve the API and the
+    console over its results until Ctrl-C (``churnwatch demo --serve``)."""
     from churnwatch.app import prepare, run_pipeline
     from churnwatch.simulator import produce, simulate
 
@@ -46,7 +52,12 @@ def run_demo(settings: Settings, *, accounts: int, days: int, seed: int) -> int:
             f"kafka {running.kafka_bootstrap}, redis {running.redis_url}, "
             f"postgres {running.database_url}"
         )
-        simulation = simulate(accounts=accounts, days=days, seed=seed, opt_out_rate=0.05)
+        if serve_port is None:
+            simulation = simulate(accounts=accounts, days=days, seed=seed, opt_out_rate=0.05)
+        else:  # served, the history ends today: its alerts are recent, not read as expired
+            today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            simulation = simulate(accounts=accounts, days=days, seed=seed, opt_out_rate=0.05,
+                                  start=today - timedelta(days=days))
         prepare(running)
         produced = produce(simulation, running.kafka_bootstrap or "", running.topics.events,
                            config=running.kafka_config.properties)
@@ -100,14 +111,38 @@ def run_demo(settings: Settings, *, accounts: int, days: int, seed: int) -> int:
         ledger = _query(running, "SELECT channel, count(*) FROM contact_ledger GROUP BY 1"
                                  " ORDER BY 1")
         show_features = _feature_sample(running, simulation)
-    _print_alerts(alerts)
-    _print_signals(signals, simulation)
-    _print_scores(scores, first_high, simulation)
-    _print_decisions(decisions, examples, triggers, first_triggers, workflow_signals, ledger)
-    show_features()
-    _print_counts(metrics, len(alerts), cancellations, produced, flow_seconds)
+        _print_alerts(alerts)
+        _print_signals(signals, simulation)
+        _print_scores(scores, first_high, simulation)
+        _print_decisions(decisions, examples, triggers, first_triggers, workflow_signals,
+                         ledger)
+        show_features()
+        _print_counts(metrics, len(alerts), cancellations, produced, flow_seconds)
+        if serve_port is not None:
+            _serve_console(running, serve_host, serve_port)
     print(f"\ndemo finished in {time.monotonic() - started:.1f}s; local stack stopped")
     return 0
+
+
+def _serve_console(settings: Settings, host: str, port: int) -> None:
+    """The API and its console over the demo's tables: an admin per tenant (its token
+    printed once), the console's URL, then uvicorn until Ctrl-C."""
+    from api import add_user
+    from churnwatch.api_server import migrate_schema, serve
+
+    assert settings.database_url
+    migrate_schema(settings)
+    with connect(settings.database_url, settings.database_schema, autocommit=True) as conn:
+        tenants = [row[0] for row in conn.execute(
+            "SELECT DISTINCT tenant_id FROM risk_scores ORDER BY 1")]
+        tokens = {tenant: add_user(conn, tenant, "demo-admin", "admin")[1] for tenant in tenants}
+    print("\nconsole: an admin user demo-admin per tenant; log in with its token:")
+    for tenant, token in tokens.items():
+        print(f"  tenant {tenant}: {token}")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    print(f"console at http://{shown}:{port}/console (API docs at /docs); Ctrl-C stops the"
+          " console and the local stack", flush=True)
+    serve(settings, host, port)
 
 
 def _query(settings: Settings, sql: str) -> list[tuple]:
