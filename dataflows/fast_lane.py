@@ -73,6 +73,22 @@ class Tier1Lane:
         self._pending: list[Alert] = []  # sent, not yet confirmed
         # send and confirm come from the partitions' reader threads and the worker
         self._lock = threading.Lock()
+        self._partitions = 0  # the worker's partitions reading with this lane
+
+    def attach(self) -> None:
+        """A partition reads with this lane, until it detaches."""
+        with self._lock:
+            self._partitions += 1
+
+    def detach(self) -> None:
+        """A partition closes: its alerts are confirmed; the last one closes the producer
+        (a partition built later opens a new one)."""
+        with self._lock:
+            self._confirm()
+            self._partitions -= 1
+            if self._partitions <= 0:
+                self._partitions = 0
+                self._writer.close()
 
     @property
     def event_types(self) -> tuple[str, ...]:

@@ -391,6 +391,7 @@ class _ReadAheadPartition(_ParsingPartition):
         # view must change only where the worker's batches reach the erasure.
         self._reader_erased = erased.copy()
         self._lane = lane
+        lane.attach()
         self._sent = dict.fromkeys(sent)  # alert ids the lane sent, oldest first
         # A decisive event's type as it appears in a message without escapes.
         self._needles = tuple(f'"{event_type}"'.encode() for event_type in lane.event_types)
@@ -502,7 +503,7 @@ class _ReadAheadPartition(_ParsingPartition):
     def close(self) -> None:
         self._stop.set()
         self._reader.join(timeout=30)
-        self._lane.confirm()
+        self._lane.detach()
         super().close()
 
 

@@ -78,7 +78,9 @@ class KafkaWriter:
         # librdkafka properties, e.g. security settings; a client.id given there wins
         self._config.update(config or {})
         self._config["bootstrap.servers"] = bootstrap
-        self._producer = Producer(self._config)
+        # None once closed: the librdkafka handle (its threads and connections) goes
+        # with the object; a later produce starts a new one.
+        self._producer: Producer | None = Producer(self._config)
         self._flush_timeout_s = flush_timeout_s
         self._errors: list[str] = []
         self._permanent = False  # a delivery error a retry would only repeat
@@ -119,28 +121,35 @@ class KafkaWriter:
                     self._failed(err, msg)
         if self._fatal:
             log.warning("the Kafka producer met a fatal error: starting a new one")
-            self._producer = Producer(self._config)
+            self._producer = None
             self._fatal = False
+        producer = self._live()
         while True:
             try:
                 if partition is None:
-                    self._producer.produce(
+                    producer.produce(
                         topic, value=value, key=key, headers=headers, on_delivery=report
                     )
                 else:
-                    self._producer.produce(
+                    producer.produce(
                         topic, value=value, key=key, headers=headers, on_delivery=report,
                         partition=partition,
                     )
                 break
             except BufferError:
                 # Local queue full: serve delivery reports to make room, then retry.
-                self._producer.poll(0.1)
-        self._producer.poll(0)
+                producer.poll(0.1)
+        producer.poll(0)
+
+    def _live(self) -> Producer:
+        if self._producer is None:
+            self._producer = Producer(self._config)
+        return self._producer
 
     def flush(self) -> None:
         """Wait for every produced message; raise if any was not delivered."""
-        remaining = self._producer.flush(self._flush_timeout_s)
+        producer = self._producer
+        remaining = 0 if producer is None else producer.flush(self._flush_timeout_s)
         if remaining or self._errors:
             first = self._errors[0] if self._errors else "flush timed out"
             undelivered = remaining + len(self._errors)
@@ -153,11 +162,14 @@ class KafkaWriter:
 
     def partitions(self, topic: str, timeout_s: float = 10.0) -> int:
         """How many partitions ``topic`` has (0 if it does not exist)."""
-        metadata = self._producer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        metadata = self._live().list_topics(topic, timeout=timeout_s).topics.get(topic)
         return 0 if metadata is None or metadata.error is not None else len(metadata.partitions)
 
     def close(self) -> None:
+        """Flush, then let the producer go: no connection is left behind to log its
+        broker's going away (the embedded stack stops right after a demo)."""
         self.flush()
+        self._producer = None
 
 
 T = TypeVar("T")

@@ -218,3 +218,14 @@ def test_the_reader_finds_decisive_events_however_they_are_written() -> None:
         alert_id("acme", "acct-1", "payment_failed", e) for e in ("esc", "pf")
     )
     part.close()
+
+
+def test_the_last_partition_to_close_closes_the_lanes_producer() -> None:
+    writer = RecordingWriter()
+    tier1, _ = lane(writer)
+    tier1.attach()
+    tier1.attach()
+    tier1.detach()
+    assert not writer.closed  # another partition still reads with it
+    tier1.detach()
+    assert writer.closed  # no connection left behind once the worker's input ends
