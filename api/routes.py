@@ -226,7 +226,7 @@ def get_alert_history(
                                    services(request).config.alert_expiry)
 
 
-def _change(
+def apply_change(
     request: Request, session: SessionDep, tasks: BackgroundTasks, alert_id: uuid.UUID,
     change: Change,
 ) -> models.Alert:
@@ -248,7 +248,7 @@ def post_acknowledge(
 ) -> models.Alert:
     """open or snoozed -> acknowledged: a human is on it."""
     note = body.note if body is not None else None
-    return _change(request, session, tasks, alert_id, Change(Action.ACKNOWLEDGE, note=note))
+    return apply_change(request, session, tasks, alert_id, Change(Action.ACKNOWLEDGE, note=note))
 
 
 @router.post("/alerts/{alert_id}/assign", response_model=models.Alert,
@@ -259,7 +259,7 @@ def post_assign(
     body: models.AssignBody,
 ) -> models.Alert:
     """Any status; the assignee is an enabled user of the tenant, or null (unassigned)."""
-    return _change(request, session, tasks, alert_id,
+    return apply_change(request, session, tasks, alert_id,
                    Change(Action.ASSIGN, assignee=body.assignee, note=body.note))
 
 
@@ -274,7 +274,7 @@ def post_snooze(
     assert until is not None
     if until <= datetime.now(UTC):
         raise InvalidInput("must be in the future", "until")
-    return _change(request, session, tasks, alert_id,
+    return apply_change(request, session, tasks, alert_id,
                    Change(Action.SNOOZE, until=until, note=body.note))
 
 
@@ -285,7 +285,7 @@ def post_resolve(
     body: models.ResolveBody,
 ) -> models.Alert:
     """Any status but resolved -> resolved, with a resolution code: final unless reopened."""
-    return _change(request, session, tasks, alert_id,
+    return apply_change(request, session, tasks, alert_id,
                    Change(Action.RESOLVE, resolution=body.resolution, note=body.note))
 
 
@@ -297,7 +297,7 @@ def post_reopen(
 ) -> models.Alert:
     """resolved or expired -> open (its expiry clock starts again)."""
     note = body.note if body is not None else None
-    return _change(request, session, tasks, alert_id, Change(Action.REOPEN, note=note))
+    return apply_change(request, session, tasks, alert_id, Change(Action.REOPEN, note=note))
 
 
 @router.post("/alerts/{alert_id}/notes", response_model=models.Alert,
@@ -307,7 +307,7 @@ def post_note(
     body: models.NoteBody,
 ) -> models.Alert:
     """Any status: the note is appended to the alert's notes, with its author."""
-    return _change(request, session, tasks, alert_id, Change(Action.NOTE, note=body.text))
+    return apply_change(request, session, tasks, alert_id, Change(Action.NOTE, note=body.text))
 
 
 @router.get("/churn-causes", response_model=models.ChurnCauses, summary="Why customers leave")

@@ -8,7 +8,10 @@ through the API: its tenant only, and an agent only the accounts it owns.
 The token is kept in an HttpOnly, SameSite=Strict cookie scoped to ``/console``. The
 forms (log in, log out) are POSTs; SameSite=Strict means a cross-site page cannot make
 the browser send the cookie with them, and a POST whose ``Origin`` is another site is
-refused as well. The console changes nothing yet, so no other form exists.
+refused as well. The alert queue's forms (acknowledge, assign, resolve) are POSTs too,
+each applying the change through the API's own :func:`api.routes.apply_change` (so the same
+lifecycle, role checks and publishing), then sending the browser back to the queue with
+what happened in the query string.
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
+from uuid import UUID
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 
-from api import queries
+from api import models, queries
+from api.alert_lifecycle import Action, Change
 from api.console import queries as console_queries
 from api.console.charts import bar_chart, risk_chart
 from api.console.errors import LoginRequired
@@ -32,6 +38,8 @@ from api.database import Session
 from api.deps import services
 from api.errors import ApiError, Forbidden, Unauthorized
 from api.models import AlertStatus
+from api.routes import apply_change
+from api.users import Role, list_users
 
 COOKIE = "churnwatch_console"
 PREFIX = "/console"
@@ -53,6 +61,11 @@ templates.env.filters["segment"] = lambda value: quote(str(value), safe="")
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 Tier = Literal["high", "medium", "low"]
+# The resolution codes the queue's form offers (the API takes any code of its pattern).
+RESOLUTIONS = ("saved", "churned", "false_alarm")
+# What ?done= may say on the queue (anything else is ignored).
+DONE = {"acknowledged": "Alert acknowledged.", "assigned": "Alert assigned.",
+        "resolved": "Alert resolved."}
 
 
 def console_session(request: Request) -> Iterator[Session]:
@@ -188,9 +201,10 @@ def alerts_page(
     severity: Literal["low", "medium", "high"] | None = None,
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
     status: AlertStatus | None = None, cursor: str | None = None,
+    done: str | None = None, error: Annotated[str | None, Query(max_length=300)] = None,
 ) -> HTMLResponse:
-    """The alerts with their status and assignee as the API reads them; read-only (the
-    lifecycle's actions are the API's, not yet the console's)."""
+    """The alerts with their status and assignee as the API reads them, each with its
+    forms (acknowledge, resolve; assign for coordinators and admins)."""
     try:
         page = queries.list_alerts(session, tier=tier, severity=severity, rule=None,
                                    account_id=None, since=None, until=None, limit=PAGE_SIZE,
@@ -201,7 +215,80 @@ def alerts_page(
     return render(request, "alerts.html", {
         **_page_context(session, "alerts"), "page": page, "severity": severity, "tier": tier,
         "status": status, "statuses": get_args(AlertStatus),
+        "done": DONE.get(done or ""), "problem": error, "resolutions": RESOLUTIONS,
+        "assignees": _assignees(session),
     })
+
+
+def _assignees(session: Session) -> list[str] | None:
+    """The enabled users of the tenant an alert may be assigned to; None for an agent
+    (who may not assign, so sees no such form)."""
+    if session.user.role is Role.AGENT:
+        return None
+    return [u.name for u in list_users(session.conn, session.tenant_id)
+            if u.disabled_at is None]
+
+
+def _back(**message: str) -> RedirectResponse:
+    return RedirectResponse(f"{PREFIX}/alerts?{urlencode(message)}", status_code=303)
+
+
+def _act(request: Request, session: Session, tasks: BackgroundTasks, alert_id: UUID,
+         change: Change, done: str) -> RedirectResponse:
+    """Apply the change as ``POST /v1/alerts/{id}/...`` does; a refused one (a 4xx: not
+    found, not allowed, a conflict) goes back to the queue as its error. The lifecycle
+    refuses before it writes anything, so the transaction has nothing to undo."""
+    try:
+        apply_change(request, session, tasks, alert_id, change)
+    except ApiError as exc:
+        return _back(error=exc.message[:300])
+    return _back(done=done)
+
+
+def _invalid(exc: ValidationError) -> RedirectResponse:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"])
+    return _back(error=f"{field}: {first['msg']}"[:300])
+
+
+AlertIdPath = Annotated[UUID, Path()]
+# Checked before the cookie's session is opened: a foreign form is refused first.
+SameOrigin = Depends(check_same_origin)
+
+
+@router.post("/alerts/{alert_id}/acknowledge", dependencies=[SameOrigin])
+def acknowledge_alert(
+    request: Request, session: ConsoleSession, tasks: BackgroundTasks, alert_id: AlertIdPath,
+) -> RedirectResponse:
+    return _act(request, session, tasks, alert_id, Change(Action.ACKNOWLEDGE), "acknowledged")
+
+
+@router.post("/alerts/{alert_id}/assign", dependencies=[SameOrigin])
+def assign_alert(
+    request: Request, session: ConsoleSession, tasks: BackgroundTasks, alert_id: AlertIdPath,
+    assignee: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    """Coordinators and admins; "" unassigns. The lifecycle refuses an agent (403) and a
+    name that is not an enabled user of the tenant."""
+    try:
+        body = models.AssignBody(assignee=assignee.strip() or None)
+    except ValidationError as exc:
+        return _invalid(exc)
+    return _act(request, session, tasks, alert_id,
+                Change(Action.ASSIGN, assignee=body.assignee), "assigned")
+
+
+@router.post("/alerts/{alert_id}/resolve", dependencies=[SameOrigin])
+def resolve_alert(
+    request: Request, session: ConsoleSession, tasks: BackgroundTasks, alert_id: AlertIdPath,
+    resolution: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    try:
+        body = models.ResolveBody(resolution=resolution.strip())
+    except ValidationError as exc:
+        return _invalid(exc)
+    return _act(request, session, tasks, alert_id,
+                Change(Action.RESOLVE, resolution=body.resolution), "resolved")
 
 
 @router.get("/churn-causes", response_class=HTMLResponse)

@@ -236,13 +236,13 @@ def test_a_coordinator_logs_in_and_sees_each_page(page: Any, console: Console) -
     assert "score" in kinds
     screenshot(page, "account")
 
-    # The alert queue: the tenant's alerts, newest first, read-only for now.
+    # The alert queue: the tenant's alerts, newest first, each with its forms.
     page.find_element(By.LINK_TEXT, "Alert queue").click()
     wait_for_url(page, f"{console.base}/console/alerts")
     alerts = console.rows("SELECT account_id FROM alerts WHERE tenant_id = %s"
                           " ORDER BY event_time DESC, alert_id DESC LIMIT 50", TENANT)
     assert texts(page, "#alerts a.account") == [r[0] for r in alerts] != []
-    assert page.find_element(By.ID, "read-only").is_displayed()
+    assert page.find_elements(By.CSS_SELECTOR, "#alerts form.assign")
     screenshot(page, "alerts")
 
     # Churn causes: one bar per reason, the table by month.
@@ -267,10 +267,12 @@ def test_a_coordinator_logs_in_and_sees_each_page(page: Any, console: Console) -
 
 def test_a_wrong_token_stays_on_the_login_page(page: Any, console: Console) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     page.find_element(By.ID, "token").send_keys("cw_not-a-token")
     page.find_element(By.ID, "log-in").click()
-    problem = page.find_element(By.ID, "problem")
+    # The answer is on the same URL: wait for it (the click may return before it loads).
+    problem = WebDriverWait(page, 15).until(lambda d: d.find_elements(By.ID, "problem"))[0]
     assert problem.text == "unknown or disabled token"
     assert not page.get_cookies()
 
@@ -305,25 +307,69 @@ def test_an_agent_sees_only_its_accounts(page: Any, console: Console) -> None:
     assert set(texts(page, "#alerts a.account")) <= set(console.agent_accounts)
 
 
-def test_an_alert_acknowledged_through_the_api_reads_as_acknowledged(
-    page: Any, console: Console
-) -> None:
-    """The console's queue is read-only: the change is made through the API
-    (``POST /v1/alerts/{id}/acknowledge``) and the page shows the new status."""
+def test_a_coordinator_acts_on_alerts_from_the_queue(page: Any, console: Console) -> None:
+    """Acknowledge, assign and resolve through the queue's forms (no script: plain POSTs,
+    each back to the queue with what happened); a stale form's refused change is shown on
+    the page. Each change is the lifecycle's: a history row per change."""
     import httpx2
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     log_in(page, console, f"{TENANT}:cole")
-    page.get(f"{console.base}/console/alerts")
-    newest = page.find_element(By.CSS_SELECTOR, "#alerts tbody tr")
-    alert_id = newest.get_attribute("id").removeprefix("alert-")
-    assert newest.find_element(By.CSS_SELECTOR, "td.status").text == "open"
-    answer = httpx2.post(f"{console.base}/v1/alerts/{alert_id}/acknowledge", timeout=10,
-                         headers={"Authorization": f"Bearer {console.tokens[TENANT + ':cole']}"})
-    assert answer.status_code == 200, answer.text
-    page.get(f"{console.base}/console/alerts?status=acknowledged")
-    row = page.find_element(By.ID, f"alert-{alert_id}")
-    assert row.find_element(By.CSS_SELECTOR, "td.status").text == "acknowledged"
-    assert texts(page, "#alerts td.status") == ["acknowledged"]
+    page.get(f"{console.base}/console/alerts?status=open")
+    first, second, third = (r.get_attribute("id").removeprefix("alert-") for r in
+                            page.find_elements(By.CSS_SELECTOR, "#alerts tbody tr")[:3])
+
+    def row(alert_id: str) -> Any:
+        return page.find_element(By.ID, f"alert-{alert_id}")
+
+    # Acknowledge.
+    row(first).find_element(By.CSS_SELECTOR, "form.acknowledge button").click()
+    wait_for_url(page, f"{console.base}/console/alerts?done=acknowledged")
+    assert page.find_element(By.ID, "done").text == "Alert acknowledged."
+    assert row(first).find_element(By.CSS_SELECTOR, "td.status").text == "acknowledged"
+    assert not row(first).find_elements(By.CSS_SELECTOR, "form.acknowledge")
+    assert console.rows(
+        "SELECT action, by, from_status, to_status FROM alert_state_history"
+        " WHERE alert_id = %s::uuid ORDER BY id", first) == [
+        ("acknowledge", "cole", "open", "acknowledged")]
     screenshot(page, "alerts-acknowledged")
 
+    # Assign, from a select of the tenant's enabled users.
+    Select(row(first).find_element(By.CSS_SELECTOR, "form.assign select")).select_by_value(
+        "cole")
+    row(first).find_element(By.CSS_SELECTOR, "form.assign button").click()
+    wait_for_url(page, f"{console.base}/console/alerts?done=assigned")
+    assert row(first).find_elements(By.TAG_NAME, "td")[6].text == "cole"
+
+    # Resolve, with a resolution code.
+    Select(row(second).find_element(By.CSS_SELECTOR, "form.resolve select")).select_by_value(
+        "false_alarm")
+    row(second).find_element(By.CSS_SELECTOR, "form.resolve button").click()
+    wait_for_url(page, f"{console.base}/console/alerts?done=resolved")
+    assert row(second).find_element(By.CSS_SELECTOR, "td.status").text \
+        == "resolved (false_alarm)"
+    assert console.rows("SELECT action, to_status, resolution FROM alert_state_history"
+                        " WHERE alert_id = %s::uuid", second) == [
+        ("resolve", "resolved", "false_alarm")]
+
+    # A stale form: acknowledged through the API meanwhile, the page's refusal shows why.
+    answer = httpx2.post(f"{console.base}/v1/alerts/{third}/acknowledge", timeout=10,
+                         headers={"Authorization": f"Bearer {console.tokens[TENANT + ':cole']}"})
+    assert answer.status_code == 200, answer.text
+    row(third).find_element(By.CSS_SELECTOR, "form.acknowledge button").click()
+    wait_for_url(page, f"{console.base}/console/alerts?error=the+alert+is+acknowledged+already")
+    assert page.find_element(By.ID, "problem").text == "the alert is acknowledged already"
+    assert len(console.rows("SELECT 1 FROM alert_state_history WHERE alert_id = %s::uuid",
+                            third)) == 1
+
+
+def test_an_agent_sees_no_assign_form(page: Any, console: Console) -> None:
+    from selenium.webdriver.common.by import By
+
+    log_in(page, console, f"{TENANT}:agent-a")
+    page.get(f"{console.base}/console/alerts")
+    assert not page.find_elements(By.CSS_SELECTOR, "form.assign")
+    rows = page.find_elements(By.CSS_SELECTOR, "#alerts tbody tr")
+    if rows:  # its accounts' alerts, if any, have the other forms
+        assert page.find_elements(By.CSS_SELECTOR, "#alerts form.resolve")

@@ -116,3 +116,26 @@ def test_log_out_clears_the_cookie(client: TestClient) -> None:
     cookie = answer.headers["set-cookie"]
     assert cookie.startswith(f"{COOKIE}=") and "Max-Age=0" in cookie
     assert "HttpOnly" in cookie and "Path=/console" in cookie and "SameSite=strict" in cookie
+
+
+ALERT = "/console/alerts/00000000-0000-4000-8000-000000000001"
+
+
+@pytest.mark.parametrize("action", ["acknowledge", "assign", "resolve"])
+def test_an_alert_action_without_a_cookie_goes_to_the_login_page(
+    client: TestClient, action: str
+) -> None:
+    answer = client.post(f"{ALERT}/{action}", headers={"Origin": "http://testserver"})
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/login"
+
+
+@pytest.mark.parametrize("action", ["acknowledge", "assign", "resolve"])
+def test_an_alert_action_from_another_site_is_refused_before_the_session(
+    client: TestClient, action: str
+) -> None:
+    # The cookie's session would need the (unreachable) database: the origin check is first.
+    client.cookies.set(COOKIE, "cw_x", path="/console")
+    answer = client.post(f"{ALERT}/{action}", data={"resolution": "saved"},
+                         headers={"Origin": "https://evil.example"})
+    assert answer.status_code == 403
+    assert answer.json()["error"]["field"] == "origin"
