@@ -45,6 +45,18 @@ CREATE INDEX workflow_triggers_account_time ON workflow_triggers (tenant_id, acc
 CREATE INDEX workflow_signals_account_time ON workflow_signals (tenant_id, account_id, signalled_at);
 CREATE INDEX cancellation_reasons_account ON cancellation_reasons (tenant_id, account_id);
 
+-- The tables the API role reads (every one under the per-tenant policy), and what
+-- else it may do to each. A later migration adds rows here and runs the setup again.
+CREATE TABLE api_access (
+    table_name text PRIMARY KEY,
+    privileges text                       -- beyond SELECT, e.g. 'INSERT, UPDATE'
+);
+INSERT INTO api_access (table_name, privileges) VALUES
+    ('alerts', NULL), ('risk_scores', NULL), ('usage_signals', NULL), ('decisions', NULL),
+    ('workflow_triggers', NULL), ('workflow_signals', NULL), ('cancellation_reasons', NULL),
+    ('account_owners', 'INSERT, UPDATE'),
+    ('api_users', 'INSERT (tenant_id, name, role, token_sha256), UPDATE (disabled_at)');
+
 -- The API role's setup, idempotent: the role, its grants and the restrictive
 -- policies. Run here when churnwatch's user may create roles, and by `churnwatch
 -- api` at every start otherwise; the dataflow never needs it, so a deployment
@@ -54,6 +66,7 @@ DECLARE
     api_role  text := left(current_schema() || '_api', 63);
     schema    text := current_schema();
     api_table text;
+    extra     text;
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = api_role) THEN
         BEGIN
@@ -84,11 +97,11 @@ BEGIN
     END IF;
 
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema, api_role);
-    FOREACH api_table IN ARRAY ARRAY[
-        'alerts', 'risk_scores', 'usage_signals', 'decisions', 'workflow_triggers',
-        'workflow_signals', 'cancellation_reasons', 'account_owners', 'api_users'
-    ] LOOP
+    FOR api_table, extra IN SELECT table_name, privileges FROM api_access LOOP
         EXECUTE format('GRANT SELECT ON %I TO %I', api_table, api_role);
+        IF extra IS NOT NULL THEN
+            EXECUTE format('GRANT %s ON %I TO %I', extra, api_table, api_role);
+        END IF;
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', api_table);
         EXECUTE format('DROP POLICY IF EXISTS every_row ON %I', api_table);
         EXECUTE format('CREATE POLICY every_row ON %I USING (true) WITH CHECK (true)', api_table);
@@ -99,9 +112,6 @@ BEGIN
             ' WITH CHECK (tenant_id = current_setting(''churnwatch.tenant'', true))',
             api_table, api_role);
     END LOOP;
-    EXECUTE format('GRANT INSERT, UPDATE ON account_owners TO %I', api_role);
-    EXECUTE format('GRANT INSERT (tenant_id, name, role, token_sha256), UPDATE (disabled_at)'
-                   ' ON api_users TO %I', api_role);
 
     -- Authentication comes before the tenant is known: this one lookup runs as the
     -- owner (SECURITY DEFINER), by token digest, and returns enabled users only.

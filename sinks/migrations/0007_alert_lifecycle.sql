@@ -57,73 +57,11 @@ CREATE INDEX alert_state_history_alert ON alert_state_history (tenant_id, alert_
 CREATE INDEX alert_state_history_unpublished ON alert_state_history (tenant_id, id)
     WHERE published_at IS NULL;
 
--- 0006's setup, again, with the two new tables: same role, same policies.
-CREATE OR REPLACE FUNCTION churnwatch_api_setup() RETURNS void LANGUAGE plpgsql AS $setup$
-DECLARE
-    api_role  text := left(current_schema() || '_api', 63);
-    schema    text := current_schema();
-    api_table text;
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = api_role) THEN
-        BEGIN
-            EXECUTE format('CREATE ROLE %I NOLOGIN NOSUPERUSER NOBYPASSRLS', api_role);
-        EXCEPTION WHEN insufficient_privilege THEN
-            RAISE EXCEPTION 'the API role % does not exist and % may not create roles',
-                api_role, current_user
-                USING HINT = format('As a superuser: CREATE ROLE %I NOLOGIN; GRANT %I TO %I;'
-                                    ' then start the API again.', api_role, api_role,
-                                    current_user);
-        END;
-    END IF;
-    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-       AND NOT pg_has_role(current_user, api_role,
-                           CASE WHEN current_setting('server_version_num')::int >= 160000
-                                THEN 'SET' ELSE 'MEMBER' END) THEN
-        BEGIN
-            EXECUTE format('GRANT %I TO %I', api_role, current_user);
-        EXCEPTION WHEN insufficient_privilege OR invalid_grant_operation THEN
-            RAISE WARNING 'could not grant % to %: give the API its own URL'
-                          ' (CHURNWATCH_API_DATABASE_URL) of a member of %',
-                          api_role, current_user, api_role;
-        END;
-    END IF;
-
-    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema, api_role);
-    FOREACH api_table IN ARRAY ARRAY[
-        'alerts', 'risk_scores', 'usage_signals', 'decisions', 'workflow_triggers',
-        'workflow_signals', 'cancellation_reasons', 'account_owners', 'api_users',
-        'alert_states', 'alert_state_history'
-    ] LOOP
-        EXECUTE format('GRANT SELECT ON %I TO %I', api_table, api_role);
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', api_table);
-        EXECUTE format('DROP POLICY IF EXISTS every_row ON %I', api_table);
-        EXECUTE format('CREATE POLICY every_row ON %I USING (true) WITH CHECK (true)', api_table);
-        EXECUTE format('DROP POLICY IF EXISTS api_tenant ON %I', api_table);
-        EXECUTE format(
-            'CREATE POLICY api_tenant ON %I AS RESTRICTIVE TO %I'
-            ' USING (tenant_id = current_setting(''churnwatch.tenant'', true))'
-            ' WITH CHECK (tenant_id = current_setting(''churnwatch.tenant'', true))',
-            api_table, api_role);
-    END LOOP;
-    EXECUTE format('GRANT INSERT, UPDATE ON account_owners TO %I', api_role);
-    EXECUTE format('GRANT INSERT (tenant_id, name, role, token_sha256), UPDATE (disabled_at)'
-                   ' ON api_users TO %I', api_role);
-    EXECUTE format('GRANT INSERT, UPDATE ON alert_states TO %I', api_role);
-    -- History is append-only for the API: it may mark a row published, nothing else.
-    EXECUTE format('GRANT INSERT, UPDATE (published_at) ON alert_state_history TO %I',
-                   api_role);
-
-    EXECUTE format($fn$
-        CREATE OR REPLACE FUNCTION api_authenticate(token_digest text)
-        RETURNS TABLE (user_id uuid, tenant_id text, name text, role text)
-        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = %I, pg_temp
-        AS 'SELECT u.id, u.tenant_id, u.name, u.role FROM api_users u
-            WHERE u.token_sha256 = token_digest AND u.disabled_at IS NULL'
-    $fn$, schema);
-    REVOKE ALL ON FUNCTION api_authenticate(text) FROM PUBLIC;
-    EXECUTE format('GRANT EXECUTE ON FUNCTION api_authenticate(text) TO %I', api_role);
-END
-$setup$;
+-- The API role reads both (under the per-tenant policy); history is append-only for
+-- it: it may mark a row published, nothing else. 0006's setup, run again.
+INSERT INTO api_access (table_name, privileges) VALUES
+    ('alert_states', 'INSERT, UPDATE'),
+    ('alert_state_history', 'INSERT, UPDATE (published_at)');
 
 DO $migration$
 BEGIN
