@@ -101,6 +101,13 @@ class Tier1Lane:
         with self._lock:
             return self._send(events, sent)
 
+    def serve_reports(self) -> None:
+        """Serve the delivery reports of alerts sent, so their latency is measured when
+        they are acknowledged rather than at the next confirm (readers call it after
+        every poll of their partition; nothing to do while nothing is pending)."""
+        if self._pending:
+            self._writer.serve_reports()
+
     def confirm(self, sent: dict[str, None] | None = None) -> tuple[str, ...]:
         """Return once every alert sent is acknowledged (a broker outage is waited out),
         with a copy of ``sent`` taken meanwhile: every id in it was acknowledged."""

@@ -125,6 +125,9 @@ class FlowConfig:
     erased_events: ErasedEvents = ErasedEvents.REFUSE
     # Reads Segment or CloudEvents messages (schemas.formats); None: native events only.
     decoder: Decoder | None = None
+    # The most messages an input partition hands on at once: with the fast lane, the
+    # polls its reader read ahead are joined into batches up to this size.
+    input_batch_size: int = 5000
 
     @property
     def feature_version(self) -> str:
@@ -280,7 +283,8 @@ def build_dataflow(
 
     flow = Dataflow(flow_id)
     parsed_input = op.input("kafka-in", flow, ParsingSource(
-        source, parser, sinks.fast_lane, config.erased_events, tracker=build_tracker
+        source, parser, sinks.fast_lane, config.erased_events, tracker=build_tracker,
+        max_batch=config.input_batch_size,
     ))
     parsed = parse_messages("parse-messages", parsed_input)
     idle_signals = parsed.inactivity

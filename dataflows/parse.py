@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import functools
 import logging
-import queue
 import threading
 import time
 from collections import Counter as Tally
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -302,9 +302,12 @@ class MessageParser:
 # How input waits for the schema registry while it does not answer.
 REGISTRY_RETRY = RetryPolicy()
 
-# With the tier-1 lane, how many parsed batches a partition's reader may hold ahead of
-# the worker, and how long the worker waits for one before it goes on to other work.
-READ_AHEAD_BATCHES = 2
+# With the tier-1 lane, how many messages a partition's reader may hold ahead of the
+# worker (about 5 s of a 30,000 events/s stream over 8 partitions; a few MB), and how
+# long the worker waits for them before it goes on to other work. A bound in batches
+# (2, until 2026-11-29) held the reader, and so the lane, behind the worker whenever it
+# fell two polls behind: at 10,000 events/s polls are small, so that was almost always.
+READ_AHEAD_MESSAGES = 20_000
 POLL_WAIT_S = 0.001
 
 # What the parse step hands on: one (shard key, events) per shard (erasures and, with
@@ -359,7 +362,7 @@ _HandOver = tuple[list[Any], Any] | BaseException | None
 
 
 class _ReadAheadPartition(_ParsingPartition):
-    """Reads in a thread of its own, up to ``depth`` batches ahead of the worker, and
+    """Reads in a thread of its own, up to ``depth`` messages ahead of the worker, and
     sends the tier-1 alert of each decisive event as soon as it is read, even while
     the worker is busy (a snapshot, a slow sink, a batch of scoring).
 
@@ -368,10 +371,13 @@ class _ReadAheadPartition(_ParsingPartition):
     message, as without the lane. Parsing everything in the reader cost 12 % more
     CPU (two threads contending for the interpreter), for no gain in latency.
 
-    The worker takes the batches in order; the partition's snapshot is the inner
-    position after the last batch the worker took (what the reader read beyond it
-    is read again after a restart, and its alerts, confirmed, are not sent twice).
-    A full hand-over queue stops the reader: input waits for a stuck worker.
+    The worker takes what was read so far as one batch, in order, up to ``max_batch``
+    messages (the input batch size: fewer, larger batches when polls are small or
+    it falls behind; the outputs do not depend on batching); the
+    partition's snapshot is the inner position after the last poll the worker took
+    (what the reader read beyond it is read again after a restart, and its alerts,
+    confirmed, are not sent twice). ``depth`` messages waiting stop the reader: input
+    waits for a stuck worker, the lane with it, but only after seconds of stream.
     """
 
     def __init__(
@@ -384,7 +390,8 @@ class _ReadAheadPartition(_ParsingPartition):
         sent: tuple[str, ...],
         *,
         name: str,
-        depth: int = READ_AHEAD_BATCHES,
+        depth: int = READ_AHEAD_MESSAGES,
+        max_batch: int = READ_AHEAD_MESSAGES,
     ) -> None:
         super().__init__(inner, parser, erased, tracker)
         # The reader's own view of the erasures: it reads ahead of the worker, whose
@@ -397,7 +404,12 @@ class _ReadAheadPartition(_ParsingPartition):
         self._needles = tuple(f'"{event_type}"'.encode() for event_type in lane.event_types)
         self._decisive_types = frozenset(lane.event_types)
         self._handed = inner.snapshot()  # the position of what the worker took
-        self._queue: queue.Queue[_HandOver] = queue.Queue(depth)
+        # Hand-overs not yet taken by the worker, and the messages they hold.
+        self._depth = depth
+        self._max_batch = max_batch
+        self._handovers: deque[_HandOver] = deque()
+        self._waiting = 0
+        self._handed_over = threading.Condition()
         self._stop = threading.Event()
         self._ended = False
         self._reader = threading.Thread(target=self._read, name=f"read-ahead {name}",
@@ -417,8 +429,10 @@ class _ReadAheadPartition(_ParsingPartition):
                     decisive = self._decisive(messages)
                     if decisive:
                         lane.send(decisive, self._sent)
+                    lane.serve_reports()
                     self._hand_over((messages, inner.snapshot()))
                     continue
+                lane.serve_reports()
                 awake = inner.next_awake()
                 if awake is not None:
                     self._stop.wait(max(0.0, (awake - datetime.now(UTC)).total_seconds()))
@@ -469,27 +483,44 @@ class _ReadAheadPartition(_ParsingPartition):
         return found
 
     def _hand_over(self, item: _HandOver) -> None:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        """Queue ``item`` for the worker; wait while ``depth`` messages are waiting."""
+        size = _message_count(item[0]) if isinstance(item, tuple) else 0
+        with self._handed_over:
+            while self._waiting >= self._depth and not self._stop.is_set():
+                self._handed_over.wait(0.1)
+            self._handovers.append(item)
+            self._waiting += size
+            self._handed_over.notify_all()
 
     def next_batch(self) -> list[Parsed]:
+        """What the reader handed over so far, up to ``max_batch`` messages (at least
+        one poll), parsed as one batch (an error or the end is raised once what came
+        before it is returned)."""
         if self._ended:
             raise StopIteration
-        try:
-            item = self._queue.get(timeout=POLL_WAIT_S)
-        except queue.Empty:
-            return []
-        if item is None:
-            self._ended = True
-            raise StopIteration
-        if isinstance(item, BaseException):
-            raise item
-        messages, self._handed = item
-        return self._parse(messages)
+        messages: list[Any] = []
+        with self._handed_over:
+            if not self._handovers:
+                self._handed_over.wait(POLL_WAIT_S)
+            handovers = self._handovers
+            taken = 0
+            while handovers and taken < self._max_batch:
+                item = handovers[0]
+                if not isinstance(item, tuple):
+                    if messages:
+                        break  # the end or the error after what came before it
+                    handovers.popleft()
+                    if item is None:
+                        self._ended = True
+                        raise StopIteration
+                    raise item
+                handovers.popleft()
+                messages.extend(item[0])
+                taken += _message_count(item[0])
+                self._handed = item[1]
+            self._waiting -= taken
+            self._handed_over.notify_all()
+        return self._parse(messages) if messages else []
 
     def next_awake(self) -> datetime | None:
         return None  # next_batch waits on the hand-over queue itself
@@ -511,7 +542,8 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
     """Any partitioned source of messages (Kafka, a JSONL file, a test's list), parsed in
     its partitions; with ``lane`` (a factory, called once per worker), each partition
     reads ahead in a thread of its own and the tier-1 fast lane sends decisive events'
-    alerts from there."""
+    alerts from there, up to ``read_ahead`` messages ahead of the worker, whose
+    batches join the polls read ahead up to ``max_batch`` messages."""
 
     def __init__(
         self,
@@ -520,9 +552,13 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
         lane: Callable[[], Tier1Lane] | None = None,
         erased_events: ErasedEvents = ErasedEvents.REFUSE,
         tracker: Callable[[TrackerSnapshot | None], InactivityTracker] | None = None,
+        read_ahead: int = READ_AHEAD_MESSAGES,
+        max_batch: int = READ_AHEAD_MESSAGES,
     ) -> None:
         self._inner = inner
         self._parser = parser
+        self._read_ahead = read_ahead
+        self._max_batch = max_batch
         self._erased_events = erased_events
         self._tracker_factory = tracker
         self._lane_factory = lane
@@ -555,7 +591,8 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
         if self._lane is None:
             return _ParsingPartition(inner, self._parser, erased, tracker)
         return _ReadAheadPartition(inner, self._parser, erased, tracker, self._lane, sent,
-                                   name=for_part)
+                                   name=for_part, depth=self._read_ahead,
+                                   max_batch=self._max_batch)
 
 
 # One message's fields: value, key, topic, partition, offset, (timestamp type, ms), the
@@ -581,6 +618,11 @@ def _raw(items: Iterable[InputItem], with_headers: bool = False) -> Iterator[_Fi
         else:
             yield (item.value, item.key, item.topic, item.partition, item.offset,
                    item.timestamp, None, item.headers if with_headers else None)
+
+
+def _message_count(items: list[Any]) -> int:
+    """How many messages a poll's items hold (a :class:`MessageBatch` holds many)."""
+    return sum(len(item) if isinstance(item, MessageBatch) else 1 for item in items)
 
 
 def _broker_time(timestamp: tuple[int, int] | None) -> float:

@@ -109,9 +109,11 @@ class KafkaWriter:
         partition: int | None = None,
     ) -> None:
         """Queue one message (without waiting for it; :meth:`flush` does).
-        ``on_delivered`` is called with the seconds from this call to the broker's
-        acknowledgement, at the poll that serves the delivery report; ``partition``:
-        that partition rather than the key's."""
+        ``on_delivered`` is called at the poll that serves the delivery report, with
+        the seconds from this call to that poll (librdkafka's ``latency()`` counts to
+        the moment it is read, not to the acknowledgement: call :meth:`serve_reports`
+        often for it to be close to the acknowledgement); ``partition``: that
+        partition rather than the key's."""
         report = self._on_delivery
         if on_delivered is not None:
             def report(err: KafkaError | None, msg: Message) -> None:
@@ -140,6 +142,11 @@ class KafkaWriter:
                 # Local queue full: serve delivery reports to make room, then retry.
                 producer.poll(0.1)
         producer.poll(0)
+
+    def serve_reports(self) -> None:
+        """Serve the delivery reports that have arrived, without waiting."""
+        if self._producer is not None:
+            self._producer.poll(0)
 
     def _live(self) -> Producer:
         if self._producer is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 
+from benchmarks.harness.alert_latency import WARM_UP_S
 from benchmarks.harness.figures import Figures
 from benchmarks.harness.output_rows import PER_THOUSAND_FIGURES
 from benchmarks.harness.quantiles import ratio
@@ -244,6 +245,19 @@ def _latency_rows(latency: Figures) -> list[tuple[str, str]]:
             f"{_ms(figures['p50_s'])} / {_ms(figures['p99_s'])} ({figures['alerts']:,} "
             f"alerts; {number(figures['share_le_250ms'], '{:.1%}')} <= 250 ms)",
         ))
+        exact = figures.get("exact")
+        if exact:
+            rows.append((
+                f"  tier {tier} exact (from the topics): p50 / p99 / max",
+                f"{_ms(exact['p50_s'])} / {_ms(exact['p99_s'])} / {_ms(exact['max_s'])} "
+                f"({exact['alerts']:,} alerts; "
+                f"{number(exact['share_le_250ms'], '{:.1%}')} <= 250 ms)",
+            ))
+            rows.append((
+                f"  tier {tier} exact after the first {WARM_UP_S:g} s: p99",
+                f"{_ms(exact['steady_p99_s'])} ({exact['steady_alerts']:,} alerts); slowest "
+                + ", ".join(f"{_ms(latency)} at {t:g} s" for t, latency in exact["slowest"]),
+            ))
     return rows
 
 

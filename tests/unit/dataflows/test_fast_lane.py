@@ -28,8 +28,9 @@ NOW = datetime(2026, 10, 2, tzinfo=UTC)
 
 
 class RecordingWriter:
-    """KafkaWriter's produce/flush: records messages; acknowledges them at flush, or
-    fails the first ``outages`` flushes as a broker outage would."""
+    """KafkaWriter's produce/flush: records messages; acknowledges them when reports are
+    served or at flush, or fails the first ``outages`` flushes as a broker outage
+    would."""
 
     def __init__(self, outages: int = 0) -> None:
         self.produced: list[str] = []
@@ -43,14 +44,17 @@ class RecordingWriter:
         if on_delivered is not None:
             self._unacked.append(on_delivered)
 
+    def serve_reports(self) -> None:
+        for ack in self._unacked:
+            ack(0.003)
+        self._unacked.clear()
+
     def flush(self) -> None:
         if self.outages:
             self.outages -= 1
             self._unacked.clear()
             raise KafkaUnavailable(1, "broker down")
-        for ack in self._unacked:
-            ack(0.003)
-        self._unacked.clear()
+        self.serve_reports()
 
     def close(self) -> None:
         self.closed = True
@@ -156,12 +160,14 @@ def test_parsing_source_confirms_before_its_snapshot_and_resumes_its_memory() ->
     writer = RecordingWriter()
     tier1, _ = lane(writer)
     parser = MessageParser(EventLimits(), lambda: NOW, PipelineMetrics.create(CollectorRegistry()))
-    source = ParsingSource(ListSource(batches), parser, lambda: tier1)
+    # One message may wait: the reader holds the second batch until the worker takes
+    # the first, so the worker's first batch is the first poll alone.
+    source = ParsingSource(ListSource(batches), parser, lambda: tier1, read_ahead=1)
     part = source.build_part("in", "only", None)
     first = next_items(part)
     assert [type(item).__name__ for item in first] == ["tuple"]  # no tracker: no activity
     sent_id = alert_id("acme", "acct-1", "payment_failed", "e1")
-    # The position is that of what the worker took (one batch), however far the
+    # The position is that of what the worker took (one poll), however far the
     # reader read ahead; the alert was confirmed before the snapshot was given.
     assert part.snapshot() == (1, (sent_id,), (), None)
     assert tier1._pending == []
@@ -179,6 +185,54 @@ def test_parsing_source_confirms_before_its_snapshot_and_resumes_its_memory() ->
     legacy = source.build_part("in", "only", 1)
     assert legacy.snapshot()[0] == 1
     legacy.close()
+
+
+def test_the_reader_runs_ahead_of_an_idle_worker_and_hands_over_everything_at_once() -> None:
+    """The lane does not wait for the worker: while the worker takes nothing, the
+    reader reads every poll (within its bound) and sends their alerts; the worker's
+    next batch is then all of them, in order, and its snapshot is after the last."""
+    batches = [[message(f"e{i}", "billing.payment_failed", i)] for i in range(5)]
+    writer = RecordingWriter()
+    tier1, metrics = lane(writer)
+    parser = MessageParser(EventLimits(), lambda: NOW, PipelineMetrics.create(CollectorRegistry()))
+    part = ParsingSource(ListSource(batches), parser, lambda: tier1).build_part(
+        "in", "only", None)
+    deadline = time.monotonic() + 10
+    while len(part._handovers) < 6 and time.monotonic() < deadline:  # 5 polls and the end
+        time.sleep(0.01)
+    assert writer.produced == [alert_id("acme", "acct-1", "payment_failed", f"e{i}")
+                               for i in range(5)]
+    # The reader served the delivery reports: the alerts' latency was observed before
+    # any confirm (a snapshot), as their acknowledgements came.
+    deadline = time.monotonic() + 10
+    while metrics.total(metrics.sink_writes) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert metrics.total(metrics.sink_writes) == 5
+    taken = next_items(part)
+    assert [event.event_id for _, shard_events in taken for event in shard_events] == [
+        f"e{i}" for i in range(5)]
+    assert part.snapshot()[0] == 5
+    part.close()
+
+
+def test_the_worker_joins_polls_read_ahead_up_to_its_batch_size() -> None:
+    batches = [[message(f"e{i}", "app.login", i)] for i in range(5)]
+    tier1, _ = lane(RecordingWriter())
+    parser = MessageParser(EventLimits(), lambda: NOW, PipelineMetrics.create(CollectorRegistry()))
+    part = ParsingSource(ListSource(batches), parser, lambda: tier1, max_batch=2).build_part(
+        "in", "only", None)
+    deadline = time.monotonic() + 10
+    while len(part._handovers) < 6 and time.monotonic() < deadline:  # 5 polls and the end
+        time.sleep(0.01)
+    sizes, positions = [], []
+    with pytest.raises(StopIteration):
+        while True:
+            taken = part.next_batch()
+            sizes.append(sum(len(shard_events) for _, shard_events in taken))
+            positions.append(part.snapshot()[0])
+    assert sizes == [2, 2, 1]
+    assert positions == [2, 4, 5]
+    part.close()
 
 
 def test_a_reader_that_fails_hands_its_error_to_the_worker() -> None:
