@@ -228,7 +228,6 @@ def flow_config(
         shards=settings.shards,
         erased_events=settings.erased_events,
         decoder=input_decoder(settings),
-        input_batch_size=settings.input_batch_size,
     )
 
 

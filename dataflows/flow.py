@@ -51,6 +51,7 @@ from bytewax.outputs import Sink
 from accounts.config import AccountConfig
 from accounts.debounce import ScoreRequest
 from dataflows.fast_lane import Tier1Lane
+from dataflows.kafka_input import EventsSource
 from dataflows.logic import ShardLogic
 from dataflows.metrics import PipelineMetrics
 from dataflows.outputs import utc_now
@@ -125,9 +126,6 @@ class FlowConfig:
     erased_events: ErasedEvents = ErasedEvents.REFUSE
     # Reads Segment or CloudEvents messages (schemas.formats); None: native events only.
     decoder: Decoder | None = None
-    # The most messages an input partition hands on at once: with the fast lane, the
-    # polls its reader read ahead are joined into batches up to this size.
-    input_batch_size: int = 5000
 
     @property
     def feature_version(self) -> str:
@@ -284,7 +282,7 @@ def build_dataflow(
     flow = Dataflow(flow_id)
     parsed_input = op.input("kafka-in", flow, ParsingSource(
         source, parser, sinks.fast_lane, config.erased_events, tracker=build_tracker,
-        max_batch=config.input_batch_size,
+        lane_inner=source.for_lane() if isinstance(source, EventsSource) else None,
     ))
     parsed = parse_messages("parse-messages", parsed_input)
     idle_signals = parsed.inactivity

@@ -71,6 +71,7 @@ class _EventsPartition(StatefulSourcePartition[MessageBatch, int]):
         offset: int,
         batch_size: int,
         heartbeat: Callable[[], None] | None,
+        report_lag: bool = True,
     ) -> None:
         self._offset = offset
         self._topic = topic
@@ -78,7 +79,10 @@ class _EventsPartition(StatefulSourcePartition[MessageBatch, int]):
         self._lag = BYTEWAX_CONSUMER_LAG_GAUGE.labels(
             step_id="kafka-in", topic=topic, partition=partition
         )
-        self._consumer = Consumer({**config, "stats_cb": self._stats})
+        self._consumer = Consumer(
+            {**config, "stats_cb": self._stats} if report_lag
+            else {**config, "statistics.interval.ms": 0}
+        )
         # assign(), not subscribe(): no consumer group, the offset is ours
         self._consumer.assign([TopicPartition(topic, partition, offset)])
         self._batch_size = batch_size
@@ -141,6 +145,7 @@ class EventsSource(FixedPartitionedSource[MessageBatch, int]):
         batch_size: int,
         heartbeat: Gauge | None = None,
         config: Mapping[str, str | int | bool] | None = None,
+        report_lag: bool = True,
     ) -> None:
         self._bootstrap = bootstrap
         self._topic = topic
@@ -148,6 +153,14 @@ class EventsSource(FixedPartitionedSource[MessageBatch, int]):
         self._batch_size = batch_size
         self._heartbeat = heartbeat
         self._config = dict(config or {})
+        self._report_lag = report_lag
+
+    def for_lane(self) -> EventsSource:
+        """The same partitions for a second reader (the tier-1 lane's): it sets neither
+        the heartbeat nor the lag gauge, which say how far the worker's reader got."""
+        return EventsSource(self._bootstrap, self._topic, tail=self._tail,
+                            batch_size=self._batch_size, config=self._config,
+                            report_lag=False)
 
     def list_parts(self) -> list[str]:
         client = AdminClient({**self._config, "bootstrap.servers": self._bootstrap})
@@ -180,4 +193,5 @@ class EventsSource(FixedPartitionedSource[MessageBatch, int]):
             OFFSET_BEGINNING if resume_state is None else resume_state,
             self._batch_size,
             heartbeat,
+            self._report_lag,
         )

@@ -19,7 +19,6 @@ import logging
 import threading
 import time
 from collections import Counter as Tally
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -302,13 +301,6 @@ class MessageParser:
 # How input waits for the schema registry while it does not answer.
 REGISTRY_RETRY = RetryPolicy()
 
-# With the tier-1 lane, how many messages a partition's reader may hold ahead of the
-# worker (about 5 s of a 30,000 events/s stream over 8 partitions; a few MB), and how
-# long the worker waits for them before it goes on to other work. A bound in batches
-# (2, until 2026-11-29) held the reader, and so the lane, behind the worker whenever it
-# fell two polls behind: at 10,000 events/s polls are small, so that was almost always.
-READ_AHEAD_MESSAGES = 20_000
-POLL_WAIT_S = 0.001
 
 # What the parse step hands on: one (shard key, events) per shard (erasures and, with
 # decisions, inactivity alerts among them), dead letters, and inactivity signals.
@@ -356,33 +348,30 @@ class _ParsingPartition(StatefulSourcePartition[Parsed, PartitionSnapshot]):
         self._inner.close()
 
 
-# A reader's hand-over: a batch of messages and the inner position after it; the end
-# of the input (None); or what the reader raised.
-_HandOver = tuple[list[Any], Any] | BaseException | None
+class _LanePartition(_ParsingPartition):
+    """The worker reads and parses in its own thread, as without the lane, while a
+    thread of the partition's own, with a reader of its own over the same partition,
+    sends the tier-1 alert of each decisive event as soon as it is read: a busy,
+    stuck or lagging worker (a snapshot, a slow sink, a burst it cannot keep up
+    with) never holds the lane back, and nothing is buffered between them.
 
-
-class _ReadAheadPartition(_ParsingPartition):
-    """Reads in a thread of its own, up to ``depth`` messages ahead of the worker, and
-    sends the tier-1 alert of each decisive event as soon as it is read, even while
-    the worker is busy (a snapshot, a slow sink, a batch of scoring).
-
-    The reader only picks out the decisive events (:meth:`_decisive`: a substring
-    test per message, a parse for the few it finds); the worker parses every
-    message, as without the lane. Parsing everything in the reader cost 12 % more
-    CPU (two threads contending for the interpreter), for no gain in latency.
-
-    The worker takes what was read so far as one batch, in order, up to ``max_batch``
-    messages (the input batch size: fewer, larger batches when polls are small or
-    it falls behind; the outputs do not depend on batching); the
-    partition's snapshot is the inner position after the last poll the worker took
-    (what the reader read beyond it is read again after a restart, and its alerts,
-    confirmed, are not sent twice). ``depth`` messages waiting stop the reader: input
-    waits for a stuck worker, the lane with it, but only after seconds of stream.
+    The lane only picks out the decisive events (:meth:`_decisive`: a substring test
+    per message, a parse for the few it finds); the worker parses every message.
+    Both readers start at the partition's recovered position and read the same
+    messages in the same order, so a count tells how far each got. The partition's
+    snapshot waits until the lane has read at least what the worker took (it is
+    normally ahead) and its alerts are confirmed: a restart from that position
+    loses no alert, and the alert ids sent (kept in the snapshot) are not sent
+    again. Until 2026-11-29 the lane read ahead for the worker and handed it its
+    polls, so a worker that fell behind held the lane back once the hand-over
+    filled (2 polls, then 20,000 messages: at 30,000 events/s, above what the
+    worker keeps up with, the tier-1 p99 grew to seconds).
     """
 
     def __init__(
         self,
         inner: StatefulSourcePartition[Any, Any],
+        lane_inner: StatefulSourcePartition[Any, Any],
         parser: MessageParser,
         erased: ErasedSubjects,
         tracker: InactivityTracker | None,
@@ -390,54 +379,56 @@ class _ReadAheadPartition(_ParsingPartition):
         sent: tuple[str, ...],
         *,
         name: str,
-        depth: int = READ_AHEAD_MESSAGES,
-        max_batch: int = READ_AHEAD_MESSAGES,
     ) -> None:
         super().__init__(inner, parser, erased, tracker)
-        # The reader's own view of the erasures: it reads ahead of the worker, whose
+        self._lane_inner = lane_inner
+        # The lane's own view of the erasures: it reads ahead of the worker, whose
         # view must change only where the worker's batches reach the erasure.
-        self._reader_erased = erased.copy()
+        self._lane_erased = erased.copy()
         self._lane = lane
         lane.attach()
         self._sent = dict.fromkeys(sent)  # alert ids the lane sent, oldest first
         # A decisive event's type as it appears in a message without escapes.
         self._needles = tuple(f'"{event_type}"'.encode() for event_type in lane.event_types)
         self._decisive_types = frozenset(lane.event_types)
-        self._handed = inner.snapshot()  # the position of what the worker took
-        # Hand-overs not yet taken by the worker, and the messages they hold.
-        self._depth = depth
-        self._max_batch = max_batch
-        self._handovers: deque[_HandOver] = deque()
-        self._waiting = 0
-        self._handed_over = threading.Condition()
+        self._taken = 0  # messages the worker read since the recovered position
+        self._lane_read = 0  # messages the lane read since then
+        self._lane_done = False  # the lane's reader reached the end, or failed
+        self._lane_error: BaseException | None = None
+        self._progress = threading.Condition()
         self._stop = threading.Event()
-        self._ended = False
-        self._reader = threading.Thread(target=self._read, name=f"read-ahead {name}",
+        self._thread = threading.Thread(target=self._run_lane, name=f"tier-1 lane {name}",
                                         daemon=True)
-        self._reader.start()
+        self._thread.start()
 
-    def _read(self) -> None:
-        inner, lane = self._inner, self._lane
+    def _run_lane(self) -> None:
+        inner, lane = self._lane_inner, self._lane
         try:
             while not self._stop.is_set():
                 try:
                     messages = list(inner.next_batch())
                 except StopIteration:
-                    self._hand_over(None)
-                    return
+                    break
                 if messages:
                     decisive = self._decisive(messages)
                     if decisive:
                         lane.send(decisive, self._sent)
                     lane.serve_reports()
-                    self._hand_over((messages, inner.snapshot()))
+                    with self._progress:
+                        self._lane_read += _message_count(messages)
+                        self._progress.notify_all()
                     continue
                 lane.serve_reports()
                 awake = inner.next_awake()
                 if awake is not None:
                     self._stop.wait(max(0.0, (awake - datetime.now(UTC)).total_seconds()))
-        except BaseException as exc:  # handed to the worker, which raises it
-            self._hand_over(exc)
+        except BaseException as exc:  # the worker raises it at its next batch
+            log.exception("tier-1 lane %s failed", self._thread.name)
+            self._lane_error = exc
+        finally:
+            with self._progress:
+                self._lane_done = True
+                self._progress.notify_all()
 
     def _decisive(self, messages: list[Any]) -> list[Event]:
         """The valid decisive events among ``messages``. Without a backslash, a JSON
@@ -462,7 +453,7 @@ class _ReadAheadPartition(_ParsingPartition):
             if CONTROL_NEEDLE in value:  # an erasure: no alert for the subject's events after it
                 erasure = parse_control(value)
                 if erasure is not None:
-                    self._reader_erased.add(erasure)
+                    self._lane_erased.add(erasure)
                     continue
             if decoder is not None:  # a foreign format: its names are not ours, decode all
                 try:
@@ -471,70 +462,42 @@ class _ReadAheadPartition(_ParsingPartition):
                 except DependencyUnavailable:
                     continue
                 if (isinstance(event, Event) and event.event_type in self._decisive_types
-                        and not self._reader_erased.refuses(event)):
+                        and not self._lane_erased.refuses(event)):
                     found.append(event)
                 continue
             if b"\\" not in value and not any(needle in value for needle in needles):
                 continue
             event = parse_event(value, now, parser.limits, partition=partition, offset=offset,
                                 ingested_at=_broker_time(timestamp))
-            if isinstance(event, Event) and not self._reader_erased.refuses(event):
+            if isinstance(event, Event) and not self._lane_erased.refuses(event):
                 found.append(event)
         return found
 
-    def _hand_over(self, item: _HandOver) -> None:
-        """Queue ``item`` for the worker; wait while ``depth`` messages are waiting."""
-        size = _message_count(item[0]) if isinstance(item, tuple) else 0
-        with self._handed_over:
-            while self._waiting >= self._depth and not self._stop.is_set():
-                self._handed_over.wait(0.1)
-            self._handovers.append(item)
-            self._waiting += size
-            self._handed_over.notify_all()
-
     def next_batch(self) -> list[Parsed]:
-        """What the reader handed over so far, up to ``max_batch`` messages (at least
-        one poll), parsed as one batch (an error or the end is raised once what came
-        before it is returned)."""
-        if self._ended:
-            raise StopIteration
-        messages: list[Any] = []
-        with self._handed_over:
-            if not self._handovers:
-                self._handed_over.wait(POLL_WAIT_S)
-            handovers = self._handovers
-            taken = 0
-            while handovers and taken < self._max_batch:
-                item = handovers[0]
-                if not isinstance(item, tuple):
-                    if messages:
-                        break  # the end or the error after what came before it
-                    handovers.popleft()
-                    if item is None:
-                        self._ended = True
-                        raise StopIteration
-                    raise item
-                handovers.popleft()
-                messages.extend(item[0])
-                taken += _message_count(item[0])
-                self._handed = item[1]
-            self._waiting -= taken
-            self._handed_over.notify_all()
-        return self._parse(messages) if messages else []
-
-    def next_awake(self) -> datetime | None:
-        return None  # next_batch waits on the hand-over queue itself
+        if self._lane_error is not None:
+            raise self._lane_error
+        messages = list(self._inner.next_batch())  # StopIteration at the end passes on
+        if not messages:
+            return []
+        self._taken += _message_count(messages)
+        return self._parse(messages)
 
     def snapshot(self) -> PartitionSnapshot:
-        """The position of what the worker took, once the lane's alerts are confirmed,
-        the alert ids sent (so a copy read after a restart is not sent again), and the
-        erasures, the tracker."""
-        return self._handed, self._lane.confirm(self._sent), *self._state()
+        """The position of what the worker took, once the lane has read at least as far
+        and its alerts are confirmed; the alert ids sent (so a copy read after a restart
+        is not sent again); the erasures, the tracker."""
+        with self._progress:
+            while self._lane_read < self._taken and not self._lane_done:
+                self._progress.wait(0.1)
+        if self._lane_error is not None:
+            raise self._lane_error
+        return self._inner.snapshot(), self._lane.confirm(self._sent), *self._state()
 
     def close(self) -> None:
         self._stop.set()
-        self._reader.join(timeout=30)
+        self._thread.join(timeout=30)
         self._lane.detach()
+        self._lane_inner.close()
         super().close()
 
 
@@ -542,8 +505,8 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
     """Any partitioned source of messages (Kafka, a JSONL file, a test's list), parsed in
     its partitions; with ``lane`` (a factory, called once per worker), each partition
     reads ahead in a thread of its own and the tier-1 fast lane sends decisive events'
-    alerts from there, up to ``read_ahead`` messages ahead of the worker, whose
-    batches join the polls read ahead up to ``max_batch`` messages."""
+    alerts from there, with a second reader of the same partition: ``lane_inner``'s
+    (by default ``inner``'s) ``build_part`` with the same resume state."""
 
     def __init__(
         self,
@@ -552,13 +515,11 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
         lane: Callable[[], Tier1Lane] | None = None,
         erased_events: ErasedEvents = ErasedEvents.REFUSE,
         tracker: Callable[[TrackerSnapshot | None], InactivityTracker] | None = None,
-        read_ahead: int = READ_AHEAD_MESSAGES,
-        max_batch: int = READ_AHEAD_MESSAGES,
+        lane_inner: FixedPartitionedSource[Any, Any] | None = None,
     ) -> None:
         self._inner = inner
+        self._lane_inner = lane_inner or inner
         self._parser = parser
-        self._read_ahead = read_ahead
-        self._max_batch = max_batch
         self._erased_events = erased_events
         self._tracker_factory = tracker
         self._lane_factory = lane
@@ -590,9 +551,9 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
         tracker = None if factory is None else factory(tracked)
         if self._lane is None:
             return _ParsingPartition(inner, self._parser, erased, tracker)
-        return _ReadAheadPartition(inner, self._parser, erased, tracker, self._lane, sent,
-                                   name=for_part, depth=self._read_ahead,
-                                   max_batch=self._max_batch)
+        lane_inner = self._lane_inner.build_part(step_id, for_part, inner_state)
+        return _LanePartition(inner, lane_inner, self._parser, erased, tracker, self._lane,
+                              sent, name=for_part)
 
 
 # One message's fields: value, key, topic, partition, offset, (timestamp type, ms), the

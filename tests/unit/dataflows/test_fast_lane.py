@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -160,15 +161,13 @@ def test_parsing_source_confirms_before_its_snapshot_and_resumes_its_memory() ->
     writer = RecordingWriter()
     tier1, _ = lane(writer)
     parser = MessageParser(EventLimits(), lambda: NOW, PipelineMetrics.create(CollectorRegistry()))
-    # One message may wait: the reader holds the second batch until the worker takes
-    # the first, so the worker's first batch is the first poll alone.
-    source = ParsingSource(ListSource(batches), parser, lambda: tier1, read_ahead=1)
+    source = ParsingSource(ListSource(batches), parser, lambda: tier1)
     part = source.build_part("in", "only", None)
     first = next_items(part)
     assert [type(item).__name__ for item in first] == ["tuple"]  # no tracker: no activity
     sent_id = alert_id("acme", "acct-1", "payment_failed", "e1")
     # The position is that of what the worker took (one poll), however far the
-    # reader read ahead; the alert was confirmed before the snapshot was given.
+    # lane read; the alert was confirmed before the snapshot was given.
     assert part.snapshot() == (1, (sent_id,), (), None)
     assert tier1._pending == []
     part.close()
@@ -187,55 +186,71 @@ def test_parsing_source_confirms_before_its_snapshot_and_resumes_its_memory() ->
     legacy.close()
 
 
-def test_the_reader_runs_ahead_of_an_idle_worker_and_hands_over_everything_at_once() -> None:
-    """The lane does not wait for the worker: while the worker takes nothing, the
-    reader reads every poll (within its bound) and sends their alerts; the worker's
-    next batch is then all of them, in order, and its snapshot is after the last."""
+def test_the_lane_reads_on_while_the_worker_takes_nothing() -> None:
+    """The lane has a reader of its own: while the worker takes nothing (stuck in a
+    sink, a snapshot, behind the stream), every decisive event's alert is sent and
+    acknowledged; the worker then reads the same polls itself, in order."""
     batches = [[message(f"e{i}", "billing.payment_failed", i)] for i in range(5)]
     writer = RecordingWriter()
     tier1, metrics = lane(writer)
     parser = MessageParser(EventLimits(), lambda: NOW, PipelineMetrics.create(CollectorRegistry()))
     part = ParsingSource(ListSource(batches), parser, lambda: tier1).build_part(
         "in", "only", None)
-    deadline = time.monotonic() + 10
-    while len(part._handovers) < 6 and time.monotonic() < deadline:  # 5 polls and the end
-        time.sleep(0.01)
-    assert writer.produced == [alert_id("acme", "acct-1", "payment_failed", f"e{i}")
-                               for i in range(5)]
-    # The reader served the delivery reports: the alerts' latency was observed before
-    # any confirm (a snapshot), as their acknowledgements came.
+    # The lane served the delivery reports as they came, before any confirm (a
+    # snapshot): the alerts' latency is observed when they are acknowledged.
     deadline = time.monotonic() + 10
     while metrics.total(metrics.sink_writes) < 5 and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert writer.produced == [alert_id("acme", "acct-1", "payment_failed", f"e{i}")
+                               for i in range(5)]
     assert metrics.total(metrics.sink_writes) == 5
-    taken = next_items(part)
-    assert [event.event_id for _, shard_events in taken for event in shard_events] == [
-        f"e{i}" for i in range(5)]
-    assert part.snapshot()[0] == 5
-    part.close()
-
-
-def test_the_worker_joins_polls_read_ahead_up_to_its_batch_size() -> None:
-    batches = [[message(f"e{i}", "app.login", i)] for i in range(5)]
-    tier1, _ = lane(RecordingWriter())
-    parser = MessageParser(EventLimits(), lambda: NOW, PipelineMetrics.create(CollectorRegistry()))
-    part = ParsingSource(ListSource(batches), parser, lambda: tier1, max_batch=2).build_part(
-        "in", "only", None)
-    deadline = time.monotonic() + 10
-    while len(part._handovers) < 6 and time.monotonic() < deadline:  # 5 polls and the end
-        time.sleep(0.01)
-    sizes, positions = [], []
+    taken: list[str] = []
     with pytest.raises(StopIteration):
         while True:
-            taken = part.next_batch()
-            sizes.append(sum(len(shard_events) for _, shard_events in taken))
-            positions.append(part.snapshot()[0])
-    assert sizes == [2, 2, 1]
-    assert positions == [2, 4, 5]
+            taken += [event.event_id for _, shard_events in part.next_batch()
+                      for event in shard_events]
+    assert taken == [f"e{i}" for i in range(5)]
+    assert part.snapshot()[0] == 5
+    assert len(writer.produced) == 5  # nothing sent twice
     part.close()
 
 
-def test_a_reader_that_fails_hands_its_error_to_the_worker() -> None:
+def test_a_snapshot_waits_for_the_lane_to_reach_the_worker() -> None:
+    """A snapshot's position is never beyond what the lane has read: a restart from it
+    must not skip a decisive event the lane has not seen yet."""
+    release = threading.Event()
+
+    class SlowLane(ListSource):
+        def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> Any:
+            part = super().build_part(step_id, for_part, resume_state)
+            read = part.next_batch
+
+            def held() -> list[Any]:
+                release.wait(10)
+                return read()
+
+            part.next_batch = held  # type: ignore[method-assign]
+            return part
+
+    batches = [[message("e1", "billing.payment_failed", 0)]]
+    writer = RecordingWriter()
+    tier1, _ = lane(writer)
+    parser = MessageParser(EventLimits(), lambda: NOW, PipelineMetrics.create(CollectorRegistry()))
+    part = ParsingSource(ListSource(batches), parser, lambda: tier1,
+                         lane_inner=SlowLane(batches)).build_part("in", "only", None)
+    assert next_items(part)  # the worker took the poll; the lane is held before it
+    snapshots: list[Any] = []
+    taker = threading.Thread(target=lambda: snapshots.append(part.snapshot()))
+    taker.start()
+    taker.join(0.3)
+    assert taker.is_alive() and not snapshots and writer.produced == []
+    release.set()
+    taker.join(10)
+    assert snapshots == [(1, (alert_id("acme", "acct-1", "payment_failed", "e1"),), (), None)]
+    part.close()
+
+
+def test_a_lane_that_fails_hands_its_error_to_the_worker() -> None:
     class Broken(ListSource):
         def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> Any:
             part = super().build_part(step_id, for_part, resume_state)
@@ -244,9 +259,13 @@ def test_a_reader_that_fails_hands_its_error_to_the_worker() -> None:
 
     tier1, _ = lane(RecordingWriter())
     parser = MessageParser(EventLimits(), lambda: NOW, PipelineMetrics.create(CollectorRegistry()))
-    part = ParsingSource(Broken([]), parser, lambda: tier1).build_part("in", "only", None)
+    batches = [[message(f"e{i}", "app.login", i)] for i in range(1000)]
+    part = ParsingSource(ListSource(batches), parser, lambda: tier1,
+                         lane_inner=Broken([])).build_part("in", "only", None)
     with pytest.raises(ZeroDivisionError):
-        next_items(part)
+        for _ in range(1000):
+            part.next_batch()
+            time.sleep(0.001)
     part.close()
 
 
@@ -268,6 +287,7 @@ def test_the_reader_finds_decisive_events_however_they_are_written() -> None:
     part = ParsingSource(ListSource([batch]), parser, lambda: tier1).build_part("in", "only", None)
     items = next_items(part)  # the worker still parses every message
     assert sum(len(item[1]) for item in items if type(item) is tuple) == 4
+    part.snapshot()  # waits for the lane to have read what the worker took
     assert sorted(writer.produced) == sorted(
         alert_id("acme", "acct-1", "payment_failed", e) for e in ("esc", "pf")
     )
