@@ -216,6 +216,8 @@ class Vocabulary:
 
     triggers: frozenset[str]
     features: frozenset[str]
+    # where the triggers and features come from, for the problems that name one
+    source: str = "the feature definitions"
 
 
 def default_policy_path() -> Path:
@@ -381,7 +383,8 @@ class _Checker:
         return value
 
     def choices(
-        self, node: yaml.Node | None, path: str, allowed: Iterable[str], what: str
+        self, node: yaml.Node | None, path: str, allowed: Iterable[str], what: str,
+        defined_in: str = "",
     ) -> frozenset[str] | None:
         items = node.value if isinstance(node, yaml.SequenceNode) else [node]
         allowed = set(allowed)
@@ -394,7 +397,8 @@ class _Checker:
                 continue
             if allowed and value not in allowed:
                 self.fail(item_path, item,
-                          f"unknown {what} {value!r} (known: {', '.join(sorted(allowed))})")
+                          f"unknown {what} {value!r}{defined_in}"
+                          f" (known: {', '.join(sorted(allowed))})")
                 continue
             out.add(value)
         if not out and len(self.problems) == before:
@@ -572,7 +576,8 @@ class _Checker:
             return None
         before = len(self.problems)
         triggers = self.choices(fields["trigger"], f"{path}.trigger",
-                                self.vocabulary.triggers, "trigger") \
+                                self.vocabulary.triggers, "trigger",
+                                f": no tier-1 rule or signal of {self.vocabulary.source}") \
             if "trigger" in fields else None
         tiers = self.choices(fields["tier"], f"{path}.tier", _TIERS, "tier") \
             if "tier" in fields else None
@@ -586,7 +591,8 @@ class _Checker:
             for feature, spec in self.entries(fields["features"], f"{path}.features").items():
                 feature_path = f"{path}.features.{feature}"
                 if feature not in self.vocabulary.features:
-                    self.fail(feature_path, spec, "unknown feature (see the feature definitions)")
+                    self.fail(feature_path, spec,
+                              f"unknown feature: not defined in {self.vocabulary.source}")
                     continue
                 tests = self.mapping(spec, feature_path, (c.value for c in Comparison))
                 if not tests:
@@ -602,13 +608,24 @@ class _Checker:
         return Condition(triggers, tiers, plans, tuple(thresholds), statuses)
 
 
-def vocabulary_for(tier1_rules: Iterable[str], feature_names: Iterable[str]) -> Vocabulary:
-    """Every trigger the flow raises: tier-1 rules, usage signals, risk-tier rises."""
-    from schemas.signal import SignalType
+def vocabulary_for(
+    tier1_rules: Iterable[str],
+    feature_names: Iterable[str],
+    *,
+    signals: Iterable[str] | None = None,
+    source: str = "the feature definitions",
+) -> Vocabulary:
+    """Every trigger the flow raises: tier-1 rules, usage signals, risk-tier rises.
 
-    triggers = set(tier1_rules) | {s.value for s in SignalType}
+    ``signals``: the usage signals the definitions declare (None: the shipped ones);
+    ``source``: the definitions file, named by the problems."""
+    if signals is None:
+        from schemas.signal import SignalType
+
+        signals = (s.value for s in SignalType)
+    triggers = set(tier1_rules) | set(signals)
     triggers |= {f"risk_{tier}" for tier in _TIERS if tier != "low"}
-    return Vocabulary(frozenset(triggers), frozenset(feature_names))
+    return Vocabulary(frozenset(triggers), frozenset(feature_names), source)
 
 
 class PolicyHolder:

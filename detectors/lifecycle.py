@@ -1,25 +1,38 @@
 """Account lifecycle changes the decision engine needs: consent, cancellation, recovery, plan.
 
 Pure: an event (or a recovered usage signal) in, an :class:`AccountChange` or
-None out. Only the few event types below produce one, so the per-event cost is
-one dictionary lookup.
+None out. Which event types mean which change is data: the definitions file's
+``lifecycle`` section (compiled into :class:`LifecycleRules`), so the per-event
+cost is one dictionary lookup.
 
-``account.consent_changed`` carries ``attributes.contact_allowed`` (a boolean);
-the event validator dead-letters one without it (reason ``schema``), so a
-consent change is never silently misread.
-
-``account.traits_changed`` (a customer data platform's identify or group call,
-its attributes the traits) is a plan change when it carries a text ``plan``
-trait, so a policy's ``when: {plan: [...]}`` works for Segment and CloudEvents
-sources too; traits without one change nothing here (features read the others).
+Two event types belong to churnwatch's event contract rather than to a product,
+and always mean their change: ``account.consent_changed`` carries
+``attributes.contact_allowed`` (a boolean; the event validator dead-letters one
+without it, reason ``schema``, so a consent change is never silently misread),
+and ``account.traits_changed`` (a customer data platform's identify or group
+call, its attributes the traits) is a plan change when it carries a text
+``plan`` trait, so a policy's ``when: {plan: [...]}`` works for Segment and
+CloudEvents sources too; traits without one change nothing here (features read
+the others). Another event type mapped to ``consent_changed`` counts only when it
+carries a boolean ``contact_allowed``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 from schemas.event import CONSENT_EVENT_TYPE, TRAITS_EVENT_TYPE, Event
 from schemas.lifecycle import AccountChange, ChangeKind
 
-_KINDS = {
+# The event contract's own lifecycle types (see the module docstring).
+CONTRACT_KINDS: Mapping[str, ChangeKind] = {
+    CONSENT_EVENT_TYPE: ChangeKind.CONSENT,
+    TRAITS_EVENT_TYPE: ChangeKind.PLAN,
+}
+
+# What the shipped definitions file declares (a test holds them equal).
+DEFAULT_LIFECYCLE: Mapping[str, ChangeKind] = {
     CONSENT_EVENT_TYPE: ChangeKind.CONSENT,
     "subscription.cancelled": ChangeKind.CANCELLED,
     "subscription.reactivated": ChangeKind.REACTIVATED,
@@ -29,11 +42,28 @@ _KINDS = {
     "billing.upgraded": ChangeKind.PLAN,
     TRAITS_EVENT_TYPE: ChangeKind.PLAN,
 }
+_KINDS = DEFAULT_LIFECYCLE
 
 
-def detect_change(event: Event) -> AccountChange | None:
-    """The change an event stands for, if it is one of the lifecycle types."""
-    kind = _KINDS.get(event.event_type)
+@dataclass(frozen=True, slots=True)
+class LifecycleRules:
+    """Event type -> the change it means (the contract's types always included)."""
+
+    kinds: Mapping[str, ChangeKind] = field(default_factory=lambda: dict(DEFAULT_LIFECYCLE))
+    # The event types that are cancellations (a cancellation record each).
+    cancelled: frozenset[str] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kinds", {**self.kinds, **CONTRACT_KINDS})
+        cancelled = frozenset(t for t, k in self.kinds.items() if k is ChangeKind.CANCELLED)
+        object.__setattr__(self, "cancelled", cancelled)
+
+
+def detect_change(
+    event: Event, kinds: Mapping[str, ChangeKind] = DEFAULT_LIFECYCLE
+) -> AccountChange | None:
+    """The change an event stands for, if its type is one of the lifecycle types."""
+    kind = kinds.get(event.event_type)
     if kind is None:
         return None
     attributes = event.attributes
@@ -41,6 +71,8 @@ def detect_change(event: Event) -> AccountChange | None:
         return _plan_trait(event)
     plan = attributes.get("to_plan", attributes.get("plan"))
     allowed = attributes.get("contact_allowed")
+    if kind is ChangeKind.CONSENT and not isinstance(allowed, bool):
+        return None  # only the contract's consent type is checked by the validator
     return AccountChange(
         event.tenant_id,
         event.account_id,

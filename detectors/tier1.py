@@ -1,13 +1,14 @@
 """Tier-1 detectors: single decisive events that say an account is at risk.
 
 Pure functions: an :class:`~schemas.event.Event` and the rules in, an alert or
-a record out. The event-type → (rule, severity) mapping is data (settings),
-so a tenant with its own taxonomy changes configuration, not code.
+a record out. The event-type → (rule, severity) mapping is data (the
+definitions file's ``tier1`` section, or ``CHURNWATCH_TIER1_RULES``), so a
+tenant with its own taxonomy changes configuration, not code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 
 from schemas.alert import Alert, AlertTier, Severity, alert_id, deterministic_id
@@ -15,6 +16,7 @@ from schemas.event import Event
 from schemas.lifecycle import Cancellation
 
 CANCELLED_EVENT_TYPE = "subscription.cancelled"
+DEFAULT_CANCELLED = frozenset({CANCELLED_EVENT_TYPE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,7 @@ class Tier1Rule:
     reason: str
 
 
+# What the shipped definitions file declares (a test holds them equal).
 DEFAULT_TIER1_RULES: Mapping[str, Tier1Rule] = {
     "billing.payment_failed": Tier1Rule(
         "payment_failed", Severity.HIGH, "a payment failed: involuntary churn risk"
@@ -82,9 +85,12 @@ def detect_tier1(event: Event, rules: Mapping[str, Tier1Rule]) -> Alert | None:
     )
 
 
-def detect_cancellation(event: Event) -> Cancellation | None:
-    """A cancellation record for ``subscription.cancelled`` events."""
-    if event.event_type != CANCELLED_EVENT_TYPE:
+def detect_cancellation(
+    event: Event, cancelled: Container[str] = DEFAULT_CANCELLED
+) -> Cancellation | None:
+    """A cancellation record for the event types that mean one (the lifecycle
+    mapping's ``cancelled``)."""
+    if event.event_type not in cancelled:
         return None
     reason = event.attributes.get("reason_code")
     return Cancellation(

@@ -5,6 +5,16 @@ feature once; the stream (``featurestore.aggregation``) and the batch backfill
 both compute from the compiled :class:`FeatureSet`, so online and offline
 values cannot drift. ``FeatureSet.version`` hashes the normalised definitions:
 it is the ``feature_version`` written next to every stored vector.
+
+The same file declares what the detectors look for (see README, "Signals"):
+``signals`` (usage signals over the features), ``tier1`` (decisive event types)
+and ``lifecycle`` (event types that change an account's standing). This module
+checks their shape and keeps them as declarations; ``detectors.definitions``
+compiles them into the detectors' rules and checks what they mean. They are not
+part of ``FeatureSet.version``: a signal changes no stored vector and no model.
+
+Every problem names the file and the path in it (``signals.login_drop.current``)
+and, for a file, the line.
 """
 
 from __future__ import annotations
@@ -22,12 +32,19 @@ import orjson
 import yaml
 
 from featurestore.errors import DefinitionError
+from schemas.alert import Severity
+from schemas.lifecycle import ChangeKind
 
 DEFAULT_DEFINITIONS = "default.yaml"
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _DAYS_RE = re.compile(r"([1-9][0-9]{0,2})d")
 _EVENT_RE = re.compile(r"\*|[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*(?:\.\*)?")
+# An exact event type, as the event contract allows (schemas.event): namespaced.
+_EVENT_TYPE_RE = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
 MAX_DAYS = 400
+_SECTIONS = ("version", "features", "signals", "tier1", "lifecycle")
+# The lifecycle kinds a file may map event types to (usage_recovered comes from signals).
+LIFECYCLE_KINDS = tuple(k for k in ChangeKind if k is not ChangeKind.USAGE_RECOVERED)
 
 
 class Aggregation(StrEnum):
@@ -84,14 +101,49 @@ class FeatureDefinition:
         return self.window_days + self.offset_days
 
 
+@dataclass(frozen=True, slots=True)
+class SignalDeclaration:
+    """One usage signal as declared: its name, kind and settings as written (the
+    detectors check and compile them: ``detectors.definitions``)."""
+
+    name: str
+    kind: str
+    settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Tier1Declaration:
+    """A decisive event type: the alert rule it raises, its severity and reason."""
+
+    event_type: str
+    rule: str
+    severity: Severity
+    reason: str
+
+
 @dataclass(frozen=True)
 class FeatureSet:
-    """Compiled definitions: the features in file order and their version hash."""
+    """Compiled definitions: the features in file order and their version hash, and
+    the detectors' declarations (signals, tier-1 rules, lifecycle mapping)."""
 
     features: tuple[FeatureDefinition, ...]
     version: str
     source: str = "<definitions>"
     _by_type: dict[str, tuple[int, ...]] = field(default_factory=dict, compare=False, repr=False)
+    signals: tuple[SignalDeclaration, ...] = ()
+    tier1: tuple[Tier1Declaration, ...] = ()
+    # change kind -> the event types that mean it, in file order
+    lifecycle: Mapping[ChangeKind, tuple[str, ...]] = field(default_factory=dict)
+    # dotted path in the file (features.x.events, tier1.billing.payment_failed.rule) -> line
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def line_of(self, path: str) -> int | None:
+        """The file line of ``path``, or of its nearest enclosing entry; None without a file."""
+        return _line_of(self.lines, path)
+
+    def error(self, path: str, problem: str) -> DefinitionError:
+        """A :class:`DefinitionError` about ``path``, with its line."""
+        return DefinitionError(self.source, path, problem, self.line_of(path))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -137,12 +189,57 @@ def load_definitions(path: Path | None = None) -> FeatureSet:
             raise DefinitionError(str(path), "$", f"cannot read: {exc.strerror}") from None
         source = str(path)
     try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "$"
-        raise DefinitionError(source, where, f"not valid YAML/JSON: {exc}") from None
-    return parse_definitions(document, source)
+        line = mark.line + 1 if mark is not None else None
+        where = f"line {line}" if line is not None else "$"
+        raise DefinitionError(source, where, f"not valid YAML/JSON: {exc}", line) from None
+    lines: dict[str, int] = {}
+    if node is not None:
+        _index_lines(node, "", lines, source)
+    try:
+        feature_set = parse_definitions(document, source)
+    except DefinitionError as exc:
+        if exc.line is not None:
+            raise
+        raise DefinitionError(source, exc.path, exc.problem, _line_of(lines, exc.path)) from None
+    object.__setattr__(feature_set, "lines", lines)
+    return feature_set
+
+
+def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], source: str) -> None:
+    """Record the line of every mapping key and list item under ``node`` by its dotted
+    path; a key given twice is refused (YAML would silently keep the last)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            child = f"{path}.{key}" if path else key
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise DefinitionError(source, child, "duplicate key", line)
+            seen.add(key)
+            lines[child] = line
+            _index_lines(value_node, child, lines, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            child = f"{path}[{i}]"
+            lines[child] = item.start_mark.line + 1
+            _index_lines(item, child, lines, source)
+
+
+def _line_of(lines: Mapping[str, int], path: str) -> int | None:
+    """The line of ``path``, else of the nearest enclosing path that has one."""
+    while path:
+        if path in lines:
+            return lines[path]
+        cut = max(path.rfind("."), path.rfind("["))
+        if cut <= 0:
+            return None
+        path = path[:cut]
+    return None
 
 
 def parse_definitions(document: Any, source: str = "<definitions>") -> FeatureSet:
@@ -152,9 +249,11 @@ def parse_definitions(document: Any, source: str = "<definitions>") -> FeatureSe
     version = document.get("version")
     if isinstance(version, bool) or version != 1:
         raise DefinitionError(source, "version", "must be 1")
-    extra = set(document) - {"version", "features"}
+    extra = set(document) - set(_SECTIONS)
     if extra:
-        raise DefinitionError(source, sorted(extra)[0], "unknown key")
+        raise DefinitionError(
+            source, str(sorted(extra, key=str)[0]), f"unknown key (known: {', '.join(_SECTIONS)})"
+        )
     raw_features = document.get("features")
     if not isinstance(raw_features, dict) or not raw_features:
         raise DefinitionError(source, "features", "must be a non-empty mapping name -> definition")
@@ -173,7 +272,103 @@ def parse_definitions(document: Any, source: str = "<definitions>") -> FeatureSe
         [_canonical(f) for f in features], option=orjson.OPT_SORT_KEYS
     )
     version = hashlib.sha256(canonical).hexdigest()[:16]
-    return FeatureSet(tuple(features), version, source)
+    return FeatureSet(
+        tuple(features),
+        version,
+        source,
+        signals=_parse_signals(source, document.get("signals")),
+        tier1=_parse_tier1(source, document.get("tier1")),
+        lifecycle=_parse_lifecycle(source, document.get("lifecycle")),
+    )
+
+
+def _parse_signals(source: str, section: object) -> tuple[SignalDeclaration, ...]:
+    """The ``signals`` section's shape: name -> {kind: ..., settings}. What each kind
+    takes is the detectors' to check (``detectors.definitions``)."""
+    if section is None:
+        return ()
+    if not isinstance(section, Mapping):
+        raise DefinitionError(source, "signals", "must be a mapping name -> signal")
+    declared = []
+    for name, spec in section.items():
+        path = f"signals.{name}"
+        if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+            raise DefinitionError(
+                source, path, "name must be lowercase [a-z0-9_], at most 63 chars"
+            )
+        if not isinstance(spec, Mapping):
+            raise DefinitionError(source, path, "must be a mapping with a 'kind'")
+        kind = spec.get("kind")
+        if not isinstance(kind, str):
+            raise DefinitionError(source, f"{path}.kind", "required: drop, threshold,"
+                                  " renewal_risk or absence")
+        settings = {str(k): v for k, v in spec.items() if k != "kind"}
+        declared.append(SignalDeclaration(name, kind, settings))
+    return tuple(declared)
+
+
+def _parse_tier1(source: str, section: object) -> tuple[Tier1Declaration, ...]:
+    """``tier1``: event type -> {rule, severity, reason}."""
+    if section is None:
+        return ()
+    if not isinstance(section, Mapping):
+        raise DefinitionError(source, "tier1", "must be a mapping event_type -> rule")
+    declared = []
+    rules: dict[str, str] = {}
+    for event_type, spec in section.items():
+        path = f"tier1.{event_type}"
+        if not isinstance(event_type, str) or not _EVENT_TYPE_RE.fullmatch(event_type):
+            raise DefinitionError(source, path, "must be an event type such as billing.failed")
+        if not isinstance(spec, Mapping):
+            raise DefinitionError(source, path, "must be a mapping {rule, severity, reason}")
+        unknown = set(spec) - {"rule", "severity", "reason"}
+        if unknown:
+            raise DefinitionError(source, f"{path}.{sorted(unknown, key=str)[0]}",
+                                  "unknown key (known: rule, severity, reason)")
+        rule = spec.get("rule")
+        if not isinstance(rule, str) or not _NAME_RE.fullmatch(rule):
+            raise DefinitionError(source, f"{path}.rule", "required: a lowercase name")
+        if rule in rules:
+            raise DefinitionError(source, f"{path}.rule",
+                                  f"{rule!r} is already the rule of {rules[rule]}")
+        rules[rule] = event_type
+        try:
+            severity = Severity(spec.get("severity", "high"))
+        except ValueError:
+            choices = ", ".join(s.value for s in Severity)
+            raise DefinitionError(source, f"{path}.severity", f"must be one of {choices}") from None
+        reason = spec.get("reason", f"{event_type} received")
+        if not isinstance(reason, str) or not reason:
+            raise DefinitionError(source, f"{path}.reason", "must be a text")
+        declared.append(Tier1Declaration(event_type, rule, severity, reason))
+    return tuple(declared)
+
+
+def _parse_lifecycle(source: str, section: object) -> dict[ChangeKind, tuple[str, ...]]:
+    """``lifecycle``: change kind -> [event types]; an event type means one kind only."""
+    if section is None:
+        return {}
+    kinds = ", ".join(LIFECYCLE_KINDS)
+    if not isinstance(section, Mapping):
+        raise DefinitionError(source, "lifecycle", f"must be a mapping of {kinds} -> event types")
+    mapping: dict[ChangeKind, tuple[str, ...]] = {}
+    meaning: dict[str, str] = {}
+    for kind, types in section.items():
+        path = f"lifecycle.{kind}"
+        if kind not in LIFECYCLE_KINDS:
+            raise DefinitionError(source, path, f"unknown change (known: {kinds})")
+        if not isinstance(types, list):
+            raise DefinitionError(source, path, "must list event types")
+        for i, event_type in enumerate(types):
+            if not isinstance(event_type, str) or not _EVENT_TYPE_RE.fullmatch(event_type):
+                raise DefinitionError(source, f"{path}[{i}]",
+                                      "must be an event type such as subscription.cancelled")
+            if event_type in meaning:
+                raise DefinitionError(source, f"{path}[{i}]",
+                                      f"{event_type} already means {meaning[event_type]}")
+            meaning[event_type] = str(kind)
+        mapping[ChangeKind(kind)] = tuple(types)
+    return mapping
 
 
 def _canonical(feature: FeatureDefinition) -> dict[str, Any]:

@@ -6,13 +6,16 @@ from schemas.errors import ChurnwatchError, DependencyUnavailable
 
 
 class DefinitionError(ChurnwatchError):
-    """A feature definitions file is invalid; ``path`` says where."""
+    """A feature definitions file is invalid; ``path`` (and ``line``, when the problem
+    was found in a file) says where."""
 
-    def __init__(self, source: str, path: str, problem: str) -> None:
+    def __init__(self, source: str, path: str, problem: str, line: int | None = None) -> None:
         self.source = source
         self.path = path
         self.problem = problem
-        super().__init__(f"{source}: {path}: {problem}")
+        self.line = line
+        where = f"line {line}: " if line is not None and path != f"line {line}" else ""
+        super().__init__(f"{source}: {where}{path}: {problem}")
 
 
 class FeatureVersionMismatch(ChurnwatchError):

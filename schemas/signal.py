@@ -5,7 +5,7 @@ The record only; the detectors that raise signals live in ``detectors``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
@@ -13,6 +13,9 @@ from schemas.alert import Alert, AlertTier, Severity, alert_id
 
 
 class SignalType(StrEnum):
+    """The shipped signals' names. A signal's name is any name the definitions file
+    declares (``UsageSignal.signal_type`` is a plain string); these are the defaults."""
+
     LOGIN_DROP = "login_drop"
     SEAT_DROP = "seat_drop"
     FEATURE_DROP = "feature_drop"
@@ -27,12 +30,29 @@ class UsageSignal:
     signal_id: str
     tenant_id: str
     account_id: str
-    signal_type: SignalType
+    signal_type: str  # the declared signal's name
     usage_count: float
     baseline_count: float
     signal_date: date
     feature_version: str
     severity: Severity
+    # The alert's reason, from the signal's declared template; not a column of
+    # usage_signals (see to_document).
+    reason: str = field(default="", compare=False)
+
+    def to_document(self) -> dict[str, object]:
+        """The ``usage_signals`` row: every field but the alert's reason."""
+        return {
+            "signal_id": self.signal_id,
+            "tenant_id": self.tenant_id,
+            "account_id": self.account_id,
+            "signal_type": str(self.signal_type),
+            "usage_count": self.usage_count,
+            "baseline_count": self.baseline_count,
+            "signal_date": self.signal_date.isoformat(),
+            "feature_version": self.feature_version,
+            "severity": str(self.severity),
+        }
 
     def to_alert(self, ingested_at: float = 0.0) -> Alert:
         """The tier-2 alert; ``ingested_at``: when the input that revealed it arrived."""
@@ -57,7 +77,9 @@ def _end_of(day: date) -> datetime:
 
 
 def _reason(signal: UsageSignal) -> str:
-    if signal.signal_type is SignalType.INACTIVITY:
+    if signal.reason:
+        return signal.reason
+    if signal.signal_type == SignalType.INACTIVITY:
         return f"no activity for {signal.baseline_count:g} days"
     return (
         f"{signal.signal_type}: {signal.usage_count:g} in the last 7 days "

@@ -399,7 +399,8 @@ def test_a_file_error_names_the_file_and_the_feature(tmp_path: Path) -> None:
     )
     with pytest.raises(DefinitionError) as caught:
         load_definitions(traits)
-    assert str(caught.value) == f"{traits}: features.mrr.attribute: required for latest"
+    assert str(caught.value) == f"{traits}: line 3: features.mrr.attribute: required for latest"
+    assert caught.value.line == 3
 
 
 def test_valid_file_is_loaded_with_its_source(tmp_path: Path) -> None:
