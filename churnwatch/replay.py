@@ -16,6 +16,7 @@ to the configured Kafka topics, Redis and PostgreSQL instead
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from bytewax.testing import run_main
@@ -30,8 +31,13 @@ from featurestore.definitions import load_definitions
 
 __all__ = ["OUTPUTS", "replay", "replay_to_sinks"]
 
+# Handed a run's metrics before it starts (churnwatch.progress polls the messages read).
+Watch = Callable[[PipelineMetrics], None]
 
-def replay_to_sinks(history: Path, settings: Settings) -> dict[str, int]:
+
+def replay_to_sinks(
+    history: Path, settings: Settings, *, watch: Watch | None = None
+) -> dict[str, int]:
     """Run the dataflow over ``history`` into the configured Kafka, Redis and Postgres.
 
     The usual sinks, idempotent by id: replaying a history already streamed adds
@@ -48,15 +54,23 @@ def replay_to_sinks(history: Path, settings: Settings) -> dict[str, int]:
         production_config(settings, feature_set, metrics),
         metrics,
     )
+    if watch is not None:
+        watch(metrics)
     run_main(flow)
     return metrics.summary()
 
 
-def replay(history: Path, out_dir: Path, settings: Settings) -> dict[str, int]:
-    """Run the dataflow over ``history``; return the number of lines per output."""
+def replay(
+    history: Path, out_dir: Path, settings: Settings, *, watch: Watch | None = None
+) -> dict[str, int]:
+    """Run the dataflow over ``history``; return the number of lines per output.
+    ``watch`` is handed the run's metrics before it starts (a progress display polls
+    them)."""
     metrics = PipelineMetrics.create(CollectorRegistry())
     feature_set = load_definitions(settings.feature_definitions)
     sinks = file_sinks(out_dir, metrics)
     flow = build_dataflow(JsonlSource(history), sinks, flow_config(settings, feature_set), metrics)
+    if watch is not None:
+        watch(metrics)
     run_main(flow)
     return sort_outputs(out_dir)

@@ -132,7 +132,8 @@ def top_fraction_lift(labels: ArrayLike, scores: ArrayLike, fraction: float) -> 
     if cut.size:
         g = int(cut[0])
         inside += float(group_positives[g]) * (top - starts[g]) / (ends[g] - starts[g])
-    return (inside / top) / (positives / y.size)
+    # float(): a cut tie group makes it a numpy float, which JSON writers refuse
+    return float((inside / top) / (positives / y.size))
 
 
 def top_decile_lift(labels: ArrayLike, scores: ArrayLike) -> float:

@@ -77,6 +77,46 @@ class TrainingWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class TierThresholds:
+    """Where a model's medium and high tiers begin, set by training from the model's own
+    risks (``training.tiers``): ``risk >= high_at`` is high, ``>= medium_at`` medium.
+
+    ``method`` is how they were chosen: ``share`` (high = the top ``high_share`` of
+    the training history's account-days, medium = the next ``medium_share``) or
+    ``precision`` (high = the lowest risk whose alerts were at least
+    ``high_precision`` precise on the rows the model was not fitted on). ``rows`` is
+    how many account-days they were chosen on; ``shares`` what share of them landed
+    in medium and high.
+    """
+
+    medium_at: float
+    high_at: float
+    method: str
+    rows: int
+    medium_share: float
+    high_share: float
+    high_precision: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.medium_at <= self.high_at <= 1.0:
+            msg = f"need 0 <= medium_at <= high_at <= 1, got {self.medium_at}, {self.high_at}"
+            raise ValueError(msg)
+
+    def to_document(self) -> dict[str, Any]:
+        return {"medium_at": self.medium_at, "high_at": self.high_at, "method": self.method,
+                "rows": self.rows, "medium_share": self.medium_share,
+                "high_share": self.high_share, "high_precision": self.high_precision}
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> TierThresholds:
+        precision = document.get("high_precision")
+        return cls(float(document["medium_at"]), float(document["high_at"]),
+                   str(document["method"]), int(document["rows"]),
+                   float(document["medium_share"]), float(document["high_share"]),
+                   None if precision is None else float(precision))
+
+
+@dataclass(frozen=True, slots=True)
 class ModelMetadata:
     """Everything a deployment needs to know about a model before it scores with it.
 
@@ -97,8 +137,30 @@ class ModelMetadata:
     intercept: float = 0.0
     seed: int = 0
     l2: float = 0.0
+    # Written only when set, so a model trained without them keeps its metadata bytes:
+    # the tiers training chose (None: the settings' fixed ones), the model family, the
+    # feature transforms inside the graph (informational, as ``coefficients``), and each
+    # feature's training mean (reasons of a tree model say "high" above it, "low" below).
+    tiers: TierThresholds | None = None
+    family: str = "logistic"
+    transforms: tuple[str, ...] = ()
+    feature_means: tuple[float, ...] = ()
 
     def to_document(self) -> dict[str, Any]:
+        document = self._base_document()
+        if self.tiers is not None:
+            document["tiers"] = self.tiers.to_document()
+        if self.family != "logistic":
+            document["family"] = self.family
+        if self.transforms:
+            document["transforms"] = list(self.transforms)
+        if self.feature_means:
+            document["feature_means"] = dict(
+                zip(self.feature_names, self.feature_means, strict=True)
+            )
+        return document
+
+    def _base_document(self) -> dict[str, Any]:
         return {
             "format": METADATA_FORMAT,
             "model_version": self.model_version,
@@ -109,7 +171,9 @@ class ModelMetadata:
             "training_window": self.training_window.to_document(),
             "holdout_metrics": self.holdout_metrics.to_document(),
             "created_from": self.created_from,
-            "coefficients": dict(zip(self.feature_names, self.coefficients, strict=True)),
+            # none for a tree model
+            "coefficients": dict(zip(self.feature_names, self.coefficients, strict=True))
+            if self.coefficients else {},
             "intercept": self.intercept,
             "seed": self.seed,
             "l2": self.l2,
@@ -123,6 +187,8 @@ class ModelMetadata:
             raise ValueError(msg)
         names = tuple(str(n) for n in document["feature_names"])
         coefficients = document["coefficients"]
+        tiers = document.get("tiers")
+        means = document.get("feature_means") or {}
         return cls(
             model_version=str(document["model_version"]),
             feature_names=names,
@@ -132,8 +198,12 @@ class ModelMetadata:
             training_window=TrainingWindow.from_document(document["training_window"]),
             holdout_metrics=Metrics.from_document(document["holdout_metrics"]),
             created_from=str(document["created_from"]),
-            coefficients=tuple(float(coefficients[n]) for n in names),
+            coefficients=tuple(float(coefficients[n]) for n in names) if coefficients else (),
             intercept=float(document["intercept"]),
             seed=int(document["seed"]),
             l2=float(document["l2"]),
+            tiers=None if tiers is None else TierThresholds.from_document(tiers),
+            family=str(document.get("family", "logistic")),
+            transforms=tuple(str(t) for t in document.get("transforms", ())),
+            feature_means=tuple(float(means[n]) for n in names) if means else (),
         )

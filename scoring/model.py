@@ -18,6 +18,7 @@ definition order) and pays the call overhead once (DESIGN.md: ~6 us per call,
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -77,16 +78,27 @@ class RiskModel:
     """A loaded model: one onnxruntime session and its metadata. Thread-compatible
     (onnxruntime sessions may be shared by threads); immutable after load."""
 
-    __slots__ = ("_directions", "_reason_texts", "_session", "metadata")
+    __slots__ = ("_directions", "_means", "_reason_texts", "_session", "_texts_by_side",
+                 "metadata")
 
     def __init__(self, session: ort.InferenceSession, metadata: ModelMetadata) -> None:
         self._session = session
         self.metadata = metadata
+        # A model whose metadata gives the training means (trees): a reason's direction is
+        # the row's side of the mean, since a tree's credit to a feature has no fixed sign.
+        self._means = (
+            np.asarray(metadata.feature_means, dtype=np.float32)
+            if metadata.feature_means else None
+        )
         self._directions = self._weight_signs()
         # Each feature's reason as text: a feature's direction is its weight's sign.
         self._reason_texts = tuple(
             str(Reason(name, Direction.HIGH if sign > 0 else Direction.LOW, 0.0))
             for name, sign in zip(metadata.feature_names, self._directions, strict=True)
+        )
+        self._texts_by_side = (
+            tuple(str(Reason(n, Direction.LOW, 0.0)) for n in metadata.feature_names),
+            tuple(str(Reason(n, Direction.HIGH, 0.0)) for n in metadata.feature_names),
         )
 
     @property
@@ -106,7 +118,11 @@ class RiskModel:
         """
         f = len(self.metadata.feature_names)
         _, contributions = self.score(np.vstack([np.zeros(f), np.ones(f)]).astype(np.float32))
-        return np.sign(contributions[1] - contributions[0])
+        signs = np.sign(contributions[1] - contributions[0])
+        if self.metadata.coefficients:
+            # A feature clipped to the same bound at 0 and 1 shows no sign there.
+            signs = np.where(signs == 0, np.sign(self.metadata.coefficients), signs)
+        return signs.astype(np.float32)
 
     def score(
         self, matrix: npt.ArrayLike
@@ -126,11 +142,15 @@ class RiskModel:
         risk, contributions = self._session.run(_OUTPUTS, {_INPUT: x})
         return risk.reshape(-1), contributions
 
-    def reasons(self, contributions_row: npt.ArrayLike, k: int = 3) -> tuple[Reason, ...]:
+    def reasons(
+        self, contributions_row: npt.ArrayLike, k: int = 3,
+        features_row: npt.ArrayLike | None = None,
+    ) -> tuple[Reason, ...]:
         """The up to ``k`` features pushing this risk up most, largest first.
 
         Only positive contributions count (a feature that lowers the risk is
         no reason for an alert); equal contributions keep definition order.
+        ``features_row``: the scored row, which sets a tree model's directions.
         """
         row = np.asarray(contributions_row, dtype=np.float64).reshape(-1)
         names = self.metadata.feature_names
@@ -143,17 +163,23 @@ class RiskModel:
             value = float(row[index])
             if not value > 0.0:
                 break
-            direction = Direction.HIGH if self._directions[index] > 0 else Direction.LOW
+            if self._means is not None and features_row is not None:
+                above = np.asarray(features_row, dtype=np.float32).reshape(-1)[index] > \
+                    self._means[index]
+            else:
+                above = self._directions[index] > 0
+            direction = Direction.HIGH if above else Direction.LOW
             out.append(Reason(names[index], direction, value))
         return tuple(out)
 
     def top_reasons_batch(
-        self, contributions: npt.ArrayLike, k: int = 3
+        self, contributions: npt.ArrayLike, k: int = 3, features: npt.ArrayLike | None = None
     ) -> list[tuple[str, ...]]:
         """:meth:`top_reasons` of every row of ``contributions`` (one row per score),
         with one sort for the whole batch: row by row, the sort and the ``Reason``
         objects cost more than the model call (7.8 % of the workers' CPU against
-        1.7 % in a profile of the full pipeline)."""
+        1.7 % in a profile of the full pipeline). ``features``: the scored rows, which
+        set a tree model's directions (each row's side of the training mean)."""
         matrix = np.asarray(contributions, dtype=np.float64)
         names = self.metadata.feature_names
         if matrix.ndim != 2 or matrix.shape[1] != len(names):
@@ -162,6 +188,8 @@ class RiskModel:
         k = max(k, 0)
         order = np.argsort(-matrix, axis=1, kind="stable")[:, :k]
         top = np.take_along_axis(matrix, order, axis=1)
+        if self._means is not None and features is not None:
+            return self._reasons_by_side(order, top, np.asarray(features, dtype=np.float32))
         texts = self._reason_texts
         out: list[tuple[str, ...]] = []
         for indexes, values in zip(order.tolist(), (top > 0.0).tolist(), strict=True):
@@ -172,10 +200,30 @@ class RiskModel:
                 out.append(tuple(texts[i] for i in indexes[: values.index(False)]))
         return out
 
-    def top_reasons(self, contributions_row: npt.ArrayLike, k: int = 3) -> tuple[str, ...]:
+    def _reasons_by_side(
+        self, order: npt.NDArray[np.intp], top: npt.NDArray[np.float64],
+        features: npt.NDArray[np.float32],
+    ) -> list[tuple[str, ...]]:
+        assert self._means is not None
+        above = np.take_along_axis(features > self._means, order, axis=1)
+        low, high = self._texts_by_side
+        out: list[tuple[str, ...]] = []
+        for indexes, positive, sides in zip(order.tolist(), (top > 0.0).tolist(),
+                                            above.tolist(), strict=True):
+            out.append(tuple(
+                (high if side else low)[i]
+                for i, _, side in itertools.takewhile(
+                    lambda item: item[1], zip(indexes, positive, sides, strict=True))
+            ))
+        return out
+
+    def top_reasons(
+        self, contributions_row: npt.ArrayLike, k: int = 3,
+        features_row: npt.ArrayLike | None = None,
+    ) -> tuple[str, ...]:
         """:meth:`reasons` as text, e.g. ``("days_since_last_activity high",
         "login_trend low")``, ready for an alert's ``reasons``."""
-        return tuple(str(reason) for reason in self.reasons(contributions_row, k))
+        return tuple(str(r) for r in self.reasons(contributions_row, k, features_row))
 
 
 def read_metadata(directory: Path) -> ModelMetadata:

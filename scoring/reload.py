@@ -10,7 +10,9 @@ and names are the live definitions', ``model.onnx`` hashes to the version
 swaps it in; a stream operator asks for :meth:`ModelHolder.current` once per
 batch, so a swap falls between batches and one batch is scored by one model.
 On any failure the last good model stays live, and the reason is logged and
-counted.
+counted. Tiers that training stored in a model's metadata move with it:
+:func:`~scoring.risk.score_batch` tiers each batch by its live model (unless the
+settings fix the tiers).
 
 A pair caught mid-update must not be judged: two files cannot be replaced in
 one step, and a directory copied file by file passes through states that are
@@ -156,6 +158,13 @@ class ModelHolder:
         self.reloaded += 1
         log.info("%s model reloaded from %s: %s -> %s", self.role, self._directory,
                  self._model.model_version, model.model_version)
+        if model.metadata.tiers != self._model.metadata.tiers:
+            # score_batch tiers each batch by its live model (RiskPolicy.for_model), so
+            # model-relative tiers move with the model; fixed tiers (settings) do not.
+            tiers = model.metadata.tiers
+            log.info("%s model tiers now %s", self.role, "the fixed ones (none in its "
+                     "metadata)" if tiers is None else
+                     f"medium >= {tiers.medium_at:.4g}, high >= {tiers.high_at:.4g}")
         self._model = model
         if self._on_change is not None:
             self._on_change("accepted", model)

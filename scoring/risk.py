@@ -14,7 +14,7 @@ with the same ids however the input was batched.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from math import asin, sqrt
@@ -37,7 +37,14 @@ class Blend(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RiskPolicy:
-    """How risks are blended, tiered and aged (from settings)."""
+    """How risks are blended, tiered and aged (from settings).
+
+    ``tiers_from_model``: a model whose metadata carries tier thresholds (set by
+    training from its own risks, ``training.tiers``) tiers its scores by them, and
+    ``medium_at``/``high_at`` serve models without; :func:`score_batch` applies it to
+    the live model of each batch, so the tiers move with a reloaded model. Off, the
+    fixed ``medium_at``/``high_at`` tier every model (the settings fixed them).
+    """
 
     medium_at: float = 0.4
     high_at: float = 0.7
@@ -54,6 +61,16 @@ class RiskPolicy:
     rule_risk: dict[Severity, float] = field(
         default_factory=lambda: {Severity.HIGH: 0.9, Severity.MEDIUM: 0.6, Severity.LOW: 0.3}
     )
+    tiers_from_model: bool = False
+
+    def for_model(self, model: RiskModel) -> RiskPolicy:
+        """This policy with ``model``'s own tiers, if it is to use them and has some."""
+        tiers = model.metadata.tiers
+        if not self.tiers_from_model or tiers is None or (
+            (tiers.medium_at, tiers.high_at) == (self.medium_at, self.high_at)
+        ):
+            return self
+        return replace(self, medium_at=tiers.medium_at, high_at=tiers.high_at)
 
     def tier(self, risk: float) -> RiskTier:
         if risk >= self.high_at:
@@ -77,21 +94,31 @@ def score_batch(
     *,
     shadow: bool = False,
 ) -> list[RiskScore]:
-    """Score every request with ONE model call."""
+    """Score every request with ONE model call.
+
+    The model's risk is tiered by ``policy.for_model(model)`` (the model's own tiers,
+    if the policy takes them), a decisive event's rule risk by the policy's fixed
+    tiers (rule risks are set on that scale: a low-severity event's 0.3 must not
+    become high because a model's high tier starts at 0.2), and a blended score
+    gets the higher of the two. With the same tiers for both, that is the tier of
+    the blended risk.
+    """
     if not requests:
         return []
+    rules_policy = policy
+    policy = policy.for_model(model)
     matrix = np.asarray([r.values for r in requests], dtype=np.float32)
     ml_risks, contributions = model.score(matrix)
     version = model.model_version
     feature_version = model.metadata.feature_version
     out = []
-    all_reasons = model.top_reasons_batch(contributions, 3)
+    all_reasons = model.top_reasons_batch(contributions, 3, matrix)
     for request, ml, reasons in zip(requests, ml_risks.tolist(), all_reasons, strict=True):
         risk = policy.blended(request.rule_risk, ml) if not shadow else ml
         when = datetime.fromtimestamp(request.as_of, UTC)
         decisive = request.rule_risk > 0.0 and request.rule_risk >= ml
         if decisive and policy.blend is not Blend.ML and not shadow:
-            reasons = ("a decisive event (payment failed, cancel intent, downgrade)", *reasons)[:3]
+            reasons = (_decisive_reason(request), *reasons)[:3]
         out.append(
             RiskScore(
                 # The trigger too: an out-of-order event shares its as_of with the
@@ -107,7 +134,8 @@ def score_batch(
                 ml_risk=ml,
                 rule_risk=request.rule_risk,
                 risk=risk,
-                tier=policy.tier(risk),
+                tier=policy.tier(risk) if policy is rules_policy or shadow
+                else _blended_tier(policy, rules_policy, request.rule_risk, ml),
                 reasons=reasons,
                 score_time=when,
                 expires_at=when + policy.ttl,
@@ -119,6 +147,29 @@ def score_batch(
             )
         )
     return out
+
+
+def _decisive_reason(request: ScoreRequest) -> str:
+    """The reason a decisive event gives a score: its tier-1 rule's reason (the
+    definitions file's ``tier1`` section), which names what happened."""
+    alert = request.alert
+    if alert is not None and alert.reasons:
+        return alert.reasons[0]
+    return "a decisive event"
+
+
+def _blended_tier(
+    model_policy: RiskPolicy, rules_policy: RiskPolicy, rule_risk: float, ml_risk: float
+) -> RiskTier:
+    """The tier of a score whose model risk has the model's tiers and whose rule risk
+    has the fixed ones: each by its own, then as the blend picks."""
+    if model_policy.blend is Blend.ML:
+        return model_policy.tier(ml_risk)
+    by_rule = rules_policy.tier(rule_risk)
+    if model_policy.blend is Blend.RULES:
+        return by_rule
+    by_model = model_policy.tier(ml_risk)
+    return by_model if _TIER_RANK[by_model] >= _TIER_RANK[by_rule] else by_rule
 
 
 class RiskTierTracker:

@@ -13,3 +13,11 @@ class TrainingError(ChurnwatchError):
         self.rows = rows
         self.positives = positives
         super().__init__(f"cannot train: {problem} (rows={rows}, positives={positives})")
+
+
+class TrainingOptionError(ChurnwatchError):
+    """A training option names what is not there (a feature, a bound, a target)."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(problem)

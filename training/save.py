@@ -7,19 +7,25 @@ metadata format are the runtime's (``scoring.model``, ``scoring.metadata``).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 
-from scoring.metadata import ModelMetadata, model_version_of
+from scoring.metadata import ModelMetadata, TierThresholds, model_version_of
 from scoring.model import METADATA_FILE, MODEL_FILE
-from training.onnx_export import export_onnx
+from training.onnx_export import export_model
 from training.train import TrainedModel
+from training.trees import TrainedTrees
 
 
-def metadata_for(trained: TrainedModel, model_bytes: bytes) -> ModelMetadata:
-    """The metadata of ``trained`` exported as ``model_bytes``."""
-    return ModelMetadata(
+def metadata_for(
+    trained: TrainedModel | TrainedTrees, model_bytes: bytes,
+    tiers: TierThresholds | None = None,
+) -> ModelMetadata:
+    """The metadata of ``trained`` exported as ``model_bytes`` (with the tiers training
+    chose, if any)."""
+    common = ModelMetadata(
         model_version=model_version_of(model_bytes),
         feature_names=trained.feature_names,
         feature_version=trained.feature_version,
@@ -28,11 +34,15 @@ def metadata_for(trained: TrainedModel, model_bytes: bytes) -> ModelMetadata:
         training_window=trained.window,
         holdout_metrics=trained.metrics,
         created_from=trained.created_from,
-        coefficients=tuple(float(w) for w in trained.weights),
-        intercept=float(trained.bias),
         seed=int(trained.seed),
-        l2=float(trained.l2),
+        tiers=tiers,
+        transforms=tuple(str(t) for t in trained.transforms),
     )
+    if isinstance(trained, TrainedTrees):
+        return replace(common, intercept=float(trained.base), family="trees",
+                       feature_means=trained.feature_means)
+    return replace(common, coefficients=tuple(float(w) for w in trained.weights),
+                   intercept=float(trained.bias), l2=float(trained.l2))
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -41,15 +51,20 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(partial, path)
 
 
-def save_model(trained: TrainedModel, directory: Path) -> ModelMetadata:
-    """Write ``model.onnx`` and ``metadata.json`` (sorted keys) into ``directory``.
+def save_model(
+    trained: TrainedModel | TrainedTrees,
+    directory: Path,
+    tiers: TierThresholds | None = None,
+) -> ModelMetadata:
+    """Write ``model.onnx`` and ``metadata.json`` (sorted keys) into ``directory``;
+    ``tiers``: the thresholds training chose (None: the service's fixed ones).
 
     Both files are deterministic: the same ``trained`` writes the same bytes.
     Each is replaced atomically; a reader that catches the pair mid-update
     sees a hash mismatch and refuses, never a silently mixed model.
     """
-    model_bytes = export_onnx(trained)
-    metadata = metadata_for(trained, model_bytes)
+    model_bytes = export_model(trained)
+    metadata = metadata_for(trained, model_bytes, tiers)
     directory.mkdir(parents=True, exist_ok=True)
     _write_atomically(directory / MODEL_FILE, model_bytes)
     document = orjson.dumps(

@@ -32,6 +32,7 @@ from scoring.evaluation import Metrics, evaluate
 from scoring.metadata import Calibration, TrainingWindow
 from training.dataset import Dataset
 from training.errors import TrainingError
+from training.transforms import Transform, apply_transforms
 
 TRAIN, CALIBRATION, HOLDOUT = 0, 1, 2
 MAX_ITERATIONS = 50
@@ -65,8 +66,13 @@ class TrainedModel:
     train_rows: int
     train_accounts: int
     created_from: str
+    # Applied to the raw features before standardising (inside the ONNX graph too).
+    transforms: tuple[Transform, ...] = ()
 
     def standardize(self, features: npt.ArrayLike) -> Float64Array:
+        """``(transformed - mean) / std`` per row (raw features in)."""
+        if self.transforms:
+            features = apply_transforms(self.feature_names, self.transforms, features)
         x = np.asarray(features, dtype=np.float64)
         return (x - np.asarray(self.mean)) / np.asarray(self.std)
 
@@ -183,8 +189,10 @@ def train(
     calibration_fraction: float = 0.2,
     holdout_fraction: float = 0.2,
     max_iterations: int = MAX_ITERATIONS,
+    transforms: Sequence[Transform] = (),
 ) -> TrainedModel:
-    """Fit, calibrate and evaluate a model on ``dataset`` (splits by account)."""
+    """Fit, calibrate and evaluate a model on ``dataset`` (splits by account), on the
+    features after ``transforms``."""
     splits = split_accounts(
         dataset.accounts,
         seed,
@@ -192,7 +200,8 @@ def train(
         holdout_fraction=holdout_fraction,
     )
     accounts = np.asarray(dataset.accounts, dtype=object)
-    x = dataset.X.astype(np.float64)
+    transforms = tuple(transforms)
+    x = apply_transforms(dataset.feature_names, transforms, dataset.X).astype(np.float64)
     y = dataset.y
     on_train = splits == TRAIN
     train_positives = int(y[on_train].sum())
@@ -232,4 +241,5 @@ def train(
         train_rows=int(on_train.sum()),
         train_accounts=len(set(accounts[on_train])),
         created_from=dataset.source,
+        transforms=transforms,
     )

@@ -47,7 +47,7 @@ ALERT_SCHEMA = orjson.loads(
 ALERT_VALIDATOR = Draft202012Validator(
     ALERT_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER
 )
-DECISIVE_REASON = "a decisive event (payment failed, cancel intent, downgrade)"
+DECISIVE_REASON = "a decisive event"  # a request without its tier-1 alert
 POLICY = RiskPolicy()
 
 
@@ -631,6 +631,19 @@ def test_a_decisive_rule_risk_leads_the_reasons(
         assert score.reasons == (DECISIVE_REASON, *model_reasons[:2])
     else:
         assert score.reasons == model_reasons
+
+
+def test_a_decisive_events_reason_is_its_tier1_rules_reason(model: RiskModel) -> None:
+    """Named by the definitions file's tier-1 rule, not by a product's event names."""
+    from detectors.tier1 import Tier1Rule, detect_tier1
+
+    rules = {"store.refund_requested": Tier1Rule("refund", Severity.HIGH,
+                                                 "asked for a refund in the app store")}
+    alert = detect_tier1(make_event(event_type="store.refund_requested"), rules)
+    assert alert is not None
+    req = dataclasses.replace(request("fading", rule_risk=0.9), alert=alert)
+    score = score_batch([req], model, POLICY)[0]
+    assert score.reasons[0] == "asked for a refund in the app store"
 
 
 def test_model_above_the_rule_risk_gives_model_reasons_only(model: RiskModel) -> None:
