@@ -5,6 +5,7 @@ Every sink meets one small contract (:class:`~sinks.base.BatchWriter`):
 flushes and releases the connection.
 """
 
+from sinks.account_table import PostgresAccountSink
 from sinks.base import BatchWriter
 from sinks.errors import KafkaDeliveryError, MigrationError, SinkError
 from sinks.kafka import KafkaMessage, KafkaTopicSink, KafkaWriter
@@ -19,6 +20,7 @@ __all__ = [
     "KafkaTopicSink",
     "KafkaWriter",
     "MigrationError",
+    "PostgresAccountSink",
     "PostgresAlertSink",
     "PostgresCancellationSink",
     "PruneResult",
