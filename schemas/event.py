@@ -236,6 +236,16 @@ CONSENT_EVENT_TYPE = "account.consent_changed"
 # e.g. {"plan": "pro", "mrr": 490.0}; features read them (`latest`), and a `plan`
 # trait is a plan change for the decisions (detectors.lifecycle).
 TRAITS_EVENT_TYPE = "account.traits_changed"
+# What became of a workflow trigger, reported back by the system that runs the workflow
+# (a CRM, an e-mail tool): its attributes carry the trigger's id (``trigger_id``, a UUID)
+# and optionally the workflow's ``step`` and a ``note``. They feed the win-back log and
+# the experiment report (``schemas.workflow.WorkflowOutcome``), never features or scores.
+OUTCOME_EVENT_TYPES = frozenset(
+    ("workflow.delivered", "workflow.engaged", "workflow.saved", "workflow.lost")
+)
+MAX_OUTCOME_STEP = 128
+MAX_OUTCOME_NOTE = 2_000
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 def subject_key(tenant_id: str, account_id: str) -> str:
@@ -382,10 +392,9 @@ def _accept_plainly_valid(
         and _SOURCES.accepts(source)
         and type(attributes) is dict
         and _attributes_problem(attributes, may_hold_nul) is None
-        and (
-            event_type != CONSENT_EVENT_TYPE
-            or type(attributes.get("contact_allowed")) is bool
-        )
+        # One lookup for the few types whose attributes the envelope checks (0.03 us):
+        # the plainly valid consent change or workflow outcome passes here too.
+        and ((check := _ATTRIBUTE_CHECKS.get(event_type)) is None or check(attributes))
     ):
         return None
     # Every other field passed: the time decides, as it does last in the reference.
@@ -489,6 +498,11 @@ def _judge_document(
     ):
         # A consent change misread is a customer contacted against their wish.
         return _schema(f"{CONSENT_EVENT_TYPE} needs a boolean attributes.contact_allowed")
+    if event_type in OUTCOME_EVENT_TYPES:
+        problem = _outcome_problem(event_type, attributes)
+        if problem is not None:
+            # An outcome that names no trigger could be filed under no workflow.
+            return _schema(problem)
     # Unknown top-level fields are ignored (forward compatibility), within bounds.
     unknown: tuple[str, ...] = ()
     if len(doc) > _REQUIRED_COUNT + ("user_id" in doc) + ("attributes" in doc):
@@ -566,6 +580,45 @@ def _judge_time(
             f"event_time {raw_time} is more than {limits.max_future_skew} ahead of the clock",
         )
     return event_time
+
+
+def _outcome_problem(event_type: str, attributes: Mapping[str, Any]) -> str | None:
+    """Why a workflow outcome's attributes are refused, or None (the reference's words)."""
+    trigger = attributes.get("trigger_id")
+    if not (isinstance(trigger, str) and _UUID_RE.fullmatch(trigger)):
+        return f"{event_type} needs attributes.trigger_id, the workflow trigger's id (a UUID)"
+    step = attributes.get("step", "")
+    if not (isinstance(step, str) and len(step) <= MAX_OUTCOME_STEP):
+        return f"attributes.step must be a string of at most {MAX_OUTCOME_STEP} characters"
+    note = attributes.get("note", "")
+    if not (isinstance(note, str) and len(note) <= MAX_OUTCOME_NOTE):
+        return f"attributes.note must be a string of at most {MAX_OUTCOME_NOTE} characters"
+    return None
+
+
+def _is_plain_outcome(attributes: dict[str, Any]) -> bool:
+    """For the fast path: attributes a workflow outcome may carry (as the reference)."""
+    trigger = attributes.get("trigger_id")
+    if type(trigger) is not str or _UUID_RE.fullmatch(trigger) is None:
+        return False
+    step = attributes.get("step", "")
+    note = attributes.get("note", "")
+    return (
+        type(step) is str and len(step) <= MAX_OUTCOME_STEP
+        and type(note) is str and len(note) <= MAX_OUTCOME_NOTE
+    )
+
+
+def _is_plain_consent(attributes: dict[str, Any]) -> bool:
+    return type(attributes.get("contact_allowed")) is bool
+
+
+# The event types whose attributes the envelope checks, and the fast path's check of each
+# (the reference words the rejection: :func:`_judge_document`).
+_ATTRIBUTE_CHECKS: dict[str, Callable[[dict[str, Any]], bool]] = {
+    CONSENT_EVENT_TYPE: _is_plain_consent,
+    **dict.fromkeys(OUTCOME_EVENT_TYPES, _is_plain_outcome),
+}
 
 
 def _schema(detail: str) -> Rejection:

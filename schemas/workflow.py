@@ -10,6 +10,12 @@ beside this module, with an example each in ``examples/``.
 A trigger's idempotency key is (tenant, workflow_key, account, episode); its
 ``trigger_id`` is a UUIDv5 of exactly that, and ``episode`` is the event time
 the episode opened, so a replay or a retry never starts a workflow twice.
+
+What became of a trigger comes back as events on the events topic
+(``workflow.delivered``, ``workflow.engaged``, ``workflow.saved``,
+``workflow.lost``, attributes ``trigger_id`` and optionally ``step`` and
+``note``: see ``schemas.event``), each a :class:`WorkflowOutcome` row of
+``workflow_outcomes``; with the triggers and signals they make the win-back log.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from enum import StrEnum
 import orjson
 
 from schemas.alert import deterministic_id
-from schemas.event import format_time, subject_key
+from schemas.event import Event, format_time, subject_key
 
 WORKFLOW_SCHEMA_VERSION = 1
 
@@ -155,3 +161,68 @@ class WorkflowSignal:
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_document())
+
+
+class OutcomeKind(StrEnum):
+    """What became of a workflow trigger, in the order a win-back moves through them."""
+
+    DELIVERED = "delivered"  # the message or call reached the account
+    ENGAGED = "engaged"  # the account answered (opened, clicked, took the call)
+    SAVED = "saved"  # the account stays: final
+    LOST = "lost"  # the account leaves anyway: final
+
+
+# event type -> outcome (see schemas.event.OUTCOME_EVENT_TYPES, which validates them)
+OUTCOME_KINDS = {f"workflow.{kind}": kind for kind in OutcomeKind}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowOutcome:
+    """One outcome event of a workflow trigger: a row of ``workflow_outcomes``.
+
+    ``outcome_id`` is derived from the event (tenant, account, event id), so a
+    replayed or retried event writes no second row; two different events saying
+    the same thing are two rows (the win-back log reads the furthest stage)."""
+
+    outcome_id: str
+    trigger_id: str
+    tenant_id: str
+    account_id: str
+    outcome: OutcomeKind
+    step: str | None
+    note: str | None
+    event_id: str
+    source: str
+    occurred_at: datetime
+    ingested_at: float = field(default=0.0, compare=False)
+
+    @staticmethod
+    def of(event: Event) -> WorkflowOutcome | None:
+        """The outcome an event reports, or None if it is not a ``workflow.*`` outcome.
+
+        The validator has checked the attributes (a UUID ``trigger_id``; ``step``
+        and ``note`` strings when present)."""
+        kind = OUTCOME_KINDS.get(event.event_type)
+        if kind is None:
+            return None
+        attributes = event.attributes
+        step = attributes.get("step")
+        note = attributes.get("note")
+        return WorkflowOutcome(
+            deterministic_id("workflow-outcome", "v1", event.tenant_id, event.account_id,
+                             event.event_id),
+            str(attributes["trigger_id"]).lower(),
+            event.tenant_id,
+            event.account_id,
+            kind,
+            step or None,
+            note or None,
+            event.event_id,
+            event.source,
+            event.event_time,
+            event.ingested_at,
+        )
+
+    @property
+    def subject(self) -> str:
+        return subject_key(self.tenant_id, self.account_id)

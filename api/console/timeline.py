@@ -33,6 +33,12 @@ def describe(kind: str, data: Mapping[str, Any]) -> str:
     elif kind == "workflow_signal":
         text = f"{data.get('workflow_key', '?')}: {data.get('signal', '?')} after" \
                f" {data.get('cause', '?')}"
+    elif kind == "workflow_outcome":
+        text = f"workflow {data.get('outcome', '?')}"
+        if data.get("step"):
+            text += f", next: {data['step']}"
+        if data.get("note"):
+            text += f" ({data['note']})"
     elif kind == "cancellation":
         text = f"cancelled: {data.get('reason_code') or 'no reason given'}"
     else:

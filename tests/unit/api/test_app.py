@@ -34,7 +34,8 @@ def test_openapi_documents_every_route_and_the_bearer_scheme(client: TestClient)
         "/v1/users/{name}", "/v1/alerts/{alert_id}", "/v1/alerts/{alert_id}/history",
         "/v1/alerts/{alert_id}/acknowledge", "/v1/alerts/{alert_id}/assign",
         "/v1/alerts/{alert_id}/snooze", "/v1/alerts/{alert_id}/resolve",
-        "/v1/alerts/{alert_id}/reopen", "/v1/alerts/{alert_id}/notes",
+        "/v1/alerts/{alert_id}/reopen", "/v1/alerts/{alert_id}/notes", "/v1/win-back",
+        "/v1/experiments/{key}",
     }
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert "ErrorResponse" in document["components"]["schemas"]

@@ -218,6 +218,11 @@ CORPUS: list[tuple[str, Any]] = [
                                         attributes=MISSING)),
     ("consent-flag-text", event_doc(event_type="account.consent_changed",
                                     attributes={"contact_allowed": "no"})),
+    ("valid-outcome", event_doc(event_type="workflow.saved",
+                                attributes={"trigger_id": "25431320-0335-5fc5-8e29-aad518ef8563"})),
+    ("outcome-no-trigger", event_doc(event_type="workflow.delivered", attributes={})),
+    ("outcome-bad-trigger", event_doc(event_type="workflow.lost",
+                                      attributes={"trigger_id": "acct-1"})),
     ("valid-unicode-ids", event_doc(account_id="Ünïcode 株式会社 ✓", event_id="évt-1")),
     ("valid-newline-in-attribute", event_doc(attributes={"note": "two\nlines"})),
     ("account-crlf", event_doc(account_id="acct\r\n1")),
@@ -405,7 +410,8 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "event_type": mostly(
         either(
             EVENT_TYPES
-            | st.sampled_from(["a." + "b" * 126, "a." + "b" * 127, "account.consent_changed"]),
+            | st.sampled_from(["a." + "b" * 126, "a." + "b" * 127, "account.consent_changed",
+                               "workflow.saved"]),
             st.builds(lambda t, odd, end: t + odd if end else odd + t, EVENT_TYPES,
                       ODD_CHARACTERS | st.sampled_from("\nA.-1"), st.booleans())
             | st.sampled_from(["login", "app..login", "app.login.", "App.login", "1app.login"]),
