@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from detectors.lifecycle import LifecycleRules
 from detectors.tier1 import Tier1Rule
 from detectors.usage import UsageRules
 from featurestore.aggregation import CompiledFeatures
@@ -40,6 +41,9 @@ class AccountConfig:
     # None: never. Judged on the account's own events, so the outcome does not depend
     # on when the stream evicts the idle state from memory.
     idle_expiry_seconds: float | None = None
+    # Which event types are cancellations, renewals, consent changes ... (the definitions
+    # file's lifecycle section; the shipped mapping by default).
+    lifecycle: LifecycleRules = field(default_factory=LifecycleRules)
     # The watermark rule, from allowed_lateness_seconds.
     clock: EventClock = field(init=False, repr=False, compare=False)
 
@@ -47,9 +51,10 @@ class AccountConfig:
         object.__setattr__(self, "clock", EventClock(self.allowed_lateness_seconds))
         names = set(self.features.feature_set.names)
         missing = sorted(self.usage_rules.required_features() - names)
-        if missing:
+        if missing:  # the definitions' own signals are checked on load: an override's
             raise DefinitionError(
                 self.features.feature_set.source,
-                "features",
-                f"the usage detectors need feature(s) {', '.join(missing)}",
+                "signals",
+                f"the usage signals need feature(s) {', '.join(missing)}, not defined here",
+                self.features.feature_set.line_of("signals"),
             )

@@ -3,7 +3,10 @@
 :class:`AccountProcessor` is the state of one ``tenant:account`` key. For each
 event, in the account's partition order:
 
-1. dedupe by ``event_id`` (drop copies);
+1. dedupe by ``event_id`` (drop copies); a workflow outcome (``workflow.*``:
+   what became of a trigger, reported by the workflow's system) becomes its
+   :class:`~schemas.workflow.WorkflowOutcome` and nothing else: it is not the
+   account's behaviour, so no feature, detector, watermark or score sees it;
 2. tier-1 detectors (decisive events alert even when late); with scoring on,
    lifecycle changes (consent, cancellation, payment, renewal, plan) for the
    decision engine;
@@ -45,6 +48,7 @@ from schemas.dead_letter import DeadLetter, LateEvent, processing_error
 from schemas.event import Event
 from schemas.lifecycle import AccountChange, Cancellation, ChangeKind
 from schemas.signal import UsageSignal
+from schemas.workflow import OUTCOME_KINDS, WorkflowOutcome
 
 Output = (
     Alert
@@ -55,6 +59,7 @@ Output = (
     | ScoreRequest
     | AccountChange
     | DeadLetter
+    | WorkflowOutcome
 )
 
 
@@ -151,18 +156,31 @@ class AccountProcessor:
             if self._dedupe.is_duplicate(event.event_id, ts):
                 duplicates += 1
                 continue
+            if event.event_type in OUTCOME_KINDS:  # one dict lookup per event
+                try:
+                    outcome = WorkflowOutcome.of(event)
+                    if outcome is not None:
+                        outputs.append(outcome)
+                except Exception as exc:  # a defect met on this event: contain it
+                    failed += 1
+                    outputs.append(processing_error(event, exc))
+                continue
             fresh.append(event)
             try:
                 alert = detect_tier1(event, config.tier1_rules)
                 if alert is not None:
                     outputs.append(alert)
-                cancellation = detect_cancellation(event)
+                cancellation = detect_cancellation(event, config.lifecycle.cancelled)
                 if cancellation is not None:
                     outputs.append(cancellation)
                 # Lifecycle changes feed the decisions, which build on scores; before the
                 # score request, so what the event decides sees the change (a new plan,
                 # a cancellation).
-                change = detect_change(event) if config.scoring is not None else None
+                change = (
+                    detect_change(event, config.lifecycle.kinds)
+                    if config.scoring is not None
+                    else None
+                )
                 if change is not None:
                     outputs.append(change)
                 watermark = clock.watermark(features.newest)

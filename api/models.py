@@ -6,7 +6,7 @@ Times are RFC 3339 in UTC. Lists answer ``{"items": [...], "next_cursor": ...}``
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -26,8 +26,11 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+AccountStatus = Literal["active", "cancelled"]
+
+
 class AccountSummary(BaseModel):
-    """An account and its latest primary (non-shadow) risk score."""
+    """An account (the accounts table) and its latest primary (non-shadow) risk score."""
 
     account_id: str
     risk: float
@@ -37,11 +40,27 @@ class AccountSummary(BaseModel):
     score_time: datetime
     expires_at: datetime
     owner: str | None
+    company_name: str | None
+    plan: str | None
+    mrr: float | None = Field(description="monthly recurring revenue; null: not known")
+    renewal_date: date | None
+    status: AccountStatus
+    last_event_at: datetime | None = Field(description="event time of its newest event")
+
+
+class MrrAtRisk(BaseModel):
+    """The MRR of the active accounts whose latest tier is high (under the list's owner and
+    plan filters, not its tier or status)."""
+
+    mrr: float = Field(description="the sum of their known MRR")
+    accounts: int = Field(description="how many accounts that is")
+    without_mrr: int = Field(description="of those, how many have no MRR known")
 
 
 class AccountPage(BaseModel):
     items: list[AccountSummary]
     next_cursor: str | None
+    mrr_at_risk: MrrAtRisk
 
 
 class LatestScore(BaseModel):
@@ -62,7 +81,16 @@ class AccountDetail(BaseModel):
     owner: str | None
     notes: str
     updated_at: datetime | None = Field(None, description="when owner or notes last changed")
-    updated_by: str | None
+    updated_by: str | None = Field(description="who changed them: a user, or 'stream' (an"
+                                   " owner trait)")
+    company_name: str | None = None
+    plan: str | None = None
+    mrr: float | None = None
+    renewal_date: date | None = None
+    status: AccountStatus = "active"
+    status_at: datetime | None = Field(None, description="event time of the status")
+    first_seen: datetime | None = Field(None, description="event time of its first event")
+    last_event_at: datetime | None = None
     latest_score: LatestScore | None
 
 
@@ -107,7 +135,7 @@ class TimelineItem(BaseModel):
 
     kind: Literal[
         "score", "usage_signal", "alert", "decision", "workflow_trigger", "workflow_signal",
-        "cancellation",
+        "workflow_outcome", "cancellation",
     ]
     time: datetime
     id: str
@@ -151,8 +179,11 @@ class OnDemandScore(BaseModel):
 class ChurnCause(BaseModel):
     period: str = Field(description="the month, YYYY-MM (UTC)", examples=["2026-09"])
     reason_code: str | None = Field(description="null: the cancellation gave none")
+    plan: str | None = Field(None, description="the account's plan (last known); null: none")
     cancellations: int
     accounts: int
+    mrr: float = Field(0.0, description="the accounts' MRR (last known), each counted once")
+    accounts_without_mrr: int = Field(0, description="accounts with no MRR known")
 
 
 class ChurnCauses(BaseModel):
@@ -240,6 +271,79 @@ class AlertChange(BaseModel):
 
 class AlertHistory(BaseModel):
     items: list[AlertChange]
+
+
+WinBackStatus = Literal["triggered", "delivered", "engaged", "saved", "lost"]
+
+
+class Campaign(BaseModel):
+    name: str = Field(description="the workflow, or workflow:variant within an experiment",
+                      examples=["win_back:discount_20"])
+    workflow_key: str
+    experiment_key: str | None
+    variant: str | None
+
+
+class WinBackEntry(BaseModel):
+    """One workflow trigger (a campaign reaching one account) and what became of it."""
+
+    trigger_id: str
+    account_id: str
+    campaign: Campaign
+    channel: str
+    action: Literal["start_workflow", "escalate"]
+    trigger: str = Field(description="the alert's rule that led here")
+    risk: float | None
+    tier: TierName | None
+    triggered_at: datetime
+    active_until: datetime
+    status: WinBackStatus = Field(description="the furthest stage reported by workflow.*"
+                                  " outcome events; without saved or lost, a recovered"
+                                  " signal reads as saved and a cancelled one as lost")
+    status_at: datetime = Field(description="when the status was reached (event time)")
+    result: Literal["saved", "lost", "recovered", "cancelled", "opted_out"] | None = Field(
+        description="the final outcome, or the signal that ended the workflow; null: open")
+    next_step: str | None = Field(description="the latest step an outcome named, else what"
+                                  " the status calls for; null once saved or lost")
+    note: str | None = Field(description="the latest note an outcome carried")
+    outcomes: int = Field(description="outcome events recorded for this trigger")
+    owner: str | None
+
+
+class WinBackPage(BaseModel):
+    items: list[WinBackEntry]
+    next_cursor: str | None
+
+
+class RateInterval(BaseModel):
+    value: float
+    low: float = Field(description="lower bound of the 95 % interval")
+    high: float = Field(description="upper bound of the 95 % interval")
+
+
+class ExperimentArm(BaseModel):
+    variant: str
+    control: bool
+    assigned: int = Field(description="accounts assigned to the arm in the window")
+    saved: int
+    lost: int
+    churned: int = Field(description="assigned accounts cancelled at or after their"
+                         " assignment and before until")
+    save_rate: RateInterval | None = Field(description="saved / assigned, Wilson interval")
+    churn_rate: RateInterval | None = Field(description="churned / assigned, Wilson interval")
+    save_rate_vs_control: RateInterval | None = Field(
+        description="arm minus control, Newcombe's hybrid score interval")
+    churn_rate_vs_control: RateInterval | None
+
+
+class ExperimentReport(BaseModel):
+    experiment_key: str
+    tenant_id: str | None
+    since: datetime | None
+    until: datetime
+    control: str | None = Field(description="the control arm (null: not assigned)")
+    confidence: float
+    arms: list[ExperimentArm]
 
 
 def error_doc(description: str) -> dict[str, Any]:

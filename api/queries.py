@@ -5,9 +5,10 @@ row-level security policies check the tenant a second time. Lists are keyset-pag
 (:mod:`api.cursor`): each orders by its sort key and a unique tie-breaker, and a
 page asks for one row more than it returns to know whether another follows.
 
-There is no accounts table yet (issue 15, part 1): an account is known to the API
-once it has a risk score, an alert or an owner row, and the at-risk list takes each
-account's latest primary score from ``risk_scores`` at query time.
+Accounts come from the ``accounts`` table (migration 0008), which the stream keeps
+(company, plan, MRR, owner, renewal date, status, latest score) and the API edits
+(owner, notes); ``account_owners`` follows it (a trigger), so an agent's ownership
+reads the same in either.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from api import models
+from api import models, winback
 from api.alert_lifecycle import ASSIGNEE_SQL, FROM_SQL, ITEM_COLUMNS, alert_item, status_sql
 from api.cursor import decode_cursor, encode_cursor
 from api.database import Session
 from api.errors import BadRequest, Forbidden, InvalidInput, NotFound
 from api.users import Role, check_name, find_user
+from decisions.experiment_report import build_report
 
 
 def _page(
@@ -85,14 +87,15 @@ def require_account(session: Session, account_id: str) -> None:
     unknown, so an answer never tells that it exists."""
     tenant = session.tenant_id
     if not session.user.sees_every_account:
-        query = ("SELECT EXISTS (SELECT 1 FROM account_owners WHERE tenant_id = %s"
+        query = ("SELECT EXISTS (SELECT 1 FROM accounts WHERE tenant_id = %s"
                  " AND account_id = %s AND owner = %s)")
         params: tuple[object, ...] = (tenant, account_id, session.user.name)
     else:
+        # An account the stream wrote before the accounts table has its scores or alerts.
         query = (
-            "SELECT EXISTS (SELECT 1 FROM risk_scores WHERE tenant_id = %s AND account_id = %s)"
+            "SELECT EXISTS (SELECT 1 FROM accounts WHERE tenant_id = %s AND account_id = %s)"
+            " OR EXISTS (SELECT 1 FROM risk_scores WHERE tenant_id = %s AND account_id = %s)"
             " OR EXISTS (SELECT 1 FROM alerts WHERE tenant_id = %s AND account_id = %s)"
-            " OR EXISTS (SELECT 1 FROM account_owners WHERE tenant_id = %s AND account_id = %s)"
         )
         params = (tenant, account_id) * 3
     row = session.conn.execute(query, params).fetchone()
@@ -100,81 +103,123 @@ def require_account(session: Session, account_id: str) -> None:
         raise NotFound(f"no account {account_id}", "account_id")
 
 
-# Each account's latest primary score; ties in time broken by id, as the stream never
-# writes two primary scores of one account at one time but a replay of another model
-# version could.
-_LATEST = """
-SELECT DISTINCT ON (s.account_id) s.tenant_id, s.account_id, s.score, s.tier, s.reasons,
-       s.model_version, s.score_time, s.expires_at
-FROM risk_scores s
-WHERE s.tenant_id = %s AND NOT s.shadow
-ORDER BY s.account_id, s.score_time DESC, s.score_id DESC
-"""
-
+# sort -> (ORDER BY, keyset condition after (value, account_id), cursor value kind). The
+# sort keys are the indexed expressions (migration 0008); an unknown MRR sorts last.
 _ACCOUNT_SORTS = {
-    # sort -> (ORDER BY, keyset condition after (value, account_id))
     "risk": (
-        "l.score DESC, l.account_id",
-        "(l.score < %s OR (l.score = %s AND l.account_id > %s))",
+        "coalesce(a.latest_risk, -1) DESC, a.account_id",
+        "(coalesce(a.latest_risk, -1) < %s OR (coalesce(a.latest_risk, -1) = %s"
+        " AND a.account_id > %s))",
+        "number",
+    ),
+    "mrr": (
+        "coalesce(a.mrr, -1) DESC, a.account_id",
+        "(coalesce(a.mrr, -1) < %s::numeric OR (coalesce(a.mrr, -1) = %s::numeric"
+        " AND a.account_id > %s))",
+        "number",
     ),
     "score_time": (
-        "l.score_time DESC, l.account_id",
-        "(l.score_time < %s::timestamptz OR (l.score_time = %s::timestamptz"
-        " AND l.account_id > %s))",
+        "a.latest_score_time DESC, a.account_id",
+        "(a.latest_score_time < %s::timestamptz OR (a.latest_score_time = %s::timestamptz"
+        " AND a.account_id > %s))",
+        "time",
     ),
 }
+_SUMMARY_COLUMNS = (
+    "a.account_id, a.latest_risk, a.latest_tier, a.latest_reasons, a.latest_model_version,"
+    " a.latest_score_time, a.latest_expires_at, a.owner, a.company_name, a.plan, a.mrr,"
+    " a.renewal_date, a.status, a.last_event_at"
+)
+
+
+def _money(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def _account_filters(
+    session: Session, *, owner: str | None, plan: str | None, status: str | None,
+) -> tuple[list[str], list[object]]:
+    """The at-risk list's conditions over ``accounts a`` but the tier and the keyset: its
+    scored accounts of the tenant (an agent's: its own), by owner, plan and status."""
+    where = ["a.tenant_id = %s", "a.latest_score_time IS NOT NULL"]
+    params: list[object] = [session.tenant_id]
+    for column, value in (("a.owner", owner), ("a.plan", plan), ("a.status", status)):
+        if value is not None:
+            where.append(f"{column} = %s")
+            params.append(value)
+    if not session.user.sees_every_account:
+        where.append("a.owner = %s")
+        params.append(session.user.name)
+    return where, params
+
+
+def mrr_at_risk(
+    session: Session, *, owner: str | None = None, plan: str | None = None,
+) -> models.MrrAtRisk:
+    """The MRR of the active accounts whose latest tier is high (an agent's: its own), with
+    the owner and plan filters of the list."""
+    where, params = _account_filters(session, owner=owner, plan=plan, status="active")
+    row = session.conn.execute(
+        "SELECT coalesce(sum(a.mrr), 0), count(*), count(*) FILTER (WHERE a.mrr IS NULL)"
+        f" FROM accounts a WHERE {' AND '.join(where)} AND a.latest_tier = 'high'",
+        params,
+    ).fetchone()
+    assert row is not None
+    return models.MrrAtRisk(mrr=float(row[0]), accounts=row[1], without_mrr=row[2])
 
 
 def list_accounts(
     session: Session, *, tier: str | None, owner: str | None, sort: str, limit: int,
-    cursor: str | None,
+    cursor: str | None, plan: str | None = None, status: str | None = None,
 ) -> models.AccountPage:
-    query: dict[str, object] = {"tier": tier, "owner": owner, "sort": sort}
-    after = _checked(decode_cursor(cursor, "accounts", query, 2),
-                     "number" if sort == "risk" else "time", "text")
-    order, keyset = _ACCOUNT_SORTS[sort]
-    where = ["TRUE"]
-    params: list[object] = [session.tenant_id, session.tenant_id]
+    """The scored accounts (latest primary score), by risk, MRR or score time, with the MRR
+    at risk of the same owner and plan."""
+    query: dict[str, object] = {
+        "tier": tier, "owner": owner, "sort": sort, "plan": plan, "status": status,
+    }
+    order, keyset, kind = _ACCOUNT_SORTS[sort]
+    after = _checked(decode_cursor(cursor, "accounts", query, 2), kind, "text")
+    where, params = _account_filters(session, owner=owner, plan=plan, status=status)
     if tier is not None:
-        where.append("l.tier = %s")
+        where.append("a.latest_tier = %s")
         params.append(tier)
-    if owner is not None:
-        where.append("o.owner = %s")
-        params.append(owner)
-    if not session.user.sees_every_account:
-        where.append("o.owner = %s")
-        params.append(session.user.name)
     if after is not None:
         where.append(keyset)
         params.extend([after[0], after[0], after[1]])
     rows = session.conn.execute(
-        f"SELECT l.account_id, l.score, l.tier, l.reasons, l.model_version, l.score_time,"
-        f" l.expires_at, o.owner FROM ({_LATEST}) l LEFT JOIN account_owners o"
-        f" ON o.tenant_id = %s AND o.account_id = l.account_id"
-        f" WHERE {' AND '.join(where)} ORDER BY {order} LIMIT %s",
+        f"SELECT {_SUMMARY_COLUMNS} FROM accounts a WHERE {' AND '.join(where)}"
+        f" ORDER BY {order} LIMIT %s",
         (*params, limit + 1),
     ).fetchall()
-    page, next_cursor = _page(
-        rows, limit, "accounts", query,
-        lambda r: [r[1] if sort == "risk" else _time_key(r[5]), r[0]],
-    )
+
+    def key(r: tuple[Any, ...]) -> list[Any]:
+        if sort == "risk":
+            return [r[1], r[0]]
+        if sort == "mrr":
+            return [-1.0 if r[10] is None else float(r[10]), r[0]]
+        return [_time_key(r[5]), r[0]]
+
+    page, next_cursor = _page(rows, limit, "accounts", query, key)
     return models.AccountPage(
         items=[
             models.AccountSummary(
                 account_id=r[0], risk=r[1], tier=r[2], reasons=r[3], model_version=r[4],
-                score_time=r[5], expires_at=r[6], owner=r[7],
+                score_time=r[5], expires_at=r[6], owner=r[7], company_name=r[8], plan=r[9],
+                mrr=_money(r[10]), renewal_date=r[11], status=r[12], last_event_at=r[13],
             )
             for r in page
         ],
         next_cursor=next_cursor,
+        mrr_at_risk=mrr_at_risk(session, owner=owner, plan=plan),
     )
 
 
 def account_detail(session: Session, account_id: str) -> models.AccountDetail:
     require_account(session, account_id)
     tenant = session.tenant_id
-    owner_row = session.conn.execute(
-        "SELECT owner, notes, updated_at, updated_by FROM account_owners"
+    account = session.conn.execute(
+        "SELECT owner, notes, edited_at, edited_by, company_name, plan, mrr, renewal_date,"
+        " status, status_at, first_seen, last_event_at FROM accounts"
         " WHERE tenant_id = %s AND account_id = %s",
         (tenant, account_id),
     ).fetchone()
@@ -192,10 +237,12 @@ def account_detail(session: Session, account_id: str) -> models.AccountDetail:
             tier=score[4], reasons=score[5], model_version=score[6], feature_version=score[7],
             score_time=score[8], expires_at=score[9],
         )
-    owner, notes, updated_at, updated_by = owner_row or (None, "", None, None)
+    row = account or (None, "", None, None, None, None, None, None, "active", None, None, None)
     return models.AccountDetail(
-        account_id=account_id, owner=owner, notes=notes, updated_at=updated_at,
-        updated_by=updated_by, latest_score=latest,
+        account_id=account_id, owner=row[0], notes=row[1], updated_at=row[2],
+        updated_by=row[3], company_name=row[4], plan=row[5], mrr=_money(row[6]),
+        renewal_date=row[7], status=row[8], status_at=row[9], first_seen=row[10],
+        last_event_at=row[11], latest_score=latest,
     )
 
 
@@ -203,7 +250,10 @@ def update_account(
     session: Session, account_id: str, patch: models.AccountPatch
 ) -> models.AccountDetail:
     """Set owner and/or notes. Coordinators and admins may change both; an agent only the
-    notes of an account it owns (so it cannot give an account away or take one)."""
+    notes of an account it owns (so it cannot give an account away or take one).
+
+    The owner's time is the edit's (wall clock), so an owner trait older than the edit,
+    replayed, does not undo it; ``account_owners`` follows (migration 0008's trigger)."""
     require_account(session, account_id)
     given = patch.model_fields_set
     if not given:
@@ -218,16 +268,19 @@ def update_account(
         owner = find_user(session.conn, session.tenant_id, patch.owner)
         if owner is None or owner.disabled_at is not None:
             raise InvalidInput(f"no enabled user named {patch.owner} in this tenant", "owner")
+    owner_given, notes_given = "owner" in given, "notes" in given
     session.conn.execute(
-        "INSERT INTO account_owners AS a (tenant_id, account_id, owner, notes, updated_at,"
-        " updated_by) VALUES (%s, %s, %s, %s, now(), %s)"
+        "INSERT INTO accounts AS a (tenant_id, account_id, owner, owner_at, notes, edited_at,"
+        " edited_by, updated_at) VALUES (%s, %s, %s, CASE WHEN %s THEN now() END, %s, now(),"
+        " %s, now())"
         " ON CONFLICT (tenant_id, account_id) DO UPDATE SET"
         " owner = CASE WHEN %s THEN EXCLUDED.owner ELSE a.owner END,"
+        " owner_at = CASE WHEN %s THEN now() ELSE a.owner_at END,"
         " notes = CASE WHEN %s THEN EXCLUDED.notes ELSE a.notes END,"
-        " updated_at = now(), updated_by = EXCLUDED.updated_by",
+        " edited_at = now(), edited_by = EXCLUDED.edited_by, updated_at = now()",
         (
-            session.tenant_id, account_id, patch.owner, patch.notes or "", user.name,
-            "owner" in given, "notes" in given,
+            session.tenant_id, account_id, patch.owner, owner_given, patch.notes or "",
+            user.name, owner_given, owner_given, notes_given,
         ),
     )
     return account_detail(session, account_id)
@@ -291,6 +344,7 @@ _TIMELINE_SOURCES = (
     ("decision", "decisions", "t.decided_at", "t.decision_id", ""),
     ("workflow_trigger", "workflow_triggers", "t.triggered_at", "t.trigger_id", ""),
     ("workflow_signal", "workflow_signals", "t.signalled_at", "t.signal_id", ""),
+    ("workflow_outcome", "workflow_outcomes", "t.occurred_at", "t.outcome_id", ""),
     ("cancellation", "cancellation_reasons", "t.cancelled_at", "t.cancellation_id", ""),
 )
 
@@ -341,9 +395,12 @@ def timeline(
 
 
 def churn_causes(
-    session: Session, *, since: datetime | None, until: datetime | None
+    session: Session, *, since: datetime | None, until: datetime | None,
+    plan: str | None = None,
 ) -> models.ChurnCauses:
-    """Cancellations by month (UTC) and reason code, most frequent first in each month."""
+    """Cancellations by month (UTC), reason code and plan, most frequent first in each
+    month, with the MRR of the accounts that left (plan and MRR as the accounts table
+    holds them: the last known)."""
     where = ["c.tenant_id = %s"]
     params: list[object] = [session.tenant_id]
     if since is not None:
@@ -352,17 +409,82 @@ def churn_causes(
     if until is not None:
         where.append("c.cancelled_at < %s")
         params.append(until)
+    if plan is not None:
+        where.append("a.plan = %s")
+        params.append(plan)
     owned, owned_params = _owned_clause(session, "c")
+    # Per account first: an account cancelled twice in a month counts its MRR once.
     rows = session.conn.execute(
-        "SELECT to_char(date_trunc('month', c.cancelled_at), 'YYYY-MM') AS period,"
-        " c.reason_code, count(*), count(DISTINCT c.account_id) FROM cancellation_reasons c"
-        f" WHERE {' AND '.join(where)}{owned}"
-        " GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2 NULLS LAST",
+        "SELECT period, reason_code, plan, sum(n), count(*), coalesce(sum(mrr), 0),"
+        " count(*) FILTER (WHERE mrr IS NULL) FROM ("
+        " SELECT to_char(date_trunc('month', c.cancelled_at), 'YYYY-MM') AS period,"
+        " c.reason_code, a.plan, c.account_id, count(*) AS n, max(a.mrr) AS mrr"
+        " FROM cancellation_reasons c LEFT JOIN accounts a"
+        " ON a.tenant_id = c.tenant_id AND a.account_id = c.account_id"
+        f" WHERE {' AND '.join(where)}{owned} GROUP BY 1, 2, 3, 4) per_account"
+        " GROUP BY 1, 2, 3 ORDER BY 1, 4 DESC, 2 NULLS LAST, 3 NULLS LAST",
         (*params, *owned_params),
     ).fetchall()
     return models.ChurnCauses(
         items=[
-            models.ChurnCause(period=r[0], reason_code=r[1], cancellations=r[2], accounts=r[3])
+            models.ChurnCause(period=r[0], reason_code=r[1], plan=r[2], cancellations=r[3],
+                              accounts=r[4], mrr=float(r[5]), accounts_without_mrr=r[6])
             for r in rows
         ]
     )
+
+def win_back_log(
+    session: Session, *, status: str | None, campaign: str | None, owner: str | None,
+    account_id: str | None, limit: int, cursor: str | None,
+) -> models.WinBackPage:
+    """The tenant's win-back log (see :mod:`api.winback`), newest trigger first; an agent
+    sees the entries of its accounts only."""
+    query: dict[str, object] = {
+        "status": status, "campaign": campaign, "owner": owner, "account": account_id,
+    }
+    after = _checked(decode_cursor(cursor, "win-back", query, 2), "time", "uuid")
+    rows = winback.entries(
+        session.conn, tenant_id=session.tenant_id, status=status, campaign=campaign,
+        owner=owner, account_id=account_id,
+        only_owner=None if session.user.sees_every_account else session.user.name,
+        after=None if after is None else (datetime.fromisoformat(after[0]), after[1]),
+        limit=limit + 1,
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(
+            "win-back", query, [_time_key(rows[-1]["triggered_at"]), rows[-1]["trigger_id"]]
+        )
+    return models.WinBackPage(
+        items=[
+            models.WinBackEntry(
+                campaign=models.Campaign(
+                    name=r["campaign"], workflow_key=r["workflow_key"],
+                    experiment_key=r["experiment_key"], variant=r["variant"],
+                ),
+                **{name: r[name] for name in (
+                    "trigger_id", "account_id", "channel", "action", "trigger", "risk", "tier",
+                    "triggered_at", "active_until", "status", "status_at", "result",
+                    "next_step", "note", "outcomes", "owner",
+                )},
+            )
+            for r in rows
+        ],
+        next_cursor=next_cursor,
+    )
+
+
+def experiment_report(
+    session: Session, key: str, *, since: datetime | None, until: datetime, control: str,
+) -> models.ExperimentReport:
+    """An experiment's figures per arm over the tenant's accounts (an agent's: its own)."""
+    if not winback.experiment_known(session.conn, key, session.tenant_id):
+        raise NotFound(f"no account of this tenant was assigned to experiment {key}", "key")
+    counts = winback.experiment_counts(
+        session.conn, key, since=since, until=until, tenant_id=session.tenant_id,
+        only_owner=None if session.user.sees_every_account else session.user.name,
+    )
+    report = build_report(key, counts, since=since, until=until, tenant_id=session.tenant_id,
+                          control=control)
+    return models.ExperimentReport.model_validate(report.to_document())

@@ -56,22 +56,28 @@ def get_accounts(
     session: SessionDep,
     tier: models.TierName | None = None,
     owner: Annotated[str | None, Query(max_length=64)] = None,
-    sort: Literal["risk", "score_time"] = "risk",
+    plan: Annotated[str | None, Query(max_length=256)] = None,
+    status: models.AccountStatus | None = None,
+    sort: Literal["risk", "mrr", "score_time"] = "risk",
     limit: Limit = None,
     cursor: Cursor = None,
 ) -> models.AccountPage:
-    """Each account's latest primary (non-shadow) score and its owner, riskiest first (or
-    most recently scored first). An agent sees the accounts it owns only."""
+    """The scored accounts (the accounts table: company, plan, MRR, owner, renewal date,
+    status, latest primary score), riskiest first (or largest MRR first, an unknown MRR
+    last; or most recently scored first), and ``mrr_at_risk``: the MRR of the active
+    high-tier accounts under the same owner and plan filters. An agent sees the accounts
+    it owns only."""
     return queries.list_accounts(
         session, tier=tier, owner=owner, sort=sort, limit=page_size(request, limit),
-        cursor=cursor,
+        cursor=cursor, plan=plan, status=status,
     )
 
 
 @router.get("/accounts/{account_id}", response_model=models.AccountDetail, responses=NOT_FOUND,
             summary="An account")
 def get_account(session: SessionDep, account_id: AccountId) -> models.AccountDetail:
-    """The account's latest primary score, owner and notes."""
+    """The account (company, plan, MRR, renewal date, status, first and last event), its
+    latest primary score, owner and notes."""
     return queries.account_detail(session, account_id)
 
 
@@ -99,8 +105,8 @@ def get_timeline(
     limit: Limit = None,
     cursor: Cursor = None,
 ) -> models.TimelinePage:
-    """Scores (with reasons), usage signals, alerts, decisions, workflow triggers and
-    signals, and cancellations, oldest first."""
+    """Scores (with reasons), usage signals, alerts, decisions, workflow triggers,
+    signals and outcomes, and cancellations, oldest first."""
     since, until = _window(since, until)
     return queries.timeline(
         session, account_id, since=since, until=until, limit=page_size(request, limit),
@@ -312,12 +318,59 @@ def post_note(
 
 @router.get("/churn-causes", response_model=models.ChurnCauses, summary="Why customers leave")
 def get_churn_causes(
-    session: SessionDep, since: Since = None, until: Until = None
+    session: SessionDep, since: Since = None, until: Until = None,
+    plan: Annotated[str | None, Query(max_length=256)] = None,
 ) -> models.ChurnCauses:
-    """Cancellations by month (UTC) and reason code, with counts. Plan and MRR are not
-    known yet (no account traits): counts only."""
+    """Cancellations by month (UTC), reason code and plan, with counts and the MRR of the
+    accounts that left (plan and MRR as last known in the accounts table)."""
     since, until = _window(since, until)
-    return queries.churn_causes(session, since=since, until=until)
+    return queries.churn_causes(session, since=since, until=until, plan=plan)
+
+
+@router.get("/win-back", response_model=models.WinBackPage, summary="The win-back log")
+def get_win_back(
+    request: Request,
+    session: SessionDep,
+    status: models.WinBackStatus | None = None,
+    campaign: Annotated[str | None, Query(
+        max_length=257, pattern=r"^[^:]+(:[^:]+)?$",
+        description="a workflow (every variant) or workflow:variant")] = None,
+    owner: Annotated[str | None, Query(max_length=64)] = None,
+    account: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Limit = None,
+    cursor: Cursor = None,
+) -> models.WinBackPage:
+    """One entry per workflow trigger, newest first: its campaign (workflow, experiment
+    and variant), status (triggered, delivered, engaged, saved, lost: from workflow.*
+    outcome events and the workflow's signals), result, next step and the account's
+    owner. An agent sees the entries of its accounts only."""
+    return queries.win_back_log(
+        session, status=status, campaign=campaign, owner=owner, account_id=account,
+        limit=page_size(request, limit), cursor=cursor,
+    )
+
+
+@router.get("/experiments/{key}", response_model=models.ExperimentReport,
+            responses={404: error_doc("no account of this tenant was assigned to it")},
+            summary="An experiment's results per arm")
+def get_experiment(
+    session: SessionDep,
+    key: Annotated[str, Path(min_length=1, max_length=128)],
+    since: Since = None,
+    until: Until = None,
+    control: Annotated[str, Query(min_length=1, max_length=128,
+                                  description="the arm the others are compared with")]
+    = "holdout",
+) -> models.ExperimentReport:
+    """Per arm: accounts assigned in [since, until) (until: now by default), saved, lost
+    and churned (cancelled at or after assignment, before until); save and churn rates
+    over the accounts assigned, with 95 % Wilson intervals, and each arm's difference
+    from the control arm (Newcombe interval). As churnwatch experiment report; an agent's
+    report covers its own accounts only."""
+    since, until = _window(since, until)
+    return queries.experiment_report(
+        session, key, since=since, until=until or datetime.now(UTC), control=control,
+    )
 
 
 def _user(user: ApiUser) -> models.User:

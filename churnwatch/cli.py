@@ -8,14 +8,19 @@ import logging
 import os
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from churnwatch.errors import ChurnwatchError
 from churnwatch.logs import configure_logging
 from churnwatch.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from churnwatch.progress import Progress
+    from dataflows.metrics import PipelineMetrics
     from decisions.policy import Vocabulary
 
 
@@ -71,7 +76,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from churnwatch.demo import run_demo
 
     return run_demo(_settings(), accounts=args.accounts, days=args.days, seed=args.seed,
-                    serve_port=args.port if args.serve else None, serve_host=args.host)
+                    serve_port=args.port if args.serve else None, serve_host=args.host,
+                    product=args.product)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -159,44 +165,66 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from churnwatch.simulator import produce, simulate, write_jsonl, write_truth
+    from churnwatch.progress import Progress
+    from churnwatch.simulator import Simulation, produce, simulate, write_jsonl, write_truth
+    from churnwatch.simulator_social import simulate_social
 
-    simulation = simulate(accounts=args.accounts, days=args.days, seed=args.seed,
-                          mean_lifetime_days=args.mean_lifetime_days)
-    if args.truth:
-        write_truth(simulation, Path(args.truth))
-    if args.out:
-        lines = write_jsonl(simulation, Path(args.out))
-        print(f"wrote {lines} messages to {args.out}")
-    if args.kafka:
-        settings = _settings()
-        if not settings.kafka_bootstrap:
-            print("churnwatch simulate --kafka: set CHURNWATCH_KAFKA_BOOTSTRAP", file=sys.stderr)
-            return 2
-        count = produce(simulation, settings.kafka_bootstrap, settings.topics.events,
-                        config=settings.kafka_config.properties)
-        print(f"produced {count} messages to {settings.topics.events}")
-    if not (args.out or args.kafka):
+    simulation: Simulation
+    if not (args.out or args.kafka):  # said before minutes of simulating, not after
         print("churnwatch simulate: give --out FILE and/or --kafka", file=sys.stderr)
         return 2
+    if args.product == "social" and args.mean_lifetime_days is not None:
+        print("churnwatch simulate: --mean-lifetime-days is for --product saas", file=sys.stderr)
+        return 2
+    settings = _settings() if args.kafka else None
+    if settings is not None and not settings.kafka_bootstrap:
+        print("churnwatch simulate --kafka: set CHURNWATCH_KAFKA_BOOTSTRAP", file=sys.stderr)
+        return 2
+    with Progress("simulate") as progress:
+        progress.stage(f"simulating {args.product}")
+        if args.product == "social":
+            simulation = simulate_social(accounts=args.accounts or 300, days=args.days,
+                                         seed=args.seed)
+        else:
+            simulation = simulate(accounts=args.accounts or 200, days=args.days,
+                                  seed=args.seed, mean_lifetime_days=args.mean_lifetime_days,
+                                  traits=args.traits)
+        if args.truth:
+            write_truth(simulation, Path(args.truth))
+        if args.out:
+            progress.stage(f"writing {args.out}")
+            lines = write_jsonl(simulation, Path(args.out))
+            progress.advance(lines)
+        if settings is not None and settings.kafka_bootstrap:
+            progress.stage(f"producing to {settings.topics.events}")
+            count = produce(simulation, settings.kafka_bootstrap, settings.topics.events,
+                            config=settings.kafka_config.properties)
+            progress.advance(count)
+    if args.out:
+        print(f"wrote {lines} messages to {args.out}")
+    if settings is not None:
+        print(f"produced {count} messages to {settings.topics.events}")
     return 0
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     import orjson
 
-    from accounts.backfill import backfill, read_jsonl
+    from accounts.backfill import backfill
+    from churnwatch.progress import Progress
     from churnwatch.wiring import account_config, event_limits
     from featurestore.definitions import load_definitions
 
     settings = _settings()
     definitions = Path(args.definitions) if args.definitions else settings.feature_definitions
     feature_set = load_definitions(definitions)
-    result = backfill(
-        read_jsonl(Path(args.file)),
-        account_config(settings, feature_set),
-        event_limits(settings),
-    )
+    with Progress("features backfill", Path(args.file)) as progress:
+        progress.stage("reading events")
+        result = backfill(
+            progress.read_jsonl(Path(args.file)),
+            account_config(settings, feature_set),
+            event_limits(settings),
+        )
     out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
     try:
         for row in sorted(result.rows.values(), key=lambda r: (r.tenant_id, r.account_id)):
@@ -211,11 +239,34 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_features_check(args: argparse.Namespace) -> int:
+    """The definitions file, its signals, tier-1 rules and lifecycle mapping, and the
+    policy's references to them: every problem with its file and line."""
+    from churnwatch.wiring import detector_rules, policy_vocabulary
+    from decisions.policy import PolicyError, load_policy
     from featurestore.definitions import load_definitions
 
+    settings = _settings()
     feature_set = load_definitions(Path(args.file))
+    rules = detector_rules(settings, feature_set)
+    lifecycle = sum(len(types) for types in feature_set.lifecycle.values())
     print(f"{args.file}: {len(feature_set.features)} features, "
+          f"{len(rules.usage.names())} signals ({', '.join(rules.usage.names()) or 'none'}), "
+          f"{len(rules.tier1)} tier-1 rules, {lifecycle} lifecycle event types; "
           f"feature_version {feature_set.version}")
+    policy_file = settings.policy_file if args.policy is None else (
+        None if args.policy == "off" else Path(args.policy)
+    )
+    if policy_file is None:
+        return 0
+    try:
+        load_policy(policy_file, policy_vocabulary(settings, feature_set))
+    except PolicyError as exc:
+        print(f"{exc.source}: {len(exc.problems)} problem(s) against {args.file}",
+              file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"{policy_file}: every trigger and feature it names is defined")
     return 0
 
 
@@ -236,22 +287,44 @@ def cmd_events_check(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from churnwatch.progress import Progress
     from churnwatch.wiring import account_config, event_limits
     from featurestore.definitions import load_definitions
-    from training.history import train_from_history
+    from scoring.model import read_metadata
+    from training.history import ModelFamily, train_from_history
+    from training.tiers import TierOptions
+    from training.transforms import parse_clip
 
     settings = _settings()
     definitions = Path(args.definitions) if args.definitions else settings.feature_definitions
-    trained = train_from_history(
-        Path(args.history),
-        Path(args.out),
-        config=account_config(settings, load_definitions(definitions)),
-        limits=event_limits(settings),
-        horizon_days=args.horizon_days,
-        seed=args.seed,
+    tiers = TierOptions(
+        high_share=args.high_share, medium_share=args.medium_share,
+        high_precision=args.high_precision, fixed=args.fixed_tiers,
     )
+    history = Path(args.history)
+    with Progress("train", history) as progress:
+        trained = train_from_history(
+            history,
+            Path(args.out),
+            config=account_config(settings, load_definitions(definitions)),
+            limits=event_limits(settings),
+            horizon_days=args.horizon_days,
+            seed=args.seed,
+            family=ModelFamily(args.model),
+            log1p=[n for part in args.log1p for n in part.split(",") if n],
+            clip=[parse_clip(text) for text in args.clip],
+            tiers=tiers,
+            messages=progress.read_jsonl,
+            stage=progress.stage,
+        )
     metrics = trained.metrics
-    print(f"model written to {args.out} (feature_version {trained.feature_version})")
+    print(f"{args.model} model written to {args.out} (feature_version "
+          f"{trained.feature_version})")
+    thresholds = read_metadata(Path(args.out)).tiers
+    if thresholds is not None:
+        print(f"tiers ({thresholds.method}): medium >= {thresholds.medium_at:.4g} "
+              f"({thresholds.medium_share:.1%} of {thresholds.rows} account-days), high >= "
+              f"{thresholds.high_at:.4g} ({thresholds.high_share:.1%})")
     def show(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
@@ -262,7 +335,143 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _days(text: str) -> int:
+    """``7d`` or ``7``: a positive number of days."""
+    value = _positive_int(text.removesuffix("d"))
+    return value
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    import numpy as np
+    import orjson
+
+    from churnwatch.progress import Progress
+    from churnwatch.wiring import account_config, event_limits, risk_policy
+    from featurestore.definitions import load_definitions
+    from scoring.model import load_model
+    from training.backtest import (
+        BacktestReport,
+        baseline_features,
+        cross_fitted_baseline,
+        date_of,
+        fitted_baseline,
+        grade,
+        observation_rows,
+    )
+    from training.history import describe_history
+
+    settings = _settings()
+    if args.definitions:
+        settings = settings.replace(feature_definitions=Path(args.definitions))
+    feature_set = load_definitions(settings.feature_definitions)
+    model_dir = Path(args.model) if args.model else settings.model_dir
+    if model_dir is None:
+        print("churnwatch evaluate: give --model DIR", file=sys.stderr)
+        return 2
+    model = load_model(model_dir, feature_set.version, feature_set.names)
+    start = None
+    if args.from_date:
+        start = datetime.fromisoformat(args.from_date)
+        start = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
+    events = Path(args.events)
+    now = datetime.now(UTC)
+    limits = event_limits(settings)
+    with Progress("evaluate", events) as progress:
+        progress.stage("replaying the history")
+        rows, cancellations = observation_rows(
+            progress.read_jsonl(events), account_config(settings, feature_set), limits,
+            horizon_days=args.horizon_days, every_days=args.every, start=start, now=now,
+            source=describe_history(events),
+        )
+        if rows.rows == 0:
+            print(f"churnwatch evaluate: no labelled observation in {events} (history "
+                  f"shorter than the {args.horizon_days}-day horizon?)", file=sys.stderr)
+            return 1
+        progress.stage("scoring")
+        risks, _ = model.score(rows.X)
+        high_at = risk_policy(settings).for_model(model).high_at
+        results = [grade(f"model {model.model_version}", rows, risks, cancellations, high_at)]
+        if args.baseline or args.baseline_history:
+            progress.stage("fitting the baseline")
+            design, types = baseline_features(rows, progress.read_jsonl(events), limits, now)
+            # The baseline's high tier: the same share of rows as the model's high tier.
+            share = float((risks >= high_at).mean())
+
+            def cut(scores: np.ndarray) -> float:
+                return float(np.quantile(scores, 1.0 - share)) if share > 0 else np.inf
+
+            if args.baseline:
+                baseline = cross_fitted_baseline(rows, design)
+                results.append(grade("baseline", rows, baseline, cancellations, cut(baseline)))
+            if args.baseline_history:
+                other = Path(args.baseline_history)
+                progress.stage(f"fitting the baseline on {other.name}")
+                train_rows, _ = observation_rows(
+                    progress.read_jsonl(other), account_config(settings, feature_set), limits,
+                    horizon_days=args.horizon_days, every_days=1, now=now,
+                )
+                train_design, _ = baseline_features(
+                    train_rows, progress.read_jsonl(other), limits, now, types[:-1]
+                )
+                baseline = fitted_baseline(train_rows, train_design, design)
+                results.append(grade(f"baseline ({other.name})", rows, baseline, cancellations,
+                                     cut(baseline)))
+    report = BacktestReport(
+        source=rows.source, horizon_days=args.horizon_days, every_days=args.every,
+        first_date=date_of(float(rows.observed_at.min())),
+        last_date=date_of(float(rows.observed_at.max())),
+        results=tuple(results), counts=dict(rows.counts),
+    )
+    if args.format == "json":
+        print(orjson.dumps(report.to_document(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(format_backtest(report))
+    return 0
+
+
+def format_backtest(report: Any) -> str:
+    """The backtest as a side-by-side table."""
+    def show(value: float | None, spec: str = ".3f") -> str:
+        return "n/a" if value is None else format(value, spec)
+
+    first = report.first_date.date() if report.first_date else "?"
+    last = report.last_date.date() if report.last_date else "?"
+    lines = [f"evaluate {report.source}: observations every {report.every_days} days "
+             f"{first} .. {last}, horizon {report.horizon_days} days"]
+    names = [r.name for r in report.results]
+    rows = [
+        ("rows (account-dates)", [str(r.metrics.rows) for r in report.results]),
+        ("accounts", [str(r.metrics.accounts) for r in report.results]),
+        ("base rate", [show(r.metrics.base_rate, ".4f") for r in report.results]),
+        ("ROC AUC", [show(r.metrics.roc_auc) for r in report.results]),
+        ("average precision", [show(r.metrics.average_precision) for r in report.results]),
+        ("top-decile lift", [show(r.metrics.top_decile_lift, ".2f") for r in report.results]),
+        ("high tier at", [show(r.high_tier.high_at, ".4g") for r in report.results]),
+        ("high-tier alerts", [str(r.high_tier.alerts) for r in report.results]),
+        ("alert precision", [show(r.high_tier.precision) for r in report.results]),
+        ("recall (accounts)", [f"{show(r.high_tier.recall)} ({r.high_tier.caught_accounts}/"
+                               f"{r.high_tier.churned_accounts})" for r in report.results]),
+        ("median lead (days)", [show(r.high_tier.median_lead_days, ".1f")
+                                for r in report.results]),
+    ]
+    width = max(len(label) for label, _ in rows) + 2
+    columns = [max(len(n), *(len(v[i]) for _, v in rows)) + 2 for i, n in enumerate(names)]
+    lines.append(" " * width + "".join(n.rjust(c) for n, c in zip(names, columns, strict=True)))
+    for label, values in rows:
+        lines.append(label.ljust(width)
+                     + "".join(v.rjust(c) for v, c in zip(values, columns, strict=True)))
+    return "\n".join(lines)
+
+
+def _watch(progress: Progress) -> Callable[[PipelineMetrics], None]:
+    """Hands a replay's metrics to ``progress``, which polls the messages read."""
+    return lambda metrics: progress.watch(lambda: int(metrics.total(metrics.messages)))
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
+    from churnwatch.progress import Progress
     from churnwatch.replay import replay
 
     settings = _settings()
@@ -270,6 +479,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         settings = settings.replace(feature_definitions=Path(args.definitions))
     if args.model:
         settings = settings.replace(model_dir=None if args.model == "off" else Path(args.model))
+    if args.policy:
+        settings = settings.replace(
+            policy_file=None if args.policy == "off" else Path(args.policy))
     if args.to_sinks:
         from churnwatch.replay import replay_to_sinks
 
@@ -277,14 +489,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print("churnwatch replay --to-sinks: set CHURNWATCH_KAFKA_BOOTSTRAP, "
                   "CHURNWATCH_REDIS_URL and CHURNWATCH_DATABASE_URL", file=sys.stderr)
             return 2
-        summary = replay_to_sinks(Path(args.events), settings)
+        with Progress("replay", Path(args.events)) as progress:
+            progress.stage("replaying into the sinks")
+            summary = replay_to_sinks(Path(args.events), settings, watch=_watch(progress))
         print("replayed into the configured sinks: "
               + " ".join(f"{k}={v}" for k, v in summary.items()))
         return 0
     if not args.out:
         print("churnwatch replay: give --out DIR (or --to-sinks)", file=sys.stderr)
         return 2
-    counts = replay(Path(args.events), Path(args.out), settings)
+    with Progress("replay", Path(args.events)) as progress:
+        progress.stage("replaying")
+        counts = replay(Path(args.events), Path(args.out), settings, watch=_watch(progress))
     print(f"replayed {args.events} into {args.out}: "
           + ", ".join(f"{name}.jsonl {count}" for name, count in counts.items()))
     return 0
@@ -325,6 +541,7 @@ def cmd_policy_dry_run(args: argparse.Namespace) -> int:
 
     import orjson
 
+    from churnwatch.progress import Progress
     from churnwatch.replay import replay
     from decisions.dry_run import compare, format_report
 
@@ -339,10 +556,13 @@ def cmd_policy_dry_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     runs = []
-    with tempfile.TemporaryDirectory(prefix="churnwatch-dry-run-") as tmp:
+    with (tempfile.TemporaryDirectory(prefix="churnwatch-dry-run-") as tmp,
+          Progress("policy dry-run", Path(args.events)) as progress):
         for name, policy_file in (("current", current), ("new", Path(args.policy))):
             out = Path(tmp) / name
-            replay(Path(args.events), out, settings.replace(policy_file=policy_file))
+            progress.stage(f"replaying under the {name} policy")
+            replay(Path(args.events), out, settings.replace(policy_file=policy_file),
+                   watch=_watch(progress) if name == "current" else None)
             lines = (out / "decisions.jsonl").read_bytes().splitlines()
             runs.append([orjson.loads(line) for line in lines if line])
     report = compare(runs[0], runs[1])
@@ -385,6 +605,56 @@ def cmd_users(args: argparse.Namespace) -> int:
             user = disable_user(conn, args.name, args.tenant)
             print(f"user {user.name} (tenant {user.tenant_id}) disabled: its token no longer"
                   " works")
+    return 0
+
+
+def _instant(text: str) -> datetime:
+    """An RFC 3339 time with an offset, for --since / --until."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give a time zone offset (e.g. Z): {text!r}")
+    return moment.astimezone(UTC)
+
+
+def cmd_experiment_report(args: argparse.Namespace) -> int:
+    import orjson
+    import psycopg
+
+    from api.winback import experiment_counts, experiment_known
+    from decisions.experiment_report import build_report, format_text
+    from sinks.postgres import connect
+
+    settings = _settings()
+    if not settings.database_url:
+        print("churnwatch experiment report: set CHURNWATCH_DATABASE_URL", file=sys.stderr)
+        return 2
+    until = args.until or datetime.now(UTC)
+    if args.since is not None and args.since >= until:
+        print("churnwatch experiment report: --since must be before --until", file=sys.stderr)
+        return 2
+    # As churnwatch's own role (the tables' owner): every tenant unless --tenant names one.
+    with connect(settings.database_url, settings.database_schema, autocommit=True) as conn:
+        try:
+            if not experiment_known(conn, args.key, args.tenant):
+                scope = f" in tenant {args.tenant}" if args.tenant else ""
+                print(f"churnwatch experiment report: no account was assigned to experiment"
+                      f" {args.key}{scope}", file=sys.stderr)
+                return 1
+            counts = experiment_counts(conn, args.key, since=args.since, until=until,
+                                       tenant_id=args.tenant)
+        except psycopg.errors.UndefinedTable as exc:
+            print(f"churnwatch experiment report: {exc.diag.message_primary}: the schema is"
+                  " older than this program (churnwatch db migrate)", file=sys.stderr)
+            return 1
+    report = build_report(args.key, counts, since=args.since, until=until,
+                          tenant_id=args.tenant, control=args.control)
+    if args.format == "json":
+        print(orjson.dumps(report.to_document(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(format_text(report))
     return 0
 
 
@@ -432,9 +702,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="run the whole pipeline on the embedded local stack")
-    demo.add_argument("--accounts", type=int, default=300)
-    demo.add_argument("--days", type=int, default=30)
+    demo.add_argument("--accounts", type=int, default=None,
+                      help="accounts simulated (saas: 300; social: 1000 subscribers)")
+    demo.add_argument("--days", type=int, default=None,
+                      help="days simulated (saas: 30; social: 45)")
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--product", choices=["saas", "social"], default="saas",
+                      help="the simulated product: saas (the default) or social (a consumer "
+                           "app, with examples/social's definitions, policy and model)")
     demo.add_argument("--serve", action="store_true",
                       help="then keep the stack up and serve the API and console until Ctrl-C")
     demo.add_argument("--host", default="127.0.0.1", help="with --serve: address (127.0.0.1)")
@@ -455,10 +730,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="rows deleted per transaction at most (5000)")
     prune.set_defaults(func=cmd_prune)
 
-    sim = sub.add_parser("simulate", help="generate a seeded SaaS event stream")
-    sim.add_argument("--accounts", type=int, default=200)
+    sim = sub.add_parser("simulate", help="generate a seeded event stream of a simulated product")
+    sim.add_argument("--product", choices=["saas", "social"], default="saas",
+                     help="saas: a B2B SaaS (the default); social: a consumer social app "
+                          "with a monthly subscription (examples/social)")
+    sim.add_argument("--accounts", type=int, default=None,
+                     help="accounts (saas: 200) or subscribers (social: 300)")
     sim.add_argument("--days", type=int, default=30)
     sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument("--traits", action="store_true",
+                     help="saas: each account's company, plan, MRR and renewal date as "
+                          "account.traits_changed events (the accounts table's)")
     sim.add_argument("--mean-lifetime-days", type=float, default=None,
                      help="accounts sign up over the period and go silent after an "
                           "exponential lifetime of this mean (default: all there throughout)")
@@ -490,8 +772,13 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("--definitions", help="feature definitions file (default: settings)")
     back.add_argument("--out", help="write here instead of standard output")
     back.set_defaults(func=cmd_backfill)
-    check = features_sub.add_parser("check", help="validate a feature definitions file")
+    check = features_sub.add_parser(
+        "check", help="validate a definitions file (features, signals, tier-1 rules, lifecycle)"
+        " and the policy's references to it"
+    )
     check.add_argument("file")
+    check.add_argument("--policy", help="the policy whose triggers and features are checked"
+                       " against the file (default: CHURNWATCH_POLICY; 'off': none)")
     check.set_defaults(func=cmd_features_check)
 
     train = sub.add_parser("train", help="train a churn model from a JSONL history")
@@ -501,7 +788,45 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--horizon-days", type=int, default=28,
                        help="label: cancels within this many days of the observation")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--model", choices=["logistic", "trees"], default="logistic",
+                       help="logistic regression, or gradient-boosted trees (logistic)")
+    train.add_argument("--log1p", action="append", default=[], metavar="NAMES",
+                       help="log1p these features (comma-separated; 'nonnegative': every "
+                            "feature with no negative training value); in the ONNX graph")
+    train.add_argument("--clip", action="append", default=[], metavar="NAME:LOW:HIGH",
+                       help="clip a feature to [LOW, HIGH] before any log1p (repeatable)")
+    train.add_argument("--high-share", type=float, default=0.05,
+                       help="tiers: high = this top share of the training account-days (0.05)")
+    train.add_argument("--medium-share", type=float, default=0.15,
+                       help="tiers: medium = the next share below high (0.15)")
+    train.add_argument("--high-precision", type=float, default=None, metavar="P",
+                       help="tiers: high = the lowest risk whose alerts are at least P "
+                            "precise on held-out accounts (instead of --high-share)")
+    train.add_argument("--fixed-tiers", action="store_true",
+                       help="store no tiers: the service uses CHURNWATCH_RISK_TIERS or 0.4,0.7")
     train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser(
+        "evaluate", help="backtest a model on a JSONL history: ranking, high-tier alerts, "
+        "lead time; --baseline adds the textbook baseline side by side")
+    ev.add_argument("--events", required=True, help="JSONL of events v1 (not the training one)")
+    ev.add_argument("--model", help="model directory (default: settings)")
+    ev.add_argument("--definitions", help="feature definitions file (default: settings)")
+    ev.add_argument("--horizon-days", type=_positive_int, default=28,
+                    help="label: cancels within this many days of the date (28)")
+    ev.add_argument("--every", type=_days, default=7, metavar="Nd",
+                    help="observation dates this many days apart (7d)")
+    ev.add_argument("--from", dest="from_date", metavar="DATE",
+                    help="first observation date (default: the history's 8th day)")
+    ev.add_argument("--baseline", action="store_true",
+                    help="also fit and grade the textbook baseline (logistic regression on "
+                         "log1p 28-day event-type counts and tenure) on the same rows, "
+                         "cross-fitted over the accounts of this history")
+    ev.add_argument("--baseline-history", metavar="F",
+                    help="also the baseline fitted on this other history (e.g. the model's "
+                         "training one, every day of it): the model's own footing")
+    ev.add_argument("--format", choices=["text", "json"], default="text")
+    ev.set_defaults(func=cmd_evaluate)
 
     rep = sub.add_parser("replay", help="run the dataflow over a JSONL history (backtest)")
     rep.add_argument("--events", required=True, help="JSONL of events v1")
@@ -510,6 +835,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write to the configured Kafka, Redis and PostgreSQL instead")
     rep.add_argument("--definitions", help="feature definitions file (default: settings)")
     rep.add_argument("--model", help="model directory, or 'off' (default: settings)")
+    rep.add_argument("--policy", help="decision policy file, or 'off' (default: settings)")
     rep.set_defaults(func=cmd_replay)
 
     policy = sub.add_parser("policy", help="decision policies: validate, try on a history")
@@ -546,6 +872,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait this long for the running dataflow to confirm (exit 1 if it does not)",
     )
     erase.set_defaults(func=cmd_erase)
+
+    experiment = sub.add_parser("experiment", help="decision experiments: their results")
+    experiment_sub = experiment.add_subparsers(dest="experiment_command", required=True)
+    ereport = experiment_sub.add_parser(
+        "report",
+        help="save and churn rates per arm, with 95%% confidence intervals",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Per arm (variant, holdout included) of experiment KEY, over the accounts\n"
+            "assigned to it (experiment_assignments) in [--since, --until):\n"
+            "  saved    the account's latest settled win-back entry of the experiment\n"
+            "           (a trigger at or after its assignment) is saved: a workflow.saved\n"
+            "           outcome, or else a 'recovered' workflow signal; before --until\n"
+            "  lost     likewise lost: workflow.lost, or else a 'cancelled' signal\n"
+            "  churned  a subscription.cancelled (cancellation_reasons) at or after the\n"
+            "           account's assignment and before --until (default: now)\n"
+            "Save rate = saved / assigned and churn rate = churned / assigned (every\n"
+            "assigned account counts: the holdout compares fairly), each with its 95%\n"
+            "Wilson score interval; 'vs control' = arm minus the control arm, with\n"
+            "Newcombe's hybrid score interval."
+        ),
+    )
+    ereport.add_argument("key", help="the experiment's key (the policy's experiments: ...)")
+    ereport.add_argument("--since", type=_instant, help="assigned from (RFC 3339, inclusive)")
+    ereport.add_argument("--until", type=_instant,
+                         help="assigned, saved, lost and churned before (RFC 3339; now)")
+    ereport.add_argument("--tenant", help="one tenant's accounts (default: every tenant)")
+    ereport.add_argument("--control", default="holdout",
+                         help="the arm the others are compared with (holdout)")
+    ereport.add_argument("--format", choices=["text", "json"], default="text")
+    ereport.set_defaults(func=cmd_experiment_report)
 
     stack = sub.add_parser("stack", help="start the embedded local stack until Ctrl-C")
     stack.set_defaults(func=cmd_stack)

@@ -13,16 +13,18 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import Enum
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import orjson
 
+from accounts.record import AccountTraits, parse_account_traits
 from churnwatch.errors import ConfigurationError
 from churnwatch.kafka_config import KafkaClientConfig, load_kafka_config
-from detectors.tier1 import DEFAULT_TIER1_RULES, Tier1Rule, parse_tier1_rules
-from detectors.usage import DropRule, InactivityRule, RenewalRule, UsageRules, parse_usage_rules
+from detectors.definitions import DetectorRules, compile_detectors
+from detectors.tier1 import Tier1Rule, parse_tier1_rules
+from detectors.usage import UsageRules, parse_usage_rules
+from featurestore.definitions import FeatureSet, load_definitions
 from schemas.erasure import ErasedEvents
 from schemas.event import EARLIEST_EVENT_TIME, format_time
 from schemas.formats.decode import InputFormat
@@ -62,7 +64,8 @@ class Retention:
     usage_signals: timedelta | None = timedelta(days=365)
     cancellations: timedelta | None = timedelta(days=730)
     decisions: timedelta | None = timedelta(days=730)
-    workflows: timedelta | None = timedelta(days=730)  # triggers and their signals alike
+    # triggers, their signals and their outcomes alike
+    workflows: timedelta | None = timedelta(days=730)
 
     def tables(self) -> dict[str, timedelta | None]:
         """Table name -> retention, as :func:`sinks.retention.prune` takes it."""
@@ -73,6 +76,7 @@ class Retention:
             "cancellation_reasons": self.cancellations,
             "decisions": self.decisions,
             "workflow_signals": self.workflows,
+            "workflow_outcomes": self.workflows,
             "workflow_triggers": self.workflows,
         }
 
@@ -152,11 +156,16 @@ class Settings:
     allowed_lateness: timedelta = timedelta(hours=1)
     feature_ttl: timedelta = timedelta(days=40)
     feature_flush_interval: timedelta = timedelta(seconds=5)
-    tier1_rules: Mapping[str, Tier1Rule] = field(default_factory=lambda: DEFAULT_TIER1_RULES)
+    # Deprecated overrides of the definitions file's tier1 section and signal thresholds
+    # (CHURNWATCH_TIER1_RULES, CHURNWATCH_USAGE_RULES); None: the file's. The rules in
+    # force: detector_rules() (and the tier1_rules and usage_rules properties).
+    tier1_rules_override: Mapping[str, Tier1Rule] | None = None
     tier1_fast_lane: bool = True  # tier-1 alerts to Kafka from the input (dataflows.fast_lane)
     # An erased subject's later events: refused (dead-lettered, no trace) or kept.
     erased_events: ErasedEvents = ErasedEvents.REFUSE
-    usage_rules: UsageRules = field(default_factory=UsageRules)
+    usage_rules_override: Mapping[str, object] | None = None
+    # Which traits mean company name, plan, MRR, renewal date and owner (accounts table)
+    account_traits: AccountTraits = field(default_factory=AccountTraits)
     # Scoring
     model_dir: Path | None = DEFAULT_MODEL_DIR  # None: no scoring
     shadow_model_dir: Path | None = None
@@ -166,7 +175,8 @@ class Settings:
     score_ttl: timedelta = timedelta(days=7)
     score_min_change: float = 0.045  # on the arcsine scale (ScorePublisher.moved); 0: every score
     score_refresh_before: timedelta = timedelta(days=1)
-    risk_tiers: tuple[float, float] = (0.4, 0.7)
+    # None: the model's own tiers (set by training, in its metadata), else 0.4/0.7
+    risk_tiers: tuple[float, float] | None = None
     risk_blend: str = "max"
     # Decisions (they build on scores: no model, no decisions)
     policy_file: Path | None = DEFAULT_POLICY  # None: no decisions, no workflow triggers
@@ -202,6 +212,38 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def tier1_rules(self) -> Mapping[str, Tier1Rule]:
+        """The tier-1 rules in force: the definitions file's, or the override (reads the
+        definitions file: see :meth:`detector_rules`)."""
+        return self.detector_rules().tier1
+
+    @property
+    def usage_rules(self) -> UsageRules:
+        """The usage signals in force: the definitions file's, with the overrides (reads
+        the definitions file: see :meth:`detector_rules`)."""
+        return self.detector_rules().usage
+
+    def detector_rules(self, feature_set: FeatureSet | None = None) -> DetectorRules:
+        """The detectors' rules: the definitions file's signals, tier-1 rules and
+        lifecycle mapping (``feature_set``, else the file of these settings, loaded and
+        checked: a problem names the file and line), with the deprecated overrides
+        applied: ``CHURNWATCH_TIER1_RULES`` replaces the tier-1 rules,
+        ``CHURNWATCH_USAGE_RULES`` changes thresholds of the file's signals."""
+        feature_set = feature_set or load_definitions(self.feature_definitions)
+        rules = compile_detectors(feature_set)
+        tier1, usage = rules.tier1, rules.usage
+        if self.tier1_rules_override is not None:
+            tier1 = self.tier1_rules_override
+        if self.usage_rules_override is not None:
+            try:
+                usage = parse_usage_rules(dict(self.usage_rules_override), usage)
+            except ValueError as exc:
+                raise ConfigurationError(
+                    PREFIX + "USAGE_RULES", f"{exc} (signals of {feature_set.source})"
+                ) from None
+        return DetectorRules(usage, tier1, rules.lifecycle)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -281,14 +323,15 @@ class Settings:
             feature_flush_interval=reader.seconds(
                 "FEATURE_FLUSH_SECONDS", defaults.feature_flush_interval
             ),
-            tier1_rules=reader.tier1_rules("TIER1_RULES", defaults.tier1_rules),
+            tier1_rules_override=reader.tier1_rules("TIER1_RULES"),
             erased_events=ErasedEvents(reader.choice(
                 "ERASED_EVENTS", str(defaults.erased_events), tuple(str(e) for e in ErasedEvents)
             )),
             tier1_fast_lane=reader.choice(
                 "TIER1_FAST_LANE", "on" if defaults.tier1_fast_lane else "off", ("on", "off")
             ) == "on",
-            usage_rules=reader.usage_rules("USAGE_RULES", defaults.usage_rules),
+            usage_rules_override=reader.usage_rules("USAGE_RULES"),
+            account_traits=reader.account_traits("ACCOUNT_TRAITS", defaults.account_traits),
             model_dir=reader.path_or_off("MODEL_DIR", defaults.model_dir),
             shadow_model_dir=reader.optional_path("SHADOW_MODEL_DIR"),
             model_reload_interval=reader.seconds_or_never(
@@ -300,7 +343,7 @@ class Settings:
             score_refresh_before=reader.seconds(
                 "SCORE_REFRESH_BEFORE_SECONDS", defaults.score_refresh_before
             ),
-            risk_tiers=reader.tiers("RISK_TIERS", defaults.risk_tiers),
+            risk_tiers=reader.optional_tiers("RISK_TIERS"),
             risk_blend=reader.choice("RISK_BLEND", defaults.risk_blend, ("max", "ml", "rules")),
             policy_file=reader.path_or_off("POLICY", defaults.policy_file),
             consent_refresh=reader.seconds("CONSENT_REFRESH_SECONDS", defaults.consent_refresh),
@@ -347,12 +390,13 @@ class Settings:
             "SCORE_TTL_SECONDS": str(self.score_ttl.total_seconds()),
             "SCORE_MIN_CHANGE": repr(self.score_min_change),
             "SCORE_REFRESH_BEFORE_SECONDS": str(self.score_refresh_before.total_seconds()),
-            "RISK_TIERS": f"{self.risk_tiers[0]},{self.risk_tiers[1]}",
+            **({"RISK_TIERS": f"{self.risk_tiers[0]},{self.risk_tiers[1]}"}
+               if self.risk_tiers is not None else {}),
             "RISK_BLEND": self.risk_blend,
             "ALLOWED_LATENESS_SECONDS": str(self.allowed_lateness.total_seconds()),
             "FEATURE_TTL_SECONDS": str(self.feature_ttl.total_seconds()),
             "FEATURE_FLUSH_SECONDS": str(self.feature_flush_interval.total_seconds()),
-            "USAGE_RULES": orjson.dumps(_usage_rules_document(self.usage_rules)).decode(),
+            "ACCOUNT_TRAITS": orjson.dumps(self.account_traits.to_document()).decode(),
             "TOPIC_PARTITIONS": str(self.topic_partitions),
             "TOPIC_REPLICATION_FACTOR": str(self.topic_replication_factor),
             "TOPIC_MIN_INSYNC_REPLICAS": str(self.topic_min_insync_replicas),
@@ -372,12 +416,6 @@ class Settings:
             else "off",
             "DEDUPE_WINDOW_SECONDS": str(self.dedupe_window.total_seconds()),
             "DEDUPE_MAX_IDS_PER_ACCOUNT": str(self.dedupe_max_ids_per_account),
-            "TIER1_RULES": orjson.dumps(
-                {
-                    event_type: {"rule": r.rule, "severity": str(r.severity), "reason": r.reason}
-                    for event_type, r in self.tier1_rules.items()
-                }
-            ).decode(),
             "TIER1_FAST_LANE": "on" if self.tier1_fast_lane else "off",
             "ERASED_EVENTS": str(self.erased_events),
             "INPUT_BATCH_SIZE": str(self.input_batch_size),
@@ -392,6 +430,13 @@ class Settings:
         }
         if self.feature_definitions is not None:
             env["FEATURE_DEFINITIONS"] = str(self.feature_definitions)
+        if self.usage_rules_override is not None:
+            env["USAGE_RULES"] = orjson.dumps(self.usage_rules_override).decode()
+        if self.tier1_rules_override is not None:
+            env["TIER1_RULES"] = orjson.dumps({
+                event_type: {"rule": r.rule, "severity": str(r.severity), "reason": r.reason}
+                for event_type, r in self.tier1_rules_override.items()
+            }).decode()
         if self.shadow_model_dir is not None:
             env["SHADOW_MODEL_DIR"] = str(self.shadow_model_dir)
         if self.input_mapping is not None:
@@ -458,8 +503,9 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}RETAIN_DECISIONS_DAYS": "churnwatch db prune deletes decisions older than this"
     " (decided_at and inserted_at); 'off' or 0 keeps them (730)",
     f"{PREFIX}RETAIN_WORKFLOWS_DAYS": "churnwatch db prune deletes workflow_triggers"
-    " (triggered_at) and workflow_signals (signalled_at) older than this, never those of a"
-    " trigger still active (active_until ahead); 'off' or 0 keeps them (730)",
+    " (triggered_at), workflow_signals (signalled_at) and workflow_outcomes (occurred_at)"
+    " older than this, never those of a trigger still active (active_until ahead); 'off' or"
+    " 0 keeps them (730)",
     f"{PREFIX}MAX_MESSAGE_BYTES": "largest accepted event message (65536)",
     f"{PREFIX}MAX_FUTURE_SKEW_SECONDS": "how far event_time may lie in the future (3600)",
     f"{PREFIX}EARLIEST_EVENT_TIME": "events dated before this RFC 3339 time are dead-lettered"
@@ -473,7 +519,12 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}ALLOWED_LATENESS_SECONDS": "lateness that still updates features (3600)",
     f"{PREFIX}FEATURE_TTL_SECONDS": "TTL of a Redis feature hash, refreshed on write (3456000)",
     f"{PREFIX}FEATURE_FLUSH_SECONDS": "longest wait before changed features reach Redis (5)",
-    f"{PREFIX}USAGE_RULES": 'JSON threshold overrides, e.g. {"inactivity": {"days": 10}}',
+    f"{PREFIX}USAGE_RULES": "deprecated (declare signals in the definitions file): JSON"
+    ' threshold overrides by signal name, e.g. {"inactivity": {"days": 10}}',
+    f"{PREFIX}ACCOUNT_TRAITS": "JSON: the trait names (first present counts) of the accounts"
+    ' table\'s fields, over the defaults, e.g. {"mrr": ["monthly_revenue"], "owner": []}'
+    ' ({"company_name": ["company_name", "company", "name"], "plan": ["plan"], "mrr":'
+    ' ["mrr"], "renewal_date": ["renewal_date"], "owner": ["owner"]})',
     f"{PREFIX}TOPIC_SCORES": "risk scores (churn.scores)",
     f"{PREFIX}MODEL_DIR": "model directory (model.onnx + metadata.json); 'off': no scoring"
     " (the shipped scoring/models/default)",
@@ -488,7 +539,9 @@ ENV_VARIABLES: dict[str, str] = {
     " decisive event made it, or the last one nears expiry; 0 publishes every score (0.045)",
     f"{PREFIX}SCORE_REFRESH_BEFORE_SECONDS": "publish a fresh score when the last published"
     " one expires within this long, so a live account keeps a valid score (86400)",
-    f"{PREFIX}RISK_TIERS": "risk at which medium and high begin (0.4,0.7)",
+    f"{PREFIX}RISK_TIERS": "risk at which medium and high begin, e.g. 0.4,0.7 (unset: the"
+    " model's own tiers, set by churnwatch train from its risks; 0.4,0.7 for a model"
+    " without)",
     f"{PREFIX}RISK_BLEND": "max (of rule and model risk), ml or rules (max)",
     f"{PREFIX}POLICY": "decision policy file (YAML); 'off': no decisions or workflow triggers"
     " (the shipped decisions/policies/default.yaml)",
@@ -500,7 +553,8 @@ ENV_VARIABLES: dict[str, str] = {
     " and swaps it in, keeping the last good policy if the new one is refused; 0: never (10)",
     f"{PREFIX}CONSENT_REFRESH_SECONDS": "how often the consent directory re-reads Postgres"
     " contact_preferences (30)",
-    f"{PREFIX}TIER1_RULES": 'JSON object event_type -> {"rule": ..., "severity": ...}',
+    f"{PREFIX}TIER1_RULES": "deprecated (the definitions file's tier1 section): JSON object"
+    ' event_type -> {"rule": ..., "severity": ...}, replacing that section',
     f"{PREFIX}ERASED_EVENTS": "refuse: an erased subject's later events are dead-lettered as"
     " erased_subject, without key or value; keep: they start the subject afresh",
     f"{PREFIX}TIER1_FAST_LANE": "on: tier-1 alerts reach Kafka from the input partitions,"
@@ -621,6 +675,12 @@ class _EnvReader:
         raw = raw.strip()
         return None if raw.lower() in ("", "off", "none") else Path(raw)
 
+    def optional_tiers(self, name: str) -> tuple[float, float] | None:
+        """``MEDIUM,HIGH``, or None if unset."""
+        if self._environ.get(PREFIX + name) is None:
+            return None
+        return self.tiers(name, (0.4, 0.7))
+
     def tiers(self, name: str, default: tuple[float, float]) -> tuple[float, float]:
         raw = self._environ.get(PREFIX + name)
         if raw is None:
@@ -682,14 +742,28 @@ class _EnvReader:
         value = self.optional(name)
         return Path(value) if value else None
 
-    def usage_rules(self, name: str, default: UsageRules) -> UsageRules:
+    def account_traits(self, name: str, default: AccountTraits) -> AccountTraits:
         raw = self._environ.get(PREFIX + name)
         if raw is None:
             return default
         try:
-            return parse_usage_rules(orjson.loads(raw), default)
-        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+            return parse_account_traits(orjson.loads(raw), default)
+        except (orjson.JSONDecodeError, ValueError) as exc:
             raise ConfigurationError(PREFIX + name, str(exc)) from None
+
+    def usage_rules(self, name: str) -> dict[str, object] | None:
+        """Threshold overrides by signal name: a JSON object now; checked against the
+        definitions file's signals when the rules are built (``wiring.detector_rules``)."""
+        raw = self._environ.get(PREFIX + name)
+        if raw is None:
+            return None
+        try:
+            document = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ConfigurationError(PREFIX + name, str(exc)) from None
+        if not isinstance(document, dict):
+            raise ConfigurationError(PREFIX + name, "must be a JSON object keyed by signal name")
+        return document
 
     def min_insync_replicas(self, name: str, default: int, replication: int) -> int:
         """min.insync.replicas: at most the replication factor (the default is lowered to it)."""
@@ -702,10 +776,10 @@ class _EnvReader:
             raise ConfigurationError(PREFIX + name, problem)
         return int(value)
 
-    def tier1_rules(self, name: str, default: Mapping[str, Tier1Rule]) -> Mapping[str, Tier1Rule]:
+    def tier1_rules(self, name: str) -> Mapping[str, Tier1Rule] | None:
         raw = self._environ.get(PREFIX + name)
         if raw is None:
-            return default
+            return None
         try:
             return parse_tier1_rules(orjson.loads(raw))
         except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
@@ -726,19 +800,3 @@ def _days_or_off(value: timedelta | None) -> str:
     return "off" if value is None else str(value.total_seconds() / 86_400)
 
 
-def _usage_rules_document(rules: UsageRules) -> dict[str, object]:
-    """The USAGE_RULES JSON that reproduces ``rules`` (every threshold spelled out)."""
-    document: dict[str, object] = {"persist_days": rules.persist_days}
-    every: tuple[DropRule | RenewalRule | InactivityRule, ...] = (
-        *rules.drops, rules.renewal, rules.inactivity,
-    )
-    for rule in every:
-        name = str(getattr(rule, "signal_type", ""))
-        if not name:
-            name = "renewal_at_risk" if rule is rules.renewal else "inactivity"
-        document[name] = {
-            f.name: (str(v) if isinstance(v := getattr(rule, f.name), Enum) else v)
-            for f in dataclasses.fields(rule)
-            if f.name != "signal_type"
-        }
-    return document

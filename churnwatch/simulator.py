@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
 from churnwatch.errors import ChurnwatchError
-from schemas.event import RejectReason, format_time
+from schemas.event import TRAITS_EVENT_TYPE, RejectReason, format_time
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,32 @@ class Simulation:
         tally = Counter(m.expected_reason for m in self.messages if m.expected_reason)
         return {str(reason): count for reason, count in sorted(tally.items())}
 
+    def truth_document(self) -> dict[str, Any]:
+        """The ground truth as a JSON-ready document (what :func:`write_truth` writes);
+        another product's simulation overrides it with its own."""
+        return {
+            "seed": self.seed,
+            "start": format_time(self.start),
+            "days": self.days,
+            "counts": self.counts(),
+            "rejections": self.rejection_counts(),
+            "accounts": [
+                {
+                    "tenant_id": truth.tenant_id,
+                    "account_id": truth.account_id,
+                    "profile": str(truth.profile),
+                    "seats": truth.seats,
+                    "churned_at": format_time(truth.churned_at) if truth.churned_at else None,
+                    "churn_reason": truth.churn_reason,
+                    "disengage_from": (
+                        format_time(truth.disengage_from) if truth.disengage_from else None
+                    ),
+                    **_lifetime_document(truth),
+                }
+                for truth in self.accounts
+            ],
+        }
+
 
 # --- the shape of the simulated business ---------------------------------------------
 
@@ -189,6 +215,16 @@ _TENANT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _Raw = tuple[int, str, str | None, str, dict[str, Any]]
 
 
+class ScriptedAccount(Protocol):
+    """What turning scripts into a stream needs of an account, whatever the product
+    (:func:`assemble_messages`): its ids, its clock offset and its raw events."""
+
+    tenant_id: str
+    account_id: str
+    offset_ms: int
+    events: list[_Raw]
+
+
 @dataclass(slots=True)
 class _Account:
     """The mutable state of one account while its script runs."""
@@ -248,6 +284,7 @@ def simulate(
     malformed_rate: float = 0.002,
     opt_out_rate: float = 0.0,
     mean_lifetime_days: float | None = None,
+    traits: bool = False,
 ) -> Simulation:
     """Generate a stream of ``days`` days for ``accounts`` accounts.
 
@@ -266,8 +303,13 @@ def simulate(
     lifetimes about ``accounts * mean_lifetime_days / days`` accounts are active at
     once, while the count of accounts ever seen keeps growing (a soak test of
     bounded state). ``accounts`` is then the number of sign-ups over the window.
+
+    ``traits``: each account also says who it is, as an identify call would
+    (``account.traits_changed`` with company name, plan, MRR and renewal date:
+    the accounts table and "MRR at risk" read them), at sign-up and after each
+    downgrade. False (the default) leaves the stream exactly as without the option.
     """
-    _check_arguments(accounts, days, start, tenants, duplicate_rate, malformed_rate)
+    check_arguments(accounts, days, start, tenants, duplicate_rate, malformed_rate)
     if mean_lifetime_days is not None and not mean_lifetime_days > 0:
         msg = f"mean_lifetime_days must be positive, got {mean_lifetime_days}"
         raise SimulatorError(msg)
@@ -289,7 +331,7 @@ def simulate(
     scripted: list[_Account] = []
     for index, profile in enumerate(profiles):
         account = _new_account(rng, index + 1, tenants[index % len(tenants)], profile)
-        initial_seats = account.seats
+        initial_seats, initial_plan = account.seats, account.plan
         first_day, life_days = lives[index]
         life = slice(first_day, first_day + life_days)
         churn, disengage_day = _script_account(
@@ -304,6 +346,8 @@ def simulate(
             account.events = [(e[0] + signed_up_ms, *e[1:]) for e in account.events]
         if opt_out_rate > 0.0:
             _maybe_opt_out(random.Random(f"opt-out:{seed}:{index}"), account, opt_out_rate)
+        if traits:
+            _add_traits(account, initial_plan, initial_seats, signed_up_ms, start)
         scripted.append(account)
         truths.append(
             AccountTruth(
@@ -333,17 +377,34 @@ def simulate(
             )
         )
 
+    messages = assemble_messages(
+        rng, scripted, start, accounts * days, duplicate_rate, malformed_rate
+    )
+    return Simulation(
+        messages=messages, accounts=tuple(truths), seed=seed, start=start, days=days
+    )
+
+
+def assemble_messages(
+    rng: random.Random,
+    scripted: Sequence[ScriptedAccount],
+    start: datetime,
+    account_days: int,
+    duplicate_rate: float,
+    malformed_rate: float,
+) -> tuple[SimulatedMessage, ...]:
+    """The scripted accounts' events as the stream a broker would carry: in event-time
+    order give or take the sources' lag, numbered, encoded, with duplicates and
+    malformed messages (each labelled) mixed in. Shared by every simulated product;
+    ``rng`` continues the product's own, so one seed still decides everything."""
     documents = _order_and_identify(rng, scripted, start)
     valid = [
         SimulatedMessage(doc["account_id"].encode(), _compact(orjson.dumps(doc)), MessageKind.VALID,
                          None)
         for doc in documents
     ]
-    messages = _mix_in_bad_messages(
-        rng, valid, documents, accounts * days, duplicate_rate, malformed_rate
-    )
-    return Simulation(
-        messages=tuple(messages), accounts=tuple(truths), seed=seed, start=start, days=days
+    return tuple(
+        _mix_in_bad_messages(rng, valid, documents, account_days, duplicate_rate, malformed_rate)
     )
 
 
@@ -368,29 +429,9 @@ def write_jsonl(simulation: Simulation, path: Path) -> int:
 
 
 def write_truth(simulation: Simulation, path: Path) -> None:
-    """Write the ground truth as JSON: the run's arguments, counts and every account."""
-    document = {
-        "seed": simulation.seed,
-        "start": format_time(simulation.start),
-        "days": simulation.days,
-        "counts": simulation.counts(),
-        "rejections": simulation.rejection_counts(),
-        "accounts": [
-            {
-                "tenant_id": truth.tenant_id,
-                "account_id": truth.account_id,
-                "profile": str(truth.profile),
-                "seats": truth.seats,
-                "churned_at": format_time(truth.churned_at) if truth.churned_at else None,
-                "churn_reason": truth.churn_reason,
-                "disengage_from": (
-                    format_time(truth.disengage_from) if truth.disengage_from else None
-                ),
-                **_lifetime_document(truth),
-            }
-            for truth in simulation.accounts
-        ],
-    }
+    """Write the ground truth as JSON: the run's arguments, counts and every account
+    (:meth:`Simulation.truth_document`)."""
+    document = simulation.truth_document()
     path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
 
 
@@ -485,7 +526,7 @@ def _discard_queue(producer: Producer) -> None:
 # --- accounts and their scripts --------------------------------------------------------
 
 
-def _check_arguments(
+def check_arguments(
     accounts: int,
     days: int,
     start: datetime,
@@ -493,6 +534,8 @@ def _check_arguments(
     duplicate_rate: float,
     malformed_rate: float,
 ) -> None:
+    """Refuse (:class:`SimulatorError`, every problem at once) arguments no product can
+    honour."""
     problems = []
     if accounts < 1:
         problems.append(f"accounts must be at least 1, got {accounts}")
@@ -653,6 +696,31 @@ def _script_account(
     return churn, disengage_day
 
 
+def _add_traits(
+    account: _Account, plan: int, seats: int, signed_up_ms: int, start: datetime
+) -> None:
+    """The account's traits at sign-up, and again after each downgrade (plan and MRR
+    as they then are); no draw from any random source."""
+    def traits(at_ms: int) -> None:
+        renews = start + timedelta(milliseconds=at_ms) + timedelta(days=30)
+        account.emit(at_ms, TRAITS_EVENT_TYPE, "crm", {
+            "company_name": f"{account.tenant_id.title()} customer {account.number:05d}",
+            "plan": _PLANS[plan],
+            "mrr": _PRICE_PER_SEAT_CENTS[plan] * seats / 100,
+            "renewal_date": renews.date().isoformat(),
+        })
+
+    changes = sorted(e for e in account.events
+                     if e[1] in ("billing.downgraded", "app.seat_added", "app.seat_removed"))
+    traits(signed_up_ms)
+    for at_ms, event_type, _, _, attributes in changes:
+        if event_type == "billing.downgraded":
+            plan = _PLANS.index(attributes["to_plan"])
+            traits(at_ms + 1)
+        else:
+            seats = attributes["seats"]
+
+
 def _maybe_opt_out(rng: random.Random, account: _Account, rate: float) -> None:
     """A do-not-contact request at some point of the account's life (own seeded rng,
     so the rest of the stream does not depend on the option)."""
@@ -782,7 +850,7 @@ def _fail_payments(rng: random.Random, account: _Account, at_ms: int) -> _Churn:
     return _Churn(cancel_ms, "payment_failed")
 
 
-def _trim_to_lifetime(account: _Account, window_ms: int, churn: _Churn | None) -> None:
+def _trim_to_lifetime(account: ScriptedAccount, window_ms: int, churn: _Churn | None) -> None:
     """Keep what falls in the window and, for a churned account, before its cancellation."""
     if churn is None:
         account.events = [e for e in account.events if 0 <= e[0] < window_ms]
@@ -799,7 +867,7 @@ def _trim_to_lifetime(account: _Account, window_ms: int, churn: _Churn | None) -
 
 
 def _order_and_identify(
-    rng: random.Random, accounts: list[_Account], start: datetime
+    rng: random.Random, accounts: Sequence[ScriptedAccount], start: datetime
 ) -> list[dict[str, Any]]:
     """Event documents in emission order: event-time order with a few seconds of disorder."""
     pending: list[tuple[int, int, int, _Raw]] = []
@@ -971,10 +1039,13 @@ __all__ = [
     "AccountTruth",
     "MessageKind",
     "Profile",
+    "ScriptedAccount",
     "SimulatedMessage",
     "Simulation",
     "SimulatorError",
     "UndeliveredMessagesError",
+    "assemble_messages",
+    "check_arguments",
     "produce",
     "simulate",
     "write_jsonl",

@@ -34,6 +34,7 @@ from decisions.engine import (
     no_consent_records,
 )
 from decisions.policy import Policy, PolicyHolder, Vocabulary, vocabulary_for
+from detectors.definitions import DetectorRules
 from featurestore.aggregation import CompiledFeatures
 from featurestore.definitions import FeatureSet, load_definitions
 from featurestore.redis_store import RedisFeatureStore
@@ -42,6 +43,7 @@ from schemas.formats import Decoder, InputFormat, load_mapping
 from scoring.model import RiskModel
 from scoring.reload import ModelHolder
 from scoring.risk import Blend, RiskPolicy
+from sinks.account_table import PostgresAccountSink
 from sinks.decision_store import (
     PostgresAlertStatusDirectory,
     PostgresConsentDirectory,
@@ -62,11 +64,15 @@ from sinks.postgres import (
     PostgresAlertSink,
     PostgresCancellationSink,
     PostgresDecisionSink,
+    PostgresOutcomeSink,
     PostgresRiskScoreSink,
     PostgresUsageSignalSink,
 )
 
 log = logging.getLogger(__name__)
+
+# The tiers of a model whose metadata has none, unless the settings fix them.
+DEFAULT_RISK_TIERS = (0.4, 0.7)
 
 
 def event_limits(settings: Settings) -> EventLimits:
@@ -93,6 +99,21 @@ def input_decoder(settings: Settings) -> Decoder | None:
     )
 
 
+def detector_rules(settings: Settings, feature_set: FeatureSet | None = None) -> DetectorRules:
+    """The detectors' rules under these settings: the definitions' (checked against
+    their features), with the deprecated overrides (``Settings.detector_rules``)."""
+    return settings.detector_rules(feature_set)
+
+
+def warn_deprecated_rules(settings: Settings) -> None:
+    """Say at start that a deprecated override is in force (once per run)."""
+    for name, value in (("CHURNWATCH_TIER1_RULES", settings.tier1_rules_override),
+                        ("CHURNWATCH_USAGE_RULES", settings.usage_rules_override)):
+        if value is not None:
+            log.warning("%s is deprecated: it overrides the definitions file (declare the"
+                        " rules there: README, Signals)", name)
+
+
 def account_config(
     settings: Settings, feature_set: FeatureSet, *, scoring: bool = False
 ) -> AccountConfig:
@@ -100,10 +121,11 @@ def account_config(
 
     ``scoring``: also ask for risk scores (the dataflow, when a model is loaded).
     """
+    rules = detector_rules(settings, feature_set)
     return AccountConfig(
         dedupe_window_seconds=settings.dedupe_window.total_seconds(),
         dedupe_max_ids=settings.dedupe_max_ids_per_account,
-        tier1_rules=settings.tier1_rules,
+        tier1_rules=rules.tier1,
         # A day is judged once the watermark (newest minus lateness) has passed it:
         # keep that many days more than the windows need.
         features=CompiledFeatures(
@@ -111,7 +133,8 @@ def account_config(
             grace_days=math.ceil(settings.allowed_lateness.total_seconds() / 86_400) + 1,
         ),
         allowed_lateness_seconds=settings.allowed_lateness.total_seconds(),
-        usage_rules=settings.usage_rules,
+        usage_rules=rules.usage,
+        lifecycle=rules.lifecycle,
         idle_expiry_seconds=idle_state_ttl(settings).total_seconds(),
         scoring=ScoringConfig(
             debounce_seconds=settings.score_debounce.total_seconds(),
@@ -133,11 +156,17 @@ def idle_state_ttl(settings: Settings) -> timedelta:
 
 def risk_policy(settings: Settings) -> RiskPolicy:
     """How scores become tiers and which are published, under these settings (the
-    stream and the API's on-demand scoring alike)."""
-    medium, high = settings.risk_tiers
+    stream and the API's on-demand scoring alike).
+
+    Tiers, first found: ``CHURNWATCH_RISK_TIERS`` if set; else the live model's own
+    (its metadata's, set by training; they follow a reloaded model); else 0.4 / 0.7.
+    """
+    fixed = settings.risk_tiers
+    medium, high = fixed if fixed is not None else DEFAULT_RISK_TIERS
     return RiskPolicy(
         medium_at=medium,
         high_at=high,
+        tiers_from_model=fixed is None,
         blend=Blend(settings.risk_blend),
         ttl=settings.score_ttl,
         debounce=settings.score_debounce,
@@ -146,9 +175,29 @@ def risk_policy(settings: Settings) -> RiskPolicy:
     )
 
 
+def _log_tiers(policy: RiskPolicy, model: RiskModel) -> None:
+    """Say at start where the tiers come from (the settings, the model, the defaults)."""
+    tiers = policy.for_model(model)
+    if not policy.tiers_from_model:
+        source = "CHURNWATCH_RISK_TIERS"
+    elif model.metadata.tiers is not None:
+        source = f"model {model.model_version} ({model.metadata.tiers.method})"
+    else:
+        source = "the defaults (the model carries none)"
+    log.info("risk tiers: medium >= %.4g, high >= %.4g, from %s", tiers.medium_at,
+             tiers.high_at, source)
+
+
 def policy_vocabulary(settings: Settings, feature_set: FeatureSet) -> Vocabulary:
-    """The triggers and features a policy may name under these settings."""
-    return vocabulary_for((r.rule for r in settings.tier1_rules.values()), feature_set.names)
+    """The triggers and features a policy may name under these settings: the definitions'
+    tier-1 rules and signals, the risk-tier rises, and the features."""
+    rules = detector_rules(settings, feature_set)
+    return vocabulary_for(
+        (r.rule for r in rules.tier1.values()),
+        feature_set.names,
+        signals=rules.usage.names(),
+        source=feature_set.source,
+    )
 
 
 def scoring_stage(
@@ -185,6 +234,7 @@ def scoring_stage(
         reloading(settings.shadow_model_dir, "shadow") if settings.shadow_model_dir else None
     )
     policy = risk_policy(settings)
+    _log_tiers(policy, model.current())
     engine = None
     if settings.policy_file is not None:
         holder = PolicyHolder(
@@ -222,12 +272,13 @@ def flow_config(
         limits=event_limits(settings),
         account=account_config(settings, feature_set, scoring=scoring is not None),
         idle_state_ttl=idle_state_ttl(settings),
-        inactivity=settings.usage_rules.inactivity,
+        inactivity=detector_rules(settings, feature_set).usage.inactivity,
         feature_flush_interval=settings.feature_flush_interval,
         scoring=scoring,
         shards=settings.shards,
         erased_events=settings.erased_events,
         decoder=input_decoder(settings),
+        account_traits=settings.account_traits,
     )
 
 
@@ -273,6 +324,7 @@ def production_sinks(
     redis_url = settings.redis_url
     topics = settings.topics
     schema = settings.database_schema
+    tier1_rules = detector_rules(settings, feature_set).tier1
 
     def kafka(
         name: str, topic: str, encode: Callable[[Any], KafkaMessage], **kw: Any
@@ -307,6 +359,7 @@ def production_sinks(
         ),
         alerts_postgres=postgres("postgres-alerts", PostgresAlertSink),
         cancellations=postgres("postgres-cancellations", PostgresCancellationSink),
+        outcomes=postgres("postgres-workflow-outcomes", PostgresOutcomeSink),
         late_events=kafka("kafka-late-events", topics.late, late_event_message),
         features=WriterSink("redis-features", feature_store, metrics),
         usage_signals=postgres("postgres-usage-signals", PostgresUsageSignalSink),
@@ -315,7 +368,7 @@ def production_sinks(
         decisions=postgres("postgres-decisions", PostgresDecisionSink),
         workflows_kafka=kafka("kafka-workflows", topics.workflows, workflow_message),
         fast_lane=(
-            (lambda: Tier1Lane(kafka_writer(settings), topics.alerts, settings.tier1_rules,
+            (lambda: Tier1Lane(kafka_writer(settings), topics.alerts, tier1_rules,
                                metrics))
             if settings.tier1_fast_lane
             else None
@@ -323,6 +376,7 @@ def production_sinks(
         erasures=WriterSink(
             "erasures", lambda: ErasureSink(database_url, schema, feature_store()), metrics
         ),
+        accounts=postgres("postgres-accounts", PostgresAccountSink),
     )
 
 
@@ -384,6 +438,7 @@ def production_flow(
     """The dataflow over the events topic. ``tail=False`` stops at the end of input."""
     _require(settings)
     feature_set = load_definitions(settings.feature_definitions)
+    warn_deprecated_rules(settings)
     metrics.feature_version.info(
         {"feature_version": feature_set.version, "definitions": feature_set.source}
     )

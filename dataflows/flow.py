@@ -18,7 +18,8 @@ adapters of :mod:`dataflows.logic` into operators::
                          ▼                                                      │
                    route-outputs (one step per destination per bundle)          │
                          ├─► features-redis-out, late-events-out,               │
-                         │   cancellations-postgres-out, erasures-out           │
+                         │   cancellations-postgres-out, outcomes-postgres-out, │
+                         │   accounts-postgres-out, erasures-out                │
                          ├─► write-decisions (risk_scores, churn.scores,        │
                          │   decisions + triggers + ledger, churn.workflow-triggers)
                          └─► usage signals, alerts ◄────────────────────────────┘
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -50,6 +51,7 @@ from bytewax.outputs import Sink
 
 from accounts.config import AccountConfig
 from accounts.debounce import ScoreRequest
+from accounts.record import AccountTraits
 from dataflows.fast_lane import Tier1Lane
 from dataflows.kafka_input import EventsSource
 from dataflows.logic import ShardLogic
@@ -66,6 +68,7 @@ from decisions.engine import DecisionEngine
 from detectors.inactivity import InactivityTracker, TrackerSnapshot
 from detectors.usage import InactivityRule
 from featurestore.redis_store import FeatureUpdate
+from schemas.account import AccountRecord
 from schemas.alert import Alert, AlertTier
 from schemas.clock import DAY
 from schemas.dead_letter import DeadLetter, LateEvent
@@ -75,7 +78,7 @@ from schemas.formats.decode import Decoder
 from schemas.lifecycle import Cancellation
 from schemas.score import RiskScore
 from schemas.signal import UsageSignal
-from schemas.workflow import WorkflowSignal, WorkflowTrigger
+from schemas.workflow import WorkflowOutcome, WorkflowSignal, WorkflowTrigger
 from scoring.model import RiskModel
 from scoring.reload import ModelHolder, live_model
 from scoring.risk import RiskPolicy, score_batch
@@ -105,6 +108,10 @@ class FlowSinks:
     # Erasures read from the input: what was written of the subject meanwhile goes
     # (Postgres rows, the Redis hash), and the erasure's receipt is confirmed.
     erasures: Sink[Any] | None = None
+    # Workflow outcomes (workflow.* events: what became of a trigger) into Postgres.
+    outcomes: Sink[Any] | None = None
+    # Account records (schemas.account) into the accounts table; None: none are made.
+    accounts: Sink[Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +123,7 @@ class FlowConfig:
     # Wall-clock idle time after which an account's in-memory state is dropped;
     # longer than any window, so only state that expired in event time goes.
     idle_state_ttl: timedelta
-    inactivity: InactivityRule
+    inactivity: InactivityRule | None  # None: no absence signal declared
     # How long an account's changed features may wait before their Redis write.
     feature_flush_interval: timedelta = timedelta(seconds=5)
     scoring: ScoringStage | None = None
@@ -126,6 +133,8 @@ class FlowConfig:
     erased_events: ErasedEvents = ErasedEvents.REFUSE
     # Reads Segment or CloudEvents messages (schemas.formats); None: native events only.
     decoder: Decoder | None = None
+    # Which traits mean company name, plan, MRR, renewal date, owner (accounts table).
+    account_traits: AccountTraits = field(default_factory=AccountTraits)
 
     @property
     def feature_version(self) -> str:
@@ -223,6 +232,8 @@ class RoutedOutputs:
     scores: Stream[RiskScore]
     decided: Stream[Any]
     erasures: Stream[Erasure]
+    outcomes: Stream[WorkflowOutcome]
+    accounts: Stream[AccountRecord]
 
 
 @operator
@@ -238,6 +249,8 @@ def route_outputs(step_id: str, bundles: Stream[ShardOutputs]) -> RoutedOutputs:
         op.flat_map("scores", bundles, _scores),
         op.flat_map("decided", bundles, _decided),
         op.flat_map("erasures", bundles, _erasures),
+        op.flat_map("outcomes", bundles, _outcomes),
+        op.flat_map("accounts", bundles, _accounts),
     )
 
 
@@ -251,10 +264,16 @@ def build_dataflow(
     flow_id: str = "churnwatch",
 ) -> Dataflow:
     """Wire the churnwatch dataflow over ``source`` (Kafka messages)."""
-    activity = config.account.features.feature_set[config.inactivity.feature]
+    inactivity = config.inactivity
     scoring = config.scoring
     parser = MessageParser(
-        config.limits, clock, metrics, activity.matches, config.inactivity.days * DAY,
+        config.limits,
+        clock,
+        metrics,
+        _no_activity
+        if inactivity is None
+        else config.account.features.feature_set[inactivity.feature].matches,
+        7 * DAY if inactivity is None else inactivity.days * DAY,
         shards=config.shards, inactivity_to_shards=scoring is not None,
         decoder=config.decoder,
     )
@@ -265,6 +284,7 @@ def build_dataflow(
         score=None if scoring is None else scoring.score,
         decisions=None if scoring is None else scoring.decisions,
         policy=None if scoring is None else scoring.policy,
+        account_traits=config.account_traits if sinks.accounts is not None else None,
     )
 
     def build_shard(snapshot: ShardSnapshot | None) -> ShardLogic:
@@ -272,8 +292,9 @@ def build_dataflow(
 
     def build_tracker(snapshot: TrackerSnapshot | None) -> InactivityTracker:
         """One per input partition, fed in its read order (see detectors.inactivity)."""
+        assert inactivity is not None
         return InactivityTracker(
-            config.inactivity,
+            inactivity,
             config.account.allowed_lateness_seconds,
             config.feature_version,
             snapshot=snapshot,
@@ -281,7 +302,8 @@ def build_dataflow(
 
     flow = Dataflow(flow_id)
     parsed_input = op.input("kafka-in", flow, ParsingSource(
-        source, parser, sinks.fast_lane, config.erased_events, tracker=build_tracker,
+        source, parser, sinks.fast_lane, config.erased_events,
+        tracker=None if inactivity is None else build_tracker,
         lane_inner=source.for_lane() if isinstance(source, EventsSource) else None,
     ))
     parsed = parse_messages("parse-messages", parsed_input)
@@ -300,6 +322,10 @@ def build_dataflow(
     op.output("cancellations-postgres-out", routed.cancellations, sinks.cancellations)
     if sinks.erasures is not None:
         op.output("erasures-out", routed.erasures, sinks.erasures)
+    if sinks.outcomes is not None:
+        op.output("outcomes-postgres-out", routed.outcomes, sinks.outcomes)
+    if sinks.accounts is not None:
+        op.output("accounts-postgres-out", routed.accounts, sinks.accounts)
     signals = op.merge("all-signals", routed.signals, idle_signals)
     alerts = op.merge("all-alerts", routed.alerts, idle_alerts)
     if scoring is not None:
@@ -389,6 +415,11 @@ def _count_alert(metrics: PipelineMetrics, alert: Alert) -> None:
     metrics.alerts.labels(tier=str(int(alert.tier)), severity=str(alert.severity)).inc()
 
 
+def _no_activity(_event_type: str) -> bool:
+    """No event is activity: no absence signal is declared."""
+    return False
+
+
 def _to_alert(signal: UsageSignal) -> Alert:
     return signal.to_alert()
 
@@ -439,3 +470,11 @@ def _decided(bundle: ShardOutputs) -> list[Any]:
 
 def _erasures(bundle: ShardOutputs) -> list[Erasure]:
     return bundle.erasures
+
+
+def _outcomes(bundle: ShardOutputs) -> list[WorkflowOutcome]:
+    return bundle.outcomes
+
+
+def _accounts(bundle: ShardOutputs) -> list[AccountRecord]:
+    return bundle.accounts

@@ -82,6 +82,8 @@ class ShardLogic(StatefulBatchLogic[list[Event | Erasure | Alert], ShardOutputs,
                     extra={"partition": letter.partition, "offset": letter.offset,
                            "error": letter.detail},
                 )
+        for outcome in out.outcomes:  # rare: reported back by the workflows' systems
+            metrics.workflow_outcomes.labels(outcome=str(outcome.outcome)).inc()
         for item in out.decided:
             if isinstance(item, DecisionRecord):
                 metrics.decisions.labels(

@@ -106,6 +106,7 @@ class PipelineMetrics:
     decisions: Counter
     workflow_triggers: Counter
     workflow_signals: Counter
+    workflow_outcomes: Counter
     sink_writes: Counter
     sink_errors: Counter
     sink_retries: Counter
@@ -191,6 +192,11 @@ class PipelineMetrics:
                 "churnwatch_workflow_signals",
                 "Signals to open workflows (recovered, cancelled, opted_out)",
                 ("signal",),
+            ),
+            workflow_outcomes=counter(
+                "churnwatch_workflow_outcomes",
+                "Workflow outcome events recorded (delivered, engaged, saved, lost)",
+                ("outcome",),
             ),
             sink_writes=counter(
                 "churnwatch_sink_records_written",

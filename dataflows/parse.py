@@ -36,6 +36,7 @@ from detectors.inactivity import (
     ActivityBatch,
     InactivityTracker,
     TrackerSnapshot,
+    activity_matcher,
     summarize_activity,
 )
 from schemas.alert import Alert
@@ -161,7 +162,8 @@ class MessageParser:
         self.clock = clock
         self._metrics = metrics
         # an event type's verdict, once: a pattern match per event was 1.5 % of the CPU
-        self._is_activity = functools.lru_cache(maxsize=4096)(is_activity)
+        # Cached per event type, so excluding workflow outcomes costs nothing per event.
+        self._is_activity = functools.lru_cache(maxsize=4096)(activity_matcher(is_activity))
         self._idle_after = idle_after_seconds
         self._seconds = metrics.stage_seconds.labels(stage="parse-events")
         self._tracking_seconds = metrics.stage_seconds.labels(stage="track-inactivity")

@@ -17,7 +17,9 @@ subject), and one :class:`AccountShard` per shard:
    to its risk tier and decisions;
 3. returns one :class:`ShardOutputs`, the batch's outputs grouped by where they
    go, so routing them costs one step per destination per batch, not one per
-   item.
+   item; with the accounts table on, one :class:`~schemas.account.AccountRecord`
+   per account the batch moved (its events folded by :mod:`accounts.record`, its
+   published primary scores added).
 
 Engine-free (plain Python over the kernels); :class:`~dataflows.logic.ShardLogic`
 is its Bytewax adapter. Every account's processing is exactly what it was when
@@ -51,8 +53,10 @@ from typing import Any
 from accounts.config import AccountConfig
 from accounts.debounce import ScoreRequest
 from accounts.processor import AccountProcessor, AccountSnapshot
+from accounts.record import AccountTraits, account_record, score_record
 from decisions.engine import SCORES_KEPT, AccountDecisions, DecisionEngine
 from featurestore.redis_store import FeatureUpdate
+from schemas.account import AccountRecord
 from schemas.alert import Alert, AlertTier
 from schemas.dead_letter import DeadLetter, LateEvent
 from schemas.decision import DecisionOutput, DecisionRecord
@@ -61,6 +65,7 @@ from schemas.event import Event, subject_key
 from schemas.lifecycle import AccountChange, Cancellation
 from schemas.score import RiskScore, RiskTier
 from schemas.signal import UsageSignal
+from schemas.workflow import WorkflowOutcome
 from scoring.risk import RiskPolicy, RiskTierTracker, ScorePublisher
 
 # How long (wall clock, without news) a cancelled or opted-out account's decision
@@ -103,6 +108,8 @@ class ShardOutputs:
     late: list[LateEvent] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     cancellations: list[Cancellation] = field(default_factory=list)
+    # What became of workflow triggers (workflow.* outcome events): Postgres only.
+    outcomes: list[WorkflowOutcome] = field(default_factory=list)
     signals: list[UsageSignal] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)  # every tier
     scores: list[RiskScore] = field(default_factory=list)
@@ -110,6 +117,8 @@ class ShardOutputs:
     decided: list[DecisionOutput | AccountChange] = field(default_factory=list)
     # Subjects erased: their state is gone; the erasure sink removes what was written.
     erasures: list[Erasure] = field(default_factory=list)
+    # The accounts table: one record per account the batch moved (events, scores).
+    accounts: list[AccountRecord] = field(default_factory=list)
     # What the metrics count
     duplicates: int = 0
     late_events: int = 0
@@ -120,7 +129,8 @@ class ShardOutputs:
     def __bool__(self) -> bool:
         return bool(
             self.features or self.late or self.dead_letters or self.cancellations
-            or self.signals or self.alerts or self.scores or self.decided or self.erasures
+            or self.outcomes or self.signals or self.alerts or self.scores or self.decided
+            or self.erasures or self.accounts
         )
 
 
@@ -139,6 +149,8 @@ class ShardConfig:
     decisions: DecisionEngine | None = None
     # Which scores are published (scores on change): see scoring.risk.ScorePublisher.
     policy: RiskPolicy | None = None
+    # Which traits fill the accounts table; None: no account records (no accounts sink).
+    account_traits: AccountTraits | None = None
 
 
 # Silent scores kept per account, newest last: as many as the decision engine keeps
@@ -326,6 +338,8 @@ class AccountShard:
             if erasing:
                 idle_alerts = [a for a in idle_alerts if a.subject not in erasing]
             self._decide(feed + idle_alerts, out, now)
+            if out.scores and config.account_traits is not None:
+                self._record_scores(out)
             self.busy_risk += time.perf_counter() - started
         newest_of = self._newest
         held = [subject for subject in by_account if subject in newest_of]
@@ -356,6 +370,11 @@ class AccountShard:
             dedupe.evicted_early = 0
         if result.features_moved:
             self._dirty.add(subject)
+        traits = self._config.account_traits
+        if traits is not None and result.events:
+            record = account_record(result.events, traits, self._config.account.lifecycle.kinds)
+            if record is not None:
+                out.accounts.append(record)
         self._route(result.outputs, out, feed if self._config.score is not None else None)
 
     def _process_erasing(
@@ -401,10 +420,27 @@ class AccountShard:
             )
 
         feed[:] = filter(other, feed)
-        for name in ("features", "cancellations", "signals", "alerts", "scores", "decided"):
+        for name in ("features", "cancellations", "outcomes", "signals", "alerts", "scores",
+                     "decided", "accounts"):
             kept = list(filter(other, getattr(out, name)))
             setattr(out, name, kept)
         out.late = [late for late in out.late if late.event.subject != subject]
+
+    @staticmethod
+    def _record_scores(out: ShardOutputs) -> None:
+        """The published primary scores into their accounts' records (one per account)."""
+        records = out.accounts
+        index = {record.key: i for i, record in enumerate(records)}
+        for score in out.scores:
+            if score.shadow:
+                continue
+            record = score_record(score)
+            i = index.get(record.key)
+            if i is None:
+                index[record.key] = len(records)
+                records.append(record)
+            else:
+                records[i] = records[i].merge(record)
 
     @staticmethod
     def _route(outputs: list[Any], out: ShardOutputs, feed: list[Any] | None) -> None:
@@ -426,6 +462,8 @@ class AccountShard:
                 out.late.append(item)
             elif kind is Cancellation:
                 out.cancellations.append(item)
+            elif kind is WorkflowOutcome:
+                out.outcomes.append(item)
             elif kind is DeadLetter:
                 out.dead_letters.append(item)
             else:  # pragma: no cover - a new output kind must be routed here

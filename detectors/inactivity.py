@@ -35,8 +35,20 @@ from itertools import pairwise
 
 from detectors.usage import InactivityRule, Observation, make_signal
 from schemas.clock import DAY, EventClock, day_of
-from schemas.event import Event
-from schemas.signal import SignalType, UsageSignal
+from schemas.event import OUTCOME_EVENT_TYPES, Event
+from schemas.signal import UsageSignal
+
+
+def activity_matcher(matches: Callable[[str], bool]) -> Callable[[str], bool]:
+    """Whether an event type is the account's activity: what the activity feature's
+    ``matches`` says, except a workflow outcome (``workflow.*``, reported by the
+    system that runs a workflow), which is never the account's own doing, even
+    under a catch-all pattern such as ``*``."""
+
+    def is_activity(event_type: str) -> bool:
+        return event_type not in OUTCOME_EVENT_TYPES and matches(event_type)
+
+    return is_activity
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,12 +224,13 @@ class InactivityTracker:
             return  # this episode (or a later one, or one due that day) was signalled
         entry[1] = due
         observation = Observation(
-            SignalType.INACTIVITY,
+            self._rule.signal_type,
             firing=True,
             recovered=False,
             usage=0.0,
             baseline=self._rule.days,
             severity=self._rule.severity,
+            reason=self._rule.reason,
         )
         due_day = datetime.fromtimestamp(due, UTC).date()
         signals.append(make_signal(key[0], key[1], observation, due_day, self._version))

@@ -42,9 +42,11 @@ ERASED_TABLES = (
     "decisions",
     "workflow_triggers",
     "workflow_signals",
+    "workflow_outcomes",  # what became of the triggers (migration 0009): notes may name people
     "contact_preferences",
     "experiment_assignments",
     "account_owners",  # the API's owner and notes (migration 0006): notes may name people
+    "accounts",  # the account's current state (migration 0008): company name, owner, notes
     "alert_states",  # the alert lifecycle (migration 0007): notes again
     "alert_state_history",
 )

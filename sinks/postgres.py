@@ -30,7 +30,7 @@ from schemas.decision import DecisionRecord, ExperimentAssignment
 from schemas.lifecycle import AccountChange, Cancellation
 from schemas.score import RiskScore
 from schemas.signal import UsageSignal
-from schemas.workflow import WorkflowSignal, WorkflowTrigger
+from schemas.workflow import WorkflowOutcome, WorkflowSignal, WorkflowTrigger
 from sinks.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -256,6 +256,29 @@ def _usage_signal_row(signal: UsageSignal) -> tuple[Any, ...]:
         signal.feature_version,
         str(signal.severity),
     )
+
+
+_INSERT_OUTCOME = """
+INSERT INTO workflow_outcomes (outcome_id, trigger_id, tenant_id, account_id, outcome, step,
+                               note, event_id, source, occurred_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (outcome_id) DO NOTHING
+"""
+
+
+def _outcome_row(outcome: WorkflowOutcome) -> tuple[Any, ...]:
+    return (
+        outcome.outcome_id, outcome.trigger_id, outcome.tenant_id, outcome.account_id,
+        str(outcome.outcome), outcome.step, outcome.note, outcome.event_id, outcome.source,
+        outcome.occurred_at,
+    )
+
+
+class PostgresOutcomeSink(_RowSink):
+    """Workflow outcomes (``workflow.*`` events) into ``workflow_outcomes``."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        super().__init__(PostgresBatchWriter(url, schema, _INSERT_OUTCOME), _outcome_row)
 
 
 class PostgresUsageSignalSink(_RowSink):

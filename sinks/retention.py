@@ -86,6 +86,13 @@ RULES: tuple[RetentionRule, ...] = (
         " WHERE active.trigger_id = workflow_signals.trigger_id"
         " AND active.active_until >= %(now)s)",
     ),
+    RetentionRule(
+        "workflow_outcomes",
+        "occurred_at",
+        keep="EXISTS (SELECT 1 FROM workflow_triggers AS active"
+        " WHERE active.trigger_id = workflow_outcomes.trigger_id"
+        " AND active.active_until >= %(now)s)",
+    ),
     RetentionRule("workflow_triggers", "triggered_at", keep="active_until >= %(now)s"),
 )
 
@@ -103,6 +110,9 @@ KEPT_TABLES: Mapping[str, str] = {
     "schema_migrations": "the applied schema versions",
     "account_owners": "one row per account an API user took on (owner, notes); current, not"
     " history; erased with the account",
+    "accounts": "one row per account, its current state (company, plan, MRR, owner, renewal,"
+    " status, latest risk); it does not grow with events, and pruning it would lose the"
+    " owner and notes; erased with the account",
     "api_users": "the API's users: disabled, never deleted, so an owner's name stays meaningful",
     "alert_states": "one row per alert a human changed (status, assignee, notes); outlives a"
     " pruned alert (no foreign key); erased with the account",

@@ -15,17 +15,15 @@ MAX_CHART_POINTS = 2000
 
 
 def tier_counts(session: Session) -> dict[str, int]:
-    """Accounts by the tier of their latest primary score (the user's accounts only, for
-    an agent)."""
+    """Accounts by the tier of their latest primary score (the accounts table; the user's
+    accounts only, for an agent)."""
     owned, params = "", [session.tenant_id]
     if not session.user.sees_every_account:
-        owned = (" AND EXISTS (SELECT 1 FROM account_owners o WHERE o.tenant_id = s.tenant_id"
-                 " AND o.account_id = s.account_id AND o.owner = %s)")
+        owned = " AND a.owner = %s"
         params.append(session.user.name)
     rows = session.conn.execute(
-        "SELECT l.tier, count(*) FROM (SELECT DISTINCT ON (s.account_id) s.tier"
-        " FROM risk_scores s WHERE s.tenant_id = %s AND NOT s.shadow" + owned +
-        " ORDER BY s.account_id, s.score_time DESC, s.score_id DESC) l GROUP BY l.tier",
+        "SELECT a.latest_tier, count(*) FROM accounts a WHERE a.tenant_id = %s"
+        " AND a.latest_tier IS NOT NULL" + owned + " GROUP BY a.latest_tier",
         params,
     ).fetchall()
     counts = {"high": 0, "medium": 0, "low": 0}

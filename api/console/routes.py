@@ -1,5 +1,6 @@
 """The console's pages under ``/console``: log in with an API token, then at-risk
-accounts, an account (risk chart and timeline), the alert queue and churn causes.
+accounts, an account (risk chart and timeline), the alert queue, churn causes and the
+win-back log.
 
 Each page reads through :mod:`api.queries` (and :mod:`api.console.queries`) in the same
 per-request session as the API, so a page shows exactly what the user's token may see
@@ -28,7 +29,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from api import models, queries
+from api import models, queries, winback
 from api.alert_lifecycle import Action, Change
 from api.console import queries as console_queries
 from api.console.charts import bar_chart, risk_chart
@@ -179,6 +180,9 @@ def account_page(
     cursor: str | None = None,
 ) -> HTMLResponse:
     policy = services(request).config.risk_policy
+    live = services(request).model
+    if live is not None:  # the tiers the live model's scores are given (its own, if any)
+        policy = policy.for_model(live.current())
     try:
         detail = queries.account_detail(session, account_id)
         series = console_queries.risk_series(session, account_id)
@@ -300,4 +304,27 @@ def churn_causes_page(request: Request, session: ConsoleSession) -> HTMLResponse
     return render(request, "churn_causes.html", {
         **_page_context(session, "causes"), "causes": causes,
         "chart": bar_chart(totals.most_common()), "total": sum(totals.values()),
+    })
+
+
+@router.get("/win-back", response_class=HTMLResponse)
+def win_back_page(
+    request: Request, session: ConsoleSession,
+    status: models.WinBackStatus | None = None,
+    campaign: Annotated[str | None, Query(max_length=257)] = None,
+    cursor: str | None = None,
+) -> HTMLResponse:
+    """The win-back log as ``GET /v1/win-back`` reads it, with a count per status."""
+    try:
+        page = queries.win_back_log(session, status=status, campaign=campaign or None,
+                                    owner=None, account_id=None, limit=PAGE_SIZE,
+                                    cursor=cursor)
+    except ApiError as exc:
+        return _error(request, session, exc)
+    only_owner = None if session.user.sees_every_account else session.user.name
+    return render(request, "win_back.html", {
+        **_page_context(session, "win-back"), "page": page, "status": status,
+        "campaign": campaign, "statuses": winback.STATUSES,
+        "counts": winback.status_counts(session.conn, tenant_id=session.tenant_id,
+                                        only_owner=only_owner),
     })

@@ -49,11 +49,13 @@ from tests.integration.processes import start_churnwatch
 
 pytestmark = pytest.mark.integration
 
-# Tables the API reads, each under row-level security by tenant (migrations 0006, 0007).
+# Tables the API reads, each under row-level security by tenant (migrations 0006, 0007,
+# 0008, 0009).
 API_TABLES = (
     "alerts", "risk_scores", "usage_signals", "decisions", "workflow_triggers",
     "workflow_signals", "cancellation_reasons", "account_owners", "api_users",
-    "alert_states", "alert_state_history",
+    "alert_states", "alert_state_history", "workflow_outcomes", "experiment_assignments",
+    "accounts",
 )
 # An account of tenant acme whose last event is decisive (a failed payment): the stream
 # scores it at that event, and its features in Redis are as of that same event.
@@ -219,7 +221,8 @@ def test_at_risk_accounts_sorted_filtered_and_paged(world: World) -> None:
     assert all(owners[a] == "agent-a" for a in world.agent_a_accounts)
     first = every[0]
     assert set(first) == {"account_id", "risk", "tier", "reasons", "model_version",
-                          "score_time", "expires_at", "owner"}
+                          "score_time", "expires_at", "owner", "company_name", "plan", "mrr",
+                          "renewal_date", "status", "last_event_at"}
 
     # Paging: stable and complete, whatever the page size, under both sorts.
     for limit in (1, 4, 7):
@@ -254,7 +257,7 @@ def test_at_risk_accounts_sorted_filtered_and_paged(world: World) -> None:
     assert error_of(world.get("/v1/accounts", COORDINATOR, limit=0), 422)["field"] == "limit"
     assert error_of(world.get("/v1/accounts", COORDINATOR, limit=501), 422)["field"] == "limit"
     assert error_of(world.get("/v1/accounts", COORDINATOR, tier="severe"), 422)["field"] == "tier"
-    assert error_of(world.get("/v1/accounts", COORDINATOR, sort="mrr"), 422)["field"] == "sort"
+    assert error_of(world.get("/v1/accounts", COORDINATOR, sort="size"), 422)["field"] == "sort"
 
 
 def test_roles_agents_see_their_own_accounts(world: World) -> None:
@@ -492,7 +495,10 @@ def test_admins_manage_users_others_cannot(world: World) -> None:
     token = created.json()["token"]
     assert token.startswith("cw_") and created.json()["tenant_id"] == "acme"
     as_newbie = world.client.get("/v1/accounts", headers={"Authorization": f"Bearer {token}"})
-    assert as_newbie.json() == {"items": [], "next_cursor": None}  # owns nothing yet
+    assert as_newbie.json() == {  # owns nothing yet
+        "items": [], "next_cursor": None,
+        "mrr_at_risk": {"mrr": 0.0, "accounts": 0, "without_mrr": 0},
+    }
     assert world.rows("SELECT count(*) FROM api_users WHERE token_sha256 = %s",
                       token)[0][0] == 0  # the token itself is nowhere
 
@@ -656,7 +662,7 @@ def test_migration_0006_on_an_existing_database_owned_by_a_plain_role(
             conn.execute(migration.sql_text.encode())
             conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)",
                          (migration.version, migration.name))
-        assert migrate(conn, schema) == [6, 7]
+        assert migrate(conn, schema) == [m.version for m in migrations[5:]]
         assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
                             ).fetchone() == (False,)
     # The dataflow's writes (as the tables' owner) go on, and it reads every tenant.
@@ -688,7 +694,8 @@ def test_a_user_that_may_not_create_roles_runs_the_dataflow_and_the_api_names_th
     settings = stack_settings.replace(database_url=url, database_schema=schema)
     with connect(url, schema, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        assert migrate(conn, schema) == [1, 2, 3, 4, 5, 6, 7]  # the dataflow's start goes on
+        # the dataflow's start goes on
+        assert migrate(conn, schema) == [m.version for m in available_migrations()]
     sink = PostgresAlertSink(url, schema)
     sink.write_batch([Alert(str(uuid.uuid4()), "acme", "acct-1", AlertTier.EVENT_RULE,
                             "payment_failed", Severity.HIGH, "e-1", "billing.payment_failed",

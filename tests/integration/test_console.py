@@ -373,3 +373,131 @@ def test_an_agent_sees_no_assign_form(page: Any, console: Console) -> None:
     rows = page.find_elements(By.CSS_SELECTOR, "#alerts tbody tr")
     if rows:  # its accounts' alerts, if any, have the other forms
         assert page.find_elements(By.CSS_SELECTOR, "#alerts form.resolve")
+
+
+def test_the_at_risk_page_shows_mrr_at_risk(page: Any, console: Console) -> None:
+    from selenium.webdriver.common.by import By
+
+    # The simulated history has no traits: give the active high-risk accounts an MRR as a
+    # traits event would (the stream's side is tests/integration/test_accounts.py).
+    high = [r[0] for r in console.rows(
+        "SELECT account_id FROM accounts WHERE tenant_id = %s AND latest_tier = 'high'"
+        " AND status = 'active' ORDER BY 1", TENANT)]
+    assert high, "the simulated history has high-risk accounts"
+    priced = high[:-1] if len(high) > 1 else high  # one left without an MRR, if it can be
+    assert console.settings.database_url
+    with connect(console.settings.database_url, console.settings.database_schema) as conn:
+        for i, account in enumerate(priced):
+            conn.execute("UPDATE accounts SET mrr = %s, mrr_at = now(), plan = 'pro'"
+                         " WHERE tenant_id = %s AND account_id = %s", (100 + i, TENANT, account))
+    expected = sum(100 + i for i in range(len(priced)))
+
+    log_in(page, console, f"{TENANT}:cole")
+    card = page.find_element(By.ID, "mrr-at-risk")
+    assert card.find_element(By.CSS_SELECTOR, ".figure").text == f"{expected:,.2f}"
+    detail = card.find_element(By.CSS_SELECTOR, ".detail").get_attribute("textContent")
+    assert f"{len(high)} active high-risk account" in detail
+    if len(priced) < len(high):
+        assert "1 without a known MRR" in detail
+    # Each priced account's row shows its plan and MRR.
+    rows = {r.find_element(By.CSS_SELECTOR, "a.account").text: r
+            for r in page.find_elements(By.CSS_SELECTOR, "#accounts tbody tr")}
+    shown = [a for a in priced if a in rows]
+    assert shown, "the riskiest accounts are on the first page"
+    first = rows[shown[0]]
+    mrr = 100 + priced.index(shown[0])
+    assert first.find_element(By.CSS_SELECTOR, "td.mrr").text == f"{mrr:,.2f}"
+    assert first.find_element(By.CSS_SELECTOR, "td.plan").text == "pro"
+    screenshot(page, "accounts-mrr")
+
+    # An agent's figure is its own accounts' only.
+    page.delete_all_cookies()
+    log_in(page, console, f"{TENANT}:agent-a")
+    owned = set(console.agent_accounts) & set(priced)
+    agent_expected = sum(100 + priced.index(a) for a in owned)
+    assert page.find_element(By.CSS_SELECTOR, "#mrr-at-risk .figure").text \
+        == f"{agent_expected:,.2f}"
+
+
+def test_the_win_back_log_page(page: Any, console: Console, tmp_path: Path) -> None:
+    """The stream's workflow triggers with what became of them: outcome events
+    (workflow.*) run through the dataflow, then the page lists every trigger with its
+    campaign, status and next step, counts each status, and filters by one."""
+    from selenium.webdriver.common.by import By
+
+    from tests.builders import event_bytes
+
+    triggers = console.rows(
+        "SELECT trigger_id::text, account_id, workflow_key, variant FROM workflow_triggers"
+        " WHERE tenant_id = %s ORDER BY triggered_at DESC, trigger_id DESC", TENANT)
+    assert len(triggers) >= 3, "the simulated history starts workflows"
+    (engaged, engaged_account, *_), (saved, saved_account, *_), (lost, *_) = triggers[:3]
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def outcome(trigger: str, account: str, kind: str, minutes: int, **extra: str) -> bytes:
+        return event_bytes(
+            event_id=f"console-{kind}-{trigger}", tenant_id=TENANT, account_id=account,
+            event_type=f"workflow.{kind}", source="crm", user_id=None,
+            event_time=(now - timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z"),
+            attributes={"trigger_id": trigger, **extra})
+
+    history = tmp_path / "outcomes.jsonl"
+    history.write_bytes(b"".join(line + b"\n" for line in (
+        outcome(engaged, engaged_account, "delivered", 30),
+        outcome(engaged, engaged_account, "engaged", 20, step="call_scheduled",
+                note="asked for a call on Friday"),
+        outcome(saved, saved_account, "saved", 10),
+        outcome(lost, triggers[2][1], "lost", 5, note="moved to a competitor"),
+    )))
+    replay_to_sinks(history, console.settings)
+
+    log_in(page, console, f"{TENANT}:cole")
+    page.find_element(By.LINK_TEXT, "Win-back log").click()
+    wait_for_url(page, f"{console.base}/console/win-back")
+    rows = page.find_elements(By.CSS_SELECTOR, "#win-back tbody tr")
+    assert [r.get_attribute("id").removeprefix("trigger-") for r in rows] \
+        == [t[0] for t in triggers[:50]]
+
+    def cells(trigger: str) -> dict[str, str]:
+        row = page.find_element(By.ID, f"trigger-{trigger}")
+        return {name: row.find_element(By.CSS_SELECTOR, f"td.{name}").text
+                for name in ("status", "result", "next-step", "note")}
+
+    assert cells(engaged) == {"status": "engaged", "result": "open",
+                              "next-step": "call_scheduled",
+                              "note": "asked for a call on Friday"}
+    assert cells(saved)["status"] == "saved" and cells(saved)["next-step"] == "—"
+    assert cells(lost) == {"status": "lost", "result": "lost", "next-step": "—",
+                           "note": "moved to a competitor"}
+    workflow, variant = triggers[0][2], triggers[0][3]
+    campaign = workflow if variant is None else f"{workflow}:{variant}"
+    assert page.find_element(By.CSS_SELECTOR, f"#trigger-{engaged} a.campaign").text \
+        == campaign
+    # The counts per status are the log's, as the API reads it.
+    api = console.rows("SELECT count(*) FROM workflow_triggers WHERE tenant_id = %s", TENANT)
+    figures = {name: int(page.find_element(By.CSS_SELECTOR, f"#count-{name} .figure").text)
+               for name in ("triggered", "delivered", "engaged", "saved", "lost")}
+    assert sum(figures.values()) == api[0][0]
+    assert figures["engaged"] >= 1 and figures["saved"] >= 1 and figures["lost"] >= 1
+    screenshot(page, "win-back")
+
+    # A status filter: only those entries.
+    page.find_element(By.ID, "count-saved").click()
+    wait_for_url(page, f"{console.base}/console/win-back?status=saved")
+    statuses = texts(page, "#win-back td.status")
+    assert statuses and set(statuses) == {"saved"}
+    assert f"trigger-{saved}" in [r.get_attribute("id") for r in
+                                  page.find_elements(By.CSS_SELECTOR, "#win-back tbody tr")]
+
+    # An agent sees the entries of its own accounts only; another tenant none of these.
+    page.delete_all_cookies()
+    log_in(page, console, f"{TENANT}:agent-a")
+    page.get(f"{console.base}/console/win-back")
+    assert set(texts(page, "#win-back a.account")) <= set(console.agent_accounts)
+    page.delete_all_cookies()
+    log_in(page, console, f"{OTHER}:gus")
+    page.get(f"{console.base}/console/win-back")
+    theirs = {r[0] for r in console.rows(
+        "SELECT account_id FROM workflow_triggers WHERE tenant_id = %s", OTHER)}
+    assert set(texts(page, "#win-back a.account")) <= theirs
+    assert not page.find_elements(By.ID, f"trigger-{engaged}")

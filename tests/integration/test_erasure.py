@@ -101,6 +101,20 @@ def test_erase_an_account_mid_stream_leaves_no_trace(
         " USING (tenant_id, account_id) GROUP BY 1, 2 ORDER BY 3 DESC, 2 LIMIT 1",
     )
     pattern = mentions(account)
+    # What became of its workflows, reported back on the events topic (workflow_outcomes).
+    triggers = rows(settings, "SELECT trigger_id::text FROM workflow_triggers"
+                    " WHERE tenant_id = %s AND account_id = %s", tenant, account)
+    assert triggers
+    produce_all(settings.kafka_bootstrap, settings.topics.events, [
+        (None, event_bytes(event_id=f"outcome-{i}", tenant_id=tenant, account_id=account,
+                           event_type="workflow.engaged", source="crm", user_id=None,
+                           event_time=simulation.valid_events()[-1]["event_time"],
+                           attributes={"trigger_id": trigger, "note": f"{account} called"}))
+        for i, (trigger,) in enumerate(triggers)
+    ])
+    run_churnwatch(settings, "run", "--until-drained")
+    assert rows(settings, "SELECT count(*) FROM workflow_outcomes WHERE account_id = %s",
+                account) == [(len(triggers),)]
     ledger_before = rows(settings, "SELECT count(*) FROM contact_ledger")[0][0]
     outputs_before = {t: len(read_all(settings.kafka_bootstrap, t)) for t in (
         settings.topics.alerts, settings.topics.scores, settings.topics.workflows)}
@@ -110,6 +124,7 @@ def test_erase_an_account_mid_stream_leaves_no_trace(
     receipt = orjson.loads(printed[printed.index("{"):])
     assert receipt["scope"] == "account" and receipt["requested_by"] == "dpo@example.com"
     assert receipt["removed"]["alerts"] > 0 and receipt["removed"]["contact_ledger"] > 0
+    assert receipt["removed"]["workflow_outcomes"] == len(triggers)
     assert receipt["removed"]["redis"] == 1
     assert receipt["removed"]["control_messages"] == settings.topic_partitions
     assert receipt["stream_erased_at"] is None  # no dataflow running yet

@@ -6,6 +6,7 @@ import os
 import random
 import signal
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -15,7 +16,7 @@ import psycopg
 import pytest
 
 from churnwatch.settings import Settings
-from churnwatch.simulator import produce, simulate
+from churnwatch.simulator import MessageKind, SimulatedMessage, Simulation, produce, simulate
 from tests.integration.conftest import create_events_topic
 from tests.integration.kafka_io import read_all
 from tests.integration.processes import run_churnwatch, start_churnwatch
@@ -46,12 +47,50 @@ def ids(settings: Settings, table: str, column: str) -> list[str]:
         return [r[0] for r in conn.execute(query.encode())]
 
 
+def account_states(settings: Settings) -> list[tuple[object, ...]]:
+    """The accounts table (migration 0008), every field the stream sets, by account."""
+    assert settings.database_url
+    with psycopg.connect(settings.database_url) as conn:
+        return conn.execute(
+            "SELECT tenant_id, account_id, company_name, company_name_at, plan, plan_at, mrr,"
+            " mrr_at, owner, owner_at, renewal_date, renewal_date_at, first_seen, last_event_at,"
+            " status, status_at, latest_score_id, latest_risk, latest_tier"
+            f" FROM {settings.database_schema}.accounts ORDER BY 1, 2".encode()
+        ).fetchall()
+
+
 def kafka_alert_ids(settings: Settings) -> list[str]:
     assert settings.kafka_bootstrap
     return [
         orjson.loads(v)["alert_id"]
         for _, v, _ in read_all(settings.kafka_bootstrap, settings.topics.alerts)
     ]
+
+
+def with_outcomes(simulation: Simulation, every: int = 150) -> Simulation:
+    """The simulation with a workflow outcome event (workflow.*, what a CRM reports back)
+    after every ``every``-th valid message, for that message's account and time, so the
+    outcomes are read throughout the stream (mid-epoch when a kill lands)."""
+    messages: list[SimulatedMessage] = []
+    kinds = ("delivered", "engaged", "saved", "lost")
+    valid = 0
+    for message in simulation.messages:
+        messages.append(message)
+        if message.kind != MessageKind.VALID:
+            continue
+        valid += 1
+        if valid % every:
+            continue
+        event = orjson.loads(message.value)
+        trigger = uuid.uuid5(uuid.NAMESPACE_URL, f"trigger-{valid}")
+        messages.append(SimulatedMessage(message.key, orjson.dumps({
+            "event_id": f"outcome-{valid}", "tenant_id": event["tenant_id"],
+            "account_id": event["account_id"], "user_id": None,
+            "event_type": f"workflow.{kinds[valid // every % 4]}",
+            "event_time": event["event_time"], "source": "crm", "schema_version": 1,
+            "attributes": {"trigger_id": str(trigger), "step": "next"},
+        }), MessageKind.VALID, None))
+    return replace(simulation, messages=tuple(messages))
 
 
 def drained_count(output: str, name: str) -> int:
@@ -71,7 +110,7 @@ def test_sigkill_mid_stream_again_and_again_then_restart_matches_uninterrupted_r
     crashed = crashed.replace(topics=replace(crashed.topics, events=reference.topics.events))
     create_events_topic(reference)
     create_events_topic(crashed)
-    simulation = simulate(accounts=300, days=30, seed=11)
+    simulation = with_outcomes(simulate(accounts=300, days=30, seed=11))
     assert reference.kafka_bootstrap
     produce(simulation, reference.kafka_bootstrap, reference.topics.events)
 
@@ -109,11 +148,18 @@ def test_sigkill_mid_stream_again_and_again_then_restart_matches_uninterrupted_r
     # Decision state is recovered too: the same decisions, triggers and contacts,
     # none twice, as if nothing had happened.
     for table, column in (("decisions", "decision_id"), ("workflow_triggers", "trigger_id"),
-                          ("contact_ledger", "contact_id"), ("workflow_signals", "signal_id")):
+                          ("contact_ledger", "contact_id"), ("workflow_signals", "signal_id"),
+                          ("workflow_outcomes", "outcome_id")):
         after_crash = ids(crashed, table, column)
         assert len(after_crash) == len(set(after_crash)), table
         assert set(after_crash) == set(ids(reference, table, column)), table
     assert ids(reference, "workflow_triggers", "trigger_id")
+    # The accounts table, upserted order-safely, holds the same state field by field.
+    accounts = account_states(reference)
+    assert len(accounts) == 300
+    assert account_states(crashed) == accounts
+    assert len(ids(reference, "workflow_outcomes", "outcome_id")) == sum(
+        b'"workflow.' in m.value for m in simulation.messages)
     # Kafka is at-least-once: copies from the resumed epoch may repeat, with the same ids.
     assert set(kafka_alert_ids(crashed)) == expected
     assert set(kafka_alert_ids(reference)) == expected

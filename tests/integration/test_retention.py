@@ -38,6 +38,7 @@ ID_COLUMN = {
     "cancellation_reasons": "cancellation_id",
     "decisions": "decision_id",
     "workflow_signals": "signal_id",
+    "workflow_outcomes": "outcome_id",
     "workflow_triggers": "trigger_id",
     "contact_ledger": "contact_id",
     "experiment_assignments": "account_id",
@@ -109,6 +110,10 @@ def add_row(conn: psycopg.Connection, table: str, name: str, when: datetime,
         base |= {"signal_id": row_id, "trigger_id": extra.pop("trigger_id"),
                  "workflow_key": "save", "episode": name, "signal": "recovered",
                  "cause": "login", "cause_id": "e9", "signalled_at": when}
+    elif table == "workflow_outcomes":
+        base |= {"outcome_id": row_id, "trigger_id": extra.pop("trigger_id"),
+                 "outcome": "delivered", "event_id": name, "source": "crm",
+                 "occurred_at": when}
     elif table == "contact_ledger":
         base |= {"contact_id": row_id, "channel": "email", "workflow_key": "save",
                  "episode": name, "contacted_at": when}
@@ -145,7 +150,7 @@ def seed(settings: Settings, rows_per_age: int = 3) -> dict[str, set[str]]:
     retention = DEFAULTS.tables()
     with connect(settings.database_url, settings.database_schema, autocommit=True) as conn:
         for rule in RULES:
-            if rule.table == "workflow_signals":
+            if rule.table in ("workflow_signals", "workflow_outcomes"):
                 continue  # with the triggers, below
             age = retention[rule.table]
             assert age is not None
@@ -165,12 +170,19 @@ def seed(settings: Settings, rows_per_age: int = 3) -> dict[str, set[str]]:
         expired = add_row(conn, "workflow_triggers", "expired", old, inserted=old,
                           active_until=old + DAY)
         add_row(conn, "workflow_signals", "of-expired", old, inserted=old, trigger_id=expired)
+        add_row(conn, "workflow_outcomes", "of-expired", old, inserted=old, trigger_id=expired)
         active = add_row(conn, "workflow_triggers", "active", old, inserted=old,
                          active_until=NOW + DAY)
         keep["workflow_triggers"].add(active)
         keep["workflow_signals"] = {
             add_row(conn, "workflow_signals", "of-active", old, inserted=old, trigger_id=active),
             add_row(conn, "workflow_signals", "recent", NOW - DAY, inserted=NOW - DAY,
+                    trigger_id=expired),
+        }
+        keep["workflow_outcomes"] = {
+            add_row(conn, "workflow_outcomes", "of-active", old, inserted=old,
+                    trigger_id=active),
+            add_row(conn, "workflow_outcomes", "recent", NOW - DAY, inserted=NOW - DAY,
                     trigger_id=expired),
         }
         # The tables prune never touches: ancient rows stay.
@@ -214,6 +226,7 @@ def test_prune_deletes_exactly_the_old_rows_and_a_second_run_nothing(
     assert line("risk_scores", "90 days: would delete 3 row(s)") in dry
     assert line("workflow_triggers", "730 days: would delete 4 row(s)") in dry  # 3 old, expired
     assert line("workflow_signals", "730 days: would delete 1 row(s)") in dry
+    assert line("workflow_outcomes", "730 days: would delete 1 row(s)") in dry
 
     # Batches of 2 rows: 3 old rows of a table take two transactions.
     assert main(["db", "prune", "--batch-size", "2"]) == 0

@@ -24,6 +24,7 @@ def test_defaults_keep_scores_90_days_and_the_rest_longer() -> None:
         "cancellation_reasons": 730 * DAY,
         "decisions": 730 * DAY,
         "workflow_signals": 730 * DAY,
+        "workflow_outcomes": 730 * DAY,
         "workflow_triggers": 730 * DAY,
     }
     assert settings.dead_letter_retention == 30 * DAY
@@ -50,6 +51,7 @@ def test_a_table_retention_is_days_or_off(value: str, expected: timedelta | None
 def test_the_workflow_retention_covers_triggers_and_their_signals() -> None:
     tables = Settings.from_env({"CHURNWATCH_RETAIN_WORKFLOWS_DAYS": "100"}).retention.tables()
     assert tables["workflow_triggers"] == tables["workflow_signals"] == 100 * DAY
+    assert tables["workflow_outcomes"] == 100 * DAY
 
 
 @pytest.mark.parametrize(

@@ -141,3 +141,16 @@ def test_reload_intervals_take_zero_for_never_and_round_trip() -> None:
         with pytest.raises(ConfigurationError) as info:
             Settings.from_env({name: "-1"})
         assert info.value.variable == name
+
+
+def test_account_traits_are_read_over_the_defaults_and_round_trip() -> None:
+    settings = Settings.from_env({
+        "CHURNWATCH_ACCOUNT_TRAITS": '{"mrr": ["monthly_revenue"], "owner": []}'
+    })
+    traits = settings.account_traits
+    assert traits.mrr == ("monthly_revenue",) and traits.owner == ()
+    assert traits.plan == Settings().account_traits.plan == ("plan",)
+    assert Settings.from_env(settings.to_env()).account_traits == traits
+    for raw in ("not json", '{"revenue": ["mrr"]}', '{"mrr": [3]}'):
+        with pytest.raises(ConfigurationError, match="CHURNWATCH_ACCOUNT_TRAITS"):
+            Settings.from_env({"CHURNWATCH_ACCOUNT_TRAITS": raw})

@@ -499,3 +499,31 @@ def test_produce_reports_undelivered_messages() -> None:
     assert isinstance(caught.value, SimulatorError)
     assert isinstance(caught.value, ChurnwatchError)
     assert caught.value.undelivered == caught.value.total == len(simulation.messages) > 0
+
+
+def test_traits_say_who_each_account_is_and_leave_the_default_stream_alone() -> None:
+    """``traits=True`` (the demo's): an identify-like traits event per account at sign-up
+    and after each downgrade, which the accounts table reads (company, plan, MRR,
+    renewal); the default stream is not touched by the option."""
+    from accounts.record import AccountTraits, account_record
+
+    plain = simulate(accounts=40, days=20, seed=3)
+    with_traits = simulate(accounts=40, days=20, seed=3, traits=True)
+    assert simulate(accounts=40, days=20, seed=3, traits=False).messages == plain.messages
+    traits = [d for d in with_traits.valid_events()
+              if d["event_type"] == "account.traits_changed"]
+    downgrades = [d for d in with_traits.valid_events()
+                  if d["event_type"] == "billing.downgraded"]
+    assert len(traits) == 40 + len(downgrades)
+    assert len(plain.valid_events()) == len(with_traits.valid_events()) - len(traits)
+    by_account = defaultdict(list)
+    for document in with_traits.valid_events():
+        by_account[document["account_id"]].append(document)
+    for account_id, documents in by_account.items():
+        now = datetime(2027, 1, 1, tzinfo=UTC)  # after the simulated month
+        events = [event for event in (parse_event(orjson.dumps(d), now, EventLimits())
+                                      for d in documents) if isinstance(event, Event)]
+        record = account_record(events, AccountTraits())
+        assert record is not None and record.mrr is not None and record.mrr.value > 0
+        assert record.company_name is not None and account_id[-5:] in record.company_name.value
+        assert record.plan is not None and record.renewal_date is not None
