@@ -17,9 +17,11 @@ subject), and one :class:`AccountShard` per shard:
    to its risk tier and decisions;
 3. returns one :class:`ShardOutputs`, the batch's outputs grouped by where they
    go, so routing them costs one step per destination per batch, not one per
-   item; with the accounts table on, one :class:`~schemas.account.AccountRecord`
-   per account the batch moved (its events folded by :mod:`accounts.record`, its
-   published primary scores added).
+   item; with the accounts table on, the accounts' records
+   (:class:`~schemas.account.AccountRecord`: events folded by :mod:`accounts.record`,
+   published primary scores added) are merged per account and leave with the
+   features at each flush (one row per account per flush, not per batch; the
+   snapshot keeps those not yet written).
 
 Engine-free (plain Python over the kernels); :class:`~dataflows.logic.ShardLogic`
 is its Bytewax adapter. Every account's processing is exactly what it was when
@@ -117,7 +119,7 @@ class ShardOutputs:
     decided: list[DecisionOutput | AccountChange] = field(default_factory=list)
     # Subjects erased: their state is gone; the erasure sink removes what was written.
     erasures: list[Erasure] = field(default_factory=list)
-    # The accounts table: one record per account the batch moved (events, scores).
+    # The accounts table: one record per account moved since the last flush.
     accounts: list[AccountRecord] = field(default_factory=list)
     # What the metrics count
     duplicates: int = 0
@@ -212,7 +214,10 @@ class _Risk:
 # each account's newest, each risk state's newest, the shard's newest). Older
 # snapshots have the first two or three only.
 EventTimes = tuple[dict[str, float], dict[str, float], float]
-ShardSnapshot = tuple[dict[str, bytes], dict[str, Any], tuple[str, ...], EventTimes]
+# (accounts' state, risk states, accounts whose features were not yet written, event
+# times, account records not yet written); older snapshots: the first two to four.
+ShardSnapshot = tuple[dict[str, bytes], dict[str, Any], tuple[str, ...], EventTimes,
+                      tuple[AccountRecord, ...]]
 
 
 class AccountShard:
@@ -239,6 +244,9 @@ class AccountShard:
         self._risk_expires: dict[str, datetime] = {}  # when a cold risk state may go
         self._risk_touched: set[str] = set()
         self._dirty: set[str] = set()  # features changed, not yet written
+        # Account records (the accounts table) not yet written, one per account: the
+        # batches' records merged, written with the features at each flush.
+        self._records: dict[tuple[str, str], AccountRecord] = {}
         self._flush_due: datetime | None = None
         self._next_eviction = now + EVICTION_CHECK
         # Event time (epoch s): each account's newest event, when each risk state may go
@@ -269,6 +277,10 @@ class AccountShard:
                 newest, risk_until, self._seen_until = snapshot[3]
                 self._newest, self._risk_until = dict(newest), dict(risk_until)
                 self._next_event_eviction = self._seen_until + EVICTION_CHECK_EVENT_TIME
+            if len(snapshot) > 4:  # account records the crash may have kept from the table
+                self._records = {record.key: record for record in snapshot[4]}
+                if self._records:
+                    self._flush_due = now
 
     def __len__(self) -> int:
         """Accounts held, warm or cold."""
@@ -341,6 +353,8 @@ class AccountShard:
             if out.scores and config.account_traits is not None:
                 self._record_scores(out)
             self.busy_risk += time.perf_counter() - started
+        if self._records and self._flush_due is None:
+            self._flush_due = now + config.flush_interval
         newest_of = self._newest
         held = [subject for subject in by_account if subject in newest_of]
         if held:
@@ -374,7 +388,7 @@ class AccountShard:
         if traits is not None and result.events:
             record = account_record(result.events, traits, self._config.account.lifecycle.kinds)
             if record is not None:
-                out.accounts.append(record)
+                self._hold(record)
         self._route(result.outputs, out, feed if self._config.score is not None else None)
 
     def _process_erasing(
@@ -420,27 +434,24 @@ class AccountShard:
             )
 
         feed[:] = filter(other, feed)
+        self._records.pop((tenant, account), None)
         for name in ("features", "cancellations", "outcomes", "signals", "alerts", "scores",
                      "decided", "accounts"):
             kept = list(filter(other, getattr(out, name)))
             setattr(out, name, kept)
         out.late = [late for late in out.late if late.event.subject != subject]
 
-    @staticmethod
-    def _record_scores(out: ShardOutputs) -> None:
-        """The published primary scores into their accounts' records (one per account)."""
-        records = out.accounts
-        index = {record.key: i for i, record in enumerate(records)}
+    def _hold(self, record: AccountRecord) -> None:
+        """Merge ``record`` into its account's record awaiting the next flush: an account
+        the stream touches in many batches is one row per flush, not one per batch."""
+        held = self._records.get(record.key)
+        self._records[record.key] = record if held is None else held.merge(record)
+
+    def _record_scores(self, out: ShardOutputs) -> None:
+        """The published primary scores into their accounts' records."""
         for score in out.scores:
-            if score.shadow:
-                continue
-            record = score_record(score)
-            i = index.get(record.key)
-            if i is None:
-                index[record.key] = len(records)
-                records.append(record)
-            else:
-                records[i] = records[i].merge(record)
+            if not score.shadow:
+                self._hold(score_record(score))
 
     @staticmethod
     def _route(outputs: list[Any], out: ShardOutputs, feed: list[Any] | None) -> None:
@@ -582,6 +593,9 @@ class AccountShard:
 
     def _flush(self, out: ShardOutputs) -> None:
         self._flush_due = None
+        if self._records:
+            out.accounts.extend(self._records.values())
+            self._records = {}
         for subject in self._dirty:
             if subject not in self._last_active:
                 continue  # forgotten meanwhile
@@ -670,7 +684,8 @@ class AccountShard:
         self._risk_touched = set()
         self._cool(touched, risk_touched)
         event_times = (dict(self._newest), dict(self._risk_until), self._seen_until)
-        return dict(frozen), dict(risks), tuple(self._dirty), event_times
+        return (dict(frozen), dict(risks), tuple(self._dirty), event_times,
+                tuple(self._records.values()))
 
     def _cool(self, touched: set[str], risk_touched: set[str]) -> None:
         """Drop the live objects of the accounts an epoch went by without; their
