@@ -124,15 +124,21 @@ class Simulation:
         tally = Counter(m.expected_reason for m in self.messages if m.expected_reason)
         return {str(reason): count for reason, count in sorted(tally.items())}
 
-    def truth_document(self) -> dict[str, Any]:
-        """The ground truth as a JSON-ready document (what :func:`write_truth` writes);
-        another product's simulation overrides it with its own."""
+    def run_document(self) -> dict[str, Any]:
+        """What every product's truth document starts with: the run and its counts."""
         return {
             "seed": self.seed,
             "start": format_time(self.start),
             "days": self.days,
             "counts": self.counts(),
             "rejections": self.rejection_counts(),
+        }
+
+    def truth_document(self) -> dict[str, Any]:
+        """The ground truth as a JSON-ready document (what :func:`write_truth` writes);
+        another product's simulation overrides it with its own."""
+        return {
+            **self.run_document(),
             "accounts": [
                 {
                     "tenant_id": truth.tenant_id,

@@ -94,11 +94,7 @@ class SocialSimulation(Simulation):
     def truth_document(self) -> dict[str, Any]:
         return {
             "product": "social",
-            "seed": self.seed,
-            "start": format_time(self.start),
-            "days": self.days,
-            "counts": self.counts(),
-            "rejections": self.rejection_counts(),
+            **self.run_document(),
             "accounts": [
                 {
                     "tenant_id": truth.tenant_id,
