@@ -342,8 +342,6 @@ class AccountShard:
                 self._process_erasing(subject, events, out, feed, now)
             else:
                 self._process_account(subject, events, out, feed, now)
-        if self._dirty and self._flush_due is None:
-            self._flush_due = now + config.flush_interval
         self.busy_accounts += time.perf_counter() - started
         if scoring:
             started = time.perf_counter()
@@ -353,7 +351,7 @@ class AccountShard:
             if out.scores and config.account_traits is not None:
                 self._record_scores(out)
             self.busy_risk += time.perf_counter() - started
-        if self._records and self._flush_due is None:
+        if (self._dirty or self._records) and self._flush_due is None:
             self._flush_due = now + config.flush_interval
         newest_of = self._newest
         held = [subject for subject in by_account if subject in newest_of]
@@ -436,7 +434,7 @@ class AccountShard:
         feed[:] = filter(other, feed)
         self._records.pop((tenant, account), None)
         for name in ("features", "cancellations", "outcomes", "signals", "alerts", "scores",
-                     "decided", "accounts"):
+                     "decided"):
             kept = list(filter(other, getattr(out, name)))
             setattr(out, name, kept)
         out.late = [late for late in out.late if late.event.subject != subject]

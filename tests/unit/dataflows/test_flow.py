@@ -35,10 +35,12 @@ def message(value: bytes | None, offset: int, partition: int = 0) -> KafkaSource
     )
 
 
-def run_flow(messages: list[Any], workers: int = 1) -> tuple[dict[str, list[Any]], PipelineMetrics]:
-    out: dict[str, list[Any]] = {
-        name: [] for name in ("dlq", "kafka", "pg", "cancel", "late", "features", "signals")
-    }
+def run_flow(
+    messages: list[Any], workers: int = 1, *, batch_size: int = 4,
+    feature_flush_interval: timedelta = timedelta(seconds=5), now: datetime = NOW,
+) -> tuple[dict[str, list[Any]], PipelineMetrics]:
+    names = ("dlq", "kafka", "pg", "cancel", "late", "features", "signals", "outcomes")
+    out: dict[str, list[Any]] = {name: [] for name in names}
     sinks = FlowSinks(
         dead_letters=TestingSink(out["dlq"]),
         alerts_kafka=TestingSink(out["kafka"]),
@@ -47,6 +49,7 @@ def run_flow(messages: list[Any], workers: int = 1) -> tuple[dict[str, list[Any]
         late_events=TestingSink(out["late"]),
         features=TestingSink(out["features"]),
         usage_signals=TestingSink(out["signals"]),
+        outcomes=TestingSink(out["outcomes"]),
     )
     config = FlowConfig(
         limits=EventLimits(),
@@ -55,10 +58,11 @@ def run_flow(messages: list[Any], workers: int = 1) -> tuple[dict[str, list[Any]
         ),
         idle_state_ttl=timedelta(days=40),
         inactivity=InactivityRule(),
+        feature_flush_interval=feature_flush_interval,
     )
     metrics = PipelineMetrics.create(CollectorRegistry())
     flow = build_dataflow(
-        TestingSource(messages, batch_size=4), sinks, config, metrics, clock=lambda: NOW
+        TestingSource(messages, batch_size=batch_size), sinks, config, metrics, clock=lambda: now
     )
     if workers == 1:
         run_main(flow)

@@ -8,19 +8,12 @@ from typing import Any
 
 import pytest
 from bytewax.connectors.kafka import KafkaSourceMessage
-from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
-from prometheus_client import CollectorRegistry
 
-from accounts.config import AccountConfig
-from dataflows.flow import FlowConfig, FlowSinks, build_dataflow
 from dataflows.metrics import PipelineMetrics
-from detectors.tier1 import DEFAULT_TIER1_RULES
-from detectors.usage import InactivityRule
-from featurestore.aggregation import CompiledFeatures
-from featurestore.definitions import load_definitions
-from schemas.event import EventLimits, RejectReason
+from schemas.event import RejectReason
 from schemas.workflow import OutcomeKind, WorkflowOutcome
 from tests.builders import event_bytes
+from tests.unit.dataflows.test_flow import run_flow as flow_run
 
 NOW = datetime(2026, 10, 20, tzinfo=UTC)
 TRIGGER = "25431320-0335-5fc5-8e29-aad518ef8563"
@@ -34,38 +27,10 @@ def message(value: bytes | None, offset: int) -> KafkaSourceMessage:
 
 def run_flow(values: list[bytes], workers: int = 1) -> tuple[dict[str, list[Any]],
                                                             PipelineMetrics]:
-    names = ("dlq", "kafka", "pg", "cancel", "late", "features", "signals", "outcomes")
-    out: dict[str, list[Any]] = {name: [] for name in names}
-    sinks = FlowSinks(
-        dead_letters=TestingSink(out["dlq"]),
-        alerts_kafka=TestingSink(out["kafka"]),
-        alerts_postgres=TestingSink(out["pg"]),
-        cancellations=TestingSink(out["cancel"]),
-        late_events=TestingSink(out["late"]),
-        features=TestingSink(out["features"]),
-        usage_signals=TestingSink(out["signals"]),
-        outcomes=TestingSink(out["outcomes"]),
-    )
-    config = FlowConfig(
-        limits=EventLimits(),
-        account=AccountConfig(
-            86_400.0, 1_000, DEFAULT_TIER1_RULES, CompiledFeatures(load_definitions())
-        ),
-        idle_state_ttl=timedelta(days=40),
-        inactivity=InactivityRule(),
-        feature_flush_interval=timedelta(0),
-    )
-    metrics = PipelineMetrics.create(CollectorRegistry())
+    """The flow of ``test_flow`` over ``values``, features flushed at once."""
     messages = [message(value, offset) for offset, value in enumerate(values)]
-    flow = build_dataflow(TestingSource(messages, batch_size=3), sinks, config, metrics,
-                          clock=lambda: NOW)
-    if workers == 1:
-        run_main(flow)
-    else:
-        cluster_main(flow, [], 0, worker_count_per_proc=workers)
-    return out, metrics
-
-
+    return flow_run(messages, workers, batch_size=3, feature_flush_interval=timedelta(0),
+                    now=NOW)
 
 
 def outcome(event_id: str, kind: str, time: str, **attributes: Any) -> bytes:
