@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
@@ -36,6 +36,8 @@ from churnwatch.errors import ChurnwatchError
 from schemas.event import TRAITS_EVENT_TYPE, RejectReason, format_time
 
 log = logging.getLogger(__name__)
+
+K = TypeVar("K")  # a kind of account: a SaaS profile, a social persona
 
 
 class SimulatorError(ChurnwatchError):
@@ -324,7 +326,7 @@ def simulate(
     weekends = tuple((start + timedelta(days=d)).weekday() >= 5 for d in range(days))
     dates = tuple((start + timedelta(days=d)).date() for d in range(days))
 
-    profiles = _assign_profiles(rng, accounts)
+    profiles = assign_shares(rng, accounts, _PROFILE_SHARES, Profile.STEADY)
     # (sign-up day, days of life) per account; their own seeded rng, so the rest of the
     # stream does not depend on the option.
     lives = (
@@ -566,15 +568,18 @@ def check_arguments(
         raise SimulatorError(msg)
 
 
-def _assign_profiles(rng: random.Random, accounts: int) -> list[Profile]:
-    """Exact shares, shuffled: a small simulation still gets the intended mix."""
-    profiles: list[Profile] = []
-    for profile, share in _PROFILE_SHARES:
-        profiles.extend([profile] * round(accounts * share))
-    profiles = profiles[:accounts]
-    profiles.extend([Profile.STEADY] * (accounts - len(profiles)))
-    rng.shuffle(profiles)
-    return profiles
+def assign_shares(
+    rng: random.Random, accounts: int, shares: Sequence[tuple[K, float]], rest: K
+) -> list[K]:
+    """One kind per account in exact shares (``rest`` fills what rounding leaves),
+    shuffled: a small simulation still gets the intended mix. Every product's."""
+    kinds: list[K] = []
+    for kind, share in shares:
+        kinds.extend([kind] * round(accounts * share))
+    kinds = kinds[:accounts]
+    kinds.extend([rest] * (accounts - len(kinds)))
+    rng.shuffle(kinds)
+    return kinds
 
 
 def _draw_lifetimes(

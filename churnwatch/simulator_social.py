@@ -45,6 +45,7 @@ from churnwatch.simulator import (
     Simulation,
     SimulatorError,
     assemble_messages,
+    assign_shares,
     check_arguments,
 )
 from schemas.event import format_time
@@ -243,7 +244,7 @@ def simulate_social(
     dates = tuple(
         (start + timedelta(days=d - _WARM_UP_DAYS)).date() for d in range(scripted_days)
     )
-    personas = _assign_personas(rng, accounts)
+    personas = assign_shares(rng, accounts, _PERSONA_SHARES, Persona.VIEWER)
 
     truths: list[AccountTruth] = []
     renewals: list[RenewalTruth] = []
@@ -308,17 +309,6 @@ def cancel_probability(
 
 
 # --- subscribers and their scripts -----------------------------------------------------
-
-
-def _assign_personas(rng: random.Random, accounts: int) -> list[Persona]:
-    """Exact shares, shuffled, as the SaaS profiles are."""
-    personas: list[Persona] = []
-    for persona, share in _PERSONA_SHARES:
-        personas.extend([persona] * round(accounts * share))
-    personas = personas[:accounts]
-    personas.extend([Persona.VIEWER] * (accounts - len(personas)))
-    rng.shuffle(personas)
-    return personas
 
 
 def _new_subscriber(
