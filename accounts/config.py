@@ -23,6 +23,10 @@ class ScoringConfig:
     rule_risk: Mapping[Severity, float] = field(
         default_factory=lambda: {Severity.HIGH: 0.9, Severity.MEDIUM: 0.6, Severity.LOW: 0.3}
     )
+    # At each event-time day close, an account silent that whole day is rescored as of
+    # the day's end, until it has been silent this long (0: never rescored). Kept below
+    # the state's idle expiry, so that whether an account is still held never decides it.
+    rescore_silent_seconds: float = 30 * 86_400.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,12 @@ event, in the account's partition order:
    so when a signal fires depends only on the events, never on how they were
    batched.
 
+A silent account sends nothing to react to: when its input partition's
+watermark closes a day the account was silent through, the shard asks
+:meth:`AccountProcessor.rescore` for a score request as of that day's end
+(its recency grew, its windows moved on), so its risk keeps up with its
+silence and its published score does not lapse.
+
 Once per batch it reports whether features moved; the caller asks
 for :meth:`AccountProcessor.feature_update` when it is time to write (the
 dataflow coalesces that per flush interval, so a busy account costs one
@@ -63,7 +69,7 @@ Output = (
 )
 
 
-SNAPSHOT_FORMAT = 2
+SNAPSHOT_FORMAT = 3  # 3: whether the account stands cancelled (2: not kept, read as not)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +101,7 @@ class BatchResult:
 class AccountProcessor:
     """The state and logic of one account."""
 
-    __slots__ = ("_account_id", "_config", "_debounce", "_dedupe", "_episodes",
+    __slots__ = ("_account_id", "_cancelled", "_config", "_debounce", "_dedupe", "_episodes",
                  "_evaluated_day", "_features", "_names", "_tenant_id")
 
     def __init__(self, config: AccountConfig, snapshot: AccountSnapshot | None = None) -> None:
@@ -108,13 +114,17 @@ class AccountProcessor:
         self._evaluated_day: int | None = None
         self._tenant_id = ""
         self._account_id = ""
+        # Its last lifecycle word was a cancellation (not followed by a reactivation):
+        # a cancelled account is not rescored while silent.
+        self._cancelled = False
         if snapshot is not None:
-            (version, dedupe, features, episodes, day, tenant, account, debounce) = pickle.loads(
-                snapshot.state
-            )
-            if version != SNAPSHOT_FORMAT:
+            state = pickle.loads(snapshot.state)
+            version = state[0]
+            if version not in (2, SNAPSHOT_FORMAT):
                 msg = f"account snapshot format {version} is not {SNAPSHOT_FORMAT}"
                 raise ValueError(msg)
+            (_, dedupe, features, episodes, day, tenant, account, debounce) = state[:8]
+            self._cancelled = bool(state[8]) if version >= 3 else False
             self._dedupe.restore_raw(dedupe)
             self._features.restore_raw(features)
             self._episodes.restore_raw(episodes)
@@ -173,6 +183,7 @@ class AccountProcessor:
                 cancellation = detect_cancellation(event, config.lifecycle.cancelled)
                 if cancellation is not None:
                     outputs.append(cancellation)
+                    self._cancelled = True
                 # Lifecycle changes feed the decisions, which build on scores; before the
                 # score request, so what the event decides sees the change (a new plan,
                 # a cancellation).
@@ -183,6 +194,8 @@ class AccountProcessor:
                 )
                 if change is not None:
                     outputs.append(change)
+                    if change.kind is ChangeKind.REACTIVATED:
+                        self._cancelled = False
                 watermark = clock.watermark(features.newest)
                 if ts < watermark:
                     late += 1
@@ -217,6 +230,7 @@ class AccountProcessor:
         self._episodes = SignalEpisodes(persist=config.usage_rules.persist_days)
         self._debounce = ScoringDebounce()
         self._evaluated_day = None
+        self._cancelled = False
         return self._features
 
     def _request_score(
@@ -243,6 +257,34 @@ class AccountProcessor:
                     alert,
                 )
             )
+
+    def rescore(self, day: int) -> ScoreRequest | None:
+        """A score request as of the end of ``day``, which the account's input partition
+        has just closed, if the account was silent through it (no event that day or
+        after, as far as its partition has read), has a history, does not stand
+        cancelled, and has been silent less than ``rescore_silent_seconds``; else None.
+
+        It changes nothing the account's snapshot keeps (its debounce included: the first
+        event after a silence is scored as it would have been).
+        """
+        scoring = self._config.scoring
+        features = self._features
+        as_of = (day + 1) * DAY - 0.001  # the last moment of the day, as the detectors judge
+        if (
+            scoring is None
+            or self._cancelled
+            or features.newest >= day * DAY  # active that day: its events scored it
+            or as_of - features.newest >= scoring.rescore_silent_seconds  # -inf: no history
+        ):
+            return None
+        return ScoreRequest(
+            self._tenant_id,
+            self._account_id,
+            features.values(as_of),
+            as_of,
+            self._debounce.rule_risk_at(as_of),
+            f"day-close:{date_of(day).isoformat()}",
+        )
 
     def feature_update(self) -> FeatureUpdate | None:
         """The account's features as of its newest event, for the online store."""
@@ -296,6 +338,7 @@ class AccountProcessor:
             self._tenant_id,
             self._account_id,
             self._debounce.snapshot(),
+            self._cancelled,
         )
         return AccountSnapshot(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 

@@ -52,3 +52,41 @@ class EventClock:
     def last_closed_day(self, newest: float) -> int:
         """The newest day whose end the watermark has passed."""
         return day_of(newest - self.allowed_lateness_seconds) - 1
+
+
+class DayCloser:
+    """Which days a stream's watermark closes as its events arrive, in their order.
+
+    The stream's state is the newest day closed; the first event only starts the
+    clock (what closed before it is unknown). :meth:`observe` is called per event,
+    so its common case is one comparison (``ts < next_at``).
+    """
+
+    __slots__ = ("_lateness", "closed", "next_at")
+
+    # A jump over more days than this (a stream silent for over a year) closes only
+    # the newest of them: older days would be judged on nothing new.
+    MOST_AT_ONCE = 366
+
+    def __init__(self, clock: EventClock, closed: int | None = None) -> None:
+        self._lateness = clock.allowed_lateness_seconds
+        self.closed = closed
+        # The event time at which the next day closes (-inf: the clock has not started).
+        self.next_at = -math.inf if closed is None else self._closes_at(closed + 1)
+
+    def _closes_at(self, day: int) -> float:
+        return (day + 1) * DAY + self._lateness
+
+    def observe(self, ts: float) -> range:
+        """The days an event at ``ts`` (epoch s) closes, oldest first: usually none or
+        one; all the days of a jump, so each is closed as it would be in a stream with
+        an event every day."""
+        if ts < self.next_at:
+            return range(0)
+        day = day_of(ts - self._lateness) - 1
+        previous = self.closed
+        self.closed = day
+        self.next_at = self._closes_at(day + 1)
+        if previous is None:
+            return range(0)
+        return range(max(previous + 1, day + 1 - self.MOST_AT_ONCE), day + 1)

@@ -17,6 +17,7 @@ from churnwatch.settings import Settings
 from churnwatch.wiring import account_config
 from featurestore.definitions import load_definitions
 from schemas.alert import Alert, AlertTier
+from schemas.clock import day_of
 from schemas.dead_letter import LateEvent
 from schemas.event import Event
 from schemas.signal import SignalType, UsageSignal
@@ -388,3 +389,54 @@ def test_an_account_silent_longer_than_its_idle_expiry_starts_afresh() -> None:
     assert state(expiring, history + back(71)) == new_account  # 42 days after day 29
     assert state(keeping, history + back(71)) != new_account  # no expiry: remembered
     assert state(expiring, history + back(68)) != state(expiring, back(68))  # 39 days: kept
+
+
+SCORING = account_config(Settings(), load_definitions(), scoring=True)
+
+
+def day_no(day: int) -> int:
+    """The UTC day number of this file's day ``day`` (what a day close names)."""
+    return day_of(at(day).timestamp())
+
+
+def test_a_silent_account_is_rescored_as_of_the_end_of_a_day_it_was_silent_through() -> None:
+    processor = AccountProcessor(SCORING)
+    processor.process(usage_day(0, 3) + usage_day(1, 3))
+    assert processor.rescore(day_no(1)) is None  # active that day: its events scored it
+    request = processor.rescore(day_no(3))
+    assert request is not None
+    assert (request.tenant_id, request.account_id) == ("acme", "acct-1")
+    assert request.as_of == at(4).timestamp() - 0.001
+    assert request.trigger_event_id == f"day-close:{day_date(3).isoformat()}"
+    assert request.alert is None and request.rule_risk == 0.0
+    assert request.values == processor.features.values(request.as_of)
+    # nothing the snapshot keeps moves: the next event is scored as it would have been
+    before = processor.snapshot()
+    processor.rescore(day_no(4))
+    assert processor.snapshot() == before
+
+
+def test_rescoring_stops_after_the_silence_limit_and_for_a_cancelled_account() -> None:
+    processor = AccountProcessor(SCORING)
+    processor.process(usage_day(0, 3))  # last event at 17:00 on day 0
+    assert processor.rescore(day_no(29)) is not None  # its end: 29.3 days of silence
+    assert processor.rescore(day_no(30)) is None  # 30.3 days: past the 30 days of the default
+    assert AccountProcessor(SCORING).rescore(day_no(3)) is None  # no history, nothing to score
+    assert AccountProcessor(CONFIG).rescore(day_no(3)) is None  # no scoring
+
+    processor.process([event("subscription.cancelled", 1, 9, attributes={"reason_code": "x"})])
+    assert processor.rescore(day_no(3)) is None
+    restored = AccountProcessor(SCORING, processor.snapshot())
+    assert restored.rescore(day_no(3)) is None  # the snapshot keeps it cancelled
+    restored.process([event("subscription.reactivated", 2, 9)])
+    assert restored.rescore(day_no(3)) is not None
+
+
+def test_a_snapshot_of_the_previous_format_restores_as_not_cancelled() -> None:
+    processor = AccountProcessor(SCORING)
+    processor.process(usage_day(0, 3))
+    state = pickle.loads(processor.snapshot().state)
+    old = pickle.dumps((2, *state[1:8]))
+    restored = AccountProcessor(SCORING, dataclasses.replace(processor.snapshot(), state=old))
+    assert restored.rescore(day_no(3)) is not None
+    assert restored.feature_values() == processor.feature_values()

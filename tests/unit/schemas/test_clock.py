@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from schemas.clock import DAY, EventClock, date_of, day_of, day_start
+from schemas.clock import DAY, DayCloser, EventClock, date_of, day_of, day_start
 
 MIDNIGHT = datetime(2026, 10, 1, tzinfo=UTC).timestamp()
 
@@ -44,3 +44,28 @@ def test_a_day_closes_once_the_watermark_passes_its_end(
 ) -> None:
     clock = EventClock(3600.0)
     assert date_of(clock.last_closed_day(MIDNIGHT + newest_after_midnight)) == closed
+
+
+def test_a_day_closer_starts_on_its_first_event_and_closes_each_day_once() -> None:
+    closer = DayCloser(EventClock(3600.0))
+    yesterday = day_of(MIDNIGHT) - 1
+    assert not closer.observe(MIDNIGHT + 7200.0)  # the first event only starts the clock
+    assert closer.closed == yesterday
+    assert not closer.observe(MIDNIGHT + DAY + 3599.0)  # within the lateness: still open
+    assert list(closer.observe(MIDNIGHT + DAY + 3600.0)) == [yesterday + 1]
+    assert not closer.observe(MIDNIGHT + DAY + 4000.0)  # closed once
+    assert not closer.observe(MIDNIGHT)  # an older event closes nothing
+    # a jump closes every day it passes, oldest first
+    assert list(closer.observe(MIDNIGHT + 4 * DAY + 3600.0)) == [yesterday + 2, yesterday + 3,
+                                                                yesterday + 4]
+    # resumed from its state, it goes on where it was
+    resumed = DayCloser(EventClock(3600.0), closer.closed)
+    assert resumed.next_at == closer.next_at
+    assert list(resumed.observe(MIDNIGHT + 5 * DAY + 3600.0)) == [yesterday + 5]
+
+
+def test_a_jump_over_more_than_a_year_closes_only_the_newest_days() -> None:
+    closer = DayCloser(EventClock(0.0))
+    closer.observe(MIDNIGHT)
+    closed = closer.observe(MIDNIGHT + 1000 * DAY)
+    assert len(closed) == DayCloser.MOST_AT_ONCE and closed[-1] == day_of(MIDNIGHT) + 999
