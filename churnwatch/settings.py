@@ -175,6 +175,9 @@ class Settings:
     score_ttl: timedelta = timedelta(days=7)
     score_min_change: float = 0.045  # on the arcsine scale (ScorePublisher.moved); 0: every score
     score_refresh_before: timedelta = timedelta(days=1)
+    # At each event-time day close, an account silent that whole day is rescored as of
+    # its end, until it has been silent this long; 0: silent accounts are not rescored.
+    rescore_silent: timedelta = timedelta(days=30)
     # None: the model's own tiers (set by training, in its metadata), else 0.4/0.7
     risk_tiers: tuple[float, float] | None = None
     risk_blend: str = "max"
@@ -343,6 +346,9 @@ class Settings:
             score_refresh_before=reader.seconds(
                 "SCORE_REFRESH_BEFORE_SECONDS", defaults.score_refresh_before
             ),
+            rescore_silent=reader.seconds_or_never(
+                "RESCORE_SILENT_SECONDS", defaults.rescore_silent
+            ),
             risk_tiers=reader.optional_tiers("RISK_TIERS"),
             risk_blend=reader.choice("RISK_BLEND", defaults.risk_blend, ("max", "ml", "rules")),
             policy_file=reader.path_or_off("POLICY", defaults.policy_file),
@@ -390,6 +396,7 @@ class Settings:
             "SCORE_TTL_SECONDS": str(self.score_ttl.total_seconds()),
             "SCORE_MIN_CHANGE": repr(self.score_min_change),
             "SCORE_REFRESH_BEFORE_SECONDS": str(self.score_refresh_before.total_seconds()),
+            "RESCORE_SILENT_SECONDS": str(self.rescore_silent.total_seconds()),
             **({"RISK_TIERS": f"{self.risk_tiers[0]},{self.risk_tiers[1]}"}
                if self.risk_tiers is not None else {}),
             "RISK_BLEND": self.risk_blend,
@@ -539,6 +546,10 @@ ENV_VARIABLES: dict[str, str] = {
     " decisive event made it, or the last one nears expiry; 0 publishes every score (0.045)",
     f"{PREFIX}SCORE_REFRESH_BEFORE_SECONDS": "publish a fresh score when the last published"
     " one expires within this long, so a live account keeps a valid score (86400)",
+    f"{PREFIX}RESCORE_SILENT_SECONDS": "at each event-time day close (its input partition's"
+    " watermark), an account silent that whole day is rescored as of the day's end, so its"
+    " risk follows its silence, until it has been silent this long; at most"
+    " CHURNWATCH_FEATURE_TTL_SECONDS less a week; 0: never (2592000)",
     f"{PREFIX}RISK_TIERS": "risk at which medium and high begin, e.g. 0.4,0.7 (unset: the"
     " model's own tiers, set by churnwatch train from its risks; 0.4,0.7 for a model"
     " without)",

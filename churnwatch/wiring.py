@@ -139,10 +139,27 @@ def account_config(
         scoring=ScoringConfig(
             debounce_seconds=settings.score_debounce.total_seconds(),
             rule_ttl_seconds=settings.score_ttl.total_seconds(),
+            rescore_silent_seconds=rescore_silent(settings).total_seconds(),
         )
         if scoring
         else None,
     )
+
+
+def rescore_silent(settings: Settings) -> timedelta:
+    """How long a silent account is rescored at day closes: checked to end a week before
+    its state may be forgotten, so that whether a shard still holds an account (judged
+    on the shard's watermark, which may run ahead of the account's partition) never
+    decides whether it is rescored."""
+    limit = idle_state_ttl(settings) - timedelta(days=7)
+    if settings.rescore_silent > limit:
+        raise ConfigurationError(
+            "CHURNWATCH_RESCORE_SILENT_SECONDS",
+            f"{settings.rescore_silent.total_seconds():.0f} s is more than the state's idle"
+            f" TTL less a week ({limit.total_seconds():.0f} s): raise"
+            " CHURNWATCH_FEATURE_TTL_SECONDS or lower this",
+        )
+    return settings.rescore_silent
 
 
 def idle_state_ttl(settings: Settings) -> timedelta:

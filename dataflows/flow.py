@@ -6,15 +6,17 @@ ids nest, e.g. ``process-shards.process-shard``), each wiring engine-free
 kernels (``accounts``, ``detectors``, ``scoring``, ``decisions``) through the
 adapters of :mod:`dataflows.logic` into operators::
 
-    kafka-in: each input partition reads, parses, and tracks inactivity on its
-      │       own watermark (the tier-1 fast lane ──► churn.alerts)
+    kafka-in: each input partition reads, parses, and tracks inactivity and day
+      │       closes on its own watermark (the tier-1 fast lane ──► churn.alerts)
       → parse-messages ──┬─► dead-letters-out (Kafka DLQ)
                          ├─► inactivity signals ───────────────────────────────┐
-                         ▼ (shard key, events; erasures, inactivity alerts)     │
+                         ▼ (shard key, events; erasures, inactivity alerts,     │
+                         │  day closes)                                         │
                    process-shards: per shard, one call per batch: the account   │
                          kernels (dedupe, tier 1, lateness, features, usage     │
-                         detectors at day close), then scores (one ONNX call    │
-                         per model), risk tiers and decisions                   │
+                         detectors at day close; silent accounts rescored at a  │
+                         day close), then scores (one ONNX call per model),     │
+                         risk tiers and decisions                               │
                          ▼                                                      │
                    route-outputs (one step per destination per bundle)          │
                          ├─► features-redis-out, late-events-out,               │
@@ -274,7 +276,7 @@ def build_dataflow(
         if inactivity is None
         else config.account.features.feature_set[inactivity.feature].matches,
         7 * DAY if inactivity is None else inactivity.days * DAY,
-        shards=config.shards, inactivity_to_shards=scoring is not None,
+        shards=config.shards, shards_score=scoring is not None,
         decoder=config.decoder,
     )
     shard_config = ShardConfig(
@@ -305,6 +307,7 @@ def build_dataflow(
         source, parser, sinks.fast_lane, config.erased_events,
         tracker=None if inactivity is None else build_tracker,
         lane_inner=source.for_lane() if isinstance(source, EventsSource) else None,
+        day_closes=None if scoring is None else config.account.clock,
     ))
     parsed = parse_messages("parse-messages", parsed_input)
     idle_signals = parsed.inactivity

@@ -15,17 +15,15 @@ from datetime import datetime
 from bytewax.operators import StatefulBatchLogic
 
 from dataflows.metrics import PipelineMetrics
-from dataflows.shard import AccountShard, ShardOutputs, ShardSnapshot
-from schemas.alert import Alert
+from dataflows.shard import AccountShard, ShardItem, ShardOutputs, ShardSnapshot
 from schemas.decision import DecisionRecord
-from schemas.erasure import Erasure
-from schemas.event import Event, RejectReason
+from schemas.event import RejectReason
 from schemas.workflow import WorkflowSignal, WorkflowTrigger
 
 log = logging.getLogger(__name__)
 
 
-class ShardLogic(StatefulBatchLogic[list[Event | Erasure | Alert], ShardOutputs, ShardSnapshot]):
+class ShardLogic(StatefulBatchLogic[list[ShardItem], ShardOutputs, ShardSnapshot]):
     """Bytewax adapter around one shard's :class:`~dataflows.shard.AccountShard`:
     one call per (shard, input batch), one :class:`ShardOutputs` bundle out."""
 
@@ -37,7 +35,7 @@ class ShardLogic(StatefulBatchLogic[list[Event | Erasure | Alert], ShardOutputs,
         self._busy_risk = metrics.stage_busy.labels(stage="score-and-decide")
 
     def on_batch(
-        self, values: list[list[Event | Erasure | Alert]]
+        self, values: list[list[ShardItem]]
     ) -> tuple[list[ShardOutputs], bool]:
         out = self._shard.process(values)
         self._count(out)

@@ -31,7 +31,7 @@ from dataflows.fast_lane import Tier1Lane
 from dataflows.kafka_input import MessageBatch
 from dataflows.metrics import PipelineMetrics, event_type_label
 from dataflows.outputs import RetryPolicy
-from dataflows.shard import shard_key, shard_of
+from dataflows.shard import DayClosed, ShardItem, shard_key, shard_of
 from detectors.inactivity import (
     ActivityBatch,
     InactivityTracker,
@@ -39,7 +39,7 @@ from detectors.inactivity import (
     activity_matcher,
     summarize_activity,
 )
-from schemas.alert import Alert
+from schemas.clock import DayCloser, EventClock
 from schemas.dead_letter import DeadLetter
 from schemas.erasure import CONTROL_FIELD, ErasedEvents, Erasure, parse_control, subject_digest
 from schemas.errors import DependencyUnavailable
@@ -134,11 +134,16 @@ class MessageParser:
     ``detectors.inactivity``: a silent account sends nothing to react to, so its
     partition's progress decides).
 
-    With ``inactivity_to_shards`` (decisions on), an inactivity signal's alert
-    also joins its account's shard list, after the batch's events: the shard
-    then decides on it after everything the partition read of the account
+    With ``shards_score`` (scoring on), an inactivity signal's alert also joins
+    its account's shard list, after the events the tracker judged it on: the
+    shard then decides on it after everything the partition read of the account
     before it, however many processes run (it used to travel apart, from a
-    tracker step of its own, and could overtake the account's events).
+    tracker step of its own, and could overtake the account's events). And when
+    an event moves the partition's watermark past a day's end (its
+    :class:`~schemas.clock.DayCloser`), a :class:`~dataflows.shard.DayClosed`
+    joins every shard's list right before that event, so each shard rescores the
+    partition's accounts silent through the day at the same point of the
+    partition's events whatever the batching (see :meth:`_close_days`).
     """
 
     def __init__(
@@ -150,13 +155,13 @@ class MessageParser:
         idle_after_seconds: float = 7 * 86_400.0,
         *,
         shards: int = 64,
-        inactivity_to_shards: bool = False,
+        shards_score: bool = False,
         decoder: Decoder | None = None,
     ) -> None:
         self._shards = shards
         # None: native events only (the fast path); else Segment, CloudEvents or auto
         self.decoder = decoder
-        self._inactivity_to_shards = inactivity_to_shards
+        self._shards_score = shards_score
         # read by the fast lane's reader too, which parses the few decisive events itself
         self.limits = limits
         self.clock = clock
@@ -173,21 +178,24 @@ class MessageParser:
         messages: Sequence[InputItem],
         erased: ErasedSubjects | None = None,
         tracker: InactivityTracker | None = None,
+        days: DayCloser | None = None,
     ) -> list[Parsed]:
         """``erased``: the reading partition's erasures (control messages add to it);
-        ``tracker``: its inactivity tracker (None: no inactivity signals)."""
+        ``tracker``: its inactivity tracker (None: no inactivity signals); ``days``:
+        the days its watermark closed (None: no day closes, as without scoring)."""
         self._prepare_framing(messages)
         started = time.perf_counter()
         now = self.clock()
         limits = self.limits
         out: list[Parsed] = []
         valid: list[Event] = []
-        by_shard: dict[int, list[Event | Erasure | Alert]] = {}
+        by_shard: dict[int, list[ShardItem]] = {}
         erased_accounts: list[tuple[str, str]] = []
         shards = self._shards
         rejected: Tally[str] = Tally()
         kinds: Tally[tuple[str, str]] = Tally()
         read = 0
+        tracked = 0  # the valid events the tracker has seen
         decoder = self.decoder
         for value, key, topic, partition, offset, timestamp, error, headers in _raw(
             messages, decoder is not None
@@ -230,11 +238,19 @@ class MessageParser:
                     )
                 )
             else:
+                if days is not None:
+                    ts = result.event_time.timestamp()
+                    if ts >= days.next_at:
+                        closed = days.observe(ts)
+                        if closed:  # before the event that closed them
+                            self._close_days(result.partition, closed, ts, by_shard,
+                                             tracker, valid[tracked:], erased_accounts, out)
+                            tracked, erased_accounts = len(valid), []
                 by_shard.setdefault(shard_of(result.subject, shards), []).append(result)
                 valid.append(result)
                 kinds[(result.tenant_id, result.event_type)] += 1
         if tracker is not None:
-            self._track(tracker, valid, erased_accounts, by_shard, out)
+            self._track(tracker, valid[tracked:], erased_accounts, by_shard, out)
         out.extend((shard_key(shard), items) for shard, items in by_shard.items())
         self._metrics.messages.inc(read)
         for reason, count in rejected.items():
@@ -277,24 +293,54 @@ class MessageParser:
                             time.monotonic() - started)
             return
 
+    def _close_days(
+        self,
+        partition: int,
+        closed: range,
+        ts: float,
+        by_shard: dict[int, list[ShardItem]],
+        tracker: InactivityTracker | None,
+        events: list[Event],
+        erased_accounts: list[tuple[str, str]],
+        out: list[Parsed],
+    ) -> None:
+        """The partition's watermark closes days with the event at ``ts``, which comes
+        next: each day close goes to every shard first, so each rescores its silent
+        accounts on exactly the events read before that one. In an input ordered by
+        event time those are the events before the day's end plus the lateness,
+        whichever partition they were read from (the same in a file replay and over
+        any number of Kafka partitions). Then the tracker takes the events read so
+        far and the watermark's move (its alerts of silences ongoing at the new day
+        follow the day close, so their decisions see the rescored risk)."""
+        for day in closed:
+            marker = DayClosed(partition, day)
+            for shard in range(self._shards):
+                by_shard.setdefault(shard, []).append(marker)
+        if tracker is not None:
+            self._track(tracker, events, erased_accounts, by_shard, out, until=ts)
+
     def _track(
         self,
         tracker: InactivityTracker,
         events: list[Event],
         erased_accounts: list[tuple[str, str]],
-        by_shard: dict[int, list[Event | Erasure | Alert]],
+        by_shard: dict[int, list[ShardItem]],
         out: list[Parsed],
+        until: float | None = None,
     ) -> None:
-        """The batch through the partition's inactivity tracker: its signals out, and
-        (decisions on) their alerts to their accounts' shards, after the events."""
+        """Events through the partition's inactivity tracker: its signals out, and
+        (scoring on) their alerts to their accounts' shards, after the events.
+        ``until``: the event time the watermark then moves to (a day close)."""
         started = time.perf_counter()
         summary = summarize_activity(-1, events, self._is_activity, self._idle_after)
         batches = [] if summary is None else [summary]
         if erased_accounts:  # the tracker forgets them
             batches.append(ActivityBatch(-1, float("-inf"), (), erased=tuple(erased_accounts)))
+        if until is not None:
+            batches.append(ActivityBatch(-1, until, ()))
         for signal in tracker.observe(batches):
             out.append(signal)
-            if self._inactivity_to_shards:
+            if self._shards_score:
                 shard = shard_of(subject_key(signal.tenant_id, signal.account_id), self._shards)
                 by_shard.setdefault(shard, []).append(signal.to_alert())
         self._tracking_seconds.observe(time.perf_counter() - started)
@@ -304,15 +350,17 @@ class MessageParser:
 REGISTRY_RETRY = RetryPolicy()
 
 
-# What the parse step hands on: one (shard key, events) per shard (erasures and, with
-# decisions, inactivity alerts among them), dead letters, and inactivity signals.
-Parsed = tuple[str, list[Event | Erasure | Alert]] | DeadLetter | UsageSignal
+# What the parse step hands on: one (shard key, items) per shard (events, erasures and,
+# with scoring, inactivity alerts and day closes), dead letters, inactivity signals.
+Parsed = tuple[str, list[ShardItem]] | DeadLetter | UsageSignal
 
 
 # A parsing partition's snapshot: the inner source's position, the alert ids the lane
-# sent, the digests of the subjects erased, its inactivity tracker's. Older snapshots:
-# the first two or three, or the inner position alone.
-PartitionSnapshot = tuple[Any, tuple[str, ...], tuple[str, ...], TrackerSnapshot | None]
+# sent, the digests of the subjects erased, its inactivity tracker's, the newest day
+# its watermark closed. Older snapshots: the first two to four, or the inner position
+# alone.
+PartitionSnapshot = tuple[Any, tuple[str, ...], tuple[str, ...], TrackerSnapshot | None,
+                          int | None]
 
 
 class _ParsingPartition(StatefulSourcePartition[Parsed, PartitionSnapshot]):
@@ -321,29 +369,32 @@ class _ParsingPartition(StatefulSourcePartition[Parsed, PartitionSnapshot]):
     def __init__(
         self, inner: StatefulSourcePartition[Any, Any], parser: MessageParser,
         erased: ErasedSubjects, tracker: InactivityTracker | None,
+        days: DayCloser | None = None,
     ) -> None:
         self._inner = inner
         self._parser = parser
         self._erased = erased
         self._tracker = tracker
+        self._days = days
 
     def next_batch(self) -> list[Parsed]:
         messages = list(self._inner.next_batch())  # StopIteration at the end passes on
         return self._parse(messages) if messages else []
 
     def _parse(self, messages: list[Any]) -> list[Parsed]:
-        return self._parser.parse_batch(messages, self._erased, self._tracker)
+        return self._parser.parse_batch(messages, self._erased, self._tracker, self._days)
 
     def next_awake(self) -> datetime | None:
         return self._inner.next_awake()
 
-    def _state(self) -> tuple[tuple[str, ...], TrackerSnapshot | None]:
-        tracker = self._tracker
-        return self._erased.snapshot(), None if tracker is None else tracker.snapshot()
+    def _state(self) -> tuple[tuple[str, ...], TrackerSnapshot | None, int | None]:
+        tracker, days = self._tracker, self._days
+        return (self._erased.snapshot(), None if tracker is None else tracker.snapshot(),
+                None if days is None else days.closed)
 
     def snapshot(self) -> PartitionSnapshot:
         """The inner source's position, no alert ids (no lane sent any), the erasures,
-        the tracker."""
+        the tracker, the day clock."""
         return self._inner.snapshot(), (), *self._state()
 
     def close(self) -> None:
@@ -381,8 +432,9 @@ class _LanePartition(_ParsingPartition):
         sent: tuple[str, ...],
         *,
         name: str,
+        days: DayCloser | None = None,
     ) -> None:
-        super().__init__(inner, parser, erased, tracker)
+        super().__init__(inner, parser, erased, tracker, days)
         self._lane_inner = lane_inner
         # The lane's own view of the erasures: it reads ahead of the worker, whose
         # view must change only where the worker's batches reach the erasure.
@@ -487,7 +539,7 @@ class _LanePartition(_ParsingPartition):
     def snapshot(self) -> PartitionSnapshot:
         """The position of what the worker took, once the lane has read at least as far
         and its alerts are confirmed; the alert ids sent (so a copy read after a restart
-        is not sent again); the erasures, the tracker."""
+        is not sent again); the erasures, the tracker, the day clock."""
         with self._progress:
             while self._lane_read < self._taken and not self._lane_done:
                 self._progress.wait(0.1)
@@ -518,12 +570,14 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
         erased_events: ErasedEvents = ErasedEvents.REFUSE,
         tracker: Callable[[TrackerSnapshot | None], InactivityTracker] | None = None,
         lane_inner: FixedPartitionedSource[Any, Any] | None = None,
+        day_closes: EventClock | None = None,
     ) -> None:
         self._inner = inner
         self._lane_inner = lane_inner or inner
         self._parser = parser
         self._erased_events = erased_events
         self._tracker_factory = tracker
+        self._day_closes = day_closes  # None: no day closes (no scoring)
         self._lane_factory = lane
         self._lane: Tier1Lane | None = None
 
@@ -537,12 +591,15 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
         sent: tuple[str, ...] = ()
         digests: tuple[str, ...] = ()
         tracked: TrackerSnapshot | None = None
+        closed: int | None = None
         if isinstance(resume_state, tuple):
             inner_state, sent = resume_state[0], resume_state[1]
             if len(resume_state) > 2:
                 digests = resume_state[2]
             if len(resume_state) > 3:
                 tracked = resume_state[3]
+            if len(resume_state) > 4:
+                closed = resume_state[4]
         elif resume_state is not None:  # written before the lane: the inner state alone
             inner_state = resume_state
         if self._lane is None and self._lane_factory is not None:
@@ -551,11 +608,12 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
         erased = ErasedSubjects(self._erased_events, digests)
         factory = self._tracker_factory
         tracker = None if factory is None else factory(tracked)
+        days = None if self._day_closes is None else DayCloser(self._day_closes, closed)
         if self._lane is None:
-            return _ParsingPartition(inner, self._parser, erased, tracker)
+            return _ParsingPartition(inner, self._parser, erased, tracker, days)
         lane_inner = self._lane_inner.build_part(step_id, for_part, inner_state)
         return _LanePartition(inner, lane_inner, self._parser, erased, tracker, self._lane,
-                              sent, name=for_part)
+                              sent, name=for_part, days=days)
 
 
 # One message's fields: value, key, topic, partition, offset, (timestamp type, ms), the

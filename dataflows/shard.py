@@ -12,9 +12,10 @@ subject), and one :class:`AccountShard` per shard:
    :class:`~accounts.processor.AccountProcessor` (dedupe, tier 1, lateness,
    features, usage detectors at day close);
 2. with scoring on, scores every account of the batch that is due with one
-   model call per model, then feeds each account's scores, usage alerts,
-   lifecycle changes and inactivity alerts, in the order they were produced,
-   to its risk tier and decisions;
+   model call per model (at an input partition's day close, :class:`DayClosed`,
+   also that partition's accounts silent through the day), then feeds each
+   account's scores, usage alerts, lifecycle changes and inactivity alerts, in
+   the order they were produced, to its risk tier and decisions;
 3. returns one :class:`ShardOutputs`, the batch's outputs grouped by where they
    go, so routing them costs one step per destination per batch, not one per
    item; with the accounts table on, the accounts' records
@@ -60,6 +61,7 @@ from decisions.engine import SCORES_KEPT, AccountDecisions, DecisionEngine
 from featurestore.redis_store import FeatureUpdate
 from schemas.account import AccountRecord
 from schemas.alert import Alert, AlertTier
+from schemas.clock import DAY
 from schemas.dead_letter import DeadLetter, LateEvent
 from schemas.decision import DecisionOutput, DecisionRecord
 from schemas.erasure import Erasure
@@ -100,6 +102,21 @@ def shard_of(subject: str, shards: int) -> int:
 
 def shard_key(shard: int) -> str:
     return f"shard-{shard:04d}"
+
+
+@dataclass(frozen=True, slots=True)
+class DayClosed:
+    """An input partition's watermark closed ``day`` (a UTC day number): the parse step
+    puts one in every shard's list, right before the event that closed it, and each
+    shard rescores that partition's accounts silent through the day (scoring on)."""
+
+    partition: int
+    day: int
+
+
+# What a shard's input lists hold: events, erasures, and with scoring the inactivity
+# alerts of its accounts and the partitions' day closes.
+ShardItem = Event | Erasure | Alert | DayClosed
 
 
 @dataclass(slots=True)
@@ -215,9 +232,10 @@ class _Risk:
 # snapshots have the first two or three only.
 EventTimes = tuple[dict[str, float], dict[str, float], float]
 # (accounts' state, risk states, accounts whose features were not yet written, event
-# times, account records not yet written); older snapshots: the first two to four.
+# times, account records not yet written, each account's input partition); older
+# snapshots: the first two to five.
 ShardSnapshot = tuple[dict[str, bytes], dict[str, Any], tuple[str, ...], EventTimes,
-                      tuple[AccountRecord, ...]]
+                      tuple[AccountRecord, ...], dict[str, int]]
 
 
 class AccountShard:
@@ -256,6 +274,10 @@ class AccountShard:
         self._risk_until: dict[str, float] = {}
         self._seen_until = float("-inf")
         self._next_event_eviction = float("-inf")
+        # The input partition each account's events come from, and its accounts: a
+        # partition's day close rescores its own silent accounts.
+        self._partition_of: dict[str, int] = {}
+        self._by_partition: dict[int, set[str]] = {}
         # Busy seconds of the two phases (the metrics read and reset them).
         self.busy_accounts = 0.0
         self.busy_risk = 0.0
@@ -281,6 +303,9 @@ class AccountShard:
                 self._records = {record.key: record for record in snapshot[4]}
                 if self._records:
                     self._flush_due = now
+            if len(snapshot) > 5:  # the accounts' input partitions
+                for subject, partition in snapshot[5].items():
+                    self._move(subject, partition)
 
     def __len__(self) -> int:
         """Accounts held, warm or cold."""
@@ -310,51 +335,62 @@ class AccountShard:
 
     # -- batches ---------------------------------------------------------------
 
-    def process(self, inputs: Iterable[list[Event | Erasure | Alert]]) -> ShardOutputs:
-        """One batch: lists of events (each in partition order), erasures among them
-        and, with scoring, the inactivity alerts of the shard's accounts, after the
-        events their partition read before them (for their decisions only: they reach
-        the alert sinks from the tracker)."""
+    def process(self, inputs: Iterable[list[ShardItem]]) -> ShardOutputs:
+        """One batch: lists of events (each in partition order) with erasures among them
+        and, with scoring, the inactivity alerts of the shard's accounts and the day
+        closes of the input partitions, each where its partition read it.
+
+        Events are grouped by account, and each account's run through its kernel at
+        once; an inactivity alert or a day close is a barrier: what came before it is
+        run first. So each is handled after exactly the events its partition read
+        before it, however the input was batched. (Inactivity alerts go to the
+        decisions only: they reach the alert sinks from the tracker.)"""
         started = time.perf_counter()
         config = self._config
         now = self._clock()
         out = ShardOutputs()
-        by_account: dict[str, list[Any]] = {}
-        idle_alerts: list[Alert] = []
-        erasing: set[str] = set()
+        feed: list[Any] = []  # what the decisions need, by account, in production order
+        pending: dict[str, list[Any]] = {}
+        erasing: set[str] = set()  # the pending subjects with an erasure among their items
+        erased: set[str] = set()  # every subject this batch erased or erased a user of
+        touched: set[str] = set()
         for item in inputs:
-            for event in item:
-                if type(event) is Alert:  # an inactivity alert, after its partition's events
-                    idle_alerts.append(event)
+            event: Any
+            for event in item:  # typed Any: the hot loop tells kinds apart by type()
+                kind = type(event)
+                if kind is Alert or kind is DayClosed:
+                    if pending:
+                        self._run(pending, erasing, out, feed, now)
+                        touched.update(pending)
+                        pending, erasing = {}, set()
+                    if kind is DayClosed:
+                        self._close_day(event, feed)
+                    elif event.subject not in erased:  # an inactivity alert
+                        feed.append(event)
                     continue
                 subject = event.subject
-                if type(event) is Erasure:
+                if kind is Erasure:
                     erasing.add(subject)
-                events = by_account.get(subject)
+                    erased.add(subject)
+                events = pending.get(subject)
                 if events is None:
-                    by_account[subject] = [event]
+                    pending[subject] = [event]
                 else:
                     events.append(event)
-        feed: list[Any] = []  # what the decisions need, by account, in production order
-        scoring = config.score is not None
-        for subject, events in by_account.items():
-            if subject in erasing:
-                self._process_erasing(subject, events, out, feed, now)
-            else:
-                self._process_account(subject, events, out, feed, now)
+        if pending:
+            self._run(pending, erasing, out, feed, now)
+            touched.update(pending)
         self.busy_accounts += time.perf_counter() - started
-        if scoring:
+        if config.score is not None:
             started = time.perf_counter()
-            if erasing:
-                idle_alerts = [a for a in idle_alerts if a.subject not in erasing]
-            self._decide(feed + idle_alerts, out, now)
+            self._decide(feed, out, now)
             if out.scores and config.account_traits is not None:
                 self._record_scores(out)
             self.busy_risk += time.perf_counter() - started
         if (self._dirty or self._records) and self._flush_due is None:
             self._flush_due = now + config.flush_interval
         newest_of = self._newest
-        held = [subject for subject in by_account if subject in newest_of]
+        held = [subject for subject in touched if subject in newest_of]
         if held:
             newest = max(newest_of[subject] for subject in held)
             if newest > self._seen_until:
@@ -364,6 +400,30 @@ class AccountShard:
                     self._next_event_eviction = newest + EVICTION_CHECK_EVENT_TIME
         return out
 
+    def _run(
+        self, pending: dict[str, list[Any]], erasing: set[str], out: ShardOutputs,
+        feed: list[Any], now: datetime,
+    ) -> None:
+        """Each account's pending items through its kernel, in order."""
+        for subject, events in pending.items():
+            if subject in erasing:
+                self._process_erasing(subject, events, out, feed, now)
+            else:
+                self._process_account(subject, events, out, feed, now)
+
+    def _close_day(self, closed: DayClosed, feed: list[Any]) -> None:
+        """A day the partition's watermark closed: a score request, as of the day's end,
+        for each of the partition's accounts here that was silent through it (see
+        :meth:`AccountProcessor.rescore`; without scoring no day closes come)."""
+        newest_of = self._newest
+        start = closed.day * DAY
+        for subject in self._by_partition.get(closed.partition, ()):
+            if newest_of.get(subject, start) >= start:
+                continue  # active that day (or no event yet): no need to unpickle it
+            request = self._processor(subject).rescore(closed.day)
+            if request is not None:
+                feed.append(request)
+
     def _process_account(
         self, subject: str, events: list[Event], out: ShardOutputs, feed: list[Any],
         now: datetime,
@@ -372,6 +432,9 @@ class AccountShard:
         result = processor.process(events)
         self._last_active[subject] = now
         self._newest[subject] = processor.newest
+        partition = events[-1].partition
+        if self._partition_of.get(subject) != partition:
+            self._move(subject, partition)
         self._touched.add(subject)
         out.duplicates += result.duplicates
         out.late_events += result.late
@@ -626,7 +689,18 @@ class AccountShard:
         for subject in [s for s, until in self._risk_until.items() if until < watermark]:
             self._forget_risk(subject)
 
+    def _move(self, subject: str, partition: int) -> None:
+        """Record the input partition the account's events come from (its day closes)."""
+        old = self._partition_of.get(subject)
+        if old is not None:
+            self._by_partition[old].discard(subject)
+        self._partition_of[subject] = partition
+        self._by_partition.setdefault(partition, set()).add(subject)
+
     def _forget_account(self, subject: str) -> None:
+        partition = self._partition_of.pop(subject, None)
+        if partition is not None:
+            self._by_partition[partition].discard(subject)
         self._last_active.pop(subject, None)
         self._accounts.pop(subject, None)
         self._frozen.pop(subject, None)
@@ -683,7 +757,7 @@ class AccountShard:
         self._cool(touched, risk_touched)
         event_times = (dict(self._newest), dict(self._risk_until), self._seen_until)
         return (dict(frozen), dict(risks), tuple(self._dirty), event_times,
-                tuple(self._records.values()))
+                tuple(self._records.values()), dict(self._partition_of))
 
     def _cool(self, touched: set[str], risk_touched: set[str]) -> None:
         """Drop the live objects of the accounts an epoch went by without; their

@@ -4,10 +4,13 @@ The same seeded history is replayed publishing every score
 (``CHURNWATCH_SCORE_MIN_CHANGE=0``) and publishing on change (the default).
 Each account is observed at the end of every day with the published score
 then in force; the label is "cancels within 14 days". Publishing on change must
-cut the rows by more than 5x (5.7x when written: 4,118 against 23,376, 76.3 per
-1,000 events, with the default change of 0.045 on the arcsine scale; a plain
-move of 0.02 before it published 4,451, 5.3x) and keep ROC AUC within 0.005 of
-every-event scores (0.8108 against 0.8144; 0.8106 with the plain move).
+cut the rows by more than 4.5x and keep ROC AUC within 0.005 of every-event
+scores. When written: 5.7x (4,118 against 23,376, 76.3 per 1,000 events, with
+the default change of 0.045 on the arcsine scale; a plain move of 0.02 before it
+published 4,451, 5.3x), ROC AUC 0.8108 against 0.8144. Since silent accounts are
+rescored at each day close (issue 13), a silence's rising risk is published as
+it moves, and again when the account is back: 4.65x (5,259 against 24,454), and
+both rankings gained, ROC AUC 0.8319 against 0.8330.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def test_scores_on_change_keep_the_ranking_with_far_fewer_rows(tmp_path: Path) -
     replay(history, tmp_path / "changes", Settings(recovery_dir=None))
     every, changes = published(tmp_path / "every"), published(tmp_path / "changes")
 
-    assert len(every) > 5 * len(changes) > 0, (len(every), len(changes))
+    assert len(every) > 4.5 * len(changes) > 0, (len(every), len(changes))
     every_auc, changes_auc = auc_of(every, simulation), auc_of(changes, simulation)
     assert every_auc > 0.6
     assert abs(every_auc - changes_auc) <= 0.005, (every_auc, changes_auc)

@@ -168,7 +168,7 @@ def test_parsing_source_confirms_before_its_snapshot_and_resumes_its_memory() ->
     sent_id = alert_id("acme", "acct-1", "payment_failed", "e1")
     # The position is that of what the worker took (one poll), however far the
     # lane read; the alert was confirmed before the snapshot was given.
-    assert part.snapshot() == (1, (sent_id,), (), None)
+    assert part.snapshot() == (1, (sent_id,), (), None, None)
     assert tier1._pending == []
     part.close()
     # A restart from that snapshot: the copy in the next batch is not sent again.
@@ -178,7 +178,7 @@ def test_parsing_source_confirms_before_its_snapshot_and_resumes_its_memory() ->
     with pytest.raises(StopIteration):
         while True:
             resumed.next_batch()
-    assert resumed.snapshot() == (2, (sent_id,), (), None)
+    assert resumed.snapshot() == (2, (sent_id,), (), None, None)
     resumed.close()
     # A snapshot written before the lane (the inner state alone) still resumes.
     legacy = source.build_part("in", "only", 1)
@@ -246,7 +246,7 @@ def test_a_snapshot_waits_for_the_lane_to_reach_the_worker() -> None:
     assert taker.is_alive() and not snapshots and writer.produced == []
     release.set()
     taker.join(10)
-    assert snapshots == [(1, (alert_id("acme", "acct-1", "payment_failed", "e1"),), (), None)]
+    assert snapshots == [(1, (alert_id("acme", "acct-1", "payment_failed", "e1"),), (), None, None)]
     part.close()
 
 
