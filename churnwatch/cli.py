@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -166,7 +166,14 @@ def _positive_int(text: str) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from churnwatch.progress import Progress
-    from churnwatch.simulator import Simulation, produce, simulate, write_jsonl, write_truth
+    from churnwatch.simulator import (
+        SIMULATION_START,
+        Simulation,
+        produce,
+        simulate,
+        write_jsonl,
+        write_truth,
+    )
     from churnwatch.simulator_social import simulate_social
 
     simulation: Simulation
@@ -180,15 +187,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if settings is not None and not settings.kafka_bootstrap:
         print("churnwatch simulate --kafka: set CHURNWATCH_KAFKA_BOOTSTRAP", file=sys.stderr)
         return 2
+    start = SIMULATION_START if args.start is None else datetime.combine(args.start, time(), UTC)
+    past_now = start + timedelta(days=args.days) - datetime.now(UTC)
+    if past_now > timedelta(hours=1):  # said before minutes of simulating
+        print(f"churnwatch simulate: warning: the history ends {past_now.days + 1} day(s) past"
+              " now, and churnwatch dead-letters events from the future (future_time) as it"
+              " reads them: to use all of it, give --start at least that much earlier",
+              file=sys.stderr)
     with Progress("simulate") as progress:
         progress.stage(f"simulating {args.product}")
         if args.product == "social":
             simulation = simulate_social(accounts=args.accounts or 300, days=args.days,
-                                         seed=args.seed)
+                                         seed=args.seed, start=start)
         else:
             simulation = simulate(accounts=args.accounts or 200, days=args.days,
                                   seed=args.seed, mean_lifetime_days=args.mean_lifetime_days,
-                                  traits=args.traits)
+                                  traits=args.traits, start=start)
         if args.truth:
             write_truth(simulation, Path(args.truth))
         if args.out:
@@ -737,6 +751,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--accounts", type=int, default=None,
                      help="accounts (saas: 200) or subscribers (social: 300)")
     sim.add_argument("--days", type=int, default=30)
+    sim.add_argument("--start", type=date.fromisoformat, default=None,
+                     help="first day, YYYY-MM-DD (UTC; 2026-09-01): a history must end "
+                          "before now, as events from the future are dead-lettered")
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument("--traits", action="store_true",
                      help="saas: each account's company, plan, MRR and renewal date as "

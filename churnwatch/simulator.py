@@ -281,12 +281,16 @@ class _Churn:
 # --- public API ------------------------------------------------------------------------
 
 
+# Where a simulated history starts unless told otherwise (its streams are pinned by it).
+SIMULATION_START = datetime(2026, 9, 1, tzinfo=UTC)
+
+
 def simulate(
     *,
     accounts: int = 200,
     days: int = 30,
     seed: int = 7,
-    start: datetime = datetime(2026, 9, 1, tzinfo=UTC),
+    start: datetime = SIMULATION_START,
     tenants: Sequence[str] = ("acme", "globex"),
     duplicate_rate: float = 0.01,
     malformed_rate: float = 0.002,

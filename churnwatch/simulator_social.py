@@ -41,6 +41,7 @@ from typing import Any
 
 from churnwatch.simulator import (
     _MAX_EMIT_JITTER_MS,
+    SIMULATION_START,
     AccountTruth,
     Simulation,
     SimulatorError,
@@ -226,7 +227,7 @@ def simulate_social(
     accounts: int = 300,
     days: int = 30,
     seed: int = 7,
-    start: datetime = datetime(2026, 9, 1, tzinfo=UTC),
+    start: datetime = SIMULATION_START,
     tenants: Sequence[str] = ("chirp",),
     duplicate_rate: float = 0.01,
     malformed_rate: float = 0.002,

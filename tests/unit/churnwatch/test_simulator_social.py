@@ -346,3 +346,21 @@ def test_lifetimes_are_for_the_saas_product_only(tmp_path: Path) -> None:
     argv = ["simulate", "--product", "social", "--mean-lifetime-days", "10",
             "--out", str(tmp_path / "x.jsonl")]
     assert main(argv) == 2
+
+
+def test_simulate_starts_where_told_and_warns_of_a_history_that_reaches_the_future(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "may.jsonl"
+    argv = ["simulate", "--accounts", "10", "--days", "5", "--start", "2026-05-01",
+            "--out", str(out)]
+    assert main(argv) == 0
+    expected = tmp_path / "expected.jsonl"
+    write_jsonl(simulate(accounts=10, days=5, start=datetime(2026, 5, 1, tzinfo=UTC)), expected)
+    assert out.read_bytes() == expected.read_bytes()
+    assert "warning" not in capsys.readouterr().err
+    later = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+    assert main(["simulate", "--product", "social", "--accounts", "10", "--days", "5",
+                 "--start", later, "--out", str(tmp_path / "future.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the history ends 8 day(s) past now" in err and "--start" in err
