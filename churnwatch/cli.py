@@ -512,10 +512,53 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not args.out:
         print("churnwatch replay: give --out DIR (or --to-sinks)", file=sys.stderr)
         return 2
+    if args.processes > 1:
+        return _replay_processes(args, settings)
+    from dataflows.run import tune_garbage_collector
+
+    tune_garbage_collector()  # as a run does: fewer collections over the accounts' state
     with Progress("replay", Path(args.events)) as progress:
         progress.stage("replaying")
         counts = replay(Path(args.events), Path(args.out), settings, watch=_watch(progress))
     print(f"replayed {args.events} into {args.out}: "
+          + ", ".join(f"{name}.jsonl {count}" for name, count in counts.items()))
+    return 0
+
+
+def _replay_processes(args: argparse.Namespace, settings: Settings) -> int:
+    """``replay --processes N``: N children in a Bytewax cluster (each runs its share,
+    see :func:`churnwatch.replay.replay_process`), then their outputs merged."""
+    from churnwatch.cluster import DRAINED, local_addresses, run_children
+    from churnwatch.progress import Progress
+    from churnwatch.replay import clear_outputs, merge_outputs, replay_process
+    from dataflows.run import tune_garbage_collector
+
+    out, events = Path(args.out), Path(args.events)
+    if args.process_id is not None:  # a child
+        tune_garbage_collector()
+        counts = replay_process(events, out, settings, processes=args.processes,
+                                process_id=args.process_id, addresses=args.addresses.split(";"))
+        print(DRAINED + " ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    clear_outputs(out)
+    addresses = local_addresses(args.processes)
+    passed = [flag for name in ("definitions", "model", "policy")
+              if getattr(args, name) for flag in (f"--{name}", getattr(args, name))]
+    argvs = [[sys.executable, "-m", "churnwatch", "replay", "--events", str(events),
+              "--out", str(out), *passed, "--processes", str(args.processes),
+              "--process-id", str(i), "--addresses", addresses]
+             for i in range(args.processes)]
+    with Progress("replay", events) as progress:
+        progress.stage(f"replaying with {args.processes} processes")
+        failed, totals = run_children(argvs)
+        if failed:
+            print(f"churnwatch replay: a process failed (exit {failed})", file=sys.stderr)
+            return failed
+        progress.advance(totals["messages"])
+        progress.stage("merging the outputs")
+        counts = merge_outputs(out)
+    print(f"replayed {args.events} into {args.out} with {args.processes} processes: "
           + ", ".join(f"{name}.jsonl {count}" for name, count in counts.items()))
     return 0
 
@@ -853,6 +896,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--definitions", help="feature definitions file (default: settings)")
     rep.add_argument("--model", help="model directory, or 'off' (default: settings)")
     rep.add_argument("--policy", help="decision policy file, or 'off' (default: settings)")
+    rep.add_argument("--processes", type=_positive_int, default=1,
+                     help="replay with this many processes, the file read as as many "
+                          "partitions by account (same outputs for a history in event-time "
+                          "order; 1)")
+    rep.add_argument("--process-id", type=int, default=None, help=argparse.SUPPRESS)
+    rep.add_argument("--addresses", default=None, help=argparse.SUPPRESS)
     rep.set_defaults(func=cmd_replay)
 
     policy = sub.add_parser("policy", help="decision policies: validate, try on a history")

@@ -1,4 +1,5 @@
-"""``churnwatch run --processes N``: a Bytewax cluster of N local processes.
+"""``churnwatch run --processes N``: a Bytewax cluster of N local processes (and the
+children of ``churnwatch replay --processes N``: :func:`run_children`).
 
 Each child is ``churnwatch run --process-id i --addresses ...`` with the same
 environment; Bytewax spreads the input partitions and the keyed state over
@@ -35,20 +36,34 @@ def run_local_cluster(
     # Create the recovery partitions here, once: children starting together
     # would race to create the same SQLite tables ("table parts already exists").
     recovery_config(recovery_dir, recovery_partitions, shards=shards)
-    addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
-    children = []
-    for process_id in range(processes):
-        argv = [
-            sys.executable, "-m", "churnwatch", "run",
-            "--process-id", str(process_id),
-            "--addresses", addresses,
-            "--workers-per-process", str(workers_per_process),
-        ]
-        if until_drained:
-            argv.append("--until-drained")
-        children.append(
-            subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-        )
+    addresses = local_addresses(processes)
+    argvs = [
+        [sys.executable, "-m", "churnwatch", "run",
+         "--process-id", str(process_id),
+         "--addresses", addresses,
+         "--workers-per-process", str(workers_per_process),
+         *(["--until-drained"] if until_drained else [])]
+        for process_id in range(processes)
+    ]
+    failed, totals = run_children(argvs)
+    if until_drained and not failed:
+        print(DRAINED + " ".join(f"{k}={v}" for k, v in totals.items()), flush=True)
+    return failed
+
+
+def local_addresses(processes: int) -> str:
+    """Bytewax cluster addresses for ``processes`` processes on this host."""
+    return ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
+
+
+def run_children(argvs: list[list[str]]) -> tuple[int, Counter[str]]:
+    """Run one child process per argv, relaying their output with its process number;
+    forward SIGINT/SIGTERM; stop them all if one fails. The exit code (0: all ended
+    well) and the sum of the counts the children printed on a ``drained:`` line."""
+    children = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        for argv in argvs
+    ]
 
     totals: Counter[str] = Counter()
     lock = threading.Lock()
@@ -96,6 +111,4 @@ def run_local_cluster(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if until_drained and not failed:
-        print(DRAINED + " ".join(f"{k}={v}" for k, v in totals.items()), flush=True)
-    return failed
+    return failed, totals

@@ -19,17 +19,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from bytewax.testing import run_main
+from bytewax.testing import cluster_main, run_main
 from prometheus_client import CollectorRegistry
 
 from churnwatch.settings import Settings
 from churnwatch.wiring import flow_config, production_config, production_sinks
-from dataflows.files import OUTPUTS, JsonlSource, file_sinks, sort_outputs
+from dataflows.files import (
+    OUTPUTS,
+    JsonlSource,
+    clear_outputs,
+    file_sinks,
+    merge_outputs,
+    sort_outputs,
+)
 from dataflows.flow import build_dataflow
 from dataflows.metrics import PipelineMetrics
 from featurestore.definitions import load_definitions
 
-__all__ = ["OUTPUTS", "replay", "replay_to_sinks"]
+__all__ = ["OUTPUTS", "clear_outputs", "merge_outputs", "replay", "replay_process",
+           "replay_to_sinks"]
 
 # Handed a run's metrics before it starts (churnwatch.progress polls the messages read).
 Watch = Callable[[PipelineMetrics], None]
@@ -74,3 +82,24 @@ def replay(
         watch(metrics)
     run_main(flow)
     return sort_outputs(out_dir)
+
+
+def replay_process(
+    history: Path, out_dir: Path, settings: Settings, *, processes: int, process_id: int,
+    addresses: list[str],
+) -> dict[str, int]:
+    """This process's share of a replay over ``processes`` processes (``churnwatch
+    replay --processes``): the file is read as ``processes`` partitions by account (see
+    :func:`dataflows.files.partition_of`), the cluster's processes exchange the shards'
+    items as a Kafka run's do, and each writes ``<name>.part<process_id>.jsonl``; the
+    parent merges them (:func:`merge_outputs`); this process's counts are returned. The
+    outputs are the one-process replay's
+    for a history in event-time order (each account's events in one partition, each
+    partition's day closes on its own watermark)."""
+    metrics = PipelineMetrics.create(CollectorRegistry())
+    feature_set = load_definitions(settings.feature_definitions)
+    sinks = file_sinks(out_dir, metrics, part=process_id)
+    flow = build_dataflow(JsonlSource(history, partitions=processes), sinks,
+                          flow_config(settings, feature_set), metrics)
+    cluster_main(flow, addresses, process_id)
+    return metrics.summary()

@@ -2,14 +2,17 @@
 
 :class:`JsonlSource` reads the lines of one file as the messages of one
 partition (the file's order is kept, line numbers as offsets so dead letters
-point at the line); :func:`file_sinks` writes every output of the dataflow to
-``<name>.jsonl`` in a directory, and :func:`sort_outputs` sorts each file by
-its id so that two runs over the same file can be compared with ``diff``.
-``churnwatch replay`` is built on these.
+point at the line), or of several, an account's lines all in one, as Kafka
+keys them (``churnwatch replay --processes``); :func:`file_sinks` writes every
+output of the dataflow to ``<name>.jsonl`` in a directory (one file per
+process with ``part``, merged by :func:`merge_outputs`), and
+:func:`sort_outputs` sorts each file by its id so that two runs over the same
+file can be compared with ``diff``. ``churnwatch replay`` is built on these.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -23,6 +26,7 @@ from dataflows.flow import FlowSinks
 from dataflows.metrics import PipelineMetrics
 from dataflows.outputs import WriterSink
 from schemas.decision import DecisionRecord, ExperimentAssignment
+from schemas.erasure import CONTROL_FIELD
 
 BATCH = 5_000
 OUTPUTS = (
@@ -31,9 +35,36 @@ OUTPUTS = (
 )
 
 
+_ACCOUNT_FIELD = b'"account_id"'
+_CONTROL = f'"{CONTROL_FIELD}"'.encode()
+
+
+def partition_of(value: bytes, partitions: int) -> int | None:
+    """Which of ``partitions`` a line belongs to: by the hash of its ``account_id``
+    (the first one, as the bytes spell it), so an account's lines are all in one
+    partition, in the file's order; a line without one (malformed, or another format)
+    in partition 0; None for an erasure control message, which every partition reads
+    (as it is sent to every partition of the events topic)."""
+    if _CONTROL in value:
+        return None
+    at = value.find(_ACCOUNT_FIELD)
+    if at < 0:
+        return 0
+    colon = value.find(b":", at + len(_ACCOUNT_FIELD))
+    start = value.find(b'"', colon + 1) if colon >= 0 else -1
+    end = value.find(b'"', start + 1) if start >= 0 else -1
+    if end < 0:
+        return 0
+    return zlib.crc32(value[start + 1:end]) % partitions
+
+
 class _LinesPartition(StatefulSourcePartition[KafkaSourceMessage[None, bytes], int]):
-    def __init__(self, path: Path, resume_at: int | None) -> None:
+    """The lines of partition ``index`` of ``count`` (every line with one)."""
+
+    def __init__(self, path: Path, resume_at: int | None, index: int = 0, count: int = 1
+                 ) -> None:
         self._handle = path.open("rb")
+        self._index, self._count = index, count
         self._line = 0
         for _ in range(resume_at or 0):
             self._handle.readline()
@@ -41,20 +72,27 @@ class _LinesPartition(StatefulSourcePartition[KafkaSourceMessage[None, bytes], i
 
     def next_batch(self) -> list[KafkaSourceMessage[None, bytes]]:
         batch = []
+        index, count = self._index, self._count
+        end = False
         for _ in range(BATCH):
             raw = self._handle.readline()
             if not raw:
+                end = True
                 break
+            self._line += 1
             value = raw.rstrip(b"\r\n")
+            if count > 1:
+                partition = partition_of(value, count)
+                if partition is not None and partition != index:
+                    continue
             # Line number as offset, so dead letters point at the line.
             batch.append(
-                KafkaSourceMessage(key=None, value=value, topic="file", partition=0,
-                                   offset=self._line)
+                KafkaSourceMessage(key=None, value=value, topic="file", partition=index,
+                                   offset=self._line - 1)
             )
-            self._line += 1
-        if not batch:
+        if end and not batch:
             raise StopIteration
-        return batch
+        return batch  # empty when this many lines were all other partitions'
 
     def snapshot(self) -> int:
         return self._line
@@ -64,16 +102,18 @@ class _LinesPartition(StatefulSourcePartition[KafkaSourceMessage[None, bytes], i
 
 
 class JsonlSource(FixedPartitionedSource[KafkaSourceMessage[None, bytes], int]):
-    """Lines of one file, as messages of partition 0 (the file's order is kept)."""
+    """Lines of one file, as messages of partition 0 (the file's order is kept), or of
+    ``partitions`` partitions by account (see :func:`partition_of`)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, partitions: int = 1) -> None:
         self._path = path
+        self._partitions = partitions
 
     def list_parts(self) -> list[str]:
-        return ["0"]
+        return [str(n) for n in range(self._partitions)]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _LinesPartition:
-        return _LinesPartition(self._path, resume_state)
+        return _LinesPartition(self._path, resume_state, int(for_part), self._partitions)
 
 
 class JsonlWriter:
@@ -112,10 +152,10 @@ def document(item: Any) -> Any:
 class _DecisionFiles:
     """Decision records and experiment assignments, each to its own file."""
 
-    def __init__(self, out_dir: Path) -> None:
-        self._decisions = JsonlWriter(out_dir / "decisions.jsonl", (DecisionRecord,))
+    def __init__(self, out_dir: Path, suffix: str = "") -> None:
+        self._decisions = JsonlWriter(out_dir / f"decisions{suffix}.jsonl", (DecisionRecord,))
         self._assignments = JsonlWriter(
-            out_dir / "experiment_assignments.jsonl", (ExperimentAssignment,)
+            out_dir / f"experiment_assignments{suffix}.jsonl", (ExperimentAssignment,)
         )
 
     def write_batch(self, items: Sequence[Any]) -> None:
@@ -127,16 +167,19 @@ class _DecisionFiles:
         self._assignments.close()
 
 
-def file_sinks(out_dir: Path, metrics: PipelineMetrics) -> FlowSinks:
+def file_sinks(out_dir: Path, metrics: PipelineMetrics, part: int | None = None) -> FlowSinks:
     """Every output of the dataflow to ``out_dir/<name>.jsonl`` (see :data:`OUTPUTS`),
-    after removing what an earlier run left there. Feature vectors, Postgres-only
-    records (cancellations) and the alerts' Postgres copy are not written."""
+    after removing what an earlier run left there; with ``part`` (one process of
+    several), to ``<name>.part<part>.jsonl``, for :func:`merge_outputs`. Feature
+    vectors, Postgres-only records (cancellations) and the alerts' Postgres copy are
+    not written. One worker per process: a file has one writer."""
+    suffix = "" if part is None else f".part{part}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in OUTPUTS:
-        (out_dir / f"{name}.jsonl").unlink(missing_ok=True)
+    if part is None:
+        clear_outputs(out_dir)
 
     def file_sink(name: str) -> WriterSink:
-        return WriterSink(name, lambda: JsonlWriter(out_dir / f"{name}.jsonl"), metrics)
+        return WriterSink(name, lambda: JsonlWriter(out_dir / f"{name}{suffix}.jsonl"), metrics)
 
     return FlowSinks(
         dead_letters=file_sink("dead_letters"),
@@ -147,9 +190,29 @@ def file_sinks(out_dir: Path, metrics: PipelineMetrics) -> FlowSinks:
         features=WriterSink("discard", Discard, metrics),
         usage_signals=file_sink("usage_signals"),
         risk_scores=file_sink("scores"),
-        decisions=WriterSink("decisions", lambda: _DecisionFiles(out_dir), metrics),
+        decisions=WriterSink("decisions", lambda: _DecisionFiles(out_dir, suffix), metrics),
         workflows_kafka=file_sink("workflows"),
     )
+
+
+def clear_outputs(out_dir: Path) -> None:
+    """Remove what an earlier run left in ``out_dir``: outputs and per-process parts."""
+    for name in OUTPUTS:
+        (out_dir / f"{name}.jsonl").unlink(missing_ok=True)
+        for part in out_dir.glob(f"{name}.part*.jsonl"):
+            part.unlink()
+
+
+def merge_outputs(out_dir: Path) -> dict[str, int]:
+    """Join each output's per-process parts into ``<name>.jsonl`` (then sorted by id,
+    see :func:`sort_outputs`); the number of lines per output."""
+    for name in OUTPUTS:
+        parts = sorted(out_dir.glob(f"{name}.part*.jsonl"))
+        with (out_dir / f"{name}.jsonl").open("ab") as merged:
+            for part in parts:
+                merged.write(part.read_bytes())
+                part.unlink()
+    return sort_outputs(out_dir)
 
 
 def sort_outputs(out_dir: Path) -> dict[str, int]:
