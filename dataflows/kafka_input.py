@@ -40,6 +40,11 @@ CONSUMER_CONFIG: dict[str, str | int | bool] = {
     "fetch.queue.backoff.ms": 10,
     "fetch.wait.max.ms": 20,
     "statistics.interval.ms": 5000,
+    # A recovered offset the log no longer has (retention deleted it, or the topic was
+    # recreated): read from the oldest message kept. librdkafka's default, the end of
+    # the log, would skip all that is still there without a word; what is re-read is
+    # deduplicated by event id.
+    "auto.offset.reset": "earliest",
 }
 # How long a poll waits for messages when none are buffered, as Bytewax's source.
 POLL_TIMEOUT_S = 0.001
