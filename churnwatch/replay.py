@@ -17,6 +17,7 @@ to the configured Kafka topics, Redis and PostgreSQL instead
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from bytewax.testing import cluster_main, run_main
@@ -77,7 +78,8 @@ def replay(
     metrics = PipelineMetrics.create(CollectorRegistry())
     feature_set = load_definitions(settings.feature_definitions)
     sinks = file_sinks(out_dir, metrics)
-    flow = build_dataflow(JsonlSource(history), sinks, flow_config(settings, feature_set), metrics)
+    flow = build_dataflow(JsonlSource(history), sinks,
+                          flow_config(read_once(settings), feature_set), metrics)
     if watch is not None:
         watch(metrics)
     run_main(flow)
@@ -100,6 +102,14 @@ def replay_process(
     feature_set = load_definitions(settings.feature_definitions)
     sinks = file_sinks(out_dir, metrics, part=process_id)
     flow = build_dataflow(JsonlSource(history, partitions=processes), sinks,
-                          flow_config(settings, feature_set), metrics)
+                          flow_config(read_once(settings), feature_set), metrics)
     cluster_main(flow, addresses, process_id)
     return metrics.summary()
+
+
+def read_once(settings: Settings) -> Settings:
+    """A file replay's settings: the model and policy are read once, at the start, so
+    its outputs are a function of the file (a model written into the directory while a
+    long replay runs must not change its second half)."""
+    return settings.replace(model_reload_interval=timedelta(0),
+                            policy_reload_interval=timedelta(0))

@@ -116,3 +116,13 @@ def test_a_file_is_partitioned_by_account_and_control_messages_reach_every_parti
     assert partition_of(b"{nope", 3) == 0
     assert partition_of(b'{"account_id": 7}', 3) == 0  # not a string: a dead letter anyway
     assert partition_of(b'{"churnwatch_control": {"erase": {}}}', 3) is None
+
+
+def test_a_replay_reads_its_model_and_policy_once() -> None:
+    from datetime import timedelta
+
+    from churnwatch.replay import read_once
+
+    settings = read_once(Settings(recovery_dir=None))
+    assert settings.model_reload_interval == timedelta(0) == settings.policy_reload_interval
+    assert Settings().model_reload_interval > timedelta(0)  # a run does watch them
