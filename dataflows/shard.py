@@ -35,7 +35,9 @@ decisions have nothing to remember, or after its idle time
 (:meth:`AccountShard._risk_ttl`). Idle time is judged on the wall clock and
 in event time (the shard's newest event time minus the allowed lateness),
 whichever passes first, so a replay of a year of history holds only the
-accounts active within the TTL, as a live run does. (In event time this
+accounts active within the TTL, as a live run does. (With scoring on, the
+partitions' day closes move the shard's event time too, so a shard none of
+whose accounts speak any more still forgets them.) (In event time this
 assumes the partitions feeding a shard are less than the TTL apart, as they
 are live and in a replay; the kernel starts an account afresh after the same
 silence in its own events, so eviction only frees memory.) A snapshot
@@ -348,12 +350,17 @@ class AccountShard:
         started = time.perf_counter()
         config = self._config
         now = self._clock()
+        lateness = config.account.allowed_lateness_seconds
         out = ShardOutputs()
         feed: list[Any] = []  # what the decisions need, by account, in production order
         pending: dict[str, list[Any]] = {}
         erasing: set[str] = set()  # the pending subjects with an erasure among their items
         erased: set[str] = set()  # every subject this batch erased or erased a user of
         touched: set[str] = set()
+        # A day close says its partition's events have reached at least this time (the
+        # day's end plus the lateness): a shard none of whose accounts speak any more
+        # still moves on in event time, and forgets them.
+        closed_until = float("-inf")
         for item in inputs:
             event: Any
             for event in item:  # typed Any: the hot loop tells kinds apart by type()
@@ -365,6 +372,7 @@ class AccountShard:
                         pending, erasing = {}, set()
                     if kind is DayClosed:
                         self._close_day(event, feed)
+                        closed_until = max(closed_until, (event.day + 1) * DAY + lateness)
                     elif event.subject not in erased:  # an inactivity alert
                         feed.append(event)
                     continue
@@ -391,8 +399,8 @@ class AccountShard:
             self._flush_due = now + config.flush_interval
         newest_of = self._newest
         held = [subject for subject in touched if subject in newest_of]
-        if held:
-            newest = max(newest_of[subject] for subject in held)
+        if held or closed_until > self._seen_until:
+            newest = max([closed_until, *(newest_of[subject] for subject in held)])
             if newest > self._seen_until:
                 self._seen_until = newest
                 if newest >= self._next_event_eviction:

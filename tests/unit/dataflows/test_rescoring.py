@@ -269,6 +269,29 @@ def test_a_shard_rescores_the_closing_partition_s_accounts_also_after_a_restart(
     assert [e.account_id for e in erased.erasures] == ["a"] and not erased.scores
 
 
+def test_a_shard_whose_accounts_all_went_silent_forgets_them_as_days_close() -> None:
+    flow = flow_config(Settings(recovery_dir=None), load_definitions())
+    assert flow.scoring is not None
+    config = ShardConfig(flow.account, idle_ttl=flow.idle_state_ttl,
+                         flush_interval=timedelta(seconds=5), score=flow.scoring.score,
+                         decisions=flow.scoring.decisions, policy=flow.scoring.policy)
+    shard = AccountShard(config, lambda: NOW)  # the wall clock stands still
+    shard.process([[make_event(event_id="a-1", account_id="a", partition=0,
+                               event_time=START + timedelta(hours=9))]])
+    first = day_of(START.timestamp())
+    for day in range(first, first + 40):  # its partition's other accounts live elsewhere
+        shard.process([[DayClosed(0, day)]])
+    assert len(shard) == 1  # 40 days: not yet past the state's 40-day TTL
+    shard.process([[DayClosed(0, first + 41)]])
+    assert len(shard) == 0
+    # its risk state goes by its own TTL (21 days) after its last news, the last rescore
+    # (day 29, 30 days of silence at most)
+    assert shard.risk_states == 1
+    for day in range(first + 42, first + 53):
+        shard.process([[DayClosed(0, day)]])
+    assert shard.risk_states == 0
+
+
 def test_settings_document_the_rescoring() -> None:
     default = Settings()
     assert default.rescore_silent == timedelta(days=30)
