@@ -6,7 +6,9 @@ publishes the tenant's rows not yet published (``published_at`` NULL, oldest fir
 ``FOR UPDATE SKIP LOCKED`` so two drains never send one row together), waits for
 the broker's acknowledgement, and marks them published in the same transaction.
 If Kafka is down the change stands, the rows stay unpublished (logged, counted in
-:attr:`AlertStatePublisher.failures`), and the tenant's next change publishes them too.
+:attr:`AlertStatePublisher.failures`), and the publisher drains that tenant again every
+:data:`RETRY_SECONDS` until its outbox is empty (and the tenant's next change does too).
+A process that stops meanwhile leaves the rows for the tenant's next change.
 
 Delivery is at-least-once: a crash between the broker's acknowledgement and the
 commit of ``published_at`` sends a row again at the next drain. Consumers drop
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 # Rows one drain sends at most (the rest at the next).
 DRAIN_BATCH = 500
+# How often a tenant whose drain failed (or left rows) is drained again.
+RETRY_SECONDS = 10.0
 # A change's request has been answered already; a down broker should not hold a worker
 # thread long: undelivered messages fail after this, and stay in the outbox.
 DELIVERY_TIMEOUT_MS = 5_000
@@ -92,11 +96,40 @@ class AlertStatePublisher:
             config={"message.timeout.ms": DELIVERY_TIMEOUT_MS, **(config or {})},
         )
         self._lock = threading.Lock()
-        self.failures = 0  # drains that left rows unpublished
+        self.failures = 0  # drains that failed, leaving rows unpublished
+        # Tenants whose outbox may hold rows: drained again every RETRY_SECONDS.
+        self._behind: set[str] = set()
+        self._stop = threading.Event()
+        self._retrier: threading.Thread | None = None
+
+    def start(self, every_s: float = RETRY_SECONDS) -> None:
+        """Drain the tenants left behind again, every ``every_s``, until :meth:`close`."""
+        def retry() -> None:
+            while not self._stop.wait(every_s):
+                for tenant_id in sorted(self._behind):
+                    self.drain(tenant_id)
+
+        self._retrier = threading.Thread(target=retry, name="alert-state outbox", daemon=True)
+        self._retrier.start()
+
+    @property
+    def behind(self) -> frozenset[str]:
+        """The tenants whose outbox may still hold rows (retried)."""
+        return frozenset(self._behind)
 
     def drain(self, tenant_id: str) -> int:
         """Publish the tenant's unpublished changes; the number published (0 on failure,
-        which is logged: the rows wait for the next drain)."""
+        which is logged: the rows wait for the next drain, at most RETRY_SECONDS away
+        once :meth:`start` ran)."""
+        published = self._drain(tenant_id)
+        if published is None or published == DRAIN_BATCH:
+            self._behind.add(tenant_id)  # failed, or more may wait
+            return published or 0
+        self._behind.discard(tenant_id)
+        return published
+
+    def _drain(self, tenant_id: str) -> int | None:
+        """One drain: the number published, None on failure."""
         with self._lock:
             try:
                 with self._database.tenant_transaction(tenant_id) as conn:
@@ -126,9 +159,12 @@ class AlertStatePublisher:
             except Exception:  # an answered request's after-work: log, never raise
                 self.failures += 1
                 log.exception("publishing alert state changes failed (kept in the outbox)")
-            return 0
+            return None
 
     def close(self) -> None:
+        self._stop.set()
+        if self._retrier is not None:
+            self._retrier.join(timeout=DELIVERY_TIMEOUT_MS / 1000 + 5)
         try:
             self._writer.close()
         except (KafkaUnavailable, KafkaDeliveryError) as exc:

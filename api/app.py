@@ -74,6 +74,8 @@ def create_app(config: ApiConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.database.open()
+        if services.publisher is not None:
+            services.publisher.start()
         try:
             yield
         finally:
