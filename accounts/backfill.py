@@ -22,7 +22,7 @@ from pathlib import Path
 
 from accounts.config import AccountConfig
 from accounts.processor import AccountProcessor
-from detectors.inactivity import InactivityTracker, activity_matcher, summarize_activity
+from detectors.inactivity import AbsenceTracking
 from schemas.event import Event, EventLimits, Rejection, format_time, parse_event
 from schemas.signal import UsageSignal
 
@@ -85,17 +85,14 @@ def backfill(
     """Features and usage signals of every account in ``messages``."""
     now = clock()
     processors: dict[tuple[str, str], AccountProcessor] = {}
-    rule = config.usage_rules.inactivity
     version = config.features.feature_set.version
-    # No partitions in a file: one tracker over the whole history, in file order
-    # (none without an absence signal).
-    tracker = (
-        None if rule is None
-        else InactivityTracker(rule, config.allowed_lateness_seconds, version)
-    )
-    is_activity = (
-        None if rule is None
-        else activity_matcher(config.features.feature_set[rule.feature].matches)
+    feature_set = config.features.feature_set
+    # No partitions in a file: one tracking over the whole history, in file order (a
+    # tracker per absence signal).
+    tracking = AbsenceTracking(
+        [(rule, feature_set[rule.feature].matches) for rule in config.usage_rules.absences],
+        config.allowed_lateness_seconds,
+        version,
     )
     signals: list[UsageSignal] = []
     counts: Counter[str] = Counter()
@@ -109,11 +106,8 @@ def backfill(
         counts["late"] += result.late
         counts["events"] += len(result.events)
         signals.extend(o for o in result.outputs if isinstance(o, UsageSignal))
-        if tracker is None or rule is None or is_activity is None:
-            continue
-        summary = summarize_activity(-1, [event], is_activity, rule.days * 86_400.0)
-        if summary is not None:
-            signals.extend(tracker.observe([summary]))
+        if tracking:
+            signals.extend(tracking.track([event]))
     rows = {}
     for (tenant, account), processor in processors.items():
         if processor.features.newest == float("-inf"):

@@ -289,7 +289,7 @@ def flow_config(
         limits=event_limits(settings),
         account=account_config(settings, feature_set, scoring=scoring is not None),
         idle_state_ttl=idle_state_ttl(settings),
-        inactivity=detector_rules(settings, feature_set).usage.inactivity,
+        absences=detector_rules(settings, feature_set).usage.absences,
         feature_flush_interval=settings.feature_flush_interval,
         scoring=scoring,
         shards=settings.shards,

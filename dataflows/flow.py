@@ -67,12 +67,11 @@ from dataflows.shard import (
     ShardSnapshot,
 )
 from decisions.engine import DecisionEngine
-from detectors.inactivity import InactivityTracker, TrackerSnapshot
+from detectors.inactivity import AbsenceTracking, TrackingSnapshot
 from detectors.usage import InactivityRule
 from featurestore.redis_store import FeatureUpdate
 from schemas.account import AccountRecord
 from schemas.alert import Alert, AlertTier
-from schemas.clock import DAY
 from schemas.dead_letter import DeadLetter, LateEvent
 from schemas.erasure import ErasedEvents, Erasure
 from schemas.event import Event, EventLimits
@@ -125,7 +124,8 @@ class FlowConfig:
     # Wall-clock idle time after which an account's in-memory state is dropped;
     # longer than any window, so only state that expired in event time goes.
     idle_state_ttl: timedelta
-    inactivity: InactivityRule | None  # None: no absence signal declared
+    # The absence signals, each judged on the input partitions' watermarks (none: none).
+    absences: tuple[InactivityRule, ...]
     # How long an account's changed features may wait before their Redis write.
     feature_flush_interval: timedelta = timedelta(seconds=5)
     scoring: ScoringStage | None = None
@@ -266,18 +266,11 @@ def build_dataflow(
     flow_id: str = "churnwatch",
 ) -> Dataflow:
     """Wire the churnwatch dataflow over ``source`` (Kafka messages)."""
-    inactivity = config.inactivity
+    absences = config.absences
     scoring = config.scoring
     parser = MessageParser(
-        config.limits,
-        clock,
-        metrics,
-        _no_activity
-        if inactivity is None
-        else config.account.features.feature_set[inactivity.feature].matches,
-        7 * DAY if inactivity is None else inactivity.days * DAY,
-        shards=config.shards, shards_score=scoring is not None,
-        decoder=config.decoder,
+        config.limits, clock, metrics,
+        shards=config.shards, shards_score=scoring is not None, decoder=config.decoder,
     )
     shard_config = ShardConfig(
         account=config.account,
@@ -292,20 +285,22 @@ def build_dataflow(
     def build_shard(snapshot: ShardSnapshot | None) -> ShardLogic:
         return ShardLogic(AccountShard(shard_config, clock, snapshot), metrics)
 
-    def build_tracker(snapshot: TrackerSnapshot | None) -> InactivityTracker:
-        """One per input partition, fed in its read order (see detectors.inactivity)."""
-        assert inactivity is not None
-        return InactivityTracker(
-            inactivity,
+    feature_set = config.account.features.feature_set
+
+    def build_tracking(snapshot: TrackingSnapshot) -> AbsenceTracking:
+        """One per input partition, fed in its read order (see detectors.inactivity): a
+        tracker per absence signal, whose activity is its feature's event types."""
+        return AbsenceTracking(
+            [(rule, feature_set[rule.feature].matches) for rule in absences],
             config.account.allowed_lateness_seconds,
             config.feature_version,
-            snapshot=snapshot,
+            snapshot,
         )
 
     flow = Dataflow(flow_id)
     parsed_input = op.input("kafka-in", flow, ParsingSource(
         source, parser, sinks.fast_lane, config.erased_events,
-        tracker=None if inactivity is None else build_tracker,
+        tracker=build_tracking if absences else None,
         lane_inner=source.for_lane() if isinstance(source, EventsSource) else None,
         day_closes=None if scoring is None else config.account.clock,
     ))
@@ -416,11 +411,6 @@ def _not_tier1(alert: Alert) -> bool:
 
 def _count_alert(metrics: PipelineMetrics, alert: Alert) -> None:
     metrics.alerts.labels(tier=str(int(alert.tier)), severity=str(alert.severity)).inc()
-
-
-def _no_activity(_event_type: str) -> bool:
-    """No event is activity: no absence signal is declared."""
-    return False
 
 
 def _to_alert(signal: UsageSignal) -> Alert:

@@ -32,13 +32,7 @@ from dataflows.kafka_input import MessageBatch
 from dataflows.metrics import PipelineMetrics, event_type_label
 from dataflows.outputs import RetryPolicy
 from dataflows.shard import DayClosed, ShardItem, shard_key, shard_of
-from detectors.inactivity import (
-    ActivityBatch,
-    InactivityTracker,
-    TrackerSnapshot,
-    activity_matcher,
-    summarize_activity,
-)
+from detectors.inactivity import AbsenceTracking, TrackingSnapshot
 from schemas.clock import DayCloser, EventClock
 from schemas.dead_letter import DeadLetter
 from schemas.erasure import CONTROL_FIELD, ErasedEvents, Erasure, parse_control, subject_digest
@@ -151,8 +145,6 @@ class MessageParser:
         limits: EventLimits,
         clock: Callable[[], datetime],
         metrics: PipelineMetrics,
-        is_activity: Callable[[str], bool] = lambda _event_type: False,
-        idle_after_seconds: float = 7 * 86_400.0,
         *,
         shards: int = 64,
         shards_score: bool = False,
@@ -166,10 +158,6 @@ class MessageParser:
         self.limits = limits
         self.clock = clock
         self._metrics = metrics
-        # an event type's verdict, once: a pattern match per event was 1.5 % of the CPU
-        # Cached per event type, so excluding workflow outcomes costs nothing per event.
-        self._is_activity = functools.lru_cache(maxsize=4096)(activity_matcher(is_activity))
-        self._idle_after = idle_after_seconds
         self._seconds = metrics.stage_seconds.labels(stage="parse-events")
         self._tracking_seconds = metrics.stage_seconds.labels(stage="track-inactivity")
 
@@ -177,7 +165,7 @@ class MessageParser:
         self,
         messages: Sequence[InputItem],
         erased: ErasedSubjects | None = None,
-        tracker: InactivityTracker | None = None,
+        tracker: AbsenceTracking | None = None,
         days: DayCloser | None = None,
     ) -> list[Parsed]:
         """``erased``: the reading partition's erasures (control messages add to it);
@@ -299,7 +287,7 @@ class MessageParser:
         closed: range,
         ts: float,
         by_shard: dict[int, list[ShardItem]],
-        tracker: InactivityTracker | None,
+        tracker: AbsenceTracking | None,
         events: list[Event],
         erased_accounts: list[tuple[str, str]],
         out: list[Parsed],
@@ -321,24 +309,19 @@ class MessageParser:
 
     def _track(
         self,
-        tracker: InactivityTracker,
+        tracker: AbsenceTracking,
         events: list[Event],
         erased_accounts: list[tuple[str, str]],
         by_shard: dict[int, list[ShardItem]],
         out: list[Parsed],
         until: float | None = None,
     ) -> None:
-        """Events through the partition's inactivity tracker: its signals out, and
-        (scoring on) their alerts to their accounts' shards, after the events.
-        ``until``: the event time the watermark then moves to (a day close)."""
+        """Events through the partition's absence trackers (which forget the erased
+        accounts): their signals out, and (scoring on) their alerts to their accounts'
+        shards, after the events. ``until``: the event time the watermark then moves to
+        (a day close)."""
         started = time.perf_counter()
-        summary = summarize_activity(-1, events, self._is_activity, self._idle_after)
-        batches = [] if summary is None else [summary]
-        if erased_accounts:  # the tracker forgets them
-            batches.append(ActivityBatch(-1, float("-inf"), (), erased=tuple(erased_accounts)))
-        if until is not None:
-            batches.append(ActivityBatch(-1, until, ()))
-        for signal in tracker.observe(batches):
+        for signal in tracker.track(events, erased_accounts, until):
             out.append(signal)
             if self._shards_score:
                 shard = shard_of(subject_key(signal.tenant_id, signal.account_id), self._shards)
@@ -359,8 +342,7 @@ Parsed = tuple[str, list[ShardItem]] | DeadLetter | UsageSignal
 # sent, the digests of the subjects erased, its inactivity tracker's, the newest day
 # its watermark closed. Older snapshots: the first two to four, or the inner position
 # alone.
-PartitionSnapshot = tuple[Any, tuple[str, ...], tuple[str, ...], TrackerSnapshot | None,
-                          int | None]
+PartitionSnapshot = tuple[Any, tuple[str, ...], tuple[str, ...], TrackingSnapshot, int | None]
 
 
 class _ParsingPartition(StatefulSourcePartition[Parsed, PartitionSnapshot]):
@@ -368,7 +350,7 @@ class _ParsingPartition(StatefulSourcePartition[Parsed, PartitionSnapshot]):
 
     def __init__(
         self, inner: StatefulSourcePartition[Any, Any], parser: MessageParser,
-        erased: ErasedSubjects, tracker: InactivityTracker | None,
+        erased: ErasedSubjects, tracker: AbsenceTracking | None,
         days: DayCloser | None = None,
     ) -> None:
         self._inner = inner
@@ -387,7 +369,7 @@ class _ParsingPartition(StatefulSourcePartition[Parsed, PartitionSnapshot]):
     def next_awake(self) -> datetime | None:
         return self._inner.next_awake()
 
-    def _state(self) -> tuple[tuple[str, ...], TrackerSnapshot | None, int | None]:
+    def _state(self) -> tuple[tuple[str, ...], TrackingSnapshot, int | None]:
         tracker, days = self._tracker, self._days
         return (self._erased.snapshot(), None if tracker is None else tracker.snapshot(),
                 None if days is None else days.closed)
@@ -427,7 +409,7 @@ class _LanePartition(_ParsingPartition):
         lane_inner: StatefulSourcePartition[Any, Any],
         parser: MessageParser,
         erased: ErasedSubjects,
-        tracker: InactivityTracker | None,
+        tracker: AbsenceTracking | None,
         lane: Tier1Lane,
         sent: tuple[str, ...],
         *,
@@ -568,7 +550,7 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
         parser: MessageParser,
         lane: Callable[[], Tier1Lane] | None = None,
         erased_events: ErasedEvents = ErasedEvents.REFUSE,
-        tracker: Callable[[TrackerSnapshot | None], InactivityTracker] | None = None,
+        tracker: Callable[[TrackingSnapshot], AbsenceTracking] | None = None,
         lane_inner: FixedPartitionedSource[Any, Any] | None = None,
         day_closes: EventClock | None = None,
     ) -> None:
@@ -590,7 +572,7 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
         inner_state: Any = None
         sent: tuple[str, ...] = ()
         digests: tuple[str, ...] = ()
-        tracked: TrackerSnapshot | None = None
+        tracked: TrackingSnapshot = None
         closed: int | None = None
         if isinstance(resume_state, tuple):
             inner_state, sent = resume_state[0], resume_state[1]

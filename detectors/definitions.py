@@ -64,7 +64,7 @@ def compile_detectors(feature_set: FeatureSet) -> DetectorRules:
     }
     taken = {rule.rule: f"tier1.{event_type}.rule" for event_type, rule in tier1.items()}
     day_close: list[DayCloseRule] = []
-    absence: InactivityRule | None = None
+    absences: list[InactivityRule] = []
     for declaration in feature_set.signals:
         path = f"signals.{declaration.name}"
         if declaration.name in RESERVED_TRIGGERS:
@@ -76,12 +76,7 @@ def compile_detectors(feature_set: FeatureSet) -> DetectorRules:
             )
         rule = _compile_signal(feature_set, declaration)
         if isinstance(rule, InactivityRule):
-            if absence is not None:
-                raise feature_set.error(
-                    path, f"a second absence signal ({absence.signal_type} is one):"
-                    " the watermark tracker follows one per flow"
-                )
-            absence = rule
+            absences.append(rule)
         else:
             day_close.append(rule)
     lifecycle_kinds = {}
@@ -95,7 +90,7 @@ def compile_detectors(feature_set: FeatureSet) -> DetectorRules:
                 )
             lifecycle_kinds[event_type] = kind
     return DetectorRules(
-        UsageRules(tuple(day_close), absence),
+        UsageRules(tuple(day_close), tuple(absences)),
         tier1,
         LifecycleRules(lifecycle_kinds),
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import Any
@@ -215,10 +215,10 @@ DEFAULT_RENEWAL_RULE = RenewalRule()
 @dataclass(frozen=True, slots=True)
 class UsageRules:
     """Every usage signal, compiled: the day-close rules in declaration order (the
-    order signals of one day are emitted in) and the absence rule, if any."""
+    order signals of one day are emitted in) and the absence rules, in theirs."""
 
     signals: tuple[DayCloseRule, ...] = (*DEFAULT_DROP_RULES, DEFAULT_RENEWAL_RULE)
-    inactivity: InactivityRule | None = field(default_factory=InactivityRule)
+    absences: tuple[InactivityRule, ...] = (InactivityRule(),)
     # Consecutive day-close evaluations a condition must hold before it fires, for
     # the rules that do not set their own.
     persist_days: int = 2
@@ -228,24 +228,24 @@ class UsageRules:
         return tuple(r for r in self.signals if isinstance(r, DropRule))
 
     @property
+    def inactivity(self) -> InactivityRule | None:
+        """The first absence rule (None: no absence signal)."""
+        return self.absences[0] if self.absences else None
+
+    @property
     def renewal(self) -> RenewalRule | None:
         """The first renewal rule (None: no renewal_risk signal)."""
         return next((r for r in self.signals if isinstance(r, RenewalRule)), None)
 
     def names(self) -> tuple[str, ...]:
         """Every signal's name: the alert rules (and policy triggers) they raise."""
-        names = [str(r.signal_type) for r in self.signals]
-        if self.inactivity is not None:
-            names.append(str(self.inactivity.signal_type))
-        return tuple(names)
+        return tuple(str(r.signal_type) for r in (*self.signals, *self.absences))
 
     def required_features(self) -> set[str]:
         names: set[str] = set()
         for rule in self.signals:
             names |= rule.required_features()
-        if self.inactivity is not None:
-            names.add(self.inactivity.feature)
-        return names
+        return names | {rule.feature for rule in self.absences}
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,8 +382,7 @@ def parse_usage_rules(document: object, base: UsageRules | None = None) -> Usage
         msg = "usage rules must be a JSON object keyed by signal type"
         raise ValueError(msg)
     rules = {str(rule.signal_type): rule for rule in base.signals}
-    inactivity = base.inactivity
-    absence = None if inactivity is None else str(inactivity.signal_type)
+    absences = {str(rule.signal_type): rule for rule in base.absences}
     for key, changes in document.items():
         if key == "persist_days":
             continue
@@ -392,8 +391,8 @@ def parse_usage_rules(document: object, base: UsageRules | None = None) -> Usage
             raise ValueError(msg)
         if key in rules:
             rules[key] = _with(rules[key], key, changes)
-        elif key == absence:
-            inactivity = _with(inactivity, key, changes)
+        elif key in absences:
+            absences[key] = _with(absences[key], key, changes)
         else:
             known = ", ".join(base.names()) or "none declared"
             msg = f"{key}: unknown signal type (known: {known})"
@@ -402,7 +401,7 @@ def parse_usage_rules(document: object, base: UsageRules | None = None) -> Usage
     if isinstance(persist, bool) or not isinstance(persist, int) or persist < 1:
         msg = "persist_days: must be a whole number >= 1"
         raise ValueError(msg)
-    return UsageRules(tuple(rules.values()), inactivity, persist)
+    return UsageRules(tuple(rules.values()), tuple(absences.values()), persist)
 
 
 def _with(rule: Any, name: str, requested: dict[str, Any]) -> Any:

@@ -233,3 +233,50 @@ def test_features_check_names_the_file_and_line_of_a_dangling_reference(
         f"churnwatch: {broken}: line {line}: signals.session_slump.baseline: names no feature:"
         " 'sessions_28d' is not defined under features"
     )
+
+
+TWO_ABSENCES = DEFINITIONS + """\
+  lapsed_player:
+    kind: absence
+    feature: days_since_session
+    days: 5
+  gone:
+    kind: absence
+    feature: days_since_anything
+    days: 10
+    severity: medium
+"""
+
+
+def test_two_absence_signals_each_follow_their_own_activity(tmp_path: Path) -> None:
+    definitions = tmp_path / "arcade.yaml"
+    definitions.write_text(TWO_ABSENCES.replace(
+        "signals:\n",
+        "  days_since_session: {events: [game.session_started], aggregation: days_since_last}\n"
+        "  days_since_anything: {events: [\"game.*\"], aggregation: days_since_last}\n"
+        "signals:\n", 1), encoding="utf-8")
+    events = tmp_path / "history.jsonl"
+    events.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in history()))
+    settings = Settings(recovery_dir=None, model_dir=None, feature_definitions=definitions)
+    out = tmp_path / "out"
+    replay(events, out, settings)
+    found = sorted((s["account_id"], s["signal_type"], s["signal_date"])
+                   for s in lines(out / "usage_signals.jsonl"))
+
+    def day(n: int) -> str:
+        return (START + timedelta(days=n)).date().isoformat()
+
+    # silent: its last session (and last event) on day 19 at 15:00: 5 and 10 days later;
+    # slumping: no session from day 35 (its last on day 34), but a store visit every day
+    assert ("silent", "lapsed_player", day(24)) in found
+    assert ("silent", "gone", day(29)) in found
+    assert ("slumping", "lapsed_player", day(39)) in found
+    assert not any(a == "slumping" and t == "gone" for a, t, _ in found)
+    assert not any(a == "steady" and t in {"gone", "lapsed_player"} for a, t, _ in found)
+    alerts = {(a["account_id"], a["rule"], a["severity"]) for a in lines(out / "alerts.jsonl")}
+    assert {("silent", "lapsed_player", "high"), ("silent", "gone", "medium")} <= alerts
+    # the batch backfill tracks both the same way
+    batch = backfill(read_jsonl(events), account_config(settings, load_definitions(definitions)),
+                     event_limits(settings))
+    assert sorted(s.signal_id for s in batch.signals) == sorted(
+        s["signal_id"] for s in lines(out / "usage_signals.jsonl"))

@@ -17,7 +17,7 @@ from dataflows.flow import FlowConfig, FlowSinks, build_dataflow
 from dataflows.metrics import PipelineMetrics
 from dataflows.parse import ErasedSubjects, MessageParser, ParsingSource
 from dataflows.shard import AccountShard, ShardConfig
-from detectors.inactivity import ActivityBatch, InactivityTracker
+from detectors.inactivity import AbsenceTracking, ActivityBatch, InactivityTracker
 from detectors.usage import InactivityRule
 from schemas.dead_letter import DeadLetter
 from schemas.erasure import (
@@ -49,10 +49,7 @@ def event(event_id: str, account: str = "acct-1", **overrides: Any) -> bytes:
 
 
 def parser() -> MessageParser:
-    """Every event counts as activity."""
-    return MessageParser(
-        EventLimits(), lambda: NOW, PipelineMetrics.create(CollectorRegistry()), lambda _t: True
-    )
+    return MessageParser(EventLimits(), lambda: NOW, PipelineMetrics.create(CollectorRegistry()))
 
 
 # -- the request ------------------------------------------------------------------------
@@ -87,12 +84,12 @@ def test_the_digest_is_pinned_and_the_ids_are_checked_by_the_event_rules() -> No
 @pytest.mark.parametrize("policy", list(ErasedEvents))
 def test_a_partition_refuses_or_keeps_the_subjects_later_events(policy: ErasedEvents) -> None:
     erased = ErasedSubjects(policy)
-    tracker = InactivityTracker(InactivityRule(), 3600.0, "v1")
+    tracking = AbsenceTracking([(InactivityRule(), lambda _t: True)], 3600.0, "v1")  # all: activity
     out = parser().parse_batch(
         [message(event("before"), 0), message(ERASURE.to_control_message(), 1),
          message(event("after"), 2), message(event("other", account="acct-2"), 3)],
         erased,
-        tracker,
+        tracking,
     )
     shard_items = [item for pair in out if isinstance(pair, tuple) for item in pair[1]]
     ids = [i.event_id if isinstance(i, Event) else "ERASE" for i in shard_items]
@@ -109,7 +106,7 @@ def test_a_partition_refuses_or_keeps_the_subjects_later_events(policy: ErasedEv
     # "before" precedes the erasure in its shard's list: it goes with the account
     assert ids.index("before") < ids.index("ERASE")
     # the partition's inactivity tracker forgot the account, not the other
-    tracked = {(t, a) for t, a, *_ in tracker.snapshot().accounts}
+    tracked = {(t, a) for t, a, *_ in tracking.snapshot()["inactivity"].accounts}
     assert tracked == {("acme", "acct-2")}
     assert erased.snapshot() == (ERASURE.digest,)
 
@@ -216,7 +213,7 @@ def test_the_dataflow_routes_erasures_and_dead_letters_later_events() -> None:
         erasures=TestingSink(erasures),
     )
     config = FlowConfig(limits=EventLimits(), account=CONFIG, idle_state_ttl=timedelta(days=40),
-                        inactivity=InactivityRule())
+                        absences=(InactivityRule(),))
     stream = [
         message(event("e1", event_type="billing.payment_failed"), 0),
         message(ERASURE.to_control_message(), 1),

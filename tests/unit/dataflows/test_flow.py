@@ -57,7 +57,7 @@ def run_flow(
             86_400.0, 1_000, DEFAULT_TIER1_RULES, CompiledFeatures(load_definitions())
         ),
         idle_state_ttl=timedelta(days=40),
-        inactivity=InactivityRule(),
+        absences=(InactivityRule(),),
         feature_flush_interval=feature_flush_interval,
     )
     metrics = PipelineMetrics.create(CollectorRegistry())
@@ -205,7 +205,7 @@ def run_decisions(messages: list[Any], workers: int) -> dict[str, list[Any]]:
             scoring=ScoringConfig(),
         ),
         idle_state_ttl=timedelta(days=40),
-        inactivity=InactivityRule(),
+        absences=(InactivityRule(),),
         scoring=stage,
     )
     metrics = PipelineMetrics.create(CollectorRegistry())

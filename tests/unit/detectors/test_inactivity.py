@@ -1093,3 +1093,27 @@ def test_snapshot_of_a_new_tracker_restores_an_empty_one() -> None:
     assert (len(restored), restored.watermark) == (0, float("-inf"))
     feed(restored, event("quiet", 0, 12))
     assert dated(feed(restored, event("busy", 8, 1))) == [("quiet", day_date(7))]
+
+
+def test_absence_tracking_runs_a_tracker_per_signal_and_restores_an_older_snapshot() -> None:
+    from detectors.inactivity import AbsenceTracking
+    from tests.builders import make_event
+
+    rules = [(InactivityRule(days=2.0, signal_type="quiet", feature="f"),
+              lambda t: t == "app.login"),
+             (InactivityRule(days=4.0, signal_type="gone", feature="g"), lambda _t: True)]
+    tracking = AbsenceTracking(rules, 0.0, "v1")
+    start = datetime(2026, 10, 1, 9, tzinfo=UTC)
+    login = make_event(event_id="l", account_id="a", event_time=start)
+    visit = make_event(event_id="v", account_id="a", event_type="app.visit",
+                       event_time=start + timedelta(days=1))
+    other = make_event(event_id="o", account_id="b", event_time=start + timedelta(days=6))
+    signals = tracking.track([login, visit]) + tracking.track([other])
+    # quiet: no login since day 0 (due day 2); gone: nothing since day 1 (due day 5)
+    assert [(s.signal_type, s.signal_date.day) for s in signals] == [("quiet", 3), ("gone", 6)]
+    snapshot = tracking.snapshot()
+    assert set(snapshot) == {"quiet", "gone"}
+    # a partition snapshot of one tracker (before several): it is the first signal's
+    older = AbsenceTracking(rules, 0.0, "v1", snapshot["quiet"])
+    assert older.snapshot()["quiet"] == snapshot["quiet"]
+    assert older.snapshot()["gone"].accounts == ()
