@@ -300,7 +300,7 @@ def build_dataflow(
     flow = Dataflow(flow_id)
     parsed_input = op.input("kafka-in", flow, ParsingSource(
         source, parser, sinks.fast_lane, config.erased_events,
-        tracker=build_tracking if absences else None,
+        absences=build_tracking if absences else None,
         lane_inner=source.for_lane() if isinstance(source, EventsSource) else None,
         day_closes=None if scoring is None else config.account.clock,
     ))

@@ -124,7 +124,7 @@ class MessageParser:
     shard they belong to (each account's events in read order), so what crosses
     to the shard's worker is one item per shard, not one per event; besides, one
     dead letter per rejected message, and the inactivity signals the reading
-    partition's tracker finds once it has read the batch (see
+    partition's absence trackers find once it has read the batch (see
     ``detectors.inactivity``: a silent account sends nothing to react to, so its
     partition's progress decides).
 
@@ -165,11 +165,11 @@ class MessageParser:
         self,
         messages: Sequence[InputItem],
         erased: ErasedSubjects | None = None,
-        tracker: AbsenceTracking | None = None,
+        absences: AbsenceTracking | None = None,
         days: DayCloser | None = None,
     ) -> list[Parsed]:
         """``erased``: the reading partition's erasures (control messages add to it);
-        ``tracker``: its inactivity tracker (None: no inactivity signals); ``days``:
+        ``absences``: its absence trackers (None: no absence signal declared); ``days``:
         the days its watermark closed (None: no day closes, as without scoring)."""
         self._prepare_framing(messages)
         started = time.perf_counter()
@@ -183,7 +183,7 @@ class MessageParser:
         rejected: Tally[str] = Tally()
         kinds: Tally[tuple[str, str]] = Tally()
         read = 0
-        tracked = 0  # the valid events the tracker has seen
+        tracked = 0  # the valid events the absence trackers have seen
         decoder = self.decoder
         for value, key, topic, partition, offset, timestamp, error, headers in _raw(
             messages, decoder is not None
@@ -232,13 +232,13 @@ class MessageParser:
                         closed = days.observe(ts)
                         if closed:  # before the event that closed them
                             self._close_days(result.partition, closed, ts, by_shard,
-                                             tracker, valid[tracked:], erased_accounts, out)
+                                             absences, valid[tracked:], erased_accounts, out)
                             tracked, erased_accounts = len(valid), []
                 by_shard.setdefault(shard_of(result.subject, shards), []).append(result)
                 valid.append(result)
                 kinds[(result.tenant_id, result.event_type)] += 1
-        if tracker is not None:
-            self._track(tracker, valid[tracked:], erased_accounts, by_shard, out)
+        if absences is not None:
+            self._track(absences, valid[tracked:], erased_accounts, by_shard, out)
         out.extend((shard_key(shard), items) for shard, items in by_shard.items())
         self._metrics.messages.inc(read)
         for reason, count in rejected.items():
@@ -287,7 +287,7 @@ class MessageParser:
         closed: range,
         ts: float,
         by_shard: dict[int, list[ShardItem]],
-        tracker: AbsenceTracking | None,
+        absences: AbsenceTracking | None,
         events: list[Event],
         erased_accounts: list[tuple[str, str]],
         out: list[Parsed],
@@ -297,19 +297,19 @@ class MessageParser:
         accounts on exactly the events read before that one. In an input ordered by
         event time those are the events before the day's end plus the lateness,
         whichever partition they were read from (the same in a file replay and over
-        any number of Kafka partitions). Then the tracker takes the events read so
+        any number of Kafka partitions). Then the absence trackers take the events read so
         far and the watermark's move (its alerts of silences ongoing at the new day
         follow the day close, so their decisions see the rescored risk)."""
         for day in closed:
             marker = DayClosed(partition, day)
             for shard in range(self._shards):
                 by_shard.setdefault(shard, []).append(marker)
-        if tracker is not None:
-            self._track(tracker, events, erased_accounts, by_shard, out, until=ts)
+        if absences is not None:
+            self._track(absences, events, erased_accounts, by_shard, out, until=ts)
 
     def _track(
         self,
-        tracker: AbsenceTracking,
+        absences: AbsenceTracking,
         events: list[Event],
         erased_accounts: list[tuple[str, str]],
         by_shard: dict[int, list[ShardItem]],
@@ -321,7 +321,7 @@ class MessageParser:
         shards, after the events. ``until``: the event time the watermark then moves to
         (a day close)."""
         started = time.perf_counter()
-        for signal in tracker.track(events, erased_accounts, until):
+        for signal in absences.track(events, erased_accounts, until):
             out.append(signal)
             if self._shards_score:
                 shard = shard_of(subject_key(signal.tenant_id, signal.account_id), self._shards)
@@ -339,7 +339,7 @@ Parsed = tuple[str, list[ShardItem]] | DeadLetter | UsageSignal
 
 
 # A parsing partition's snapshot: the inner source's position, the alert ids the lane
-# sent, the digests of the subjects erased, its inactivity tracker's, the newest day
+# sent, the digests of the subjects erased, its absence trackers', the newest day
 # its watermark closed. Older snapshots: the first two to four, or the inner position
 # alone.
 PartitionSnapshot = tuple[Any, tuple[str, ...], tuple[str, ...], TrackingSnapshot, int | None]
@@ -350,13 +350,13 @@ class _ParsingPartition(StatefulSourcePartition[Parsed, PartitionSnapshot]):
 
     def __init__(
         self, inner: StatefulSourcePartition[Any, Any], parser: MessageParser,
-        erased: ErasedSubjects, tracker: AbsenceTracking | None,
+        erased: ErasedSubjects, absences: AbsenceTracking | None,
         days: DayCloser | None = None,
     ) -> None:
         self._inner = inner
         self._parser = parser
         self._erased = erased
-        self._tracker = tracker
+        self._absences = absences
         self._days = days
 
     def next_batch(self) -> list[Parsed]:
@@ -364,19 +364,19 @@ class _ParsingPartition(StatefulSourcePartition[Parsed, PartitionSnapshot]):
         return self._parse(messages) if messages else []
 
     def _parse(self, messages: list[Any]) -> list[Parsed]:
-        return self._parser.parse_batch(messages, self._erased, self._tracker, self._days)
+        return self._parser.parse_batch(messages, self._erased, self._absences, self._days)
 
     def next_awake(self) -> datetime | None:
         return self._inner.next_awake()
 
     def _state(self) -> tuple[tuple[str, ...], TrackingSnapshot, int | None]:
-        tracker, days = self._tracker, self._days
-        return (self._erased.snapshot(), None if tracker is None else tracker.snapshot(),
+        absences, days = self._absences, self._days
+        return (self._erased.snapshot(), None if absences is None else absences.snapshot(),
                 None if days is None else days.closed)
 
     def snapshot(self) -> PartitionSnapshot:
         """The inner source's position, no alert ids (no lane sent any), the erasures,
-        the tracker, the day clock."""
+        the absence trackers, the day clock."""
         return self._inner.snapshot(), (), *self._state()
 
     def close(self) -> None:
@@ -409,14 +409,14 @@ class _LanePartition(_ParsingPartition):
         lane_inner: StatefulSourcePartition[Any, Any],
         parser: MessageParser,
         erased: ErasedSubjects,
-        tracker: AbsenceTracking | None,
+        absences: AbsenceTracking | None,
         lane: Tier1Lane,
         sent: tuple[str, ...],
         *,
         name: str,
         days: DayCloser | None = None,
     ) -> None:
-        super().__init__(inner, parser, erased, tracker, days)
+        super().__init__(inner, parser, erased, absences, days)
         self._lane_inner = lane_inner
         # The lane's own view of the erasures: it reads ahead of the worker, whose
         # view must change only where the worker's batches reach the erasure.
@@ -521,7 +521,7 @@ class _LanePartition(_ParsingPartition):
     def snapshot(self) -> PartitionSnapshot:
         """The position of what the worker took, once the lane has read at least as far
         and its alerts are confirmed; the alert ids sent (so a copy read after a restart
-        is not sent again); the erasures, the tracker, the day clock."""
+        is not sent again); the erasures, the absence trackers, the day clock."""
         with self._progress:
             while self._lane_read < self._taken and not self._lane_done:
                 self._progress.wait(0.1)
@@ -550,7 +550,7 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
         parser: MessageParser,
         lane: Callable[[], Tier1Lane] | None = None,
         erased_events: ErasedEvents = ErasedEvents.REFUSE,
-        tracker: Callable[[TrackingSnapshot], AbsenceTracking] | None = None,
+        absences: Callable[[TrackingSnapshot], AbsenceTracking] | None = None,
         lane_inner: FixedPartitionedSource[Any, Any] | None = None,
         day_closes: EventClock | None = None,
     ) -> None:
@@ -558,7 +558,7 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
         self._lane_inner = lane_inner or inner
         self._parser = parser
         self._erased_events = erased_events
-        self._tracker_factory = tracker
+        self._absences_factory = absences
         self._day_closes = day_closes  # None: no day closes (no scoring)
         self._lane_factory = lane
         self._lane: Tier1Lane | None = None
@@ -588,13 +588,13 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
             self._lane = self._lane_factory()  # one per worker, shared by its partitions
         inner = self._inner.build_part(step_id, for_part, inner_state)
         erased = ErasedSubjects(self._erased_events, digests)
-        factory = self._tracker_factory
-        tracker = None if factory is None else factory(tracked)
+        factory = self._absences_factory
+        absences = None if factory is None else factory(tracked)
         days = None if self._day_closes is None else DayCloser(self._day_closes, closed)
         if self._lane is None:
-            return _ParsingPartition(inner, self._parser, erased, tracker, days)
+            return _ParsingPartition(inner, self._parser, erased, absences, days)
         lane_inner = self._lane_inner.build_part(step_id, for_part, inner_state)
-        return _LanePartition(inner, lane_inner, self._parser, erased, tracker, self._lane,
+        return _LanePartition(inner, lane_inner, self._parser, erased, absences, self._lane,
                               sent, name=for_part, days=days)
 
 
