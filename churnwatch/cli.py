@@ -496,6 +496,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.policy:
         settings = settings.replace(
             policy_file=None if args.policy == "off" else Path(args.policy))
+    if args.to_sinks and args.processes > 1:
+        print("churnwatch replay: --processes is for a replay into files (--out)",
+              file=sys.stderr)
+        return 2
     if args.to_sinks:
         from churnwatch.replay import replay_to_sinks
 
