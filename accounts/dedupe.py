@@ -15,6 +15,7 @@ Bounds, both needed (bytewax#577 is what unbounded per-key state does):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +71,30 @@ class DedupeState:
         return False
 
     def _sweep(self) -> None:
+        """Forget the ids seen before the horizon.
+
+        Ids are remembered at the account's newest time, which never goes back, so
+        in insertion order their times do not decrease and the expired ones lead:
+        they are counted from the front, and when every later one is kept (checked,
+        not assumed: ``min`` in C) the rest is copied in C. Otherwise, or for a
+        state of unknown history, every id is judged as before. Same result either
+        way; the per-id Python comprehension was 2 % of the kernel's time.
+        """
         horizon = self._newest - self._window
-        self._seen = {k: t for k, t in self._seen.items() if t >= horizon}
+        seen = self._seen
+        times = list(seen.values())
+        expired = 0
+        for seen_at in times:
+            if seen_at >= horizon:
+                break
+            expired += 1
+        if expired == len(times):
+            self._seen = {}
+        elif min(islice(times, expired, None)) >= horizon:
+            if expired:
+                self._seen = dict(islice(seen.items(), expired, None))
+        else:
+            self._seen = {k: t for k, t in seen.items() if t >= horizon}
         self._next_sweep = self._newest + self._window / 4
 
     def raw(self) -> tuple[dict[str, float], float]:

@@ -18,9 +18,11 @@ import functools
 import logging
 import threading
 import time
+from bisect import bisect_right
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any
 
 from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
@@ -427,6 +429,8 @@ class _LanePartition(_ParsingPartition):
         # A decisive event's type as it appears in a message without escapes.
         self._needles = tuple(f'"{event_type}"'.encode() for event_type in lane.event_types)
         self._decisive_types = frozenset(lane.event_types)
+        # What a native message must hold for _decisive to look at it at all.
+        self._screen = (CONTROL_NEEDLE, b"\\", *self._needles)
         self._taken = 0  # messages the worker read since the recovered position
         self._lane_read = 0  # messages the lane read since then
         self._lane_done = False  # the lane's reader reached the end, or failed
@@ -481,6 +485,8 @@ class _LanePartition(_ParsingPartition):
                 decoder.prepare(fields[0] for fields in _raw(messages))
             except DependencyUnavailable:
                 return []  # the registry is down: the worker's parse waits for it
+        if decoder is None:  # native: only the messages the bytes say may matter
+            messages = _holding(messages, self._screen)
         for value, _, _, partition, offset, timestamp, error, headers in _raw(
             messages, decoder is not None
         ):
@@ -621,6 +627,41 @@ def _raw(items: Iterable[InputItem], with_headers: bool = False) -> Iterator[_Fi
         else:
             yield (item.value, item.key, item.topic, item.partition, item.offset,
                    item.timestamp, None, item.headers if with_headers else None)
+
+
+def _holding(items: list[Any], needles: Sequence[bytes]) -> list[Any]:
+    """``items`` with only the messages whose value holds one of ``needles``
+    (items other than a :class:`MessageBatch`, and consumer errors, pass as they are).
+
+    The tier-1 lane reads every message only to find the few decisive ones: a
+    per-message test in Python (a value, a tuple of its fields, a ``needle in
+    value`` per decisive type) was most of its 4 % of the workers' CPU. Here the
+    batch's values are joined once (NUL-separated: no needle holds a NUL, so no
+    match spans two values) and each needle is looked for in C over the whole
+    batch; a match's offset names its message. The lane then judges the messages
+    found exactly as before, in read order.
+    """
+    out: list[Any] = []
+    for item in items:
+        if not isinstance(item, MessageBatch):
+            out.append(item)
+            continue
+        messages = item.messages
+        values = [message.value() or b"" for message in messages]
+        buffer = b"\0".join(values)
+        # starts[i]: where message i's value begins in the buffer
+        starts = [0, *accumulate(len(value) + 1 for value in values)]
+        found: set[int] = set()
+        for needle in needles:
+            at = buffer.find(needle)
+            while at >= 0:
+                index = bisect_right(starts, at) - 1
+                found.add(index)
+                # the next match after this message (its other matches add nothing)
+                at = buffer.find(needle, starts[index + 1])
+        if found:  # consumer errors are not the lane's: the worker dead-letters them
+            out.append(MessageBatch([messages[index] for index in sorted(found)]))
+    return out
 
 
 def _message_count(items: list[Any]) -> int:

@@ -37,6 +37,8 @@ from schemas.event import Event
 _SET_KINDS = frozenset({Aggregation.DISTINCT_USERS, Aggregation.DISTINCT_VALUES})
 # Trackers that keep a short history of (event time, value), one per UTC day.
 _HISTORY_KINDS = frozenset({Aggregation.LATEST, Aggregation.DAYS_UNTIL})
+# Trackers that keep one time: days since it (see _tracked_value).
+_SINCE_KINDS = frozenset({Aggregation.DAYS_SINCE_LAST, Aggregation.DAYS_SINCE_FIRST})
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
@@ -90,6 +92,38 @@ class CompiledFeatures:
         for feature in feature_set.features:
             self._plan.append(self._plan_for(feature, bucketed, tracked, names))
         self._by_type: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        # The plan by kind, for AccountFeatures.values (a branch per kind per feature
+        # on every call was most of its cost): (position, ...) per feature.
+        plan = self._plan
+        # counts and sets whose window ends before the as-of day: read from the days kept
+        # aside alone; (position, is_set)
+        self.past_windows = tuple(
+            (position, step[4]) for position, step in enumerate(plan)
+            if step[0] == "window" and step[5] and step[3]
+        )
+        # counts and sets whose window ends on the as-of day: the days kept aside and the
+        # as-of day's bucket; (position, accumulator, is_set)
+        self.today_windows = tuple(
+            (position, step[1], step[4]) for position, step in enumerate(plan)
+            if step[0] == "window" and step[5] and not step[3]
+        )
+        # sums: added up over their own days, in age order; (position, accumulator,
+        # window, offset)
+        self.summed_windows = tuple(
+            (position, step[1], step[2], step[3]) for position, step in enumerate(plan)
+            if step[0] == "window" and not step[5]
+        )
+        # (position, tracker, aggregation, default)
+        self.tracks = tuple(
+            (position, *step[1:]) for position, step in enumerate(plan) if step[0] == "track"
+        )
+        # (position, numerator's position and window days, denominator's, default)
+        features = feature_set.features
+        self.ratios = tuple(
+            (position, step[1], features[step[1]].window_days, step[2],
+             features[step[2]].window_days, step[3])
+            for position, step in enumerate(plan) if step[0] == "ratio"
+        )
 
     @staticmethod
     def _plan_for(
@@ -254,7 +288,11 @@ class AccountFeatures:
         the days before the as-of day are worked out once per day and kept
         (:meth:`_past_days`): an account scored several times a day then reads
         only its current day's bucket for them (the feature vector was 10 % of
-        the workers' CPU in a profile of the full pipeline).
+        the workers' CPU in a profile of the full pipeline). The kept list is
+        also the vector's start: the windows that end before the as-of day are
+        final in it, and each call fills in the others by kind (the compiled
+        plan's lists), with no branch per feature, and the days since a time in
+        place (4.2 -> 2.2 us per vector).
         """
         compiled = self._compiled
         as_of_day = day_of(as_of)
@@ -262,26 +300,21 @@ class AccountFeatures:
         if past is None or past[0] != as_of_day:
             past = self._past = (as_of_day, self._past_days(as_of_day))
         kept = past[1]
+        out: list[Any] = kept.copy()
         today = self._buckets.get(as_of_day)
-        by_age: list[list[Any] | None] | None = None
-        out: list[float] = []
-        ratios: list[tuple[int, tuple[Any, ...]]] = []
-        for position, plan in enumerate(compiled._plan):
-            kind = plan[0]
-            if kind == "window":
-                _, index, window, offset, is_set, exact = plan
-                if exact:
-                    before = kept[position]
-                    current = None if offset or today is None else today[index]
-                    if current is None:
-                        out.append(float(len(before)) if is_set else before)
-                    elif is_set:
-                        out.append(float(len(before) + sum(1 for m in current if m not in before)))
-                    else:
-                        out.append(current + before)
-                    continue
-                if by_age is None:
-                    by_age = self._by_age(as_of_day)
+        for position, index, is_set in compiled.today_windows:
+            before = kept[position]
+            current = None if today is None else today[index]
+            if current is None:
+                out[position] = float(len(before)) if is_set else before
+            elif is_set:
+                out[position] = float(len(before) + len(current.difference(before)))
+            else:
+                out[position] = current + before
+        summed = compiled.summed_windows
+        if summed:
+            by_age = self._by_age(as_of_day)
+            for position, index, window, offset in summed:
                 # Summed over the window's own days only, in age order: a prefix-sum
                 # difference would let large amounts outside it round the result.
                 total = 0.0
@@ -290,18 +323,22 @@ class AccountFeatures:
                         value = day_cells[index]
                         if value is not None:
                             total += value
-                out.append(total)
-            elif kind == "track":
-                _, index, aggregation, default = plan
-                out.append(_tracked_value(self._tracked[index], aggregation, as_of, default))
+                out[position] = total
+        tracked = self._tracked
+        for position, index, aggregation, default in compiled.tracks:
+            current = tracked[index]
+            if current is None:
+                out[position] = default
+            elif aggregation in _SINCE_KINDS:  # as _tracked_value, without the call
+                out[position] = max(0.0, (as_of - current) / DAY)
             else:
-                ratios.append((position, plan))
-                out.append(0.0)  # filled below, once its parts are known
-        features = compiled.feature_set.features
-        for position, (_, numerator, denominator, default) in ratios:
+                out[position] = _tracked_value(current, aggregation, as_of, default)
+        for position, numerator, numerator_days, denominator, denominator_days, default in (
+            compiled.ratios
+        ):
             # per-day rates, so a 7-day count compares with a 28-day baseline
-            num = out[numerator] / features[numerator].window_days
-            den = out[denominator] / features[denominator].window_days
+            num = out[numerator] / numerator_days
+            den = out[denominator] / denominator_days
             out[position] = num / den if den > 0 else default
         return tuple(out)
 
@@ -315,28 +352,29 @@ class AccountFeatures:
         return by_age
 
     def _past_days(self, as_of_day: int) -> list[Any]:
-        """Per feature, for the counts and sets of windows: their value over the
-        window's days before ``as_of_day`` (a new set, never a bucket's own)."""
+        """The start of every feature vector as of ``as_of_day`` (see :meth:`values`):
+        per feature, for the counts and sets of windows, their value over the
+        window's days before ``as_of_day`` (a new set, never a bucket's own), final
+        (a float) for the windows that end before it; 0.0 for the other features."""
         by_age = self._by_age(as_of_day)
-        kept: list[Any] = []
-        for plan in self._compiled._plan:
-            if plan[0] != "window" or not plan[5]:
-                kept.append(None)
+        kept: list[Any] = [0.0] * len(self._compiled._plan)
+        for position, step in enumerate(self._compiled._plan):
+            if step[0] != "window" or not step[5]:
                 continue
-            _, index, window, offset, is_set, _ = plan
+            _, index, window, offset, is_set, _ = step
             days = by_age[max(offset, 1) : offset + window]
             if is_set:
                 union: set[Any] = set()
                 for day_cells in days:
                     if day_cells is not None and day_cells[index] is not None:
                         union |= day_cells[index]
-                kept.append(union)
+                kept[position] = float(len(union)) if offset else union
             else:
                 total = 0.0
                 for day_cells in days:
                     if day_cells is not None and day_cells[index] is not None:
                         total += day_cells[index]
-                kept.append(total)
+                kept[position] = total
         return kept
 
     def raw(self) -> tuple[dict[int, list[Any]], list[Any], float]:

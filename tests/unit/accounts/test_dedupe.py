@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 
+import pytest
+
 from accounts.dedupe import DedupeState
 
 DAY = 86_400.0
@@ -57,3 +59,29 @@ def test_snapshot_is_not_mutated_by_later_events() -> None:
     snap = state.snapshot()
     state.is_duplicate("b", 6.0)
     assert [k for k, _ in snap.seen] == ["a"]
+
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        pytest.param([10.0, 20.0, 150.0, 160.0, 200.0], id="in-order-leading-expired"),
+        pytest.param([150.0, 160.0, 200.0], id="nothing-expired"),
+        pytest.param([10.0, 20.0, 30.0], id="everything-expired"),
+        pytest.param([], id="empty"),
+        pytest.param([10.0, 150.0, 20.0, 200.0, 99.0], id="restored-out-of-order"),
+        pytest.param([150.0, 10.0, 160.0], id="expired-after-kept"),
+        pytest.param([100.0, 100.0, 99.999], id="at-the-horizon"),
+    ],
+)
+def test_a_sweep_keeps_exactly_the_ids_within_the_window_in_their_order(
+    times: list[float],
+) -> None:
+    """Whatever the order of the remembered times (in order as the state keeps them, or
+    restored from elsewhere), a sweep keeps the ids at or after the horizon, in order."""
+    seen = {f"e{i}": t for i, t in enumerate(times)}
+    state = DedupeState(window_seconds=100.0, max_ids=1_000)
+    state.restore_raw((dict(seen), 200.0))
+    state._sweep()
+    kept, _ = state.raw()
+    assert list(kept.items()) == [(k, t) for k, t in seen.items() if t >= 100.0]

@@ -12,13 +12,15 @@ import orjson
 import pytest
 from bytewax.connectors.kafka import KafkaSourceMessage
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from confluent_kafka import KafkaError, Message
 from prometheus_client import CollectorRegistry
 
 from dataflows import fast_lane
 from dataflows.fast_lane import Tier1Lane
+from dataflows.kafka_input import MessageBatch
 from dataflows.metrics import PipelineMetrics
 from dataflows.outputs import RetryPolicy
-from dataflows.parse import MessageParser, ParsingSource
+from dataflows.parse import CONTROL_NEEDLE, MessageParser, ParsingSource, _holding
 from detectors.tier1 import DEFAULT_TIER1_RULES
 from schemas.alert import alert_id
 from schemas.event import EventLimits
@@ -269,18 +271,23 @@ def test_a_lane_that_fails_hands_its_error_to_the_worker() -> None:
     part.close()
 
 
-def test_the_reader_finds_decisive_events_however_they_are_written() -> None:
-    """A substring test picks the messages to parse; an escaped type is parsed anyway."""
+@pytest.mark.parametrize("polled", [False, True], ids=["one-by-one", "kafka-batch"])
+def test_the_reader_finds_decisive_events_however_they_are_written(polled: bool) -> None:
+    """A substring test picks the messages to parse; an escaped type is parsed anyway.
+    The Kafka input's polls (a MessageBatch) are screened a whole batch at a time."""
     escaped = event_bytes(event_id="esc", event_type="billing.payment_failed").replace(
         b"billing.payment_failed", b"billing\\u002epayment_failed"
     )
     mention = event_bytes(event_id="mention", attributes={"note": "billing.payment_failed"})
-    batch = [
-        KafkaSourceMessage(key=None, value=value, topic="t", partition=0, offset=i)
-        for i, value in enumerate([escaped, mention, event_bytes(event_id="plain"),
-                                   event_bytes(event_id="pf", event_type="billing.payment_failed"),
-                                   b"not json"])
-    ]
+    values = [escaped, mention, event_bytes(event_id="plain"),
+              event_bytes(event_id="pf", event_type="billing.payment_failed"), b"not json"]
+    batch: list[Any] = (
+        [MessageBatch([Message(topic="t", partition=0, offset=i, value=value)
+                       for i, value in enumerate(values)])]
+        if polled
+        else [KafkaSourceMessage(key=None, value=value, topic="t", partition=0, offset=i)
+              for i, value in enumerate(values)]
+    )
     writer = RecordingWriter()
     tier1, _ = lane(writer)
     parser = MessageParser(EventLimits(), lambda: NOW, PipelineMetrics.create(CollectorRegistry()))
@@ -303,3 +310,30 @@ def test_the_last_partition_to_close_closes_the_lanes_producer() -> None:
     assert not writer.closed  # another partition still reads with it
     tier1.detach()
     assert writer.closed  # no connection left behind once the worker's input ends
+
+
+def test_a_batch_is_screened_as_each_message_would_be() -> None:
+    """The lane's screen of a poll keeps exactly the messages whose own bytes hold a
+    needle, in order: a needle at either end of a value, never one that only the
+    joining of two values would form, no empty value and no consumer error without
+    one."""
+    needles = (CONTROL_NEEDLE, b"\\", b'"billing.payment_failed"', b'"billing.downgraded"')
+    values: list[bytes | None] = [
+        b'"billing.payment_failed" at the start',
+        b'at the end "billing.downgraded"',
+        b'split "billing.payment', b'_failed" across two values',
+        b"", None, b"plain", b'an escape \\u0041', CONTROL_NEEDLE + b":{}",
+        b'"billing.downgraded" twice "billing.downgraded" and "billing.payment_failed"',
+        b'"billing.payment_failed"',
+    ]
+    messages = [Message(topic="t", partition=0, offset=i, value=value)
+                for i, value in enumerate(values)]
+    messages.insert(5, Message(topic="t", partition=0, offset=99,
+                               error=KafkaError(KafkaError._AUTO_OFFSET_RESET, "gone")))
+    expected = [m.offset() for m in messages
+                if m.value() and any(needle in m.value() for needle in needles)]
+    (screened,) = _holding([MessageBatch(messages)], needles)
+    assert [m.offset() for m in screened.messages] == expected == [0, 1, 7, 8, 9, 10]
+    assert _holding([MessageBatch(messages[4:7])], needles) == []
+    single = KafkaSourceMessage(key=None, value=b"plain", topic="t", partition=0, offset=1)
+    assert _holding([single], needles) == [single]  # judged by the lane itself

@@ -9,11 +9,14 @@ decision ids are pinned by the replay digest, tests/golden/replay-digest.json.)
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
+
+import pytest
 
 from detectors.tier1 import detect_cancellation
 from detectors.usage import Observation, make_signal
-from schemas.alert import Severity, alert_id
+from schemas.alert import ID_NAMESPACE, Severity, alert_id, deterministic_id
 from schemas.signal import SignalType
 from schemas.workflow import trigger_id
 from tests.builders import make_event
@@ -45,3 +48,19 @@ def test_cancellation_id() -> None:
     cancellation = detect_cancellation(event)
     assert cancellation is not None
     assert cancellation.cancellation_id == "fdf51195-12d7-5872-a28f-21f0a90d746d"
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("score", "v1", "acme", "acct-1", "m1", "1790000000.5", "evt-1", ""),
+        ("a:b", "c"),
+        ("",),
+        ("tenant-é", "账户", "emoji 😀", "\x00\x1f"),
+        *((f"part-{seed}", str(seed * 7919)) for seed in range(64)),
+    ],
+)
+def test_deterministic_id_is_uuid5(parts: tuple[str, ...]) -> None:
+    """Written out for speed, it must stay exactly ``uuid.uuid5`` over the joined parts
+    (every variant digit, 8 to b, comes up among these)."""
+    assert deterministic_id(*parts) == str(uuid.uuid5(ID_NAMESPACE, "\x1f".join(parts)))
