@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 import pytest
 from bytewax.connectors.kafka import KafkaSourceMessage
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import KafkaError, Message
 from prometheus_client import CollectorRegistry
 
@@ -26,6 +25,7 @@ from schemas.alert import alert_id
 from schemas.event import EventLimits
 from sinks.errors import KafkaUnavailable
 from tests.builders import event_bytes
+from tests.unit.dataflows.sources import ListSource
 
 NOW = datetime(2026, 10, 2, tzinfo=UTC)
 
@@ -115,31 +115,6 @@ def test_confirm_produces_again_through_an_outage() -> None:
     assert metrics.total(metrics.sink_retries) == 2
     tier1.confirm()  # nothing pending: nothing produced
     assert len(writer.produced) == 3
-
-
-class ListPartition(StatefulSourcePartition[Any, int]):
-    def __init__(self, batches: list[list[Any]], at: int) -> None:
-        self._batches, self._at = batches, at
-
-    def next_batch(self) -> list[Any]:
-        if self._at >= len(self._batches):
-            raise StopIteration
-        self._at += 1
-        return self._batches[self._at - 1]
-
-    def snapshot(self) -> int:
-        return self._at
-
-
-class ListSource(FixedPartitionedSource[Any, int]):
-    def __init__(self, batches: list[list[Any]]) -> None:
-        self._batches = batches
-
-    def list_parts(self) -> list[str]:
-        return ["only"]
-
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> ListPartition:
-        return ListPartition(self._batches, resume_state or 0)
 
 
 def message(event_id: str, event_type: str, offset: int) -> KafkaSourceMessage[None, bytes]:

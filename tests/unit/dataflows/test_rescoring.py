@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from bytewax.connectors.kafka import KafkaSourceMessage
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.testing import TestingSink, cluster_main, run_main
 from prometheus_client import CollectorRegistry
 
@@ -34,36 +33,10 @@ from schemas.erasure import Erasure
 from schemas.event import Event, EventLimits
 from schemas.score import RiskScore
 from tests.builders import event_bytes, make_event
+from tests.unit.dataflows.sources import Partitions
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 NOW = START + timedelta(days=60)
-
-
-class Partitions(FixedPartitionedSource[Any, int]):
-    """Kafka-like partitions over lists of message batches (a partition per list)."""
-
-    def __init__(self, partitions: list[list[list[KafkaSourceMessage[Any, bytes]]]]) -> None:
-        self._partitions = partitions
-
-    def list_parts(self) -> list[str]:
-        return [str(n) for n in range(len(self._partitions))]
-
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> Any:
-        return _Batches(self._partitions[int(for_part)], resume_state or 0)
-
-
-class _Batches(StatefulSourcePartition[Any, int]):
-    def __init__(self, batches: list[list[Any]], at: int) -> None:
-        self._batches, self._at = batches, at
-
-    def next_batch(self) -> list[Any]:
-        if self._at >= len(self._batches):
-            raise StopIteration
-        self._at += 1
-        return self._batches[self._at - 1]
-
-    def snapshot(self) -> int:
-        return self._at
 
 
 def partitioned(values: list[bytes], keys: list[bytes], partitions: int, batch: int
