@@ -47,6 +47,7 @@ their last snapshot.
 
 from __future__ import annotations
 
+import math
 import pickle
 import time
 import zlib
@@ -234,10 +235,10 @@ class _Risk:
 # snapshots have the first two or three only.
 EventTimes = tuple[dict[str, float], dict[str, float], float]
 # (accounts' state, risk states, accounts whose features were not yet written, event
-# times, account records not yet written, each account's input partition); older
-# snapshots: the first two to five.
+# times, account records not yet written, (each account's input partition, each
+# partition's newest event time)); older snapshots: the first two to five.
 ShardSnapshot = tuple[dict[str, bytes], dict[str, Any], tuple[str, ...], EventTimes,
-                      tuple[AccountRecord, ...], dict[str, int]]
+                      tuple[AccountRecord, ...], tuple[dict[str, int], dict[int, float]]]
 
 
 class AccountShard:
@@ -277,9 +278,14 @@ class AccountShard:
         self._seen_until = float("-inf")
         self._next_event_eviction = float("-inf")
         # The input partition each account's events come from, and its accounts: a
-        # partition's day close rescores its own silent accounts.
+        # partition's day close rescores its own silent accounts. And how far each
+        # partition's events here have reached (event time): an account's idle time is
+        # judged on its own partition's, which may run far behind another's (a replay
+        # or a backlog read by processes of their own pace).
         self._partition_of: dict[str, int] = {}
         self._by_partition: dict[int, set[str]] = {}
+        self._partition_seen: dict[int, float] = {}
+        self._eviction_checked: dict[int, float] = {}  # each partition's time at the last look
         # Busy seconds of the two phases (the metrics read and reset them).
         self.busy_accounts = 0.0
         self.busy_risk = 0.0
@@ -305,8 +311,9 @@ class AccountShard:
                 self._records = {record.key: record for record in snapshot[4]}
                 if self._records:
                     self._flush_due = now
-            if len(snapshot) > 5:  # the accounts' input partitions
-                for subject, partition in snapshot[5].items():
+            if len(snapshot) > 5:  # the accounts' input partitions, how far each got
+                partition_of, self._partition_seen = snapshot[5][0], dict(snapshot[5][1])
+                for subject, partition in partition_of.items():
                     self._move(subject, partition)
 
     def __len__(self) -> int:
@@ -372,7 +379,10 @@ class AccountShard:
                         pending, erasing = {}, set()
                     if kind is DayClosed:
                         self._close_day(event, feed)
-                        closed_until = max(closed_until, (event.day + 1) * DAY + lateness)
+                        reached = (event.day + 1) * DAY + lateness
+                        closed_until = max(closed_until, reached)
+                        if reached > self._partition_seen.get(event.partition, -math.inf):
+                            self._partition_seen[event.partition] = reached
                     elif event.subject not in erased:  # an inactivity alert
                         feed.append(event)
                     continue
@@ -403,9 +413,14 @@ class AccountShard:
             newest = max([closed_until, *(newest_of[subject] for subject in held)])
             if newest > self._seen_until:
                 self._seen_until = newest
-                if newest >= self._next_event_eviction:
-                    self._evict_in_event_time()
-                    self._next_event_eviction = newest + EVICTION_CHECK_EVENT_TIME
+        # Look for idle state once a partition's time has moved a day since the last look.
+        checked = self._eviction_checked
+        if any(seen >= checked.get(p, -math.inf) + EVICTION_CHECK_EVENT_TIME
+               for p, seen in self._partition_seen.items()) or (
+                self._seen_until >= self._next_event_eviction and not self._partition_seen):
+            self._evict_in_event_time()
+            self._eviction_checked = dict(self._partition_seen)
+            self._next_event_eviction = self._seen_until + EVICTION_CHECK_EVENT_TIME
         return out
 
     def _run(
@@ -443,6 +458,8 @@ class AccountShard:
         partition = events[-1].partition
         if self._partition_of.get(subject) != partition:
             self._move(subject, partition)
+        if processor.newest > self._partition_seen.get(partition, -math.inf):
+            self._partition_seen[partition] = processor.newest
         self._touched.add(subject)
         out.duplicates += result.duplicates
         out.late_events += result.late
@@ -685,16 +702,30 @@ class AccountShard:
 
     def _evict_in_event_time(self) -> None:
         """Forget the accounts and risk states idle long enough in event time: those
-        whose newest event is older than the TTL at the shard's watermark (its newest
-        event time minus the allowed lateness), and the risk states whose own TTL
-        (:meth:`_risk_ttl`, as of their last news) has passed at it."""
-        watermark = self._config.account.clock.watermark(self._seen_until)
-        idle_before = watermark - self._config.idle_ttl.total_seconds()
-        for subject in [s for s, newest in self._newest.items() if newest < idle_before]:
+        whose newest event is older than the TTL at their partition's watermark (the
+        newest event time its events here reached, minus the allowed lateness), and
+        the risk states whose own TTL (:meth:`_risk_ttl`, as of their last news) has
+        passed at it. An account of no known partition (restored from a snapshot
+        that did not say) is judged on the shard's watermark, as before."""
+        clock = self._config.account.clock
+        shard_watermark = clock.watermark(self._seen_until)
+        watermarks = {p: clock.watermark(seen) for p, seen in self._partition_seen.items()}
+        partition_of = self._partition_of
+
+        def watermark(subject: str) -> float:
+            partition = partition_of.get(subject)
+            return shard_watermark if partition is None else watermarks.get(
+                partition, shard_watermark)
+
+        ttl = self._config.idle_ttl.total_seconds()
+        # judged before any account goes (forgetting one forgets its partition)
+        idle_risks = [s for s, until in self._risk_until.items() if until < watermark(s)]
+        for subject in [s for s, newest in self._newest.items()
+                        if newest < watermark(s) - ttl]:
             self._forget_account(subject)
         if self._config.policy is None:
             return
-        for subject in [s for s, until in self._risk_until.items() if until < watermark]:
+        for subject in idle_risks:
             self._forget_risk(subject)
 
     def _move(self, subject: str, partition: int) -> None:
@@ -765,7 +796,8 @@ class AccountShard:
         self._cool(touched, risk_touched)
         event_times = (dict(self._newest), dict(self._risk_until), self._seen_until)
         return (dict(frozen), dict(risks), tuple(self._dirty), event_times,
-                tuple(self._records.values()), dict(self._partition_of))
+                tuple(self._records.values()),
+                (dict(self._partition_of), dict(self._partition_seen)))
 
     def _cool(self, touched: set[str], risk_touched: set[str]) -> None:
         """Drop the live objects of the accounts an epoch went by without; their

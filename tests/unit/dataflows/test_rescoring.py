@@ -265,6 +265,31 @@ def test_a_shard_whose_accounts_all_went_silent_forgets_them_as_days_close() -> 
     assert shard.risk_states == 0
 
 
+def test_an_account_is_forgotten_on_its_own_partition_s_time_not_a_faster_one_s() -> None:
+    # Two partitions read at their own pace (a replay with processes, a backlog): the
+    # one far ahead must not make the shard forget the other's accounts.
+    flow = flow_config(Settings(recovery_dir=None), load_definitions())
+    assert flow.scoring is not None
+    config = ShardConfig(flow.account, idle_ttl=flow.idle_state_ttl,
+                         flush_interval=timedelta(seconds=5), score=flow.scoring.score,
+                         decisions=flow.scoring.decisions, policy=flow.scoring.policy)
+    shard = AccountShard(config, lambda: NOW)
+
+    def login(account: str, partition: int, day: int) -> Event:
+        return make_event(event_id=f"{account}-{day}", account_id=account, partition=partition,
+                          event_time=START + timedelta(days=day, hours=9))
+
+    shard.process([[login("slow", 0, 0)], [login("fast", 1, 0)]])
+    for day in range(1, 90):
+        shard.process([[login("fast", 1, day)]])  # partition 1 runs 89 days ahead
+    assert len(shard) == 2 and shard.risk_states == 2  # partition 0 is still at day 0
+    restored = AccountShard(config, lambda: NOW, shard.snapshot())  # the same after a restart
+    restored.process([[login("fast", 1, 90)]])
+    assert len(restored) == 2
+    restored.process([[DayClosed(0, day_of(START.timestamp()) + 41)]])  # now partition 0 is
+    assert len(restored) == 1
+
+
 def test_settings_document_the_rescoring() -> None:
     default = Settings()
     assert default.rescore_silent == timedelta(days=30)
