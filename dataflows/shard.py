@@ -33,13 +33,15 @@ State bounds: an account's processor is dropped after ``idle_ttl`` without
 events (longer than any window), its risk state once its tier is low and its
 decisions have nothing to remember, or after its idle time
 (:meth:`AccountShard._risk_ttl`). Idle time is judged on the wall clock and
-in event time (the shard's newest event time minus the allowed lateness),
-whichever passes first, so a replay of a year of history holds only the
-accounts active within the TTL, as a live run does. (With scoring on, the
-partitions' day closes move the shard's event time too, so a shard none of
-whose accounts speak any more still forgets them.) (In event time this
-assumes the partitions feeding a shard are less than the TTL apart, as they
-are live and in a replay; the kernel starts an account afresh after the same
+in event time (the newest event time the account's own input partition has
+reached here, minus the allowed lateness), whichever passes first, so a replay
+of a year of history holds only the accounts active within the TTL, as a live
+run does. Each account is judged on its own partition's time because
+partitions read at their own pace (the processes of a replay, a backlog) can
+be weeks apart: judged on the shard's newest event time, the accounts of a
+partition behind were forgotten while live. With scoring on, the partitions'
+day closes move their time too, so a shard none of whose accounts speak any
+more still forgets them. (The kernel starts an account afresh after the same
 silence in its own events, so eviction only frees memory.) A snapshot
 re-pickles only the accounts an epoch touched; the others keep the bytes of
 their last snapshot.
