@@ -73,6 +73,15 @@ def run(source: Partitions, settings: Settings, workers: int = 1) -> dict[str, l
     return out
 
 
+def shard_config(settings: Settings) -> ShardConfig:
+    """A shard's config as the production flow builds it (scoring and decisions on)."""
+    flow = flow_config(settings, load_definitions())
+    assert flow.scoring is not None
+    return ShardConfig(flow.account, idle_ttl=flow.idle_state_ttl,
+                       flush_interval=timedelta(seconds=5), score=flow.scoring.score,
+                       decisions=flow.scoring.decisions, policy=flow.scoring.policy)
+
+
 def day_closes(scores: list[RiskScore], account: str) -> list[RiskScore]:
     return sorted((s for s in scores if s.account_id == account and not s.shadow
                    and s.trigger_event_id.startswith("day-close:")),
@@ -219,11 +228,7 @@ def test_the_parse_step_puts_a_day_close_in_every_shard_before_the_event_that_cl
 
 
 def test_a_shard_rescores_the_closing_partition_s_accounts_also_after_a_restart() -> None:
-    flow = flow_config(Settings(recovery_dir=None, score_min_change=0.0), load_definitions())
-    assert flow.scoring is not None
-    config = ShardConfig(flow.account, idle_ttl=flow.idle_state_ttl,
-                         flush_interval=timedelta(seconds=5), score=flow.scoring.score,
-                         decisions=flow.scoring.decisions, policy=flow.scoring.policy)
+    config = shard_config(Settings(recovery_dir=None, score_min_change=0.0))
 
     def login(account: str, partition: int) -> Event:
         return make_event(event_id=f"{account}-1", account_id=account, partition=partition,
@@ -243,11 +248,7 @@ def test_a_shard_rescores_the_closing_partition_s_accounts_also_after_a_restart(
 
 
 def test_a_shard_whose_accounts_all_went_silent_forgets_them_as_days_close() -> None:
-    flow = flow_config(Settings(recovery_dir=None), load_definitions())
-    assert flow.scoring is not None
-    config = ShardConfig(flow.account, idle_ttl=flow.idle_state_ttl,
-                         flush_interval=timedelta(seconds=5), score=flow.scoring.score,
-                         decisions=flow.scoring.decisions, policy=flow.scoring.policy)
+    config = shard_config(Settings(recovery_dir=None))
     shard = AccountShard(config, lambda: NOW)  # the wall clock stands still
     shard.process([[make_event(event_id="a-1", account_id="a", partition=0,
                                event_time=START + timedelta(hours=9))]])
@@ -268,11 +269,7 @@ def test_a_shard_whose_accounts_all_went_silent_forgets_them_as_days_close() -> 
 def test_an_account_is_forgotten_on_its_own_partition_s_time_not_a_faster_one_s() -> None:
     # Two partitions read at their own pace (a replay with processes, a backlog): the
     # one far ahead must not make the shard forget the other's accounts.
-    flow = flow_config(Settings(recovery_dir=None), load_definitions())
-    assert flow.scoring is not None
-    config = ShardConfig(flow.account, idle_ttl=flow.idle_state_ttl,
-                         flush_interval=timedelta(seconds=5), score=flow.scoring.score,
-                         decisions=flow.scoring.decisions, policy=flow.scoring.policy)
+    config = shard_config(Settings(recovery_dir=None))
     shard = AccountShard(config, lambda: NOW)
 
     def login(account: str, partition: int, day: int) -> Event:
