@@ -106,7 +106,7 @@ class AlertStatePublisher:
         """Drain the tenants left behind again, every ``every_s``, until :meth:`close`."""
         def retry() -> None:
             while not self._stop.wait(every_s):
-                for tenant_id in sorted(self._behind):
+                for tenant_id in sorted(self.behind):
                     self.drain(tenant_id)
 
         self._retrier = threading.Thread(target=retry, name="alert-state outbox", daemon=True)
@@ -115,51 +115,52 @@ class AlertStatePublisher:
     @property
     def behind(self) -> frozenset[str]:
         """The tenants whose outbox may still hold rows (retried)."""
-        return frozenset(self._behind)
+        with self._lock:
+            return frozenset(self._behind)
 
     def drain(self, tenant_id: str) -> int:
         """Publish the tenant's unpublished changes; the number published (0 on failure,
         which is logged: the rows wait for the next drain, at most RETRY_SECONDS away
         once :meth:`start` ran)."""
-        published = self._drain(tenant_id)
-        if published is None or published == DRAIN_BATCH:
-            self._behind.add(tenant_id)  # failed, or more may wait
-            return published or 0
-        self._behind.discard(tenant_id)
-        return published
+        with self._lock:  # request threads and the retrier: one drain at a time
+            published = self._drain(tenant_id)
+            if published is None or published == DRAIN_BATCH:
+                self._behind.add(tenant_id)  # failed, or more may wait
+                return published or 0
+            self._behind.discard(tenant_id)
+            return published
 
     def _drain(self, tenant_id: str) -> int | None:
-        """One drain: the number published, None on failure."""
-        with self._lock:
-            try:
-                with self._database.tenant_transaction(tenant_id) as conn:
-                    rows = conn.execute(
-                        f"SELECT {_COLUMNS} FROM alert_state_history WHERE tenant_id = %s"
-                        " AND published_at IS NULL ORDER BY id LIMIT %s"
-                        " FOR UPDATE SKIP LOCKED",
-                        (tenant_id, DRAIN_BATCH),
-                    ).fetchall()
-                    if not rows:
-                        return 0
-                    for row in rows:
-                        message = alert_state_message(tuple(row))
-                        self._writer.produce(self._topic, message.key, message.value,
-                                             message.headers)
-                    self._writer.flush()
-                    conn.execute(
-                        "UPDATE alert_state_history SET published_at = now()"
-                        " WHERE tenant_id = %s AND id = ANY(%s)",
-                        (tenant_id, [row[0] for row in rows]),
-                    )
-                    return len(rows)
-            except (KafkaUnavailable, KafkaDeliveryError) as exc:
-                self.failures += 1
-                log.warning("alert state changes left unpublished (kept in the outbox)",
-                            extra={"topic": self._topic, "problem": str(exc)})
-            except Exception:  # an answered request's after-work: log, never raise
-                self.failures += 1
-                log.exception("publishing alert state changes failed (kept in the outbox)")
-            return None
+        """One drain (under the lock): the number published, None on failure."""
+        try:
+            with self._database.tenant_transaction(tenant_id) as conn:
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM alert_state_history WHERE tenant_id = %s"
+                    " AND published_at IS NULL ORDER BY id LIMIT %s"
+                    " FOR UPDATE SKIP LOCKED",
+                    (tenant_id, DRAIN_BATCH),
+                ).fetchall()
+                if not rows:
+                    return 0
+                for row in rows:
+                    message = alert_state_message(tuple(row))
+                    self._writer.produce(self._topic, message.key, message.value,
+                                         message.headers)
+                self._writer.flush()
+                conn.execute(
+                    "UPDATE alert_state_history SET published_at = now()"
+                    " WHERE tenant_id = %s AND id = ANY(%s)",
+                    (tenant_id, [row[0] for row in rows]),
+                )
+                return len(rows)
+        except (KafkaUnavailable, KafkaDeliveryError) as exc:
+            self.failures += 1
+            log.warning("alert state changes left unpublished (kept in the outbox)",
+                        extra={"topic": self._topic, "problem": str(exc)})
+        except Exception:  # an answered request's after-work: log, never raise
+            self.failures += 1
+            log.exception("publishing alert state changes failed (kept in the outbox)")
+        return None
 
     def close(self) -> None:
         self._stop.set()

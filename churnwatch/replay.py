@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from bytewax.dataflow import Dataflow
 from bytewax.testing import cluster_main, run_main
 from prometheus_client import CollectorRegistry
 
@@ -75,11 +76,7 @@ def replay(
     """Run the dataflow over ``history``; return the number of lines per output.
     ``watch`` is handed the run's metrics before it starts (a progress display polls
     them)."""
-    metrics = PipelineMetrics.create(CollectorRegistry())
-    feature_set = load_definitions(settings.feature_definitions)
-    sinks = file_sinks(out_dir, metrics)
-    flow = build_dataflow(JsonlSource(history), sinks,
-                          flow_config(read_once(settings), feature_set), metrics)
+    flow, metrics = _file_flow(history, out_dir, settings)
     if watch is not None:
         watch(metrics)
     run_main(flow)
@@ -95,16 +92,27 @@ def replay_process(
     :func:`dataflows.files.partition_of`), the cluster's processes exchange the shards'
     items as a Kafka run's do, and each writes ``<name>.part<process_id>.jsonl``; the
     parent merges them (:func:`merge_outputs`); this process's counts are returned. The
-    outputs are the one-process replay's
-    for a history in event-time order (each account's events in one partition, each
-    partition's day closes on its own watermark)."""
-    metrics = PipelineMetrics.create(CollectorRegistry())
-    feature_set = load_definitions(settings.feature_definitions)
-    sinks = file_sinks(out_dir, metrics, part=process_id)
-    flow = build_dataflow(JsonlSource(history, partitions=processes), sinks,
-                          flow_config(read_once(settings), feature_set), metrics)
+    outputs are the one-process replay's for a history in event-time order (each
+    account's events in one partition, each partition's day closes on its own
+    watermark)."""
+    flow, metrics = _file_flow(history, out_dir, settings, partitions=processes,
+                               part=process_id)
     cluster_main(flow, addresses, process_id)
     return metrics.summary()
+
+
+def _file_flow(
+    history: Path, out_dir: Path, settings: Settings, *, partitions: int = 1,
+    part: int | None = None,
+) -> tuple[Dataflow, PipelineMetrics]:
+    """The production dataflow from ``history`` (as ``partitions`` partitions) into the
+    JSONL files of ``out_dir`` (this process's ``part`` of them), and its metrics."""
+    metrics = PipelineMetrics.create(CollectorRegistry())
+    feature_set = load_definitions(settings.feature_definitions)
+    flow = build_dataflow(JsonlSource(history, partitions=partitions),
+                          file_sinks(out_dir, metrics, part=part),
+                          flow_config(read_once(settings), feature_set), metrics)
+    return flow, metrics
 
 
 def read_once(settings: Settings) -> Settings:

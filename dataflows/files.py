@@ -26,7 +26,7 @@ from dataflows.flow import FlowSinks
 from dataflows.metrics import PipelineMetrics
 from dataflows.outputs import WriterSink
 from schemas.decision import DecisionRecord, ExperimentAssignment
-from schemas.erasure import CONTROL_FIELD
+from schemas.erasure import CONTROL_NEEDLE
 
 BATCH = 5_000
 OUTPUTS = (
@@ -36,7 +36,6 @@ OUTPUTS = (
 
 
 _ACCOUNT_FIELD = b'"account_id"'
-_CONTROL = f'"{CONTROL_FIELD}"'.encode()
 
 
 def partition_of(value: bytes, partitions: int) -> int | None:
@@ -45,7 +44,7 @@ def partition_of(value: bytes, partitions: int) -> int | None:
     partition, in the file's order; a line without one (malformed, or another format)
     in partition 0; None for an erasure control message, which every partition reads
     (as it is sent to every partition of the events topic)."""
-    if _CONTROL in value:
+    if CONTROL_NEEDLE in value:
         return None
     at = value.find(_ACCOUNT_FIELD)
     if at < 0:

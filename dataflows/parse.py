@@ -37,7 +37,7 @@ from dataflows.shard import DayClosed, ShardItem, shard_key, shard_of
 from detectors.inactivity import AbsenceTracking, TrackingSnapshot
 from schemas.clock import DayCloser, EventClock
 from schemas.dead_letter import DeadLetter
-from schemas.erasure import CONTROL_FIELD, ErasedEvents, Erasure, parse_control, subject_digest
+from schemas.erasure import CONTROL_NEEDLE, ErasedEvents, Erasure, parse_control, subject_digest
 from schemas.errors import DependencyUnavailable
 from schemas.event import Event, EventLimits, Rejection, RejectReason, parse_event, subject_key
 from schemas.formats.decode import Decoder, Headers
@@ -52,9 +52,6 @@ InputItem = (
     | KafkaSourceMessage[bytes | None, bytes | None]
     | KafkaError[bytes | None, bytes | None]
 )
-
-
-CONTROL_NEEDLE = f'"{CONTROL_FIELD}"'.encode()
 
 
 @functools.lru_cache(maxsize=65_536)

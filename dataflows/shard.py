@@ -383,8 +383,7 @@ class AccountShard:
                         self._close_day(event, feed)
                         reached = (event.day + 1) * DAY + lateness
                         closed_until = max(closed_until, reached)
-                        if reached > self._partition_seen.get(event.partition, -math.inf):
-                            self._partition_seen[event.partition] = reached
+                        self._reached(event.partition, reached)
                     elif event.subject not in erased:  # an inactivity alert
                         feed.append(event)
                     continue
@@ -460,8 +459,7 @@ class AccountShard:
         partition = events[-1].partition
         if self._partition_of.get(subject) != partition:
             self._move(subject, partition)
-        if processor.newest > self._partition_seen.get(partition, -math.inf):
-            self._partition_seen[partition] = processor.newest
+        self._reached(partition, processor.newest)
         self._touched.add(subject)
         out.duplicates += result.duplicates
         out.late_events += result.late
@@ -729,6 +727,11 @@ class AccountShard:
             return
         for subject in idle_risks:
             self._forget_risk(subject)
+
+    def _reached(self, partition: int, event_time: float) -> None:
+        """``partition``'s events here have reached ``event_time`` (epoch s)."""
+        if event_time > self._partition_seen.get(partition, -math.inf):
+            self._partition_seen[partition] = event_time
 
     def _move(self, subject: str, partition: int) -> None:
         """Record the input partition the account's events come from (its day closes)."""

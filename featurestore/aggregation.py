@@ -95,12 +95,8 @@ class CompiledFeatures:
         # The plan by kind, for AccountFeatures.values (a branch per kind per feature
         # on every call was most of its cost): (position, ...) per feature.
         plan = self._plan
-        # counts and sets whose window ends before the as-of day: read from the days kept
-        # aside alone; (position, is_set)
-        self.past_windows = tuple(
-            (position, step[4]) for position, step in enumerate(plan)
-            if step[0] == "window" and step[5] and step[3]
-        )
+        # (counts and sets whose window ends before the as-of day are final in the days
+        # kept aside: AccountFeatures._past_days)
         # counts and sets whose window ends on the as-of day: the days kept aside and the
         # as-of day's bucket; (position, accumulator, is_set)
         self.today_windows = tuple(

@@ -28,6 +28,8 @@ from schemas.event import EventLimits, Rejection, parse_event
 
 # The top-level field that makes a message on the events topic a control message.
 CONTROL_FIELD = "churnwatch_control"
+# What a message's bytes hold if it may be one (a bytes test before any parse).
+CONTROL_NEEDLE = f'"{CONTROL_FIELD}"'.encode()
 ERASE = "erase"
 
 

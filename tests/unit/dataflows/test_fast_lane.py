@@ -19,9 +19,10 @@ from dataflows.fast_lane import Tier1Lane
 from dataflows.kafka_input import MessageBatch
 from dataflows.metrics import PipelineMetrics
 from dataflows.outputs import RetryPolicy
-from dataflows.parse import CONTROL_NEEDLE, MessageParser, ParsingSource, _holding
+from dataflows.parse import MessageParser, ParsingSource, _holding
 from detectors.tier1 import DEFAULT_TIER1_RULES
 from schemas.alert import alert_id
+from schemas.erasure import CONTROL_NEEDLE
 from schemas.event import EventLimits
 from sinks.errors import KafkaUnavailable
 from tests.builders import event_bytes
