@@ -713,6 +713,10 @@ def test_values_read_with_kept_past_days_equal_values_worked_out_afresh(seed: in
                      attributes={"plan": rng.choice(["a", "b", "c"]), "seats": rng.random() * 3,
                                  "renews": f"2027-0{rng.randrange(1, 10)}-1{rng.randrange(10)}"})
         as_of = max(account.features.newest, when.timestamp())
-        kept = account.features.values(as_of)
-        fresh = AccountFeatures(account.compiled, account.features.snapshot()).values(as_of)
-        assert kept == fresh, f"step {step}"
+        # Also as of other days, as day closes and the rescoring of silent accounts read
+        # them: the kept values move back and forth, or are worked out afresh.
+        earlier, later = rng.choice([1, 2, 8]) * DAY, rng.choice([1, 3, 7]) * DAY
+        for read_at in (as_of, as_of - earlier, as_of + later, as_of):
+            kept = account.features.values(read_at)
+            fresh = AccountFeatures(account.compiled, account.features.snapshot()).values(read_at)
+            assert kept == fresh, f"step {step}"
