@@ -12,19 +12,21 @@ file can be compared with ``diff``. ``churnwatch replay`` is built on these.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import orjson
-from bytewax.connectors.kafka import KafkaSourceMessage
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from dataflows.flow import FlowSinks
 from dataflows.metrics import PipelineMetrics
 from dataflows.outputs import WriterSink
+from dataflows.parse import ValueBatch
 from schemas.decision import DecisionRecord, ExperimentAssignment
 from schemas.erasure import CONTROL_NEEDLE
 
@@ -35,30 +37,27 @@ OUTPUTS = (
 )
 
 
-_ACCOUNT_FIELD = b'"account_id"'
+# The first "account_id" with a string value, as the bytes spell it (no JSON parse).
+_ACCOUNT_ID = re.compile(rb'"account_id"\s*:\s*"([^"]*)"')
 
 
 def partition_of(value: bytes, partitions: int) -> int | None:
     """Which of ``partitions`` a line belongs to: by the hash of its ``account_id``
-    (the first one, as the bytes spell it), so an account's lines are all in one
-    partition, in the file's order; a line without one (malformed, or another format)
-    in partition 0; None for an erasure control message, which every partition reads
-    (as it is sent to every partition of the events topic)."""
+    (the first one with a string value, as the bytes spell it), so an account's lines
+    are all in one partition, in the file's order; a line without one (malformed, or
+    another format) in partition 0; None for an erasure control message, which every
+    partition reads (as it is sent to every partition of the events topic)."""
     if CONTROL_NEEDLE in value:
         return None
-    at = value.find(_ACCOUNT_FIELD)
-    if at < 0:
+    found = _ACCOUNT_ID.search(value)
+    if found is None:
         return 0
-    colon = value.find(b":", at + len(_ACCOUNT_FIELD))
-    start = value.find(b'"', colon + 1) if colon >= 0 else -1
-    end = value.find(b'"', start + 1) if start >= 0 else -1
-    if end < 0:
-        return 0
-    return zlib.crc32(value[start + 1:end]) % partitions
+    return zlib.crc32(found.group(1)) % partitions
 
 
-class _LinesPartition(StatefulSourcePartition[KafkaSourceMessage[None, bytes], int]):
-    """The lines of partition ``index`` of ``count`` (every line with one)."""
+class _LinesPartition(StatefulSourcePartition[ValueBatch, int]):
+    """The lines of partition ``index`` of ``count`` (every line with one), a
+    :class:`~dataflows.parse.ValueBatch` of up to :data:`BATCH` lines per read."""
 
     def __init__(self, path: Path, resume_at: int | None, index: int = 0, count: int = 1
                  ) -> None:
@@ -69,29 +68,23 @@ class _LinesPartition(StatefulSourcePartition[KafkaSourceMessage[None, bytes], i
             self._handle.readline()
             self._line += 1
 
-    def next_batch(self) -> list[KafkaSourceMessage[None, bytes]]:
-        batch = []
-        index, count = self._index, self._count
-        end = False
-        for _ in range(BATCH):
-            raw = self._handle.readline()
-            if not raw:
-                end = True
-                break
-            self._line += 1
-            value = raw.rstrip(b"\r\n")
-            if count > 1:
-                partition = partition_of(value, count)
-                if partition is not None and partition != index:
-                    continue
-            # Line number as offset, so dead letters point at the line.
-            batch.append(
-                KafkaSourceMessage(key=None, value=value, topic="file", partition=index,
-                                   offset=self._line - 1)
-            )
-        if end and not batch:
+    def next_batch(self) -> list[ValueBatch]:
+        lines = list(islice(self._handle, BATCH))
+        if not lines:
             raise StopIteration
-        return batch  # empty when this many lines were all other partitions'
+        first = self._line  # line numbers as offsets, so dead letters point at the line
+        self._line += len(lines)
+        values = [line.rstrip(b"\r\n") for line in lines]
+        index, count = self._index, self._count
+        if count == 1:
+            offsets = list(range(first, first + len(values)))
+        else:
+            kept = [(value, first + n) for n, value in enumerate(values)
+                    if (part := partition_of(value, count)) is None or part == index]
+            if not kept:
+                return []  # these lines were all other partitions'
+            values, offsets = [value for value, _ in kept], [offset for _, offset in kept]
+        return [ValueBatch("file", index, values, offsets)]
 
     def snapshot(self) -> int:
         return self._line
@@ -100,7 +93,7 @@ class _LinesPartition(StatefulSourcePartition[KafkaSourceMessage[None, bytes], i
         self._handle.close()
 
 
-class JsonlSource(FixedPartitionedSource[KafkaSourceMessage[None, bytes], int]):
+class JsonlSource(FixedPartitionedSource[ValueBatch, int]):
     """Lines of one file, as messages of partition 0 (the file's order is kept), or of
     ``partitions`` partitions by account (see :func:`partition_of`)."""
 
