@@ -118,6 +118,17 @@ class CompiledFeatures:
         )
         # The oldest age any of them covers.
         self.past_span = max((last for _, _, _, last, _, _ in self.past_windows), default=0)
+        # The same windows by the ages they cover, for AccountFeatures._slide (the days
+        # that leave and enter are looked up once per range): (first, last, ((slot in
+        # past_windows, position, accumulator, window ends before the as-of day), ...));
+        # a one-day window covers nothing before the as-of day and is left out.
+        ranges: dict[tuple[int, int], list[tuple[int, int, int, bool]]] = {}
+        for slot, (position, index, first, last, _, final) in enumerate(self.past_windows):
+            if first <= last:
+                ranges.setdefault((first, last), []).append((slot, position, index, final))
+        self.past_ranges = tuple(
+            (first, last, tuple(windows)) for (first, last), windows in ranges.items()
+        )
         # (position, tracker, aggregation, default)
         self.tracks = tuple(
             (position, *step[1:]) for position, step in enumerate(plan) if step[0] == "track"
@@ -416,52 +427,51 @@ class AccountFeatures:
         return _PastDays(as_of_day, kept, members)
 
     def _slide(self, past: _PastDays, as_of_day: int) -> None:
-        """Move ``past`` to ``as_of_day`` (at most :data:`SLIDE_DAYS` away): per window,
-        the days it no longer covers are taken out and the days it now covers are
-        added. Counts are whole numbers and sets are counted per member, so the result
-        is exactly what :meth:`_past_days` works out (the days ``past`` covers have not
-        changed since: a change to one drops it)."""
+        """Move ``past`` to ``as_of_day`` (at most :data:`SLIDE_DAYS` away): per range of
+        ages, the days no longer covered are taken out of its windows and the days now
+        covered are added. Counts are whole numbers and sets are counted per member,
+        so the result is exactly what :meth:`_past_days` works out (the days ``past``
+        covers have not changed since: a change to one drops it)."""
         buckets = self._buckets
-        kept = past.kept
-        moved = as_of_day - past.day
-        for (position, index, first, last, _, final), counted in zip(
-            self._compiled.past_windows, past.members, strict=True
-        ):
-            if first > last:
-                continue  # a one-day window: nothing before the as-of day
-            if moved > 0:  # the oldest days go, the newest come
-                leaving = range(past.day - last, min(past.day - first, as_of_day - last - 1) + 1)
-                entering = range(max(as_of_day - last, past.day - first + 1), as_of_day - first + 1)
+        kept, members = past.kept, past.members
+        day = past.day
+        for first, last, windows in self._compiled.past_ranges:
+            if as_of_day > day:  # the oldest days go, the newest come
+                leaving = range(day - last, min(day - first, as_of_day - last - 1) + 1)
+                entering = range(max(as_of_day - last, day - first + 1), as_of_day - first + 1)
             else:
-                leaving = range(max(past.day - last, as_of_day - first + 1), past.day - first + 1)
-                entering = range(as_of_day - last, min(as_of_day - first, past.day - last - 1) + 1)
-            if counted is None:
-                total = kept[position]
-                for day in leaving:
-                    cells = buckets.get(day)
-                    if cells is not None and cells[index] is not None:
-                        total -= cells[index]
-                for day in entering:
-                    cells = buckets.get(day)
-                    if cells is not None and cells[index] is not None:
-                        total += cells[index]
-                kept[position] = total
+                leaving = range(max(day - last, as_of_day - first + 1), day - first + 1)
+                entering = range(as_of_day - last, min(as_of_day - first, day - last - 1) + 1)
+            gone = [cells for d in leaving if (cells := buckets.get(d)) is not None]
+            come = [cells for d in entering if (cells := buckets.get(d)) is not None]
+            if not gone and not come:
                 continue
-            for day in leaving:
-                cells = buckets.get(day)
-                if cells is not None and cells[index] is not None:
-                    for member in cells[index]:
-                        left = counted[member] - 1
-                        if left:
-                            counted[member] = left
-                        else:
-                            del counted[member]
-            for day in entering:
-                cells = buckets.get(day)
-                if cells is not None and cells[index] is not None:
-                    for member in cells[index]:
-                        counted[member] = counted.get(member, 0) + 1
-            kept[position] = float(len(counted)) if final else counted
+            for slot, position, index, final in windows:
+                counted = members[slot]
+                if counted is None:
+                    total = kept[position]
+                    for cells in gone:
+                        if cells[index] is not None:
+                            total -= cells[index]
+                    for cells in come:
+                        if cells[index] is not None:
+                            total += cells[index]
+                    kept[position] = total
+                    continue
+                for cells in gone:
+                    if cells[index] is not None:
+                        for member in cells[index]:
+                            left = counted[member] - 1
+                            if left:
+                                counted[member] = left
+                            else:
+                                del counted[member]
+                for cells in come:
+                    if cells[index] is not None:
+                        for member in cells[index]:
+                            counted[member] = counted.get(member, 0) + 1
+                if final:
+                    kept[position] = float(len(counted))
         past.day = as_of_day
 
     def raw(self) -> tuple[dict[int, list[Any]], list[Any], float]:
