@@ -261,7 +261,10 @@ class MessageParser:
                 valid.append(result)
                 kinds[(result.tenant_id, result.event_type)] += 1
         if absences is not None:
-            self._track(absences, valid[tracked:], erased_accounts, by_shard, out)
+            # With day closes (scoring on), finished silences are signalled at the next
+            # day close, not at this batch's end (see AbsenceTracking.track).
+            self._track(absences, valid[tracked:], erased_accounts, by_shard, out,
+                        finalise=days is None)
         out.extend((shard_key(shard), items) for shard, items in by_shard.items())
         self._metrics.messages.inc(read)
         for reason, count in rejected.items():
@@ -273,6 +276,17 @@ class MessageParser:
             ).inc(count)
         self._metrics.count_unknown_fields(valid)
         self._seconds.observe(time.perf_counter() - started)
+        return out
+
+    def finish(self, absences: AbsenceTracking | None) -> list[Parsed]:
+        """The end of a partition's input (a file's): the finished silences left pending
+        for a day close that will not come are signalled."""
+        if absences is None:
+            return []
+        out: list[Parsed] = []
+        by_shard: dict[int, list[ShardItem]] = {}
+        self._track(absences, [], [], by_shard, out)
+        out.extend((shard_key(shard), items) for shard, items in by_shard.items())
         return out
 
     def _prepare_framing(self, messages: Sequence[InputItem]) -> None:
@@ -338,13 +352,14 @@ class MessageParser:
         by_shard: dict[int, list[ShardItem]],
         out: list[Parsed],
         until: float | None = None,
+        finalise: bool = True,
     ) -> None:
         """Events through the partition's absence trackers (which forget the erased
         accounts): their signals out, and (scoring on) their alerts to their accounts'
         shards, after the events. ``until``: the event time the watermark then moves to
-        (a day close)."""
+        (a day close); ``finalise``: see :meth:`AbsenceTracking.track`."""
         started = time.perf_counter()
-        for signal in absences.track(events, erased_accounts, until):
+        for signal in absences.track(events, erased_accounts, until, finalise=finalise):
             out.append(signal)
             if self._shards_score:
                 shard = shard_of(subject_key(signal.tenant_id, signal.account_id), self._shards)
@@ -381,9 +396,17 @@ class _ParsingPartition(StatefulSourcePartition[Parsed, PartitionSnapshot]):
         self._erased = erased
         self._absences = absences
         self._days = days
+        self._finished = False
 
     def next_batch(self) -> list[Parsed]:
-        messages = list(self._inner.next_batch())  # StopIteration at the end passes on
+        if self._finished:
+            raise StopIteration
+        try:
+            messages = list(self._inner.next_batch())
+        except StopIteration:
+            # The end of the input (a file): what waited for a day close goes now.
+            self._finished = True
+            return self._parser.finish(self._absences)
         return self._parse(messages) if messages else []
 
     def _parse(self, messages: list[Any]) -> list[Parsed]:

@@ -156,14 +156,19 @@ class InactivityTracker:
     def watermark(self) -> float:
         return self._clock.watermark(self._seen_until)
 
-    def observe(self, batches: Iterable[ActivityBatch]) -> list[UsageSignal]:
-        """Fold in this partition's batches, in read order; return new signals."""
+    def observe(
+        self, batches: Iterable[ActivityBatch], *, finalise: bool = True
+    ) -> list[UsageSignal]:
+        """Fold in this partition's batches, in read order; return new signals.
+        ``finalise=False``: the finished silences whose due moment the watermark has
+        passed stay pending (see :meth:`AbsenceTracking.track`)."""
         signals: list[UsageSignal] = []
         for batch in batches:
-            self._observe(batch, signals)
+            self._observe(batch, signals, finalise)
         return signals
 
-    def _observe(self, batch: ActivityBatch, signals: list[UsageSignal]) -> None:
+    def _observe(self, batch: ActivityBatch, signals: list[UsageSignal], finalise: bool
+                 ) -> None:
         idle_after = self._idle_after
         for activity in batch.accounts:
             key = (activity.tenant_id, activity.account_id)
@@ -192,7 +197,8 @@ class InactivityTracker:
             self._pending.pop(key, None)
         if batch.seen_until > self._seen_until:
             self._seen_until = batch.seen_until
-        self._finalise(signals)
+        if finalise:
+            self._finalise(signals)
         day = day_of(self.watermark)
         if day > self._checked_day:
             self._checked_day = day
@@ -341,10 +347,22 @@ class AbsenceTracking:
         events: Sequence[Event],
         erased: Sequence[tuple[str, str]] = (),
         until: float | None = None,
+        *,
+        finalise: bool = True,
     ) -> list[UsageSignal]:
         """Fold in the stream's next events (in read order), then forget the ``erased``
         accounts, then move the watermark to ``until`` (a day close) if given; the
-        signals found."""
+        signals found.
+
+        ``finalise=False`` leaves the finished silences (an account came back after N
+        days) whose due moment the watermark has passed for the next call that
+        finalises. The dataflow with scoring on finalises only at day closes and at the
+        end of its input: where an alert comes among its account's events and scores
+        decides what its decision sees, and "when the watermark passed the due moment"
+        is only known at a batch's end, so the alert's place (and whether a late
+        straggler read in the same batch cut the silence first) depended on where the
+        batches ended. A day close comes right before the event that closed the day,
+        whatever the batching."""
         signals: list[UsageSignal] = []
         for tracker, is_activity, idle_after in self._trackers:
             summary = summarize_activity(-1, events, is_activity, idle_after)
@@ -353,7 +371,9 @@ class AbsenceTracking:
                 batches.append(ActivityBatch(-1, -math.inf, (), erased=tuple(erased)))
             if until is not None:
                 batches.append(ActivityBatch(-1, until, ()))
-            signals += tracker.observe(batches)
+            if finalise and not batches:  # nothing new: the pending ones are due anyway
+                batches.append(ActivityBatch(-1, -math.inf, ()))
+            signals += tracker.observe(batches, finalise=finalise)
         return signals
 
     def snapshot(self) -> dict[str, TrackerSnapshot]:

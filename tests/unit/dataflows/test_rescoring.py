@@ -27,7 +27,10 @@ from dataflows.flow import FlowSinks, build_dataflow
 from dataflows.metrics import PipelineMetrics
 from dataflows.parse import MessageParser, ParsingSource
 from dataflows.shard import AccountShard, DayClosed, ShardConfig, shard_key
+from detectors.inactivity import AbsenceTracking
+from detectors.usage import InactivityRule
 from featurestore.definitions import load_definitions
+from schemas.alert import Alert
 from schemas.clock import EventClock, day_of
 from schemas.erasure import Erasure
 from schemas.event import Event, EventLimits
@@ -225,6 +228,57 @@ def test_the_parse_step_puts_a_day_close_in_every_shard_before_the_event_that_cl
     items = [i for item in plain.build_part("in", "0", None).next_batch()
              if type(item) is tuple for i in item[1]]
     assert len(items) == 5 and not any(type(i) is DayClosed for i in items)
+
+
+def test_a_finished_silence_s_alert_comes_at_the_next_day_close_whatever_the_batching(
+) -> None:
+    """An account silent 7 days 3 hours comes back before the next day's start, so only
+    the finished silence says so. Its alert goes to the account's shard, among its events
+    and scores, at the day close after the watermark passed the silence's due moment,
+    not where a batch happened to end; at the end of the input, if no day close comes."""
+    rule = InactivityRule(days=7)
+
+    def tracking(snapshot: Any) -> AbsenceTracking:
+        return AbsenceTracking([(rule, lambda t: t.startswith("app."))], 3600.0, "v1",
+                               snapshot=snapshot)
+
+    def message(n: int, account: str, hours: float) -> KafkaSourceMessage[Any, bytes]:
+        when = (START + timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
+        return KafkaSourceMessage(key=None, value=event_bytes(
+            event_id=f"{account}-{n}", account_id=account, event_type="app.login",
+            event_time=when), topic="t", partition=0, offset=n)
+
+    # a: day 0 09:00, then day 7 12:00 (due day 7 09:00), 13:00, 14:00; b speaks daily
+    plan = [("a", 9.0), *(("b", 24.0 * d + 10) for d in range(1, 8)), ("a", 180.0),
+            ("a", 181.0), ("b", 181.5), ("a", 182.0), ("b", 193.0), ("b", 194.0)]
+    messages = [message(n, account, hours) for n, (account, hours) in enumerate(plan)]
+
+    def shard_items(batch: int, upto: int) -> list[Any]:
+        parser = MessageParser(EventLimits(), lambda: NOW,
+                               PipelineMetrics.create(CollectorRegistry()), shards=1,
+                               shards_score=True)
+        cut = messages[:upto]
+        source = ParsingSource(Partitions([[cut[i:i + batch] for i in range(0, upto, batch)]]),
+                               parser, absences=tracking, day_closes=EventClock(3600.0))
+        part = source.build_part("in", "0", None)
+        items: list[Any] = []
+        with pytest.raises(StopIteration):
+            while True:
+                items += [i for out in part.next_batch() if type(out) is tuple for i in out[1]]
+        return [i.event_id if isinstance(i, Event) else i for i in items]
+
+    whole = shard_items(len(messages), len(messages))
+    alerts = [n for n, item in enumerate(whole) if isinstance(item, Alert)]
+    assert len(alerts) == 1 and whole[alerts[0]].rule == "inactivity"
+    # after day 7's close (b's 193:00 closed it), before the event that closed it
+    day7 = day_of(START.timestamp()) + 7
+    assert whole[alerts[0] - 1] == DayClosed(0, day7) and whole[alerts[0] + 1] == "b-12"
+    for batch in (1, 2, 9, 10):
+        assert shard_items(batch, len(messages)) == whole
+    # without day 7's close: at the end of the input, after every event
+    ended = shard_items(3, 12)
+    assert isinstance(ended[-1], Alert) and ended[:-1] == [i for i in whole[:alerts[0] - 1]
+                                                          if not isinstance(i, Alert)]
 
 
 def test_a_shard_rescores_the_closing_partition_s_accounts_also_after_a_restart() -> None:
