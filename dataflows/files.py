@@ -30,7 +30,10 @@ from dataflows.parse import ValueBatch
 from schemas.decision import DecisionRecord, ExperimentAssignment
 from schemas.erasure import CONTROL_NEEDLE
 
-BATCH = 5_000
+# Lines per read: a file has no latency to keep, and fewer, larger batches cost the
+# engine less per line (the 6-month replay with 2 processes: 243 -> 222 s of CPU
+# against 5,000, the same outputs).
+BATCH = 20_000
 OUTPUTS = (
     "alerts", "scores", "usage_signals", "dead_letters", "late_events", "decisions",
     "workflows", "experiment_assignments",
