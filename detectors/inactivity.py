@@ -197,6 +197,8 @@ class InactivityTracker:
             self._pending.pop(key, None)
         if batch.seen_until > self._seen_until:
             self._seen_until = batch.seen_until
+        if self._seen_until == -math.inf:
+            return  # nothing read yet (an erasure first, the end of an empty input)
         if finalise:
             self._finalise(signals)
         day = day_of(self.watermark)

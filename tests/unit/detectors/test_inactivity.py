@@ -1117,3 +1117,31 @@ def test_absence_tracking_runs_a_tracker_per_signal_and_restores_an_older_snapsh
     older = AbsenceTracking(rules, 0.0, "v1", snapshot["quiet"])
     assert older.snapshot()["quiet"] == snapshot["quiet"]
     assert older.snapshot()["gone"].accounts == ()
+
+
+def test_tracking_that_has_read_nothing_takes_an_erasure_and_an_end_of_input() -> None:
+    """An erasure as a partition's first message, or the end of an empty input, reach
+    trackers that have no watermark yet: nothing to signal, and no error."""
+    from detectors.inactivity import AbsenceTracking
+
+    tracking = AbsenceTracking([(InactivityRule(days=2.0), lambda _t: True)], 3600.0, "v1")
+    assert tracking.track([], [("acme", "a")], finalise=False) == []
+    assert tracking.track([]) == []  # the end of the input: finalise what is pending
+    assert tracking.trackers[0].watermark == float("-inf")
+
+
+def test_finished_silences_wait_for_a_call_that_finalises() -> None:
+    """``finalise=False`` (a batch's end with day closes on) keeps a finished silence
+    whose due moment the watermark passed; the next call that finalises signals it."""
+    from detectors.inactivity import AbsenceTracking
+    from tests.builders import make_event
+
+    tracking = AbsenceTracking([(InactivityRule(days=2.0), lambda _t: True)], 0.0, "v1")
+    start = datetime(2026, 10, 1, 9, tzinfo=UTC)
+    first = make_event(event_id="1", account_id="a", event_time=start)
+    # back after 2 days 3 hours, before the next day's start: a finished silence only
+    back = make_event(event_id="2", account_id="a", event_time=start + timedelta(hours=51))
+    assert tracking.track([first, back], finalise=False) == []
+    signals = tracking.track([])
+    assert [(s.account_id, s.signal_date.day) for s in signals] == [("a", 3)]
+    assert tracking.track([]) == []  # once
