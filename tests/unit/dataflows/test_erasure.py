@@ -202,6 +202,28 @@ def test_the_inactivity_tracker_forgets_an_erased_account() -> None:
 # -- the dataflow -----------------------------------------------------------------------
 
 
+def test_an_erasure_read_before_any_event_does_not_stop_the_dataflow() -> None:
+    """A partition whose first batch holds an erasure and no event: its absence tracker
+    has no watermark yet (this raised OverflowError in the input, on every restart)."""
+    erasures: list[Any] = []
+    alerts: list[Any] = []
+    sinks = FlowSinks(
+        dead_letters=TestingSink([]), alerts_kafka=TestingSink(alerts),
+        alerts_postgres=TestingSink([]), cancellations=TestingSink([]),
+        late_events=TestingSink([]), features=TestingSink([]), usage_signals=TestingSink([]),
+        erasures=TestingSink(erasures),
+    )
+    config = FlowConfig(limits=EventLimits(), account=CONFIG, idle_state_ttl=timedelta(days=40),
+                        absences=(InactivityRule(),))
+    stream = [message(ERASURE.to_control_message(), 0),
+              message(event("e3", account="acct-2", event_type="billing.payment_failed"), 1)]
+    flow = build_dataflow(TestingSource(stream, batch_size=1), sinks, config,
+                          PipelineMetrics.create(CollectorRegistry()), clock=lambda: NOW)
+    run_main(flow)
+    assert erasures == [ERASURE]
+    assert [a.trigger_event_id for a in alerts] == ["e3"]
+
+
 def test_the_dataflow_routes_erasures_and_dead_letters_later_events() -> None:
     erasures: list[Any] = []
     letters: list[Any] = []
