@@ -407,7 +407,11 @@ class _ParsingPartition(StatefulSourcePartition[Parsed, PartitionSnapshot]):
             # The end of the input (a file): what waited for a day close goes now.
             self._finished = True
             return self._parser.finish(self._absences)
-        return self._parse(messages) if messages else []
+        return self._take(messages) if messages else []
+
+    def _take(self, messages: list[Any]) -> list[Parsed]:
+        """The worker's share of a read: parsed."""
+        return self._parse(messages)
 
     def _parse(self, messages: list[Any]) -> list[Parsed]:
         return self._parser.parse_batch(messages, self._erased, self._absences, self._days)
@@ -562,9 +566,9 @@ class _LanePartition(_ParsingPartition):
     def next_batch(self) -> list[Parsed]:
         if self._lane_error is not None:
             raise self._lane_error
-        messages = list(self._inner.next_batch())  # StopIteration at the end passes on
-        if not messages:
-            return []
+        return super().next_batch()
+
+    def _take(self, messages: list[Any]) -> list[Parsed]:
         self._taken += _message_count(messages)
         return self._parse(messages)
 

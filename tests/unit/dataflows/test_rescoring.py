@@ -37,6 +37,7 @@ from schemas.event import Event, EventLimits
 from schemas.score import RiskScore
 from tests.builders import event_bytes, make_event
 from tests.unit.dataflows.sources import Partitions
+from tests.unit.dataflows.test_fast_lane import RecordingWriter, lane
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 NOW = START + timedelta(days=60)
@@ -253,18 +254,21 @@ def test_a_finished_silence_s_alert_comes_at_the_next_day_close_whatever_the_bat
             ("a", 181.0), ("b", 181.5), ("a", 182.0), ("b", 193.0), ("b", 194.0)]
     messages = [message(n, account, hours) for n, (account, hours) in enumerate(plan)]
 
-    def shard_items(batch: int, upto: int) -> list[Any]:
+    def shard_items(batch: int, upto: int, with_lane: bool = False) -> list[Any]:
         parser = MessageParser(EventLimits(), lambda: NOW,
                                PipelineMetrics.create(CollectorRegistry()), shards=1,
                                shards_score=True)
         cut = messages[:upto]
+        tier1 = lane(RecordingWriter())[0] if with_lane else None
         source = ParsingSource(Partitions([[cut[i:i + batch] for i in range(0, upto, batch)]]),
-                               parser, absences=tracking, day_closes=EventClock(3600.0))
+                               parser, lane=None if tier1 is None else lambda: tier1,
+                               absences=tracking, day_closes=EventClock(3600.0))
         part = source.build_part("in", "0", None)
         items: list[Any] = []
         with pytest.raises(StopIteration):
             while True:
                 items += [i for out in part.next_batch() if type(out) is tuple for i in out[1]]
+        part.close()
         return [i.event_id if isinstance(i, Event) else i for i in items]
 
     whole = shard_items(len(messages), len(messages))
@@ -279,6 +283,9 @@ def test_a_finished_silence_s_alert_comes_at_the_next_day_close_whatever_the_bat
     ended = shard_items(3, 12)
     assert isinstance(ended[-1], Alert) and ended[:-1] == [i for i in whole[:alerts[0] - 1]
                                                           if not isinstance(i, Alert)]
+    # the same from a partition with the tier-1 lane (a Kafka input read to its end)
+    assert shard_items(3, 12, with_lane=True) == ended
+    assert shard_items(4, len(messages), with_lane=True) == whole
 
 
 def test_a_shard_rescores_the_closing_partition_s_accounts_also_after_a_restart() -> None:
