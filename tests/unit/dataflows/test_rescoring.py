@@ -243,24 +243,23 @@ def test_a_finished_silence_s_alert_comes_at_the_next_day_close_whatever_the_bat
         return AbsenceTracking([(rule, lambda t: t.startswith("app."))], 3600.0, "v1",
                                snapshot=snapshot)
 
-    def message(n: int, account: str, hours: float) -> KafkaSourceMessage[Any, bytes]:
+    def value(n: int, account: str, hours: float) -> bytes:
         when = (START + timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
-        return KafkaSourceMessage(key=None, value=event_bytes(
-            event_id=f"{account}-{n}", account_id=account, event_type="app.login",
-            event_time=when), topic="t", partition=0, offset=n)
+        return event_bytes(event_id=f"{account}-{n}", account_id=account,
+                           event_type="app.login", event_time=when)
 
     # a: day 0 09:00, then day 7 12:00 (due day 7 09:00), 13:00, 14:00; b speaks daily
     plan = [("a", 9.0), *(("b", 24.0 * d + 10) for d in range(1, 8)), ("a", 180.0),
             ("a", 181.0), ("b", 181.5), ("a", 182.0), ("b", 193.0), ("b", 194.0)]
-    messages = [message(n, account, hours) for n, (account, hours) in enumerate(plan)]
+    values = [value(n, account, hours) for n, (account, hours) in enumerate(plan)]
+    keys = [account.encode() for account, _ in plan]
 
     def shard_items(batch: int, upto: int, with_lane: bool = False) -> list[Any]:
         parser = MessageParser(EventLimits(), lambda: NOW,
                                PipelineMetrics.create(CollectorRegistry()), shards=1,
                                shards_score=True)
-        cut = messages[:upto]
         tier1 = lane(RecordingWriter())[0] if with_lane else None
-        source = ParsingSource(Partitions([[cut[i:i + batch] for i in range(0, upto, batch)]]),
+        source = ParsingSource(partitioned(values[:upto], keys[:upto], 1, batch),
                                parser, lane=None if tier1 is None else lambda: tier1,
                                absences=tracking, day_closes=EventClock(3600.0))
         part = source.build_part("in", "0", None)
@@ -271,21 +270,21 @@ def test_a_finished_silence_s_alert_comes_at_the_next_day_close_whatever_the_bat
         part.close()
         return [i.event_id if isinstance(i, Event) else i for i in items]
 
-    whole = shard_items(len(messages), len(messages))
+    whole = shard_items(len(plan), len(plan))
     alerts = [n for n, item in enumerate(whole) if isinstance(item, Alert)]
     assert len(alerts) == 1 and whole[alerts[0]].rule == "inactivity"
     # after day 7's close (b's 193:00 closed it), before the event that closed it
     day7 = day_of(START.timestamp()) + 7
     assert whole[alerts[0] - 1] == DayClosed(0, day7) and whole[alerts[0] + 1] == "b-12"
     for batch in (1, 2, 9, 10):
-        assert shard_items(batch, len(messages)) == whole
+        assert shard_items(batch, len(plan)) == whole
     # without day 7's close: at the end of the input, after every event
     ended = shard_items(3, 12)
     assert isinstance(ended[-1], Alert) and ended[:-1] == [i for i in whole[:alerts[0] - 1]
                                                           if not isinstance(i, Alert)]
     # the same from a partition with the tier-1 lane (a Kafka input read to its end)
     assert shard_items(3, 12, with_lane=True) == ended
-    assert shard_items(4, len(messages), with_lane=True) == whole
+    assert shard_items(4, len(plan), with_lane=True) == whole
 
 
 def test_a_shard_rescores_the_closing_partition_s_accounts_also_after_a_restart() -> None:
