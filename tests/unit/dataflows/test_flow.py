@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from accounts.config import AccountConfig
 from dataflows.flow import FlowConfig, FlowSinks, build_dataflow
 from dataflows.kafka_input import MessageBatch
 from dataflows.metrics import PipelineMetrics
-from detectors.tier1 import DEFAULT_TIER1_RULES
+from detectors.tier1 import DEFAULT_TIER1_RULES, Tier1Rule
 from detectors.usage import InactivityRule
 from featurestore.aggregation import CompiledFeatures
 from featurestore.definitions import load_definitions
@@ -38,6 +39,7 @@ def message(value: bytes | None, offset: int, partition: int = 0) -> KafkaSource
 def run_flow(
     messages: list[Any], workers: int = 1, *, batch_size: int = 4,
     feature_flush_interval: timedelta = timedelta(seconds=5), now: datetime = NOW,
+    tier1_rules: Mapping[str, Tier1Rule] = DEFAULT_TIER1_RULES,
 ) -> tuple[dict[str, list[Any]], PipelineMetrics]:
     names = ("dlq", "kafka", "pg", "cancel", "late", "features", "signals", "outcomes")
     out: dict[str, list[Any]] = {name: [] for name in names}
@@ -54,7 +56,7 @@ def run_flow(
     config = FlowConfig(
         limits=EventLimits(),
         account=AccountConfig(
-            86_400.0, 1_000, DEFAULT_TIER1_RULES, CompiledFeatures(load_definitions())
+            86_400.0, 1_000, tier1_rules, CompiledFeatures(load_definitions())
         ),
         idle_state_ttl=timedelta(days=40),
         absences=(InactivityRule(),),
@@ -262,28 +264,26 @@ def test_flow_decides_every_alert_and_emits_triggers_and_signals(workers: int) -
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_an_event_whose_handling_raises_is_dead_lettered_and_the_flow_goes_on(
-    workers: int, monkeypatch: pytest.MonkeyPatch
+    workers: int
 ) -> None:
     # A defect that only one event's content meets: without containment, the
     # dataflow would stop, and stop again on every restart (recovery resumes at
-    # the same offset).
-    import accounts.processor as processor_module
+    # the same offset). The defect is in the tier-1 rules the kernel reads (a
+    # mapping that raises for one event type), not a patched function: the kernel
+    # may be compiled (churnwatch.native), and compiled calls are bound early.
+    class FlawedRules(dict[str, Tier1Rule]):
+        def get(self, key: Any, default: Any = None) -> Any:
+            if key == "billing.boom":
+                msg = "a defect met on this event"
+                raise ZeroDivisionError(msg)
+            return super().get(key, default)
 
-    real = processor_module.detect_tier1
-
-    def flawed(event: Any, rules: Any) -> Any:
-        if event.event_id == "boom":
-            msg = "a defect met on this event"
-            raise ZeroDivisionError(msg)
-        return real(event, rules)
-
-    monkeypatch.setattr(processor_module, "detect_tier1", flawed)
     stream = [
-        message(event_bytes(event_id="boom", event_type="billing.payment_failed"), 0),
+        message(event_bytes(event_id="boom", event_type="billing.boom"), 0),
         message(event_bytes(event_id="after", event_type="billing.payment_failed",
                             event_time="2026-10-01T12:05:00Z"), 1),
     ]
-    out, metrics = run_flow(stream, workers)
+    out, metrics = run_flow(stream, workers, tier1_rules=FlawedRules(DEFAULT_TIER1_RULES))
     [letter] = out["dlq"]
     assert isinstance(letter, DeadLetter)
     assert letter.reason is RejectReason.PROCESSING_ERROR
