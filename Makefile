@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration faults lint bench model social-model browser clean
+.PHONY: demo test unit integration faults lint bench model social-model browser clean native pure
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,27 +15,37 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The per-event modules compiled to C with mypyc (churnwatch/native.py), beside their
+# sources: built when missing or older than a source, else nothing to do. Every target
+# that runs churnwatch depends on it; `make pure` removes them (to run the sources, or
+# to profile with py-spy, which does not see into compiled functions).
+native: $(STAMP)
+	$(BIN)/python -m churnwatch.native --if-needed
+
+pure:
+	$(PYTHON) -m churnwatch.native --remove
+
+demo: native
 	$(BIN)/churnwatch demo
 
-test: $(STAMP)
+test: native
 	$(BIN)/python -m pytest -q tests
 
-unit: $(STAMP)
+unit: native
 	$(BIN)/python -m pytest -q tests/unit
 
-integration: $(STAMP)
+integration: native
 	$(BIN)/python -m pytest -q tests/integration
 
 # The fault-injection scenarios at full length (30 s outages, 20 kill -9), with their
 # figures; `make test` runs the same scenarios with 8 s outages and 3 kills.
-faults: $(STAMP)
+faults: native
 	FAULT_OUTAGE_SECONDS=30 FAULT_KILLS=20 $(BIN)/python -m pytest -q -s -m faults tests/integration
 
 # The shipped default model, reproduced byte for byte from a seeded simulated history.
 # 14-day horizon: the simulator's accounts decline 10-16 days before cancelling.
 # --fixed-tiers: it keeps the fixed 0.4 / 0.7 tiers (tests/golden pins its replay).
-model: $(STAMP)
+model: native
 	mkdir -p .churnwatch
 	$(BIN)/churnwatch simulate --accounts 600 --days 60 --seed 1 --out .churnwatch/train-history.jsonl
 	$(BIN)/churnwatch train --history .churnwatch/train-history.jsonl --out scoring/models/default \
@@ -45,7 +55,7 @@ model: $(STAMP)
 # seeded history of the social product (seed 101: no test or demo uses it; 84 days from
 # 2026-09-01, all in the past: the validator refuses events from the future). 28-day
 # horizon, log1p of the counts; `churnwatch demo --product social` scores with it.
-social-model: $(STAMP)
+social-model: native
 	mkdir -p .churnwatch
 	$(BIN)/churnwatch simulate --product social --accounts 2000 --days 84 --seed 101 \
 		--out .churnwatch/social-train-history.jsonl
@@ -53,7 +63,7 @@ social-model: $(STAMP)
 		--definitions examples/social/definitions.yaml --out examples/social/model \
 		--horizon-days 28 --seed 0 --log1p nonnegative
 
-bench: $(STAMP)
+bench: native
 	$(BIN)/python -m benchmarks.bench_pipeline
 
 # ruff, mypy, and the declared layering (pyproject.toml [tool.importlinter]): a
@@ -70,5 +80,5 @@ lint: $(STAMP)
 browser:
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y chromium chromium-driver
 
-clean:
-	rm -rf $(VENV) .churnwatch .pytest_cache
+clean: pure
+	rm -rf $(VENV) .churnwatch .pytest_cache build

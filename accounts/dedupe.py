@@ -17,7 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import islice
 
+from mypy_extensions import mypyc_attr
 
+
+@mypyc_attr(native_class=False)  # pickled: see churnwatch.native
 @dataclass(frozen=True, slots=True)
 class DedupeSnapshot:
     """The picklable, immutable form of :class:`DedupeState`."""

@@ -40,6 +40,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from mypy_extensions import mypyc_attr
+
 from accounts.config import AccountConfig
 from accounts.debounce import ScoreRequest, ScoringDebounce
 from accounts.dedupe import DedupeState
@@ -72,6 +74,7 @@ Output = (
 SNAPSHOT_FORMAT = 3  # 3: whether the account stands cancelled (2: not kept, read as not)
 
 
+@mypyc_attr(native_class=False)  # pickled: see churnwatch.native
 @dataclass(frozen=True, slots=True)
 class AccountSnapshot:
     """Recovery form of :class:`AccountProcessor`: its state, pickled once.

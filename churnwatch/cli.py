@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from churnwatch import native
 from churnwatch.errors import ChurnwatchError
 from churnwatch.logs import configure_logging
 from churnwatch.settings import Settings
@@ -1002,6 +1003,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet = args.command in ("demo", "policy")  # they print their own story
+    if outdated := native.stale():
+        print(f"churnwatch: {native.STALE_ADVICE.format(modules=', '.join(outdated))}",
+              file=sys.stderr)
+        return 2
     try:
         settings = _settings()
     except ChurnwatchError as exc:

@@ -485,9 +485,9 @@ class _LanePartition(_ParsingPartition):
         self._lane_error: BaseException | None = None
         self._progress = threading.Condition()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run_lane, name=f"tier-1 lane {name}",
+        self._lane_thread = threading.Thread(target=self._run_lane, name=f"tier-1 lane {name}",
                                         daemon=True)
-        self._thread.start()
+        self._lane_thread.start()
 
     def _run_lane(self) -> None:
         inner, lane = self._lane_inner, self._lane
@@ -511,7 +511,7 @@ class _LanePartition(_ParsingPartition):
                 if awake is not None:
                     self._stop.wait(max(0.0, (awake - datetime.now(UTC)).total_seconds()))
         except BaseException as exc:  # the worker raises it at its next batch
-            log.exception("tier-1 lane %s failed", self._thread.name)
+            log.exception("tier-1 lane %s failed", self._lane_thread.name)
             self._lane_error = exc
         finally:
             with self._progress:
@@ -585,7 +585,7 @@ class _LanePartition(_ParsingPartition):
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        self._lane_thread.join(timeout=30)
         self._lane.detach()
         self._lane_inner.close()
         super().close()

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import pairwise
 
+from mypy_extensions import mypyc_attr
+
 from detectors.usage import InactivityRule, Observation, make_signal
 from schemas.clock import DAY, EventClock, day_of
 from schemas.event import OUTCOME_EVENT_TYPES, Event
@@ -52,6 +54,7 @@ def activity_matcher(matches: Callable[[str], bool]) -> Callable[[str], bool]:
     return is_activity
 
 
+@mypyc_attr(native_class=False)  # pickled: see churnwatch.native
 @dataclass(frozen=True, slots=True)
 class AccountActivity:
     """One account's activity within one batch (epoch seconds)."""
@@ -64,6 +67,7 @@ class AccountActivity:
     gaps: tuple[tuple[float, float], ...] = ()
 
 
+@mypyc_attr(native_class=False)  # pickled: see churnwatch.native
 @dataclass(frozen=True, slots=True)
 class ActivityBatch:
     """What one input batch of one partition says about activity and progress."""
@@ -104,6 +108,7 @@ def summarize_activity(
     return ActivityBatch(partition, seen_until, tuple(accounts))
 
 
+@mypyc_attr(native_class=False)  # pickled: see churnwatch.native
 @dataclass(frozen=True, slots=True)
 class TrackerSnapshot:
     accounts: tuple[tuple[str, str, float, float | None], ...]

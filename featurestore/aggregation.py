@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from featurestore.definitions import WINDOWED, Aggregation, FeatureDefinition, FeatureSet
 from schemas.clock import DAY, day_of
 from schemas.event import Event
@@ -211,6 +213,7 @@ class _PastDays:
         self.members = members
 
 
+@mypyc_attr(native_class=False)  # pickled: see churnwatch.native
 @dataclass(frozen=True, slots=True)
 class FeaturesSnapshot:
     """Recovery form of :class:`AccountFeatures`."""

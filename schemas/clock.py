@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import ClassVar
 
 DAY = 86_400.0
 """Seconds in a (UTC) day."""
@@ -66,7 +67,7 @@ class DayCloser:
 
     # A jump over more days than this (a stream silent for over a year) closes only
     # the newest of them: older days would be judged on nothing new.
-    MOST_AT_ONCE = 366
+    MOST_AT_ONCE: ClassVar[int] = 366
 
     def __init__(self, clock: EventClock, closed: int | None = None) -> None:
         self._lateness = clock.allowed_lateness_seconds

@@ -1,0 +1,83 @@
+"""The compiled modules' bookkeeping (churnwatch.native): an extension older than its
+source, or of a source no longer listed, is found, so nothing runs old code."""
+
+from __future__ import annotations
+
+import os
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+import pytest
+
+from churnwatch import native
+
+SUFFIX = EXTENSION_SUFFIXES[0]
+
+
+def tree(root: Path, *, built_at: float, sources_at: float, extra: str | None = None
+         ) -> None:
+    """A source tree with every listed module compiled at ``built_at``."""
+    (root / "pyproject.toml").write_text("")
+    for name in (*native.MODULES, *([extra] if extra else [])):
+        source = root / name
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text("")
+        os.utime(source, (sources_at, sources_at))
+        extension = source.with_suffix(SUFFIX)
+        extension.write_bytes(b"")
+        os.utime(extension, (built_at, built_at))
+    library = root / (native.GROUP.replace(".", "/") + "__mypyc" + SUFFIX)
+    library.parent.mkdir(parents=True, exist_ok=True)
+    library.write_bytes(b"")
+    os.utime(library, (built_at, built_at))
+
+
+def test_extensions_built_after_their_sources_are_current(tmp_path: Path) -> None:
+    tree(tmp_path, built_at=2_000.0, sources_at=1_000.0)
+    assert native.stale(tmp_path) == []
+    assert native.compiled(tmp_path) == list(native.MODULES)
+
+
+def test_a_source_changed_after_the_build_is_stale(tmp_path: Path) -> None:
+    tree(tmp_path, built_at=2_000.0, sources_at=1_000.0)
+    edited = tmp_path / native.MODULES[2]
+    os.utime(edited, (3_000.0, 3_000.0))
+    assert native.stale(tmp_path) == [native.MODULES[2]]
+
+
+def test_the_shared_library_dates_the_build_not_the_module_s_own_extension(
+    tmp_path: Path,
+) -> None:
+    # The extension beside a source only imports the shared library, which holds the
+    # code: setuptools leaves an unchanged one with its old time.
+    tree(tmp_path, built_at=1_000.0, sources_at=500.0)
+    source = tmp_path / native.MODULES[0]
+    os.utime(source, (1_500.0, 1_500.0))
+    os.utime(source.with_suffix(SUFFIX), (2_000.0, 2_000.0))
+    assert native.stale(tmp_path) == [native.MODULES[0]]
+
+
+def test_an_extension_whose_source_is_no_longer_listed_is_stale(tmp_path: Path) -> None:
+    tree(tmp_path, built_at=2_000.0, sources_at=1_000.0, extra="detectors/dropped.py")
+    assert native.stale(tmp_path) == ["detectors/dropped.py"]
+    native.remove(tmp_path)
+    assert native.stale(tmp_path) == [] and native.compiled(tmp_path) == []
+    assert not list(tmp_path.rglob(f"*{SUFFIX}"))
+
+
+def test_an_installed_copy_is_never_stale(tmp_path: Path) -> None:
+    # No pyproject.toml: site-packages, where a wheel's files carry its install's times.
+    tree(tmp_path, built_at=1_000.0, sources_at=2_000.0)
+    (tmp_path / "pyproject.toml").unlink()
+    assert native.stale(tmp_path) == []
+
+
+def test_the_cli_refuses_to_run_stale_code(monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from churnwatch import cli
+
+    monkeypatch.setattr(native, "stale", lambda: ["featurestore/aggregation.py"])
+    assert cli.main(["policy", "check", "no-such-policy.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "featurestore/aggregation.py: changed since compiled" in err
+    assert "make native" in err
