@@ -31,6 +31,7 @@ GROUP = "churnwatch.native"
 MODULES = (
     "schemas/clock.py",
     "schemas/event.py",
+    "schemas/alert.py",
     "featurestore/aggregation.py",
     "detectors/inactivity.py",
     "detectors/lifecycle.py",
@@ -40,6 +41,9 @@ MODULES = (
     "accounts/processor.py",
     "scoring/risk.py",
     "decisions/engine.py",
+    "dataflows/shard.py",
+    "dataflows/parse.py",
+    "dataflows/files.py",
 )
 
 

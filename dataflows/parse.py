@@ -621,7 +621,10 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
         return self._inner.list_parts()
 
     def build_part(
-        self, step_id: str, for_part: str, resume_state: PartitionSnapshot | None
+        # A PartitionSnapshot, an older one's first two to four, or (written before the
+        # lane) the inner state alone: not its type, which a compiled module would check
+        # at run time (churnwatch.native).
+        self, step_id: str, for_part: str, resume_state: Any
     ) -> _ParsingPartition:
         inner_state: Any = None
         sent: tuple[str, ...] = ()

@@ -58,6 +58,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from accounts.config import AccountConfig
 from accounts.debounce import ScoreRequest
 from accounts.processor import AccountProcessor, AccountSnapshot
@@ -109,6 +111,7 @@ def shard_key(shard: int) -> str:
     return f"shard-{shard:04d}"
 
 
+@mypyc_attr(native_class=False)  # pickled: see churnwatch.native
 @dataclass(frozen=True, slots=True)
 class DayClosed:
     """An input partition's watermark closed ``day`` (a UTC day number): the parse step
@@ -124,6 +127,7 @@ class DayClosed:
 ShardItem = Event | Erasure | Alert | DayClosed
 
 
+@mypyc_attr(native_class=False)  # pickled: see churnwatch.native
 @dataclass(slots=True)
 class ShardOutputs:
     """One batch's outputs of one shard, by destination."""
@@ -250,7 +254,9 @@ class AccountShard:
         self,
         config: ShardConfig,
         clock: Callable[[], datetime],
-        snapshot: ShardSnapshot | None = None,
+        # A ShardSnapshot, or an older one's first two to five (so not its type: a
+        # compiled module checks the annotation at run time, see churnwatch.native).
+        snapshot: tuple[Any, ...] | None = None,
     ) -> None:
         self._config = config
         self._clock = clock

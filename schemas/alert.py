@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import IntEnum, StrEnum
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from schemas.event import format_time, subject_key
 
@@ -70,6 +71,7 @@ def alert_id(tenant_id: str, account_id: str, rule: str, trigger: str) -> str:
     return deterministic_id("alert", "v1", tenant_id, account_id, rule, trigger)
 
 
+@mypyc_attr(native_class=False)  # pickled: see churnwatch.native
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One alert about one account."""
