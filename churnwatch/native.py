@@ -124,16 +124,24 @@ def remove(root: Path = ROOT) -> None:
         (root / (GROUP.replace(".", "/") + "__mypyc" + suffix)).unlink(missing_ok=True)
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], root: Path = ROOT) -> int:
     """``--remove``: delete the extensions; ``--if-needed``: build unless every module
-    is compiled and current (what ``make native`` runs); else build."""
+    is compiled and current (what ``make native`` runs), and if the build fails, say
+    so and leave the sources to run; else build, failing if it fails."""
     if argv[1:] == ["--remove"]:
-        remove()
-    elif argv[1:] == ["--if-needed"] and not stale() and compiled() == list(MODULES):
-        pass
-    else:
-        remove()  # those no longer listed too
+        remove(root)
+        return 0
+    if_needed = argv[1:] == ["--if-needed"]
+    if if_needed and not stale(root) and compiled(root) == list(MODULES):
+        return 0
+    remove(root)  # those no longer listed too
+    try:
         build()
+    except (Exception, SystemExit) as exc:  # no compiler, no mypyc, a compile error
+        remove(root)  # never half a build: the sources run as they are
+        print(f"churnwatch.native: the per-event modules were not compiled ({exc!r}); "
+              "the sources run instead, slower (README, Speed)", file=sys.stderr)
+        return 0 if if_needed else 1
     return 0
 
 

@@ -65,6 +65,23 @@ def test_an_extension_whose_source_is_no_longer_listed_is_stale(tmp_path: Path) 
     assert not list(tmp_path.rglob(f"*{SUFFIX}"))
 
 
+def test_a_failed_build_leaves_the_sources_to_run_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree(tmp_path, built_at=1_000.0, sources_at=2_000.0)  # stale: make native builds
+
+    def no_compiler() -> None:
+        raise SystemExit("error: command 'gcc' failed: No such file or directory")
+
+    monkeypatch.setattr(native, "build", no_compiler)
+    assert native.main(["native", "--if-needed"], tmp_path) == 0  # make demo goes on
+    assert native.compiled(tmp_path) == [] and native.stale(tmp_path) == []
+    assert "were not compiled" in capsys.readouterr().err
+    tree(tmp_path, built_at=1_000.0, sources_at=2_000.0)
+    assert native.main(["native"], tmp_path) == 1  # asked for outright: a failure
+    assert native.compiled(tmp_path) == []
+
+
 def test_an_installed_copy_is_never_stale(tmp_path: Path) -> None:
     # No pyproject.toml: site-packages, where a wheel's files carry its install's times.
     tree(tmp_path, built_at=1_000.0, sources_at=2_000.0)
