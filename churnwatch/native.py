@@ -17,6 +17,7 @@ CLI and the tests refuse to start while there is one.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
@@ -26,8 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # install's finder locates it: churnwatch/native__mypyc.<suffix>.
 GROUP = "churnwatch.native"
 # Sources compiled, lowest layer first. Each must type-check under mypy; a class
-# pickled by the dataflow (a snapshot, an item that crosses processes) must pickle
-# when compiled (tests/unit/test_native.py).
+# pickled by the dataflow (a snapshot, an item that crosses processes) stays a plain
+# class, @mypyc_attr(native_class=False), or it cannot be unpickled (the snapshot
+# round-trip tests fail); an argument's annotation must admit every value passed,
+# older snapshots' shapes included (a compiled function checks it).
 MODULES = (
     "schemas/clock.py",
     "schemas/event.py",
@@ -102,11 +105,12 @@ def build() -> None:
     from mypyc.build import mypycify  # the build needs mypy; the service does not
     from setuptools import setup
 
-    setup(
-        name="churnwatch-native",
-        ext_modules=mypycify(list(MODULES), group_name=GROUP, opt_level="3"),
-        script_args=["build_ext", "--inplace"],
-    )
+    with contextlib.chdir(ROOT):  # MODULES are paths from the root
+        setup(
+            name="churnwatch-native",
+            ext_modules=mypycify(list(MODULES), group_name=GROUP, opt_level="3"),
+            script_args=["build_ext", "--inplace"],
+        )
     # Built from the sources as they are now, though setuptools copies an unchanged
     # library with its old time: mark it, so that stale() compares with this build.
     shared = library()
