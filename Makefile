@@ -23,7 +23,7 @@ native: $(STAMP)
 	$(BIN)/python -m churnwatch.native --if-needed
 
 pure:
-	$(PYTHON) -m churnwatch.native --remove
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m churnwatch.native --remove
 
 demo: native
 	$(BIN)/churnwatch demo

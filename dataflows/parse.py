@@ -485,8 +485,9 @@ class _LanePartition(_ParsingPartition):
         self._lane_error: BaseException | None = None
         self._progress = threading.Condition()
         self._stop = threading.Event()
-        self._lane_thread = threading.Thread(target=self._run_lane, name=f"tier-1 lane {name}",
-                                        daemon=True)
+        self._lane_thread = threading.Thread(
+            target=self._run_lane, name=f"tier-1 lane {name}", daemon=True
+        )
         self._lane_thread.start()
 
     def _run_lane(self) -> None:
