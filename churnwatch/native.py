@@ -72,6 +72,18 @@ def library(root: Path = ROOT) -> Path | None:
     return extension_of(root / (GROUP.replace(".", "/") + "__mypyc.py"))
 
 
+def _extensions(root: Path) -> list[tuple[Path, Path]]:
+    """Every compiled extension in the packages of ``root`` that has a source beside
+    it, with that source (listed in :data:`MODULES` or not)."""
+    found = []
+    for suffix in EXTENSION_SUFFIXES:
+        for extension in root.glob(f"*/*{suffix}"):
+            source = extension.with_name(extension.name.removesuffix(suffix) + ".py")
+            if source.exists():
+                found.append((extension, source))
+    return found
+
+
 def stale(root: Path = ROOT) -> list[str]:
     """The compiled modules whose source changed after they were built, and those
     compiled once but no longer in :data:`MODULES` (their extension would still win).
@@ -87,11 +99,8 @@ def stale(root: Path = ROOT) -> list[str]:
         if extension_of(source) is not None and built < source.stat().st_mtime:
             found.append(name)
     listed = {root / name for name in MODULES}
-    for suffix in EXTENSION_SUFFIXES:
-        for extension in root.glob(f"*/*{suffix}"):
-            source = extension.with_name(extension.name.removesuffix(suffix) + ".py")
-            if source.exists() and source not in listed:
-                found.append(str(source.relative_to(root)))
+    found += [str(source.relative_to(root)) for _, source in _extensions(root)
+              if source not in listed]
     return found
 
 
@@ -121,11 +130,11 @@ def build() -> None:
 def remove(root: Path = ROOT) -> None:
     """Delete every compiled extension of a source in the tree (whether listed in
     :data:`MODULES` or not any more), the group's shared library included."""
-    for suffix in EXTENSION_SUFFIXES:
-        for extension in root.glob(f"*/*{suffix}"):
-            if extension.with_name(extension.name.removesuffix(suffix) + ".py").exists():
-                extension.unlink()
-        (root / (GROUP.replace(".", "/") + "__mypyc" + suffix)).unlink(missing_ok=True)
+    for extension, _ in _extensions(root):
+        extension.unlink()
+    shared = library(root)
+    if shared is not None:
+        shared.unlink()
 
 
 def main(argv: list[str], root: Path = ROOT) -> int:

@@ -407,13 +407,10 @@ class _ParsingPartition(StatefulSourcePartition[Parsed, PartitionSnapshot]):
             # The end of the input (a file): what waited for a day close goes now.
             self._finished = True
             return self._parser.finish(self._absences)
-        return self._take(messages) if messages else []
-
-    def _take(self, messages: list[Any]) -> list[Parsed]:
-        """The worker's share of a read: parsed."""
-        return self._parse(messages)
+        return self._parse(messages) if messages else []
 
     def _parse(self, messages: list[Any]) -> list[Parsed]:
+        """The worker's share of a read: parsed."""
         return self._parser.parse_batch(messages, self._erased, self._absences, self._days)
 
     def next_awake(self) -> datetime | None:
@@ -569,9 +566,9 @@ class _LanePartition(_ParsingPartition):
             raise self._lane_error
         return super().next_batch()
 
-    def _take(self, messages: list[Any]) -> list[Parsed]:
+    def _parse(self, messages: list[Any]) -> list[Parsed]:
         self._taken += _message_count(messages)
-        return self._parse(messages)
+        return super()._parse(messages)
 
     def snapshot(self) -> PartitionSnapshot:
         """The position of what the worker took, once the lane has read at least as far
