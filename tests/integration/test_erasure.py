@@ -7,7 +7,6 @@ import dataclasses
 import pickle
 import re
 import sqlite3
-import zlib
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +17,7 @@ import redis
 
 from churnwatch.settings import Settings
 from churnwatch.simulator import produce, simulate
+from dataflows.shard import unpack
 from tests.builders import event_bytes
 from tests.integration.conftest import create_events_topic
 from tests.integration.kafka_io import produce_all, read_all
@@ -47,7 +47,7 @@ def opened(value: Any) -> Iterator[Any]:
     """Every value inside a snapshot, packed states unpacked."""
     yield value
     if isinstance(value, bytes):
-        for load in (lambda b: pickle.loads(zlib.decompress(b)), pickle.loads):
+        for load in (lambda b: pickle.loads(unpack(b)), pickle.loads):
             try:
                 inner = load(value)
             except Exception:  # not a pickle: plain bytes

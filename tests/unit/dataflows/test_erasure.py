@@ -4,7 +4,6 @@ shards' state, the inactivity tracker, and the whole dataflow."""
 from __future__ import annotations
 
 import pickle
-import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from dataflows.flow import FlowConfig, FlowSinks, build_dataflow
 from dataflows.metrics import PipelineMetrics
 from dataflows.parse import ErasedSubjects, MessageParser, ParsingSource
-from dataflows.shard import AccountShard, ShardConfig
+from dataflows.shard import AccountShard, ShardConfig, unpack
 from detectors.inactivity import AbsenceTracking, ActivityBatch, InactivityTracker
 from detectors.usage import InactivityRule
 from schemas.dead_letter import DeadLetter
@@ -153,7 +152,7 @@ def traces(snapshot: Any, needle: bytes) -> bool:
     """Whether ``needle`` appears anywhere in a shard snapshot, its packed states opened."""
     blobs: list[bytes] = [pickle.dumps(snapshot)]
     for states in snapshot[:2]:
-        blobs += [zlib.decompress(blob) for blob in states.values()]
+        blobs += [unpack(blob) for blob in states.values()]
     return any(needle in blob for blob in blobs)
 
 

@@ -4,6 +4,7 @@ alone, routes outputs by destination, and keeps its state bounded and recoverabl
 from __future__ import annotations
 
 import pickle
+import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from accounts.config import AccountConfig
 from accounts.processor import AccountProcessor
 from dataflows.shard import (
     EVICTION_CHECK,
+    ZSTD_MAGIC,
     AccountShard,
     ShardConfig,
     shard_key,
@@ -173,6 +175,12 @@ def test_a_restart_writes_again_only_the_features_pending_at_the_snapshot() -> N
     assert all(len(plain[s]) > len(processors[s]) for s in plain)  # compressed now
     old = shard(clock, snapshot=(plain, risks))
     assert old.process([events("a", 6)]).duplicates == 6  # a remembers its events
+    # ... and from when they were compressed with zlib (they are zstd frames now)
+    assert all(blob[:4] == ZSTD_MAGIC for blob in processors.values())
+    zlibbed = {subject: zlib.compress(state, 1) for subject, state in plain.items()}
+    assert all(blob[:4] != ZSTD_MAGIC for blob in zlibbed.values())
+    older = shard(clock, snapshot=(zlibbed, risks))
+    assert older.process([events("a", 6)]).duplicates == 6
 
 
 @pytest.mark.parametrize("shards", [1, 8, 64])
