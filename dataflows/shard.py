@@ -76,7 +76,7 @@ from schemas.decision import DecisionOutput, DecisionRecord
 from schemas.erasure import Erasure
 from schemas.event import Event, subject_key
 from schemas.lifecycle import AccountChange, Cancellation
-from schemas.score import RiskScore, RiskTier
+from schemas.score import RiskScore, RiskTier, ScoreRow
 from schemas.signal import UsageSignal
 from schemas.workflow import WorkflowOutcome
 from scoring.risk import RiskPolicy, RiskTierTracker, ScorePublisher
@@ -236,8 +236,10 @@ class _Risk:
         self.tracker = RiskTierTracker(tier_state)
         self.decisions = None if engine is None else AccountDecisions(engine, decision_state)
         self.publisher = ScorePublisher(published)
-        # Recent unpublished primary scores by id (a decision may yet reference one).
-        self.silent: dict[str, RiskScore] = dict(silent)
+        # Recent unpublished primary scores by id (a decision may yet reference one): the
+        # scores themselves, or as rows once snapshotted (RiskScore.to_row; objects in
+        # snapshots taken before 2026-11-30), made scores again only if published.
+        self.silent: dict[str, RiskScore | ScoreRow] = dict(silent)
         self.newest = newest  # the newest score time seen (epoch s)
         self.touched = touched  # wall clock
         self.seen = float("-inf")  # the newest event time of anything it was fed
@@ -251,7 +253,8 @@ class _Risk:
             self.tracker.snapshot(),
             None if decisions is None else decisions.snapshot(),
             self.publisher.snapshot(),
-            tuple(self.silent.items()),
+            tuple((score_id, score if isinstance(score, tuple) else score.to_row())
+                  for score_id, score in self.silent.items()),
             self.newest,
         )
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
@@ -687,7 +690,9 @@ class AccountShard:
         ``score_id`` names a stored score."""
         for record in decided:
             if isinstance(record, DecisionRecord) and record.score_id in risk.silent:
-                out.scores.append(risk.silent.pop(record.score_id))
+                score = risk.silent.pop(record.score_id)
+                out.scores.append(RiskScore.from_row(score) if isinstance(score, tuple)
+                                  else score)
 
     # -- time ------------------------------------------------------------------
 

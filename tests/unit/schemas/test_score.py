@@ -54,3 +54,19 @@ def test_a_pickled_score_keeps_every_field() -> None:
 
 def test_a_score_pickled_before_its_reduce_still_loads() -> None:
     assert every_field(pickle.loads(OLD_PICKLE)) == every_field(make_score())
+
+
+def test_a_score_as_a_row_keeps_every_field_and_pickles_without_objects() -> None:
+    alert = Alert("al-1", "acme", "acct-1", AlertTier.EVENT_RULE, "payment_failed",
+                  Severity.HIGH, "evt-1", "billing.payment_failed", AT, ("failed",), 2.5)
+    odd_time = datetime(2026, 10, 1, 12, 0, 0, 999_999, tzinfo=UTC)
+    for score in (make_score(), make_score(trigger_alert=alert, shadow=True),
+                  make_score(score_time=odd_time, expires_at=datetime(1969, 12, 31, tzinfo=UTC))):
+        row = score.to_row()
+        copy = RiskScore.from_row(pickle.loads(pickle.dumps(row)))
+        assert every_field(copy) == every_field(score)
+        assert copy.tier is score.tier
+        assert copy.score_time.tzinfo is UTC
+    # no datetime or RiskScore in a row without an alert: plain values only
+    assert b"datetime" not in pickle.dumps(make_score().to_row())
+    assert b"RiskScore" not in pickle.dumps(make_score().to_row())
