@@ -13,7 +13,13 @@ from typing import Any, TypeVar
 
 import pytest
 
-from decisions.engine import AccountDecisions, DecisionEngine, assign_variant, experiment_bucket
+from decisions.engine import (
+    AccountDecisions,
+    DecisionEngine,
+    ScoreContext,
+    assign_variant,
+    experiment_bucket,
+)
 from decisions.policy import (
     Experiment,
     Policy,
@@ -488,6 +494,21 @@ def test_a_snapshot_does_not_change_after_it_was_taken() -> None:
     decisions.decide(make_alert(account_id=TREATED_ACCOUNT, rule="payment_failed",
                                 event_time=at(HOUR)))
     assert pickle.dumps(snapshot) == frozen
+
+
+def test_score_contexts_survive_a_snapshot_as_plain_tuples_and_as_named_ones() -> None:
+    decisions = make_decisions()
+    for n in range(3):
+        decisions.observe_score(make_score(score_id=f"score-{n}",
+                                           score_time=T0 + timedelta(hours=n)))
+    snapshot = decisions.snapshot()
+    assert all(type(context) is tuple for context in snapshot[2])  # type: ignore[attr-defined]
+    restored = make_decisions(snapshot=pickle.loads(pickle.dumps(snapshot)))
+    assert restored.scores == decisions.scores
+    assert all(isinstance(context, ScoreContext) for context in restored.scores)
+    # a snapshot taken before 2026-11-30 held the named tuples themselves
+    older = (*snapshot[:2], list(decisions.scores), *snapshot[3:])
+    assert make_decisions(snapshot=older).scores == decisions.scores
 
 
 def test_a_fresh_state_as_after_a_replay_gives_the_same_variant() -> None:
