@@ -1,0 +1,40 @@
+"""dataflows.logic: the Bytewax adapter times the shard's snapshot as a stage of its own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import CollectorRegistry
+
+from accounts.config import AccountConfig
+from dataflows.logic import ShardLogic
+from dataflows.metrics import PipelineMetrics
+from dataflows.shard import AccountShard, ShardConfig
+from detectors.tier1 import DEFAULT_TIER1_RULES
+from featurestore.aggregation import CompiledFeatures
+from featurestore.definitions import load_definitions
+from tests.builders import T0, make_event
+
+NOW = datetime(2026, 10, 2, tzinfo=UTC)
+
+
+def test_the_snapshot_is_timed_as_the_snapshot_shards_stage() -> None:
+    config = ShardConfig(
+        AccountConfig(86_400.0, 1_000, DEFAULT_TIER1_RULES, CompiledFeatures(load_definitions())),
+        idle_ttl=timedelta(days=40), flush_interval=timedelta(seconds=5),
+    )
+    registry = CollectorRegistry()
+    logic = ShardLogic(AccountShard(config, lambda: NOW), PipelineMetrics.create(registry))
+    logic.on_batch([[make_event(event_id=f"e{i}", event_time=T0 + timedelta(hours=i))
+                     for i in range(3)]])
+
+    def busy(stage: str) -> float:
+        value = registry.get_sample_value("churnwatch_stage_busy_seconds_total",
+                                          {"stage": stage})
+        return 0.0 if value is None else value
+
+    assert busy("snapshot-shards") == 0.0
+    snapshot = logic.snapshot()
+    assert snapshot[0]  # the account's packed state
+    assert busy("snapshot-shards") > 0.0
+    assert busy("process-accounts") > 0.0
