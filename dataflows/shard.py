@@ -251,12 +251,15 @@ class _Risk:
         re-pickles at almost no cost every epoch (objects, such as the scores kept,
         cost a ``dataclasses.fields`` walk each, every epoch, touched or not)."""
         decisions = self.decisions
+        silent = self.silent
+        for score_id, score in silent.items():  # each score made a row once, kept so
+            if not isinstance(score, tuple):
+                silent[score_id] = score.to_row()
         state = (
             self.tracker.snapshot(),
             None if decisions is None else decisions.snapshot(),
             self.publisher.snapshot(),
-            tuple((score_id, score if isinstance(score, tuple) else score.to_row())
-                  for score_id, score in self.silent.items()),
+            tuple(silent.items()),
             self.newest,
         )
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)

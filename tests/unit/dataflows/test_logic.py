@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 
-from accounts.config import AccountConfig
 from dataflows.logic import ShardLogic
 from dataflows.metrics import PipelineMetrics
-from dataflows.shard import AccountShard, ShardConfig
-from detectors.tier1 import DEFAULT_TIER1_RULES
-from featurestore.aggregation import CompiledFeatures
-from featurestore.definitions import load_definitions
 from tests.builders import T0, make_event
-
-NOW = datetime(2026, 10, 2, tzinfo=UTC)
+from tests.unit.dataflows.test_shard import shard
 
 
 def test_the_snapshot_is_timed_as_the_snapshot_shards_stage() -> None:
-    config = ShardConfig(
-        AccountConfig(86_400.0, 1_000, DEFAULT_TIER1_RULES, CompiledFeatures(load_definitions())),
-        idle_ttl=timedelta(days=40), flush_interval=timedelta(seconds=5),
-    )
     registry = CollectorRegistry()
-    logic = ShardLogic(AccountShard(config, lambda: NOW), PipelineMetrics.create(registry))
+    logic = ShardLogic(shard(), PipelineMetrics.create(registry))
     logic.on_batch([[make_event(event_id=f"e{i}", event_time=T0 + timedelta(hours=i))
                      for i in range(3)]])
 
