@@ -193,6 +193,8 @@ class Settings:
     input_format: InputFormat = InputFormat.NATIVE
     input_mapping: Path | None = None
     shards: int = 64  # accounts are grouped in this many units of state
+    # Accounts held as live objects at most (all shards); the others as their bytes.
+    warm_accounts: int = 32_000
     recovery_dir: Path | None = Path(".churnwatch/recovery")
     recovery_partitions: int = 4
     snapshot_interval: timedelta = timedelta(seconds=10)
@@ -362,6 +364,7 @@ class Settings:
             )),
             input_mapping=reader.optional_path("INPUT_MAPPING"),
             shards=reader.positive_int("SHARDS", defaults.shards),
+            warm_accounts=reader.positive_int("WARM_ACCOUNTS", defaults.warm_accounts),
             recovery_dir=Path(recovery) if recovery.lower() not in ("", "none", "off") else None,
             recovery_partitions=reader.positive_int(
                 "RECOVERY_PARTITIONS", defaults.recovery_partitions
@@ -428,6 +431,7 @@ class Settings:
             "INPUT_BATCH_SIZE": str(self.input_batch_size),
             "INPUT_FORMAT": str(self.input_format),
             "SHARDS": str(self.shards),
+            "WARM_ACCOUNTS": str(self.warm_accounts),
             "RECOVERY_DIR": str(self.recovery_dir) if self.recovery_dir else "off",
             "RECOVERY_PARTITIONS": str(self.recovery_partitions),
             "SNAPSHOT_INTERVAL_SECONDS": str(self.snapshot_interval.total_seconds()),
@@ -578,6 +582,9 @@ ENV_VARIABLES: dict[str, str] = {
     " user and event type names (the shipped schemas/formats/default-mapping.yaml)",
     f"{PREFIX}SHARDS": "accounts are grouped in this many shards, the unit of state, snapshots"
     " and parallelism; fixed for the life of a recovery directory (64)",
+    f"{PREFIX}WARM_ACCOUNTS": "accounts held as live objects at most, across all shards; the"
+    " least recently active others are held as their snapshot bytes, about 0.7 KB each,"
+    " and unpacked at their next event (32000)",
     f"{PREFIX}RECOVERY_DIR": "Bytewax recovery directory; 'off' disables (.churnwatch/recovery)",
     f"{PREFIX}RECOVERY_PARTITIONS": "recovery partitions created on first start (4)",
     f"{PREFIX}SNAPSHOT_INTERVAL_SECONDS": "epoch: how often state and offsets are snapshot (10)",

@@ -296,6 +296,7 @@ def flow_config(
         erased_events=settings.erased_events,
         decoder=input_decoder(settings),
         account_traits=settings.account_traits,
+        warm_accounts=settings.warm_accounts,
     )
 
 

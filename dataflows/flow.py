@@ -137,6 +137,9 @@ class FlowConfig:
     decoder: Decoder | None = None
     # Which traits mean company name, plan, MRR, renewal date, owner (accounts table).
     account_traits: AccountTraits = field(default_factory=AccountTraits)
+    # Accounts kept as live objects at most, across all shards (each keeps its share);
+    # the others are held as their snapshot bytes. None: cooled at snapshots only.
+    warm_accounts: int | None = None
 
     @property
     def feature_version(self) -> str:
@@ -280,6 +283,8 @@ def build_dataflow(
         decisions=None if scoring is None else scoring.decisions,
         policy=None if scoring is None else scoring.policy,
         account_traits=config.account_traits if sinks.accounts is not None else None,
+        warm_accounts=None if config.warm_accounts is None
+        else max(1, -(-config.warm_accounts // config.shards)),
     )
 
     def build_shard(snapshot: ShardSnapshot | None) -> ShardLogic:

@@ -45,6 +45,11 @@ CONSUMER_CONFIG: dict[str, str | int | bool] = {
     # the log, would skip all that is still there without a word; what is re-read is
     # deduplicated by event id.
     "auto.offset.reset": "earliest",
+    # How far each partition's consumer reads ahead of the dataflow (librdkafka's
+    # defaults: 100,000 messages or 64 MB per partition, which a backlog fills: over
+    # half a GB for 8 partitions). Two input batches ahead keep it fed.
+    "queued.min.messages": 10_000,
+    "queued.max.messages.kbytes": 8_192,
 }
 # How long a poll waits for messages when none are buffered, as Bytewax's source.
 POLL_TIMEOUT_S = 0.001

@@ -57,6 +57,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 
 import zstandard
@@ -212,6 +213,9 @@ class ShardConfig:
     policy: RiskPolicy | None = None
     # Which traits fill the accounts table; None: no account records (no accounts sink).
     account_traits: AccountTraits | None = None
+    # Accounts (and risk states) kept as live objects at most, the least recently
+    # active going cold (their bytes) after each batch; None: only the epoch cools.
+    warm_accounts: int | None = None
 
 
 # Silent scores kept per account, newest last: as many as the decision engine keeps
@@ -382,12 +386,14 @@ class AccountShard:
         kept live), or a new one."""
         processor = self._accounts.get(subject)
         if processor is None:
-            frozen = self._frozen.get(subject)
-            processor = AccountProcessor(
-                self._config.account, None if frozen is None else AccountSnapshot(unpack(frozen))
-            )
-            self._accounts[subject] = processor
+            processor = self._accounts[subject] = self._thaw(subject)
         return processor
+
+    def _thaw(self, subject: str) -> AccountProcessor:
+        frozen = self._frozen.get(subject)
+        return AccountProcessor(
+            self._config.account, None if frozen is None else AccountSnapshot(unpack(frozen))
+        )
 
     # -- batches ---------------------------------------------------------------
 
@@ -467,6 +473,9 @@ class AccountShard:
             self._evict_in_event_time()
             self._eviction_checked = dict(self._partition_seen)
             self._next_event_eviction = self._seen_until + EVICTION_CHECK_EVENT_TIME
+        cap = config.warm_accounts
+        if cap is not None and (len(self._accounts) > cap or len(self._risk) > cap):
+            self._shed(cap)
         return out
 
     def _run(
@@ -497,7 +506,12 @@ class AccountShard:
         self, subject: str, events: list[Event], out: ShardOutputs, feed: list[Any],
         now: datetime,
     ) -> None:
-        processor = self._processor(subject)
+        # Taken out and put back: the live accounts stay in the order they were last
+        # active, the least recent first (the first to go cold, see _shed).
+        processor = self._accounts.pop(subject, None)
+        if processor is None:
+            processor = self._thaw(subject)
+        self._accounts[subject] = processor
         result = processor.process(events)
         self._last_active[subject] = now
         self._newest[subject] = processor.newest
@@ -663,11 +677,14 @@ class AccountShard:
             if decided:
                 self._publish_referenced(risk, decided, out)
                 out.decided.extend(decided)
+        warm = self._risk
         for subject, risk in touched.items():
             if risk.forgettable():
                 self._forget_risk(subject)
             else:  # its own TTL, as its news left it (cold, it is not unpickled to know)
                 self._risk_until[subject] = risk.seen + self._risk_ttl(risk).total_seconds()
+                warm.pop(subject, None)  # put back last: the most recently active (_shed)
+                warm[subject] = risk
 
     def _forget_risk(self, subject: str) -> None:
         self._risk.pop(subject, None)
@@ -729,10 +746,15 @@ class AccountShard:
         if self._records:
             out.accounts.extend(self._records.values())
             self._records = {}
+        accounts = self._accounts
         for subject in self._dirty:
             if subject not in self._last_active:
                 continue  # forgotten meanwhile
-            update = self._processor(subject).feature_update()
+            # A cold account is thawed for its write only: kept live, a flush after a
+            # backlog would hold every account of it live at once.
+            processor = accounts.get(subject)
+            update = (processor if processor is not None
+                      else self._thaw(subject)).feature_update()
             if update is not None:
                 out.features.append(update)
         self._dirty = set()
@@ -850,6 +872,26 @@ class AccountShard:
         return (dict(frozen), dict(risks), tuple(self._dirty), event_times,
                 tuple(self._records.values()),
                 (dict(self._partition_of), dict(self._partition_seen)))
+
+    def _shed(self, cap: int) -> None:
+        """Keep at most ``cap`` accounts and ``cap`` risk states live: the least
+        recently active go cold now, packed first if changed since their last
+        snapshot (the next snapshot then has nothing more to pack for them). What an
+        account does is the same live or cold; a cold one costs a thaw at its next
+        news, a live one several times its bytes of memory."""
+        accounts, touched = self._accounts, self._touched
+        for subject in list(islice(accounts, len(accounts) - cap)) if len(accounts) > cap else ():
+            processor = accounts.pop(subject)
+            if subject in touched:
+                self._frozen[subject] = pack(processor.snapshot().state)
+                touched.discard(subject)
+        risks, risk_touched = self._risk, self._risk_touched
+        for subject in list(islice(risks, len(risks) - cap)) if len(risks) > cap else ():
+            risk = risks.pop(subject)
+            if subject in risk_touched:
+                self._risk_frozen[subject] = pack(risk.snapshot())
+                risk_touched.discard(subject)
+            self._risk_expires[subject] = risk.touched + self._risk_ttl(risk)
 
     def _cool(self, touched: set[str], risk_touched: set[str]) -> None:
         """Drop the live objects of the accounts an epoch went by without; their

@@ -25,7 +25,12 @@ from churnwatch.simulator import Simulation, produce, simulate, write_jsonl
 from churnwatch.wiring import account_config
 from featurestore.definitions import load_definitions
 from featurestore.errors import FeatureVersionMismatch
-from featurestore.redis_store import FeatureUpdate, RedisFeatureStore, feature_key
+from featurestore.redis_store import (
+    PIPELINE_ACCOUNTS,
+    FeatureUpdate,
+    RedisFeatureStore,
+    feature_key,
+)
 from schemas.event import EventLimits
 from tests.integration.conftest import create_events_topic
 from tests.integration.kafka_io import read_all
@@ -144,6 +149,25 @@ def test_store_refuses_other_versions_and_older_writes(
     with pytest.raises(FeatureVersionMismatch):
         other.get("t", "x")
     assert store.get("t", "missing") is None
+
+
+def test_a_batch_of_more_accounts_than_a_pipeline_writes_each_once(
+    stack_settings: Settings,
+) -> None:
+    assert stack_settings.redis_url
+    client = redis.Redis.from_url(stack_settings.redis_url)
+    prefix = f"cwt{uuid.uuid4().hex[:8]}"
+    store = RedisFeatureStore(client, ("a",), "v1", timedelta(days=1), prefix=prefix)
+    accounts = 2 * PIPELINE_ACCOUNTS + 7
+    # each account twice, the newer last: the newest of each, in three pipelines
+    updates = [FeatureUpdate("t", f"x{i}", (float(i) + k,), 1_000.0 + k)
+               for k in (0, 1) for i in range(accounts)]
+    assert store.write_batch(updates) == accounts
+    assert len(client.keys(f"{prefix}:*")) == accounts
+    for i in (0, PIPELINE_ACCOUNTS, accounts - 1):
+        vector = store.get("t", f"x{i}")
+        assert vector is not None and vector.values == {"a": float(i) + 1}
+    assert store.write_batch(updates[:accounts]) == 0  # older, in every pipeline: refused
 
 
 def test_a_newer_write_refreshes_the_ttl_and_a_refused_older_one_leaves_it(

@@ -277,3 +277,46 @@ def test_risk_states_idle_in_event_time_are_forgotten() -> None:
     assert "acme:d" in held()  # 89 days
     account_shard.process([on_day("b", 191)])
     assert "acme:d" not in held()  # 91 days
+
+
+def scored_shard(
+    clock: Clock, warm_accounts: int | None = None, snapshot: object = None
+) -> AccountShard:
+    from churnwatch.settings import Settings
+    from churnwatch.wiring import flow_config
+
+    flow = flow_config(Settings())
+    assert flow.scoring is not None
+    config = ShardConfig(
+        flow.account,
+        idle_ttl=flow.idle_state_ttl,
+        flush_interval=timedelta(seconds=5),
+        score=flow.scoring.score,
+        decisions=flow.scoring.decisions,
+        policy=flow.scoring.policy,
+        warm_accounts=warm_accounts,
+    )
+    return AccountShard(config, clock, snapshot)  # type: ignore[arg-type]
+
+
+def test_past_the_warm_cap_the_least_recent_accounts_go_cold_and_act_the_same() -> None:
+    clock = Clock()
+    capped, free = scored_shard(clock, warm_accounts=2), scored_shard(clock)
+    names = ["a", "b", "c", "d", "e"]
+    kinds = ["billing.payment_failed", "feature.used", "user.login"]
+    history = {n: events(n, 24, event_type=kinds[i % 3]) for i, n in enumerate(names)}
+    for step in range(4):  # each batch: a few events of every account, then two again
+        batch = [history[n][step * 5:step * 5 + 5] for n in names]
+        batch.append(history["a"][step * 5 + 5:step * 5 + 6])
+        assert capped.process(batch) == free.process(batch)
+        # at most two live: the two a batch ran last (it runs them in order of first news)
+        assert list(capped._accounts) == ["acme:d", "acme:e"] and len(capped._risk) <= 2
+        if step == 1:
+            assert capped.snapshot()[0] == free.snapshot()[0]  # the same bytes, packed early
+    clock.now = NOW + timedelta(seconds=5)
+    assert capped.on_notify() == free.on_notify()  # the cold ones' features, thawed to write
+    assert capped.warm == 2  # and not kept live
+    assert capped.on_eof() == free.on_eof()
+    restored = scored_shard(clock, 2, pickle.loads(pickle.dumps(capped.snapshot())))
+    batch = [history[n][20:] for n in names]
+    assert restored.process(batch) == free.process(batch)
