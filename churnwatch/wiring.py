@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from dataflows.flow import FlowConfig, FlowSinks, ScoringStage, build_dataflow
 from dataflows.kafka_input import EventsSource
 from dataflows.metrics import PipelineMetrics
 from dataflows.outputs import WriterSink, alert_latency_observer, utc_now
+from dataflows.shard_log import SHARD_LOG_FOLDER
 from decisions.engine import (
     AlertStatusLookup,
     ConsentLookup,
@@ -446,6 +448,19 @@ def _model_observer(metrics: PipelineMetrics) -> Callable[[str, str, RiskModel],
     return observe
 
 
+def with_shard_log(config: FlowConfig, settings: Settings) -> FlowConfig:
+    """``config`` for a run with recovery: the shards' accounts in the shard log of
+    its recovery directory (dataflows.shard_log), replaced files kept for 20 epochs
+    and at least 10 minutes (a restart resumes from the last committed epoch)."""
+    if settings.recovery_dir is None:
+        return config
+    return replace(
+        config,
+        shard_log_dir=settings.recovery_dir / SHARD_LOG_FOLDER,
+        shard_log_retain=max(timedelta(minutes=10), 20 * settings.snapshot_interval),
+    )
+
+
 def production_flow(
     settings: Settings,
     metrics: PipelineMetrics,
@@ -460,7 +475,7 @@ def production_flow(
     metrics.feature_version.info(
         {"feature_version": feature_set.version, "definitions": feature_set.source}
     )
-    config = production_config(settings, feature_set, metrics)
+    config = with_shard_log(production_config(settings, feature_set, metrics), settings)
     return build_dataflow(
         events_source(settings, metrics, tail=tail),
         production_sinks(settings, metrics, feature_set),

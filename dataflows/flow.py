@@ -43,6 +43,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import bytewax.operators as op
@@ -66,6 +67,7 @@ from dataflows.shard import (
     ShardOutputs,
     ShardSnapshot,
 )
+from dataflows.shard_log import ShardLog
 from decisions.engine import DecisionEngine
 from detectors.inactivity import AbsenceTracking, TrackingSnapshot
 from detectors.usage import InactivityRule
@@ -140,6 +142,11 @@ class FlowConfig:
     # Accounts kept as live objects at most, across all shards (each keeps its share);
     # the others are held as their snapshot bytes. None: cooled at snapshots only.
     warm_accounts: int | None = None
+    # Where the shards' snapshots put their accounts (dataflows.shard_log): a folder of
+    # the recovery directory; None (no recovery), in the snapshots themselves. And how
+    # long a replaced file is kept (a restart may resume from an older snapshot).
+    shard_log_dir: Path | None = None
+    shard_log_retain: timedelta = timedelta(minutes=10)
 
     @property
     def feature_version(self) -> str:
@@ -285,6 +292,9 @@ def build_dataflow(
         account_traits=config.account_traits if sinks.accounts is not None else None,
         warm_accounts=None if config.warm_accounts is None
         else max(1, -(-config.warm_accounts // config.shards)),
+        log=None if config.shard_log_dir is None
+        else ShardLog(config.shard_log_dir, config.shard_log_retain),
+        shards=config.shards,
     )
 
     def build_shard(snapshot: ShardSnapshot | None) -> ShardLogic:

@@ -67,6 +67,7 @@ from accounts.config import AccountConfig
 from accounts.debounce import ScoreRequest
 from accounts.processor import AccountProcessor, AccountSnapshot
 from accounts.record import AccountTraits, account_record, score_record
+from dataflows.shard_log import GONE, Entry, LogRef, ShardLog
 from decisions.engine import SCORES_KEPT, AccountDecisions, DecisionEngine
 from featurestore.redis_store import FeatureUpdate
 from schemas.account import AccountRecord
@@ -216,6 +217,10 @@ class ShardConfig:
     # Accounts (and risk states) kept as live objects at most, the least recently
     # active going cold (their bytes) after each batch; None: only the epoch cools.
     warm_accounts: int | None = None
+    # Where snapshots put the accounts (dataflows.shard_log), with the shard count
+    # that names a shard's files; None: in the snapshot itself (no recovery).
+    log: ShardLog | None = None
+    shards: int = 64
 
 
 # Silent scores kept per account, newest last: as many as the decision engine keeps
@@ -286,8 +291,24 @@ EventTimes = tuple[dict[str, float], dict[str, float], float]
 # (accounts' state, risk states, accounts whose features were not yet written, event
 # times, account records not yet written, (each account's input partition, each
 # partition's newest event time)); older snapshots: the first two to five.
-ShardSnapshot = tuple[dict[str, bytes], dict[str, Any], tuple[str, ...], EventTimes,
-                      tuple[AccountRecord, ...], tuple[dict[str, int], dict[int, float]]]
+FullSnapshot = tuple[dict[str, bytes], dict[str, Any], tuple[str, ...], EventTimes,
+                     tuple[AccountRecord, ...], tuple[dict[str, int], dict[int, float]]]
+
+
+@mypyc_attr(native_class=False)  # pickled: see churnwatch.native
+@dataclass(frozen=True)
+class LoggedShard:
+    """A shard's snapshot with a shard log: its accounts are in the log's files
+    (``ref``; None: it never held one), the rest as in a full snapshot."""
+
+    ref: LogRef | None
+    dirty: tuple[str, ...]
+    seen_until: float
+    records: tuple[AccountRecord, ...]
+    partition_seen: dict[int, float]
+
+
+ShardSnapshot = FullSnapshot | LoggedShard
 
 
 class AccountShard:
@@ -299,7 +320,7 @@ class AccountShard:
         clock: Callable[[], datetime],
         # A ShardSnapshot, or an older one's first two to five (so not its type: a
         # compiled module checks the annotation at run time, see churnwatch.native).
-        snapshot: tuple[Any, ...] | None = None,
+        snapshot: tuple[Any, ...] | LoggedShard | None = None,
     ) -> None:
         self._config = config
         self._clock = clock
@@ -340,6 +361,14 @@ class AccountShard:
         # Busy seconds of the two phases (the metrics read and reset them).
         self.busy_accounts = 0.0
         self.busy_risk = 0.0
+        # With a shard log: the files holding the accounts as of the last snapshot, the
+        # accounts forgotten since, and whether the next snapshot writes them all anew.
+        self._log: LogRef | None = None
+        self._gone: set[str] = set()
+        self._compact = False
+        if isinstance(snapshot, LoggedShard):
+            self._log = snapshot.ref
+            snapshot = self._expand(snapshot)
         if snapshot is not None:
             processors, risks = snapshot[0], snapshot[1]
             # Every account starts cold: nothing is unpickled until it has news.
@@ -366,6 +395,32 @@ class AccountShard:
                 partition_of, self._partition_seen = snapshot[5][0], dict(snapshot[5][1])
                 for subject, partition in partition_of.items():
                     self._move(subject, partition)
+
+    def _expand(self, logged: LoggedShard) -> FullSnapshot:
+        """A logged snapshot in the full snapshot's shape, its accounts read back."""
+        frozen: dict[str, bytes] = {}
+        risks: dict[str, Any] = {}
+        newest: dict[str, float] = {}
+        risk_until: dict[str, float] = {}
+        partition_of: dict[str, int] = {}
+        if logged.ref is not None:
+            log = self._config.log
+            if log is None:
+                msg = "a snapshot written to a shard log, restored without one"
+                raise ValueError(msg)
+            for subject, (state, risk, seen, until, partition) in log.read(logged.ref).items():
+                if state is not None:
+                    frozen[subject] = state
+                if risk is not None:
+                    risks[subject] = risk
+                if seen is not None:
+                    newest[subject] = seen
+                if until is not None:
+                    risk_until[subject] = until
+                if partition is not None:
+                    partition_of[subject] = partition
+        return (frozen, risks, logged.dirty, (newest, risk_until, logged.seen_until),
+                logged.records, (partition_of, logged.partition_seen))
 
     def __len__(self) -> int:
         """Accounts held, warm or cold."""
@@ -566,8 +621,9 @@ class AccountShard:
             self._process_account(subject, segment, out, feed, now)
 
     def _erase_account(self, subject: str, out: ShardOutputs, feed: list[Any]) -> None:
-        """Forget the account (its next snapshot holds nothing of it), and what this
-        batch produced for it so far."""
+        """Forget the account (its next snapshot holds nothing of it, nor the shard log
+        files it names), and what this batch produced for it so far."""
+        self._compact = True
         self._forget_account(subject)
         self._forget_risk(subject)
         tenant, account = subject.split(":", 1)
@@ -687,6 +743,7 @@ class AccountShard:
                 warm[subject] = risk
 
     def _forget_risk(self, subject: str) -> None:
+        self._gone.add(subject)
         self._risk.pop(subject, None)
         self._risk_frozen.pop(subject, None)
         self._risk_expires.pop(subject, None)
@@ -811,6 +868,7 @@ class AccountShard:
         self._by_partition.setdefault(partition, set()).add(subject)
 
     def _forget_account(self, subject: str) -> None:
+        self._gone.add(subject)
         partition = self._partition_of.pop(subject, None)
         if partition is not None:
             self._by_partition[partition].discard(subject)
@@ -868,10 +926,46 @@ class AccountShard:
                 risks[subject] = pack(risk.snapshot())
         self._risk_touched = set()
         self._cool(touched, risk_touched)
+        gone, self._gone = self._gone, set()
+        log = self._config.log
+        if log is not None:
+            changed = touched | risk_touched | gone
+            if changed or self._compact:
+                self._append(log, changed)
+            return LoggedShard(self._log, tuple(self._dirty), self._seen_until,
+                               tuple(self._records.values()), dict(self._partition_seen))
         event_times = (dict(self._newest), dict(self._risk_until), self._seen_until)
         return (dict(frozen), dict(risks), tuple(self._dirty), event_times,
                 tuple(self._records.values()),
                 (dict(self._partition_of), dict(self._partition_seen)))
+
+    def _append(self, log: ShardLog, changed: set[str]) -> None:
+        """The changed accounts' entries as the shard log's next file; all the shard's
+        accounts, once the deltas would outweigh the last full file (or after an
+        erasure)."""
+        ref = self._log
+        full = ref is None or self._compact or ref.due_full(len(changed))
+        if full:
+            subjects: Iterable[str] = (self._frozen.keys() | self._risk_frozen.keys()
+                                       | self._newest.keys() | self._risk_until.keys())
+        else:
+            subjects = changed
+        entries = {subject: self._entry(subject) for subject in subjects}
+        if full:
+            entries = {subject: entry for subject, entry in entries.items() if entry != GONE}
+        if ref is not None:
+            shard = ref.shard
+        elif changed:
+            shard = shard_of(next(iter(changed)), self._config.shards)
+        else:
+            return  # never held an account: nothing to write
+        self._log = log.append(ref, shard, entries, full)
+        self._compact = False
+
+    def _entry(self, subject: str) -> Entry:
+        return (self._frozen.get(subject), self._risk_frozen.get(subject),
+                self._newest.get(subject), self._risk_until.get(subject),
+                self._partition_of.get(subject))
 
     def _shed(self, cap: int) -> None:
         """Keep at most ``cap`` accounts and ``cap`` risk states live: the least
@@ -882,15 +976,13 @@ class AccountShard:
         accounts, touched = self._accounts, self._touched
         for subject in list(islice(accounts, len(accounts) - cap)) if len(accounts) > cap else ():
             processor = accounts.pop(subject)
-            if subject in touched:
+            if subject in touched:  # stays touched: changed this epoch (the shard log)
                 self._frozen[subject] = pack(processor.snapshot().state)
-                touched.discard(subject)
         risks, risk_touched = self._risk, self._risk_touched
         for subject in list(islice(risks, len(risks) - cap)) if len(risks) > cap else ():
             risk = risks.pop(subject)
             if subject in risk_touched:
                 self._risk_frozen[subject] = pack(risk.snapshot())
-                risk_touched.discard(subject)
             self._risk_expires[subject] = risk.touched + self._risk_ttl(risk)
 
     def _cool(self, touched: set[str], risk_touched: set[str]) -> None:

@@ -11,6 +11,10 @@ snapshots are complete up to. The input step's state (:data:`INPUT_STEP`) is, pe
 Kafka partition, the offset of the next message to read: once the committed one
 is a topic's end, a restart resumes with the effect of every message restored.
 
+With a shard log (``dataflows.shard_log``, a run with recovery), a shard's row
+names files of the ``shard-log`` folder that hold its accounts: the live bytes
+count the files the live rows name.
+
 Everything here only reads, through read-only connections.
 """
 
@@ -23,6 +27,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from benchmarks.harness.figures import Figures
+from dataflows.shard import LoggedShard
+from dataflows.shard_log import SHARD_LOG_FOLDER
 
 PARTITION_GLOB = "part-*.sqlite3"
 BUSY_TIMEOUT_S = 10.0
@@ -46,6 +52,14 @@ WHERE s.step_id = ?
   AND s.snap_epoch = (SELECT MAX(t.snap_epoch) FROM snaps AS t
                       WHERE t.step_id = s.step_id AND t.state_key = s.state_key
                         AND t.snap_epoch <= ?)
+"""
+# The newest row of each key, whole.
+_LIVE_ROWS = """
+SELECT s.ser_change
+FROM snaps AS s
+WHERE s.snap_epoch = (SELECT MAX(t.snap_epoch) FROM snaps AS t
+                      WHERE t.step_id = s.step_id AND t.state_key = s.state_key)
+  AND s.ser_change IS NOT NULL
 """
 # Every row kept, whatever its epoch.
 _KEPT_BY_STEP = """
@@ -165,15 +179,36 @@ def snapshot_figures(directory: Path) -> Figures:
             row = conn.execute("SELECT MIN(snap_epoch), MAX(snap_epoch) FROM snaps").fetchone()
             epochs.append((row[0], row[1]) if row else (None, None))
     live = merge_steps(live_rows, ("keys", "bytes", "discarded"))
+    log_live, log_all = shard_log_bytes(directory)
     kept = merge_steps(kept_rows, ("rows", "bytes", "keys"))
     lows = [low for low, _ in epochs if low is not None]
     highs = [high for _, high in epochs if high is not None]
     return {
         "partitions": len(epochs),
-        "live_bytes": sum(step["bytes"] for step in live.values()),
+        "live_bytes": sum(step["bytes"] for step in live.values()) + log_live,
+        "shard_log_live_bytes": log_live,
+        "shard_log_bytes": log_all,
         "kept_bytes": sum(step["bytes"] for step in kept.values()),
         "oldest_snap_epoch": min(lows) if lows else None,
         "newest_snap_epoch": max(highs) if highs else None,
         "live_by_step": live,
         "kept_by_step": kept,
     }
+
+
+def shard_log_bytes(directory: Path) -> tuple[int, int]:
+    """The bytes of the shard log's files that the live rows name, and of all its
+    files (those replaced and kept a while, see ``dataflows.shard_log``)."""
+    folder = directory / SHARD_LOG_FOLDER
+    if not folder.is_dir():
+        return 0, 0
+    every = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    named = 0
+    for path in partitions(directory):
+        with _read_only(path) as conn:
+            for (blob,) in conn.execute(_LIVE_ROWS):
+                state = pickle.loads(blob)  # our own run's snapshot, not foreign input
+                if isinstance(state, LoggedShard) and state.ref is not None:
+                    shard = folder / f"{state.ref.shard:04d}"
+                    named += sum((shard / name).stat().st_size for name in state.ref.files)
+    return named, every

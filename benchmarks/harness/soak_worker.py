@@ -249,7 +249,7 @@ def soak_worker(spec_path: Path) -> int:
 
     from churnwatch.logs import configure_logging
     from churnwatch.settings import Settings
-    from churnwatch.wiring import flow_config
+    from churnwatch.wiring import flow_config, with_shard_log
     from dataflows.files import file_sinks
     from dataflows.flow import build_dataflow
     from dataflows.metrics import PipelineMetrics
@@ -275,7 +275,7 @@ def soak_worker(spec_path: Path) -> int:
     flow = build_dataflow(
         MonthlyLinesSource(Path(spec["history"]), stops, probe, settings.input_batch_size),
         file_sinks(Path(spec["outputs"]), metrics),
-        flow_config(settings, feature_set),
+        with_shard_log(flow_config(settings, feature_set), settings),
         metrics,
     )
     run_dataflow(

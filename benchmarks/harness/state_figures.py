@@ -180,6 +180,9 @@ def state_table(report: Figures) -> list[tuple[str, str]]:
     ]
     for step, figures in (snaps.get("live_by_step") or {}).items():
         rows.append((f"    {step}", f"{figures['keys']:,} keys, {_mib(figures['bytes'])}"))
+    rows.append(("    shard log files they name / all the shard log's files",
+                 f"{_mib(snaps.get('shard_log_live_bytes'))} / "
+                 f"{_mib(snaps.get('shard_log_bytes'))}"))
     rows += [
         ("  every snapshot kept / epochs kept",
          f"{_mib(snaps.get('kept_bytes'))} / {snaps.get('oldest_snap_epoch')}.."

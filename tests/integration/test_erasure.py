@@ -18,6 +18,7 @@ import redis
 from churnwatch.settings import Settings
 from churnwatch.simulator import produce, simulate
 from dataflows.shard import unpack
+from dataflows.shard_log import SHARD_LOG_FOLDER, LogRef, ShardLog
 from tests.builders import event_bytes
 from tests.integration.conftest import create_events_topic
 from tests.integration.kafka_io import produce_all, read_all
@@ -43,40 +44,44 @@ def mentions(account: str) -> re.Pattern[bytes]:
     return re.compile(rb"(?<![A-Za-z0-9_.-])" + re.escape(account.encode()) + rb"(?![A-Za-z0-9_-])")
 
 
-def opened(value: Any) -> Iterator[Any]:
-    """Every value inside a snapshot, packed states unpacked."""
+def opened(value: Any, log: ShardLog) -> Iterator[Any]:
+    """Every value inside a snapshot, packed states unpacked, shard log files read."""
     yield value
+    if isinstance(value, LogRef):
+        yield from opened(log.read(value), log)
+        return
     if isinstance(value, bytes):
         for load in (lambda b: pickle.loads(unpack(b)), pickle.loads):
             try:
                 inner = load(value)
             except Exception:  # not a pickle: plain bytes
                 continue
-            yield from opened(inner)
+            yield from opened(inner, log)
             return
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from opened(key)
-            yield from opened(item)
+            yield from opened(key, log)
+            yield from opened(item, log)
     elif isinstance(value, list | tuple | set | frozenset):
         for item in value:
-            yield from opened(item)
+            yield from opened(item, log)
     elif dataclasses.is_dataclass(value):
         for field in dataclasses.fields(value):
-            yield from opened(getattr(value, field.name))
+            yield from opened(getattr(value, field.name), log)
 
 
 def snapshot_mentions(settings: Settings, account: str) -> list[str]:
     """The live snapshot rows (every step's state) that hold the account anywhere."""
     assert settings.recovery_dir
     pattern = mentions(account)
+    log = ShardLog(settings.recovery_dir / SHARD_LOG_FOLDER, timedelta(0))
     found = []
     for path in sorted(settings.recovery_dir.glob("*.sqlite3")):
         with sqlite3.connect(path) as db:
             for step, key, blob in db.execute("SELECT step_id, state_key, ser_change FROM snaps"):
                 if blob is None:
                     continue
-                for value in opened(blob):
+                for value in opened(blob, log):
                     text = value if isinstance(value, bytes) else str(value).encode()
                     if isinstance(value, bytes | str) and pattern.search(text):
                         found.append(f"{path.name}:{step}:{key}")
@@ -173,6 +178,8 @@ def test_erase_an_account_mid_stream_leaves_no_trace(
     # The live snapshots: no step's state holds it.
     assert snapshot_mentions(settings, account) == []
     assert snapshot_mentions(settings, other)  # the scan does see an account's state
+    assert settings.recovery_dir is not None
+    assert any((settings.recovery_dir / SHARD_LOG_FOLDER).rglob("*.entries"))  # read there
 
     # Kafka: its later events were dead-lettered without key or value; nothing churnwatch
     # published after the erasure names it.
