@@ -236,20 +236,7 @@ def test_accounts_idle_in_event_time_are_forgotten_while_the_wall_clock_stands()
 
 
 def test_risk_states_idle_in_event_time_are_forgotten() -> None:
-    from churnwatch.settings import Settings
-    from churnwatch.wiring import flow_config
-
-    flow = flow_config(Settings())
-    assert flow.scoring is not None
-    config = ShardConfig(
-        flow.account,
-        idle_ttl=flow.idle_state_ttl,
-        flush_interval=timedelta(seconds=5),
-        score=flow.scoring.score,
-        decisions=flow.scoring.decisions,
-        policy=flow.scoring.policy,
-    )
-    account_shard = AccountShard(config, Clock())
+    account_shard = scored_shard(Clock())
     account_shard.process([on_day("a", 0, event_type="billing.payment_failed")])
     assert account_shard.risk_states == 1  # a high tier and a decision to remember
     def held() -> set[str]:
