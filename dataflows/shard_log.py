@@ -50,7 +50,8 @@ class ShardLogMissing(RuntimeError):
     def __init__(self, path: Path) -> None:
         super().__init__(
             f"the recovery snapshot of a shard names {path}, which is missing: the"
-            " recovery directory was copied or cleaned without its shards/ folder."
+            f" recovery directory was copied or cleaned without its {SHARD_LOG_FOLDER}/"
+            " folder."
             " Restore that folder, or start a fresh recovery directory (the input"
             " is then read again from the start)"
         )

@@ -176,8 +176,9 @@ def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     snapshot = account_shard.snapshot()
     assert isinstance(snapshot, LoggedShard) and snapshot.ref is not None
     (tmp_path / f"{snapshot.ref.shard:04d}" / snapshot.ref.files[0]).unlink()
-    with pytest.raises(ShardLogMissing, match="shard-log|shards/|missing"):
+    with pytest.raises(ShardLogMissing) as missing:
         logged(clock, log, snapshot)
+    assert snapshot.ref.files[0] in str(missing.value) and "shard-log/" in str(missing.value)
 
 
 def test_a_shard_that_never_held_an_account_writes_nothing(tmp_path: Path) -> None:
