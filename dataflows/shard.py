@@ -369,6 +369,8 @@ class AccountShard:
         if isinstance(snapshot, LoggedShard):
             self._log = snapshot.ref
             snapshot = self._expand(snapshot)
+        elif snapshot is not None:  # a whole snapshot (no log then, or an older run)
+            self._compact = True  # with a log now: its first snapshot writes them all
         if snapshot is not None:
             processors, risks = snapshot[0], snapshot[1]
             # Every account starts cold: nothing is unpickled until it has news.
@@ -955,8 +957,8 @@ class AccountShard:
             entries = {subject: entry for subject, entry in entries.items() if entry != GONE}
         if ref is not None:
             shard = ref.shard
-        elif changed:
-            shard = shard_of(next(iter(changed)), self._config.shards)
+        elif entries:
+            shard = shard_of(next(iter(entries)), self._config.shards)
         else:
             return  # never held an account: nothing to write
         self._log = log.append(ref, shard, entries, full)

@@ -204,3 +204,19 @@ def test_a_full_disk_names_the_recovery_directory(
     failure = recovery_store_error(failed.value, tmp_path)
     assert failure is not None and "full" in str(failure)
     assert not any((tmp_path / "shard-log" / "0003").iterdir())  # no partial file left
+
+
+def test_a_whole_snapshot_of_an_older_run_is_written_to_the_log_at_once(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    older = scored_shard(clock)  # no log: a whole snapshot, as before the shard log
+    older.process([events("a", 3), events("b", 3)])
+    whole = pickle.loads(pickle.dumps(older.snapshot()))
+    log = ShardLog(tmp_path, timedelta(minutes=10))
+    upgraded = logged(clock, log, whole)
+    snapshot = upgraded.snapshot()  # an epoch without news, yet every account written
+    assert isinstance(snapshot, LoggedShard) and snapshot.ref is not None
+    assert set(log.read(snapshot.ref)) == {"acme:a", "acme:b"}
+    restored = logged(clock, log, round_trip(snapshot))
+    assert restored.process([events("a", 3)]).duplicates == 3
