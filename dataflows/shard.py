@@ -67,7 +67,7 @@ from accounts.config import AccountConfig
 from accounts.debounce import ScoreRequest
 from accounts.processor import AccountProcessor, AccountSnapshot
 from accounts.record import AccountTraits, account_record, score_record
-from dataflows.shard_log import GONE, Entry, LogRef, ShardLog
+from dataflows.shard_log import Entry, LogRef, ShardLog
 from decisions.engine import SCORES_KEPT, AccountDecisions, DecisionEngine
 from featurestore.redis_store import FeatureUpdate
 from schemas.account import AccountRecord
@@ -947,14 +947,12 @@ class AccountShard:
         erasure)."""
         ref = self._log
         full = ref is None or self._compact or ref.due_full(len(changed))
-        if full:
-            subjects: Iterable[str] = (self._frozen.keys() | self._risk_frozen.keys()
-                                       | self._newest.keys() | self._risk_until.keys())
+        if full:  # every account the shard holds (a gone one is in none of these)
+            held = (self._frozen.keys() | self._risk_frozen.keys()
+                    | self._newest.keys() | self._risk_until.keys())
+            entries = {subject: self._entry(subject) for subject in held}
         else:
-            subjects = changed
-        entries = {subject: self._entry(subject) for subject in subjects}
-        if full:
-            entries = {subject: entry for subject, entry in entries.items() if entry != GONE}
+            entries = {subject: self._entry(subject) for subject in changed}
         if ref is not None:
             shard = ref.shard
         elif entries:

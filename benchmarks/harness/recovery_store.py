@@ -28,7 +28,7 @@ from pathlib import Path
 
 from benchmarks.harness.figures import Figures
 from dataflows.shard import LoggedShard
-from dataflows.shard_log import SHARD_LOG_FOLDER
+from dataflows.shard_log import SHARD_LOG_FOLDER, LogRef
 
 PARTITION_GLOB = "part-*.sqlite3"
 BUSY_TIMEOUT_S = 10.0
@@ -172,14 +172,18 @@ def snapshot_figures(directory: Path) -> Figures:
     live_rows: list[tuple[str, int, int, int]] = []
     kept_rows: list[tuple[str, int, int, int]] = []
     epochs: list[tuple[int | None, int | None]] = []
+    log_files: list[LogRef] = []
+    logged = (directory / SHARD_LOG_FOLDER).is_dir()  # else no row names a log file
     for path in partitions(directory):
         with _read_only(path) as conn:
             live_rows += conn.execute(_LIVE_BY_STEP).fetchall()
             kept_rows += conn.execute(_KEPT_BY_STEP).fetchall()
             row = conn.execute("SELECT MIN(snap_epoch), MAX(snap_epoch) FROM snaps").fetchone()
             epochs.append((row[0], row[1]) if row else (None, None))
+            if logged:
+                log_files += _named_log_files(conn)
     live = merge_steps(live_rows, ("keys", "bytes", "discarded"))
-    log_live, log_all = shard_log_bytes(directory)
+    log_live, log_all = shard_log_bytes(directory, log_files)
     kept = merge_steps(kept_rows, ("rows", "bytes", "keys"))
     lows = [low for low, _ in epochs if low is not None]
     highs = [high for _, high in epochs if high is not None]
@@ -196,19 +200,23 @@ def snapshot_figures(directory: Path) -> Figures:
     }
 
 
-def shard_log_bytes(directory: Path) -> tuple[int, int]:
-    """The bytes of the shard log's files that the live rows name, and of all its
-    files (those replaced and kept a while, see ``dataflows.shard_log``)."""
+def _named_log_files(conn: sqlite3.Connection) -> list[LogRef]:
+    """The shard log files each live row of a shard names."""
+    refs = []
+    for (blob,) in conn.execute(_LIVE_ROWS):
+        state = pickle.loads(blob)  # our own run's snapshot, not foreign input
+        if isinstance(state, LoggedShard) and state.ref is not None:
+            refs.append(state.ref)
+    return refs
+
+
+def shard_log_bytes(directory: Path, named: Iterable[LogRef]) -> tuple[int, int]:
+    """The bytes of the shard log's files that ``named`` name (the live rows'), and
+    of all its files (those replaced and kept a while, see ``dataflows.shard_log``)."""
     folder = directory / SHARD_LOG_FOLDER
     if not folder.is_dir():
         return 0, 0
     every = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
-    named = 0
-    for path in partitions(directory):
-        with _read_only(path) as conn:
-            for (blob,) in conn.execute(_LIVE_ROWS):
-                state = pickle.loads(blob)  # our own run's snapshot, not foreign input
-                if isinstance(state, LoggedShard) and state.ref is not None:
-                    shard = folder / f"{state.ref.shard:04d}"
-                    named += sum((shard / name).stat().st_size for name in state.ref.files)
-    return named, every
+    live = sum((folder / f"{ref.shard:04d}" / name).stat().st_size
+               for ref in named for name in ref.files)
+    return live, every
