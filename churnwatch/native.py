@@ -44,6 +44,7 @@ MODULES = (
     "accounts/processor.py",
     "scoring/risk.py",
     "decisions/engine.py",
+    "dataflows/account_table.py",
     "dataflows/shard.py",
     "dataflows/parse.py",
     "dataflows/files.py",

@@ -60,6 +60,7 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
+import numpy as np
 import zstandard
 from mypy_extensions import mypyc_attr
 
@@ -67,6 +68,7 @@ from accounts.config import AccountConfig
 from accounts.debounce import ScoreRequest
 from accounts.processor import AccountProcessor, AccountSnapshot
 from accounts.record import AccountTraits, account_record, score_record
+from dataflows.account_table import AccountTable, BlobColumn, FloatColumn, IntColumn
 from dataflows.shard_log import Entry, LogRef, ShardLog
 from decisions.engine import SCORES_KEPT, AccountDecisions, DecisionEngine
 from featurestore.redis_store import FeatureUpdate
@@ -328,13 +330,16 @@ class AccountShard:
         # Live processors of the warm accounts; a cold one lives as its snapshot bytes
         # in _frozen alone, and is built again from them when it next has news.
         self._accounts: dict[str, AccountProcessor] = {}
-        self._last_active: dict[str, datetime] = {}  # every account held, warm or cold
         self._risk: dict[str, _Risk] = {}  # warm risk states
+        # Every account's fields, warm or cold, in the columns of one table (each read
+        # like a dict by subject; see dataflows.account_table for why not dicts).
+        table = self._table = AccountTable()
+        self._last_active = FloatColumn(table)  # every account held (wall clock, epoch s)
         # Snapshots of accounts no epoch has touched since: reused as they are.
-        self._frozen: dict[str, bytes] = {}
+        self._frozen = BlobColumn(table)
         self._touched: set[str] = set()
-        self._risk_frozen: dict[str, bytes] = {}
-        self._risk_expires: dict[str, datetime] = {}  # when a cold risk state may go
+        self._risk_frozen = BlobColumn(table)
+        self._risk_expires = FloatColumn(table)  # when a cold risk state may go (wall, s)
         self._risk_touched: set[str] = set()
         self._dirty: set[str] = set()  # features changed, not yet written
         # Account records (the accounts table) not yet written, one per account: the
@@ -345,17 +350,17 @@ class AccountShard:
         # Event time (epoch s): each account's newest event, when each risk state may go
         # (its newest item plus its own TTL), the shard's newest event; idle state goes
         # by these too (a replay).
-        self._newest: dict[str, float] = {}
-        self._risk_until: dict[str, float] = {}
+        self._newest = FloatColumn(table)
+        self._risk_until = FloatColumn(table)
         self._seen_until = float("-inf")
+        self._batch_time = now.timestamp()  # the wall clock of the batch in hand (epoch s)
         self._next_event_eviction = float("-inf")
-        # The input partition each account's events come from, and its accounts: a
-        # partition's day close rescores its own silent accounts. And how far each
-        # partition's events here have reached (event time): an account's idle time is
-        # judged on its own partition's, which may run far behind another's (a replay
-        # or a backlog read by processes of their own pace).
-        self._partition_of: dict[str, int] = {}
-        self._by_partition: dict[int, set[str]] = {}
+        # The input partition each account's events come from: a partition's day close
+        # rescores its own silent accounts. And how far each partition's events here
+        # have reached (event time): an account's idle time is judged on its own
+        # partition's, which may run far behind another's (a replay or a backlog read
+        # by processes of their own pace).
+        self._partition_of = IntColumn(table)
         self._partition_seen: dict[int, float] = {}
         self._eviction_checked: dict[int, float] = {}  # each partition's time at the last look
         # Busy seconds of the two phases (the metrics read and reset them).
@@ -374,20 +379,30 @@ class AccountShard:
         if snapshot is not None:
             processors, risks = snapshot[0], snapshot[1]
             # Every account starts cold: nothing is unpickled until it has news.
-            self._frozen = dict(processors)
-            self._last_active = dict.fromkeys(processors, now)
-            self._risk_frozen = dict(risks)
+            frozen, last_active, started = self._frozen, self._last_active, now.timestamp()
+            for subject, state in processors.items():
+                frozen[subject] = state
+                last_active[subject] = started
             # Cold risk states go once the longest memory any could have has passed
             # without news (a restart does not know each one's own: it would have to
             # unpickle them all); forgetting one later than needed changes nothing.
-            self._risk_expires = dict.fromkeys(risks, now + self._longest_risk_memory())
+            risk_frozen, risk_expires = self._risk_frozen, self._risk_expires
+            expires = (now + self._longest_risk_memory()).timestamp()
+            for subject, risk in risks.items():
+                # a tuple in snapshots taken before risk states were pickled each
+                risk_frozen[subject] = (risk if isinstance(risk, bytes)
+                                        else pickle.dumps(risk, protocol=pickle.HIGHEST_PROTOCOL))
+                risk_expires[subject] = expires
             # The crash may have lost the feature writes still pending at the snapshot:
             # write those once more (every account's, from a snapshot that did not say).
             self._dirty = set(snapshot[2] if len(snapshot) > 2 else processors)
             self._flush_due = now if self._dirty else None
             if len(snapshot) > 3:  # event times (older snapshots: the wall clock alone)
                 newest, risk_until, self._seen_until = snapshot[3]
-                self._newest, self._risk_until = dict(newest), dict(risk_until)
+                for subject, seen in newest.items():
+                    self._newest[subject] = seen
+                for subject, until in risk_until.items():
+                    self._risk_until[subject] = until
                 self._next_event_eviction = self._seen_until + EVICTION_CHECK_EVENT_TIME
             if len(snapshot) > 4:  # account records the crash may have kept from the table
                 self._records = {record.key: record for record in snapshot[4]}
@@ -396,7 +411,7 @@ class AccountShard:
             if len(snapshot) > 5:  # the accounts' input partitions, how far each got
                 partition_of, self._partition_seen = snapshot[5][0], dict(snapshot[5][1])
                 for subject, partition in partition_of.items():
-                    self._move(subject, partition)
+                    self._partition_of[subject] = partition
 
     def _expand(self, logged: LoggedShard) -> FullSnapshot:
         """A logged snapshot in the full snapshot's shape, its accounts read back."""
@@ -431,7 +446,7 @@ class AccountShard:
     @property
     def risk_states(self) -> int:
         """Risk states held, warm or cold."""
-        return len(self._risk.keys() | self._risk_frozen.keys())
+        return len(self._risk.keys() | set(self._risk_frozen.keys()))
 
     @property
     def warm(self) -> int:
@@ -467,6 +482,7 @@ class AccountShard:
         started = time.perf_counter()
         config = self._config
         now = self._clock()
+        self._batch_time = now.timestamp()
         lateness = config.account.allowed_lateness_seconds
         out = ShardOutputs()
         feed: list[Any] = []  # what the decisions need, by account, in production order
@@ -550,11 +566,12 @@ class AccountShard:
         """A day the partition's watermark closed: a score request, as of the day's end,
         for each of the partition's accounts here that was silent through it (see
         :meth:`AccountProcessor.rescore`; without scoring no day closes come)."""
-        newest_of = self._newest
         start = closed.day * DAY
-        for subject in self._by_partition.get(closed.partition, ()):
-            if newest_of.get(subject, start) >= start:
-                continue  # active that day (or no event yet): no need to unpickle it
+        # Silent: its newest event before the day (active that day, or no event yet:
+        # no need to unpickle it); by subject, an order no history of slots changes.
+        silent = (self._partition_of.values() == closed.partition) & (
+            self._newest.values() < start)
+        for subject in sorted(self._table.subjects(silent)):
             request = self._processor(subject).rescore(closed.day)
             if request is not None:
                 feed.append(request)
@@ -570,11 +587,11 @@ class AccountShard:
             processor = self._thaw(subject)
         self._accounts[subject] = processor
         result = processor.process(events)
-        self._last_active[subject] = now
+        self._last_active[subject] = self._batch_time
         self._newest[subject] = processor.newest
         partition = events[-1].partition
         if self._partition_of.get(subject) != partition:
-            self._move(subject, partition)
+            self._partition_of[subject] = partition
         self._reached(partition, processor.newest)
         self._touched.add(subject)
         out.duplicates += result.duplicates
@@ -699,9 +716,8 @@ class AccountShard:
                 risk = self._risk.get(subject)
                 if risk is None:  # cold (its bytes) or new
                     frozen = self._risk_frozen.get(subject)
-                    if isinstance(frozen, bytes):
-                        frozen = unpack(frozen)
-                    risk = self._risk[subject] = _Risk(engine, frozen, now)
+                    risk = self._risk[subject] = _Risk(
+                        engine, None if frozen is None else unpack(frozen), now)
                     self._risk_expires.pop(subject, None)
                 risk.touched = now
                 touched[subject] = risk
@@ -796,7 +812,7 @@ class AccountShard:
         """The end of a finite input: every account's features as of its newest event
         (values such as days since the last activity move with time alone)."""
         out = ShardOutputs()
-        self._dirty = set(self._last_active)  # warm and cold
+        self._dirty = set(self._last_active.keys())  # warm and cold
         self._flush(out)
         return out
 
@@ -820,12 +836,13 @@ class AccountShard:
 
     def _evict(self, now: datetime) -> None:
         """Forget the accounts and risk states idle long enough on the wall clock."""
-        idle_before = now - self._config.idle_ttl
-        for subject in [s for s, at in self._last_active.items() if at <= idle_before]:
+        subjects = self._table.subjects
+        idle_before = (now - self._config.idle_ttl).timestamp()
+        for subject in subjects(self._last_active.values() <= idle_before):
             self._forget_account(subject)
         for subject in [s for s, r in self._risk.items() if now >= r.touched + self._risk_ttl(r)]:
             self._forget_risk(subject)
-        for subject in [s for s, at in self._risk_expires.items() if now >= at]:
+        for subject in subjects(self._risk_expires.values() <= now.timestamp()):
             self._forget_risk(subject)
 
     def _evict_in_event_time(self) -> None:
@@ -837,19 +854,16 @@ class AccountShard:
         that did not say) is judged on the shard's watermark, as before."""
         clock = self._config.account.clock
         shard_watermark = clock.watermark(self._seen_until)
-        watermarks = {p: clock.watermark(seen) for p, seen in self._partition_seen.items()}
-        partition_of = self._partition_of
-
-        def watermark(subject: str) -> float:
-            partition = partition_of.get(subject)
-            return shard_watermark if partition is None else watermarks.get(
-                partition, shard_watermark)
-
+        # each slot's watermark: its partition's, or the shard's
+        partitions = self._partition_of.values()
+        watermark = np.full(len(partitions), shard_watermark)
+        for partition, seen in self._partition_seen.items():
+            watermark[partitions == partition] = clock.watermark(seen)
         ttl = self._config.idle_ttl.total_seconds()
+        subjects = self._table.subjects
         # judged before any account goes (forgetting one forgets its partition)
-        idle_risks = [s for s, until in self._risk_until.items() if until < watermark(s)]
-        for subject in [s for s, newest in self._newest.items()
-                        if newest < watermark(s) - ttl]:
+        idle_risks = subjects(self._risk_until.values() < watermark)
+        for subject in subjects(self._newest.values() < watermark - ttl):
             self._forget_account(subject)
         if self._config.policy is None:
             return
@@ -861,19 +875,9 @@ class AccountShard:
         if event_time > self._partition_seen.get(partition, -math.inf):
             self._partition_seen[partition] = event_time
 
-    def _move(self, subject: str, partition: int) -> None:
-        """Record the input partition the account's events come from (its day closes)."""
-        old = self._partition_of.get(subject)
-        if old is not None:
-            self._by_partition[old].discard(subject)
-        self._partition_of[subject] = partition
-        self._by_partition.setdefault(partition, set()).add(subject)
-
     def _forget_account(self, subject: str) -> None:
         self._gone.add(subject)
-        partition = self._partition_of.pop(subject, None)
-        if partition is not None:
-            self._by_partition[partition].discard(subject)
+        self._partition_of.pop(subject, None)
         self._last_active.pop(subject, None)
         self._accounts.pop(subject, None)
         self._frozen.pop(subject, None)
@@ -936,10 +940,11 @@ class AccountShard:
                 self._append(log, changed)
             return LoggedShard(self._log, tuple(self._dirty), self._seen_until,
                                tuple(self._records.values()), dict(self._partition_seen))
-        event_times = (dict(self._newest), dict(self._risk_until), self._seen_until)
-        return (dict(frozen), dict(risks), tuple(self._dirty), event_times,
+        event_times = (dict(self._newest.items()), dict(self._risk_until.items()),
+                       self._seen_until)
+        return (dict(frozen.items()), dict(risks.items()), tuple(self._dirty), event_times,
                 tuple(self._records.values()),
-                (dict(self._partition_of), dict(self._partition_seen)))
+                (dict(self._partition_of.items()), dict(self._partition_seen)))
 
     def _append(self, log: ShardLog, changed: set[str]) -> None:
         """The changed accounts' entries as the shard log's next file; all the shard's
@@ -948,8 +953,9 @@ class AccountShard:
         ref = self._log
         full = ref is None or self._compact or ref.due_full(len(changed))
         if full:  # every account the shard holds (a gone one is in none of these)
-            held = (self._frozen.keys() | self._risk_frozen.keys()
-                    | self._newest.keys() | self._risk_until.keys())
+            held = self._table.subjects(
+                self._frozen.present() | self._risk_frozen.present()
+                | ~np.isnan(self._newest.values()) | ~np.isnan(self._risk_until.values()))
             entries = {subject: self._entry(subject) for subject in held}
         else:
             entries = {subject: self._entry(subject) for subject in changed}
@@ -983,7 +989,7 @@ class AccountShard:
             risk = risks.pop(subject)
             if subject in risk_touched:
                 self._risk_frozen[subject] = pack(risk.snapshot())
-            self._risk_expires[subject] = risk.touched + self._risk_ttl(risk)
+            self._risk_expires[subject] = (risk.touched + self._risk_ttl(risk)).timestamp()
 
     def _cool(self, touched: set[str], risk_touched: set[str]) -> None:
         """Drop the live objects of the accounts an epoch went by without; their
@@ -993,4 +999,4 @@ class AccountShard:
             del self._accounts[subject]
         for subject in [s for s in self._risk if s not in risk_touched]:
             risk = self._risk.pop(subject)
-            self._risk_expires[subject] = risk.touched + self._risk_ttl(risk)
+            self._risk_expires[subject] = (risk.touched + self._risk_ttl(risk)).timestamp()
