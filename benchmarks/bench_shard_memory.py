@@ -13,12 +13,16 @@ of them (a live stream, where most accounts are cold). After each epoch every
 shard snapshots and flushes. It prints RSS growth per account after each epoch,
 then pymalloc's statistics (``sys._debugmallocstats``): bytes in allocated blocks
 (objects alive), in available blocks (freed, held in arenas still in use), and the
-arenas' total.
+arenas' total; and the C allocator's (glibc's ``mallinfo2``): its heap, the bytes
+in use and free in it, and the bytes in blocks mapped apart. The allocator is
+tuned as a run tunes it (:func:`dataflows.run.tune_allocator`), unless
+``--default-allocator``.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import os
 import random
@@ -32,6 +36,7 @@ from pathlib import Path
 
 from churnwatch.settings import Settings
 from churnwatch.wiring import flow_config
+from dataflows.run import tune_allocator
 from dataflows.shard import AccountShard, ShardConfig, ShardItem, shard_of
 from dataflows.shard_log import ShardLog
 from schemas.event import Event
@@ -68,6 +73,24 @@ def pymalloc_figures() -> dict[str, int]:
     return figures
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def glibc_figures() -> dict[str, int] | None:
+    """glibc's totals (``mallinfo2``, glibc 2.33 and later), or None elsewhere."""
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return {"heap": info.arena, "in_use": info.uordblks, "free": info.fordblks,
+            "mapped": info.hblkhd}
+
+
 def login(account: int, number: int, epoch: int) -> Event:
     return Event(
         event_id=f"e{number}", tenant_id="acme", account_id=f"acct-{account}",
@@ -82,7 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--shards", type=int, default=16, help="shards in this process")
+    parser.add_argument("--default-allocator", action="store_true",
+                        help="leave glibc's allocator as it starts (no tune_allocator)")
     args = parser.parse_args(argv)
+    if not args.default_allocator:
+        tune_allocator()
     settings = Settings()
     flow = flow_config(settings)
     assert flow.scoring is not None
@@ -121,10 +148,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"epoch {epoch:2d}: RSS +{(rss_bytes() - start) / args.accounts:,.0f} B per "
               f"account; live accounts {sum(shard.warm for shard in shards):,}")
     figures = pymalloc_figures()
+    glibc = glibc_figures()
     shutil.rmtree(folder, ignore_errors=True)
     print(f"pymalloc: {figures['arenas']} arenas; blocks in use "
           f"{figures['allocated'] / args.accounts:,.0f} B per account; freed but held "
           f"{figures['available'] / args.accounts:,.0f} B per account")
+    if glibc is not None:
+        per = {name: value / args.accounts for name, value in glibc.items()}
+        print(f"glibc: heap {per['heap']:,.0f} B per account, in use {per['in_use']:,.0f}, "
+              f"free {per['free']:,.0f}; mapped apart {per['mapped']:,.0f} B per account")
     return 0
 
 

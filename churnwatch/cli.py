@@ -519,9 +519,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     if args.processes > 1:
         return _replay_processes(args, settings)
-    from dataflows.run import tune_garbage_collector
+    from dataflows.run import tune_process
 
-    tune_garbage_collector()  # as a run does: fewer collections over the accounts' state
+    tune_process()  # as a run does: fewer collections, large buffers mapped apart
     with Progress("replay", Path(args.events)) as progress:
         progress.stage("replaying")
         counts = replay(Path(args.events), Path(args.out), settings, watch=_watch(progress))
@@ -536,11 +536,11 @@ def _replay_processes(args: argparse.Namespace, settings: Settings) -> int:
     from churnwatch.cluster import DRAINED, local_addresses, run_children
     from churnwatch.progress import Progress
     from churnwatch.replay import clear_outputs, merge_outputs, replay_process
-    from dataflows.run import tune_garbage_collector
+    from dataflows.run import tune_process
 
     out, events = Path(args.out), Path(args.events)
     if args.process_id is not None:  # a child
-        tune_garbage_collector()
+        tune_process()
         counts = replay_process(events, out, settings, processes=args.processes,
                                 process_id=args.process_id, addresses=args.addresses.split(";"))
         print(DRAINED + " ".join(f"{k}={v}" for k, v in counts.items()), flush=True)

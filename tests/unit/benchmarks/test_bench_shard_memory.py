@@ -18,3 +18,4 @@ def test_a_small_run_prints_each_epoch_and_the_split(capsys: pytest.CaptureFixtu
     assert [line.split(":")[0] for line in out.splitlines() if line.startswith("epoch")] == [
         "epoch  0", "epoch  1", "epoch  2"]
     assert "freed but held" in out
+    assert "glibc: heap" in out  # this machine's C library is glibc

@@ -104,7 +104,7 @@ def test_a_failing_run_raises_the_clear_error_and_logs_it(
         raise RuntimeError(BYTEWAX_DISK_FULL)
 
     monkeypatch.setattr(run, "cli_main", panics)
-    monkeypatch.setattr(run, "tune_garbage_collector", lambda: None)
+    monkeypatch.setattr(run, "tune_process", lambda: None)
     flow = Dataflow("disk-full")
     op.output("out", op.input("in", flow, TestingSource([1])), TestingSink([]))
     with pytest.raises(RecoveryStoreError):
@@ -118,7 +118,7 @@ def test_a_defect_is_raised_as_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyP
         raise RuntimeError("a defect")
 
     monkeypatch.setattr(run, "cli_main", fails)
-    monkeypatch.setattr(run, "tune_garbage_collector", lambda: None)
+    monkeypatch.setattr(run, "tune_process", lambda: None)
     flow = Dataflow("defect")
     op.output("out", op.input("in", flow, TestingSource([1])), TestingSink([]))
     with pytest.raises(RuntimeError, match="a defect"):
