@@ -28,6 +28,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
+from dataflows.shard_log import ShardLogMissing
 from schemas.errors import ChurnwatchError
 
 log = logging.getLogger(__name__)
@@ -278,6 +279,14 @@ def run_dataflow(
             recovery_config=recovery,
         )
     except BaseException as exc:  # Bytewax's PanicException is not an Exception
+        missing = next((cause for cause in _chain(exc) if isinstance(cause, ShardLogMissing)),
+                       None)
+        if missing is not None:  # a restart that cannot read its shards' accounts
+            log.error(str(missing), extra={"recovery_dir": str(recovery_dir),
+                                           "missing": str(missing.path)})
+            if missing is exc:
+                raise
+            raise missing from exc
         failure = None if recovery_dir is None else recovery_store_error(exc, recovery_dir)
         if failure is None:
             raise

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from schemas.errors import ChurnwatchError
+
 Entry = tuple[bytes | None, bytes | None, float | None, float | None, int | None]
 GONE: Entry = (None, None, None, None, None)
 
@@ -44,8 +46,12 @@ SUFFIX = ".entries"
 SHARD_LOG_FOLDER = "shard-log"
 
 
-class ShardLogMissing(RuntimeError):
-    """A snapshot names a file of the shard log that is not there."""
+class ShardLogMissing(ChurnwatchError):
+    """A snapshot names a file of the shard log that is not there: the restart stops
+    (``churnwatch run`` prints this and exits 74, as when the recovery directory
+    cannot be written: it needs an operator either way)."""
+
+    exit_code = 74  # sysexits.h EX_IOERR, dataflows.run.EXIT_RECOVERY_STORE
 
     def __init__(self, path: Path) -> None:
         super().__init__(

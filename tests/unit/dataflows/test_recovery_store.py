@@ -1,4 +1,5 @@
-"""dataflows.run: a recovery directory that cannot be written is a clear error, exit 74.
+"""dataflows.run: a recovery directory that cannot be written, or a restart missing a
+shard log file, is a clear error, exit 74.
 
 The disk itself is filled in tests/integration/test_disk_full.py; here, the
 errors Bytewax and the OS raise are classified, and the CLI's exit status checked.
@@ -14,6 +15,7 @@ from pathlib import Path
 import bytewax.operators as op
 import pytest
 from bytewax.dataflow import Dataflow
+from bytewax.operators import StatefulLogic
 from bytewax.testing import TestingSink, TestingSource
 
 from churnwatch import cli
@@ -25,6 +27,7 @@ from dataflows.run import (
     recovery_store_error,
     run_dataflow,
 )
+from dataflows.shard_log import ShardLogMissing
 
 # What Bytewax 0.21.1's cli_main raises when its recovery writer panics on a full disk.
 BYTEWAX_DISK_FULL = (
@@ -165,3 +168,53 @@ def test_an_empty_shard_marker_is_a_first_start_that_could_not_write_it(
     (directory / "churnwatch-shards").write_text("")
     assert recovery_config(directory, 1, shards=16) is not None
     assert (directory / "churnwatch-shards").read_text() == "16\n"
+
+
+class _Counter(StatefulLogic):
+    """A running sum whose restore reads a file, as a shard reads its log's."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+    def on_item(self, value: int) -> tuple[list[int], bool]:
+        self.total += value
+        return [self.total], False
+
+    def snapshot(self) -> int:
+        return self.total
+
+
+def test_a_restart_missing_a_shard_log_file_stops_with_the_error_and_exit_74(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(run, "tune_process", lambda: None)
+    directory, lost = tmp_path / "r", tmp_path / "r" / "shard-log" / "0000" / "1-ab.entries"
+
+    def build(resume: int | None) -> _Counter:
+        if resume is not None:  # the snapshot names a file that is gone
+            raise ShardLogMissing(lost)
+        return _Counter(0)
+
+    def flow() -> Dataflow:
+        built = Dataflow("missing")
+        items = op.input("in", built, TestingSource([("k", 1), ("k", 2)]))
+        op.output("out", op.stateful("sum", items, build), TestingSink([]))
+        return built
+
+    run_dataflow(flow(), epoch_interval=timedelta(0), recovery_dir=directory,
+                 recovery_partitions=1)
+    with pytest.raises(ShardLogMissing) as missing:  # Bytewax's panic is not what leaves
+        run_dataflow(flow(), epoch_interval=timedelta(0), recovery_dir=directory,
+                     recovery_partitions=1)
+    assert missing.value.path == lost and str(lost) in caplog.text
+    assert missing.value.exit_code == EXIT_RECOVERY_STORE
+
+    def restart(_args: object) -> int:
+        run_dataflow(flow(), epoch_interval=timedelta(0), recovery_dir=directory,
+                     recovery_partitions=1)
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_run", restart)
+    assert cli.main(["run"]) == 74
+    assert f"churnwatch: the recovery snapshot of a shard names {lost}" in capsys.readouterr().err
