@@ -35,12 +35,18 @@ class ShardLogic(StatefulBatchLogic[list[ShardItem], ShardOutputs, ShardSnapshot
         self._busy_accounts = metrics.stage_busy.labels(stage="process-accounts")
         self._busy_risk = metrics.stage_busy.labels(stage="score-and-decide")
         self._busy_snapshot = metrics.stage_busy.labels(stage="snapshot-shards")
+        # What this shard adds to the process's held-state gauges (moved by differences:
+        # a process holds many shards).
+        self._warm_gauge = metrics.accounts_held.labels(state="warm")
+        self._cold_gauge = metrics.accounts_held.labels(state="cold")
+        self._reported = (0, 0, 0)  # warm, cold, state bytes
 
     def on_batch(
         self, values: list[list[ShardItem]]
     ) -> tuple[list[ShardOutputs], bool]:
         out = self._shard.process(values)
         self._count(out)
+        self._report_held()
         return ([out] if out else []), StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime:
@@ -48,6 +54,7 @@ class ShardLogic(StatefulBatchLogic[list[ShardItem], ShardOutputs, ShardSnapshot
 
     def on_notify(self) -> tuple[list[ShardOutputs], bool]:
         out = self._shard.on_notify()
+        self._report_held()
         return ([out] if out else []), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list[ShardOutputs], bool]:
@@ -60,7 +67,20 @@ class ShardLogic(StatefulBatchLogic[list[ShardItem], ShardOutputs, ShardSnapshot
         started = time.perf_counter()
         snapshot = self._shard.snapshot()
         self._busy_snapshot.inc(time.perf_counter() - started)
+        self._report_held()  # the accounts the epoch went by without went cold
         return snapshot
+
+    def _report_held(self) -> None:
+        shard = self._shard
+        warm = shard.warm
+        held = (warm, len(shard) - warm, shard.state_bytes)
+        if held == self._reported:
+            return
+        was = self._reported
+        self._warm_gauge.inc(held[0] - was[0])
+        self._cold_gauge.inc(held[1] - was[1])
+        self._metrics.state_bytes.inc(held[2] - was[2])
+        self._reported = held
 
     def _count(self, out: ShardOutputs) -> None:
         metrics, shard = self._metrics, self._shard

@@ -116,6 +116,8 @@ class PipelineMetrics:
     stage_busy: Counter
     alert_latency: Histogram
     last_batch: Gauge
+    accounts_held: Gauge
+    state_bytes: Gauge
     feature_version: Info
     model_version: Info
     policy_version: Info
@@ -247,6 +249,19 @@ class PipelineMetrics:
             last_batch=Gauge(
                 "churnwatch_input_last_poll_timestamp_seconds",
                 "When the Kafka input last polled (the dataflow's heartbeat)",
+                registry=registry,
+            ),
+            accounts_held=Gauge(
+                "churnwatch_accounts_held",
+                "Accounts whose state this process's shards hold, by state: warm (live "
+                "objects) or cold (packed bytes alone)",
+                ("state",),
+                registry=registry,
+            ),
+            state_bytes=Gauge(
+                "churnwatch_account_state_bytes",
+                "Bytes of the packed account and risk states this process's shards hold, "
+                "with the bytes replaced since their buffers' last compaction",
                 registry=registry,
             ),
             feature_version=Info(

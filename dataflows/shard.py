@@ -449,6 +449,12 @@ class AccountShard:
         return len(self._risk.keys() | set(self._risk_frozen.keys()))
 
     @property
+    def state_bytes(self) -> int:
+        """Bytes of the packed states held (cold accounts' and the warm ones' last),
+        with those replaced since the buffer's last compaction."""
+        return len(self._table.data)
+
+    @property
     def warm(self) -> int:
         """Accounts held as live objects (the others as snapshot bytes)."""
         return len(self._accounts)
