@@ -21,9 +21,9 @@ column holds a value for it.
 
 Each column reads like a dict keyed by subject (``get``, ``[]``, ``pop``,
 ``in``, ``len``, ``keys``, ``items``), so the shard's code reads as it did;
-``values()`` gives a column as a NumPy array for the scans over every account
-(eviction, a day close's silent accounts), and :meth:`AccountTable.subjects`
-names the slots a mask selects.
+``values()`` and ``present()`` give a column as NumPy arrays for the scans
+over every account (eviction, a day close's silent accounts), and
+:meth:`AccountTable.subjects` names the slots a mask selects.
 """
 
 from __future__ import annotations
@@ -118,137 +118,99 @@ class AccountTable:
         self.garbage = 0
 
 
-class FloatColumn:
-    """A float per account (NaN: none), read like a dict."""
+class NumberColumn:
+    """A number per account, read like a dict; an ``array`` of machine values whose
+    ``absent`` value marks an account without one (a subclass picks both)."""
 
-    def __init__(self, table: AccountTable) -> None:
+    def __init__(self, table: AccountTable, typecode: str, absent: Any) -> None:
         self._table = table
-        self._values = array("d", [NAN]) * len(table._subjects)
+        self._absent = absent
+        self._values: Any = array(typecode, [absent]) * len(table._subjects)
         self._count = 0
         table._columns.append(self)
 
+    def _missing(self, value: Any) -> bool:
+        return bool(value != value or value == self._absent)  # NaN is not equal to itself
+
     def grow(self) -> None:
-        self._values.append(NAN)
+        self._values.append(self._absent)
 
     def __len__(self) -> int:
         return self._count
 
     def __contains__(self, subject: object) -> bool:
         slot = self._table._slots.get(subject)  # type: ignore[call-overload]
-        return slot is not None and not math.isnan(self._values[slot])
+        return slot is not None and not self._missing(self._values[slot])
 
-    def get(self, subject: str, default: float | None = None) -> float | None:
+    def get(self, subject: str, default: Any = None) -> Any:
         slot = self._table._slots.get(subject)
         if slot is None:
             return default
         value = self._values[slot]
-        return default if math.isnan(value) else value
+        return default if self._missing(value) else value
 
-    def __getitem__(self, subject: str) -> float:
+    def __getitem__(self, subject: str) -> Any:
         value = self.get(subject)
         if value is None:
             raise KeyError(subject)
         return value
 
-    def __setitem__(self, subject: str, value: float) -> None:
+    def __setitem__(self, subject: str, value: Any) -> None:
         table = self._table
         slot = table.claim(subject)
         values = self._values
-        if math.isnan(values[slot]):
+        if self._missing(values[slot]):
             self._count += 1
             table.use(slot)
         values[slot] = value
 
-    def pop(self, subject: str, default: float | None = None) -> float | None:
+    def pop(self, subject: str, default: Any = None) -> Any:
         table = self._table
         slot = table._slots.get(subject)
         if slot is None:
             return default
         values = self._values
         value = values[slot]
-        if math.isnan(value):
+        if self._missing(value):
             return default
-        values[slot] = NAN
+        values[slot] = self._absent
         self._count -= 1
         table.unuse(slot)
         return value
 
     def values(self) -> Any:
-        """The column as a NumPy array by slot (a copy; NaN where absent)."""
-        return np.frombuffer(self._values, dtype=np.float64).copy()
+        """The column as a NumPy array by slot (a copy; the absent value where none)."""
+        return np.array(self._values)
+
+    def present(self) -> Any:
+        """A boolean array by slot: which hold a value."""
+        values = self.values()
+        return (values == values) & (values != self._absent)
 
     def keys(self) -> list[str]:
-        return self._table.subjects(~np.isnan(self.values()))
+        return self._table.subjects(self.present())
 
     def __iter__(self) -> Any:
         return iter(self.keys())
 
-    def items(self) -> list[tuple[str, float]]:
+    def items(self) -> list[tuple[str, Any]]:
         values = self._values
         slots = self._table._slots
         return [(subject, values[slots[subject]]) for subject in self.keys()]
 
 
-class IntColumn:
-    """An integer per account (:data:`NO_INT`: none), read like a dict."""
+class FloatColumn(NumberColumn):
+    """A float per account (NaN: none)."""
 
     def __init__(self, table: AccountTable) -> None:
-        self._table = table
-        self._values = array("q", [NO_INT]) * len(table._subjects)
-        self._count = 0
-        table._columns.append(self)
+        super().__init__(table, "d", NAN)
 
-    def grow(self) -> None:
-        self._values.append(NO_INT)
 
-    def __len__(self) -> int:
-        return self._count
+class IntColumn(NumberColumn):
+    """An integer per account (:data:`NO_INT`: none)."""
 
-    def __contains__(self, subject: object) -> bool:
-        slot = self._table._slots.get(subject)  # type: ignore[call-overload]
-        return slot is not None and self._values[slot] != NO_INT
-
-    def get(self, subject: str, default: int | None = None) -> int | None:
-        slot = self._table._slots.get(subject)
-        if slot is None:
-            return default
-        value = self._values[slot]
-        return default if value == NO_INT else value
-
-    def __setitem__(self, subject: str, value: int) -> None:
-        table = self._table
-        slot = table.claim(subject)
-        values = self._values
-        if values[slot] == NO_INT:
-            self._count += 1
-            table.use(slot)
-        values[slot] = value
-
-    def pop(self, subject: str, default: int | None = None) -> int | None:
-        table = self._table
-        slot = table._slots.get(subject)
-        if slot is None:
-            return default
-        values = self._values
-        value = values[slot]
-        if value == NO_INT:
-            return default
-        values[slot] = NO_INT
-        self._count -= 1
-        table.unuse(slot)
-        return value
-
-    def values(self) -> Any:
-        """The column as a NumPy array by slot (a copy; NO_INT where absent)."""
-        return np.frombuffer(self._values, dtype=np.int64).copy()
-
-    def keys(self) -> list[str]:
-        return self._table.subjects(self.values() != NO_INT)
-
-    def items(self) -> list[tuple[str, int]]:
-        values = self._values
-        slots = self._table._slots
-        return [(subject, values[slots[subject]]) for subject in self.keys()]
+    def __init__(self, table: AccountTable) -> None:
+        super().__init__(table, "q", NO_INT)
 
 
 class BlobColumn:

@@ -961,7 +961,7 @@ class AccountShard:
         if full:  # every account the shard holds (a gone one is in none of these)
             held = self._table.subjects(
                 self._frozen.present() | self._risk_frozen.present()
-                | ~np.isnan(self._newest.values()) | ~np.isnan(self._risk_until.values()))
+                | self._newest.present() | self._risk_until.present())
             entries = {subject: self._entry(subject) for subject in held}
         else:
             entries = {subject: self._entry(subject) for subject in changed}
