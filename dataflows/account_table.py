@@ -16,8 +16,9 @@ sentinel) and the states lie in one ``bytearray``: a state replaced by one no
 longer is overwritten in place, otherwise appended, and the buffer is
 compacted once an eighth of it is bytes replaced (a quarter held 888 B of
 buffer per account of 645 B of states in ``benchmarks.bench_shard_memory``, an
-eighth 780 B). A slot is freed when no
-column holds a value for it.
+eighth 780 B). A slot is freed when no column holds a value for it, and taken
+again by the next new account (the columns keep the length of the most slots
+ever held).
 
 Each column reads like a dict keyed by subject (``get``, ``[]``, ``pop``,
 ``in``, ``len``, ``keys``, ``items``), so the shard's code reads as it did;
