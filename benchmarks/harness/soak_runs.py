@@ -219,6 +219,7 @@ def soak_rows(marks: Sequence[MonthMark], months: Sequence[Figures]) -> list[Fig
             "active": mark.active,
             "accounts_held": month["accounts_held"],
             "risk_states": month["risk_states"],
+            "state_bytes": month.get("state_bytes"),  # runs before session 12: none
             "tracker_accounts": month["tracker_accounts"],
             "rss_bytes": month["rss_bytes"],
             "snapshot_bytes": month["snapshot_bytes"],
@@ -272,6 +273,7 @@ TABLE_COLUMNS = (
     ("active 40d", "active", "{:,}"),
     ("held", "accounts_held", "{:,}"),
     ("risk", "risk_states", "{:,}"),
+    ("state B", "state_bytes", "{:,}"),
     ("tracked", "tracker_accounts", "{:,}"),
     ("RSS MB", "rss_bytes", "{:,.1f}"),
     ("snapshot B", "snapshot_bytes", "{:,}"),

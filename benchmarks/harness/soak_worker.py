@@ -170,6 +170,9 @@ def held_state() -> Figures:
         "accounts_held": sum(len(shard) for shard in shards),
         "accounts_warm": sum(shard.warm for shard in shards),
         "risk_states": sum(shard.risk_states for shard in shards),
+        # the shards' packed states (compiled classes have no __dict__, so "structures"
+        # below does not see into them)
+        "state_bytes": sum(shard.state_bytes for shard in shards),
         "trackers": len(trackers),
         "tracker_accounts": sum(len(tracker) for tracker in trackers),
         "structures": collection_sizes([*shards, *trackers]),

@@ -25,7 +25,8 @@ from benchmarks.harness.soak_runs import (
 def row(month: int, *, held: int, rss: int | None, snapshot: int, seen: int) -> dict[str, Any]:
     return {"month": month, "end": f"2025-{month + 1:02d}-01", "events": 1000 * month,
             "ever_seen": seen, "active": 500, "accounts_held": held, "risk_states": 700,
-            "tracker_accounts": 510, "rss_bytes": rss, "snapshot_bytes": snapshot}
+            "state_bytes": 320 * held, "tracker_accounts": 510, "rss_bytes": rss,
+            "snapshot_bytes": snapshot}
 
 
 def year(*, held_growth: float) -> list[dict[str, Any]]:
@@ -36,13 +37,15 @@ def year(*, held_growth: float) -> list[dict[str, Any]]:
 def test_soak_rows_put_the_stream_beside_the_run() -> None:
     mark = MonthMark(1, datetime(2025, 2, 1, tzinfo=UTC), line=10, valid_events=9,
                      ever_seen=4, active=3)
-    month = {"accounts_held": 3, "risk_states": 2, "tracker_accounts": 3, "rss_bytes": 5,
-             "snapshot_bytes": 6, "structures": {}}
+    month = {"accounts_held": 3, "risk_states": 2, "state_bytes": 7, "tracker_accounts": 3,
+             "rss_bytes": 5, "snapshot_bytes": 6, "structures": {}}
     assert soak_rows([mark], [month]) == [{
         "month": 1, "end": "2025-02-01", "events": 9, "ever_seen": 4, "active": 3,
-        "accounts_held": 3, "risk_states": 2, "tracker_accounts": 3, "rss_bytes": 5,
-        "snapshot_bytes": 6,
+        "accounts_held": 3, "risk_states": 2, "state_bytes": 7, "tracker_accounts": 3,
+        "rss_bytes": 5, "snapshot_bytes": 6,
     }]
+    del month["state_bytes"]  # a run measured before the shards counted their bytes
+    assert soak_rows([mark], [month])[0]["state_bytes"] is None
 
 
 @pytest.mark.parametrize(("first", "last", "expected"), [
@@ -91,8 +94,8 @@ def test_table_lines_align_and_show_megabytes() -> None:
                          row(2, held=510, rss=None, snapshot=9, seen=500)])
     assert len({len(line) for line in lines}) == 1  # every line as wide
     assert lines[0].split() == ["month", "ends", "events", "seen", "active", "40d", "held",
-                                "risk", "tracked", "RSS", "MB", "snapshot", "B"]
-    assert lines[1].split()[-2:] == ["150.0", "1,234,567"]
+                                "risk", "state", "B", "tracked", "RSS", "MB", "snapshot", "B"]
+    assert lines[1].split()[-5:] == ["700", "160,000", "510", "150.0", "1,234,567"]
     assert lines[2].split()[-2:] == ["-", "9"]
 
 
