@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dataflows.shard import AccountShard, LoggedShard, ShardOutputs, shard_of
-from dataflows.shard_log import GONE, MIN_FULL_ENTRIES, LogRef, ShardLog, ShardLogMissing
+from dataflows.shard_log import GONE, MAX_FILES, LogRef, ShardLog, ShardLogMissing
 from featurestore.redis_store import FeatureUpdate
 from schemas.erasure import Erasure
 from tests.builders import make_event
@@ -77,8 +77,10 @@ def test_a_restored_shard_carries_on_as_if_never_stopped(tmp_path: Path) -> None
     names = ["a", "b", "c", "d"]
     script = history(names)
     snapshot = None
-    for step in range(3):  # epochs of a few events each: a full file, then deltas
-        live.process([script[n][step * 3:step * 3 + 3] for n in names[: 2 + step]])
+    # epochs of a few events each: a full file of three accounts, a delta with a new
+    # one, a delta of two (three entries since the full file: as many as it holds)
+    for accounts, first in ((["a", "b", "c"], 0), (["d"], 0), (["a", "b"], 3)):
+        live.process([script[n][first:first + 3] for n in accounts])
         snapshot = live.snapshot()
     assert isinstance(snapshot, LoggedShard) and snapshot.ref is not None
     assert len(snapshot.ref.files) == 3
@@ -101,28 +103,45 @@ def assert_same_flush(got: ShardOutputs, expected: ShardOutputs) -> None:
     assert replace(got, features=[]) == replace(expected, features=[])
 
 
+def touch(account_shard: AccountShard, account: str, hour: int) -> LogRef:
+    """One event of ``account`` at ``hour`` after T0, then a snapshot: its log ref."""
+    account_shard.process([[make_event(event_id=f"{account}-x{hour}", account_id=account,
+                                       event_time=T0 + timedelta(hours=hour))]])
+    ref = account_shard.snapshot().ref  # type: ignore[union-attr]
+    assert ref is not None
+    return ref
+
+
 def test_once_the_deltas_outweigh_the_full_file_the_next_is_full(tmp_path: Path) -> None:
     clock, log = Clock(), ShardLog(tmp_path, timedelta(0))  # replaced files go at once
     account_shard = logged(clock, log)
-    account_shard.process([events("a", 2)])
+    account_shard.process([events(name, 2) for name in "abc"])
     ref = account_shard.snapshot().ref  # type: ignore[union-attr]
-    assert ref is not None and ref.full_entries == 1
-    hour = 0
-    while ref.since_full + 1 <= MIN_FULL_ENTRIES and len(ref.files) < 64:
-        hour += 1
-        account_shard.process([[make_event(event_id=f"a-x{hour}", account_id="a",
-                                           event_time=T0 + timedelta(hours=2 + hour))]])
-        ref = account_shard.snapshot().ref  # type: ignore[union-attr]
-        assert ref is not None
-    assert len(ref.files) == 64 and ref.since_full == 63  # the file count bounds it too
-    account_shard.process([[make_event(event_id="a-last", account_id="a",
-                                       event_time=T0 + timedelta(days=3))]])
-    compacted = account_shard.snapshot().ref  # type: ignore[union-attr]
-    assert compacted is not None and len(compacted.files) == 1 and compacted.since_full == 0
-    assert files(log, compacted) == list(compacted.files)  # the 64 replaced: deleted
+    assert ref is not None and ref.full_entries == 3
+    for hour in (3, 4, 5):  # deltas of one entry each, up to as many as the full file
+        ref = touch(account_shard, "a", hour)
+        assert ref.since_full == hour - 2 and len(ref.files) == hour - 1
+    compacted = touch(account_shard, "a", 6)  # a fourth would outweigh it: written whole
+    assert compacted.full_entries == 3 and compacted.since_full == 0
+    assert files(log, compacted) == list(compacted.files) == [compacted.files[0]]
     restored = logged(clock, log, account_shard.snapshot())
-    again = [[make_event(event_id="a-last", account_id="a", event_time=T0 + timedelta(days=3))]]
+    again = [[make_event(event_id="a-x6", account_id="a", event_time=T0 + timedelta(hours=6))]]
     assert restored.process(again).duplicates == 1  # remembered through the full file
+    assert len(restored) == 3
+
+
+def test_the_file_count_bounds_the_deltas_too(tmp_path: Path) -> None:
+    clock, log = Clock(), ShardLog(tmp_path, timedelta(0))
+    account_shard = logged(clock, log)
+    account_shard.process([events(f"acct-{n}", 1) for n in range(MAX_FILES + 10)])
+    ref = account_shard.snapshot().ref  # type: ignore[union-attr]
+    assert ref is not None and ref.full_entries == MAX_FILES + 10
+    for hour in range(1, MAX_FILES):  # 63 deltas of one entry: fewer than the full file's
+        ref = touch(account_shard, "acct-0", hour)
+    assert len(ref.files) == MAX_FILES and ref.since_full == MAX_FILES - 1
+    compacted = touch(account_shard, "acct-0", MAX_FILES)
+    assert len(compacted.files) == 1 and compacted.since_full == 0
+    assert files(log, compacted) == list(compacted.files)  # the 64 replaced: deleted
 
 
 def test_an_evicted_account_is_gone_from_the_log(tmp_path: Path) -> None:
