@@ -265,7 +265,9 @@ def run_dataflow(
 
     ``epoch_interval``: how often state and input offsets are snapshot;
     ``recovery_dir`` ``None``: no recovery. Raises :class:`RecoveryStoreError`
-    when the recovery directory cannot be written, at start or mid-run.
+    when the recovery directory cannot be written, at start or mid-run, and
+    :class:`~dataflows.shard_log.ShardLogMissing` (logged; exit 74 as well) when a
+    restart's snapshot names a shard log file that is gone.
     """
     recovery = recovery_config(recovery_dir, recovery_partitions, shards=shards)
     tune_process()
