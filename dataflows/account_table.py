@@ -49,7 +49,7 @@ class AccountTable:
         self._subjects: list[str] = []  # by slot; "" where free
         self._free: list[int] = []
         self._uses = array("B")  # the columns holding a value, by slot
-        self._columns: list[Any] = []
+        self._columns: list[_Column] = []
         self._blobs: list[BlobColumn] = []
         self.data = bytearray()
         self.garbage = 0  # bytes of data no state points to
@@ -119,16 +119,56 @@ class AccountTable:
         self.garbage = 0
 
 
-class NumberColumn:
+class _Column:
+    """What every column shares: its table, its count, and reading like a dict by
+    subject (the subclass says whether a slot holds a value, gets it, and scans)."""
+
+    def __init__(self, table: AccountTable) -> None:
+        self._table = table
+        self._count = 0
+        table._columns.append(self)
+
+    def grow(self) -> None:
+        raise NotImplementedError
+
+    def _holds(self, slot: int) -> bool:
+        raise NotImplementedError
+
+    def get(self, subject: str, default: Any = None) -> Any:
+        raise NotImplementedError
+
+    def present(self) -> Any:
+        """A boolean array by slot: which hold a value."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, subject: object) -> bool:
+        slot = self._table._slots.get(subject)  # type: ignore[call-overload]
+        return slot is not None and self._holds(slot)
+
+    def __getitem__(self, subject: str) -> Any:
+        value = self.get(subject)
+        if value is None:
+            raise KeyError(subject)
+        return value
+
+    def keys(self) -> list[str]:
+        return self._table.subjects(self.present())
+
+    def __iter__(self) -> Any:
+        return iter(self.keys())
+
+
+class NumberColumn(_Column):
     """A number per account, read like a dict; an ``array`` of machine values whose
     ``absent`` value marks an account without one (a subclass picks both)."""
 
     def __init__(self, table: AccountTable, typecode: str, absent: Any) -> None:
-        self._table = table
         self._absent = absent
         self._values: Any = array(typecode, [absent]) * len(table._subjects)
-        self._count = 0
-        table._columns.append(self)
+        super().__init__(table)
 
     def _missing(self, value: Any) -> bool:
         return bool(value != value or value == self._absent)  # NaN is not equal to itself
@@ -136,12 +176,8 @@ class NumberColumn:
     def grow(self) -> None:
         self._values.append(self._absent)
 
-    def __len__(self) -> int:
-        return self._count
-
-    def __contains__(self, subject: object) -> bool:
-        slot = self._table._slots.get(subject)  # type: ignore[call-overload]
-        return slot is not None and not self._missing(self._values[slot])
+    def _holds(self, slot: int) -> bool:
+        return not self._missing(self._values[slot])
 
     def get(self, subject: str, default: Any = None) -> Any:
         slot = self._table._slots.get(subject)
@@ -149,12 +185,6 @@ class NumberColumn:
             return default
         value = self._values[slot]
         return default if self._missing(value) else value
-
-    def __getitem__(self, subject: str) -> Any:
-        value = self.get(subject)
-        if value is None:
-            raise KeyError(subject)
-        return value
 
     def __setitem__(self, subject: str, value: Any) -> None:
         table = self._table
@@ -184,15 +214,8 @@ class NumberColumn:
         return np.array(self._values)
 
     def present(self) -> Any:
-        """A boolean array by slot: which hold a value."""
         values = self.values()
         return (values == values) & (values != self._absent)
-
-    def keys(self) -> list[str]:
-        return self._table.subjects(self.present())
-
-    def __iter__(self) -> Any:
-        return iter(self.keys())
 
     def items(self) -> list[tuple[str, Any]]:
         values = self._values
@@ -214,28 +237,22 @@ class IntColumn(NumberColumn):
         super().__init__(table, "q", NO_INT)
 
 
-class BlobColumn:
+class BlobColumn(_Column):
     """A state (bytes) per account, held in the table's buffer, read like a dict;
     ``get`` returns a copy."""
 
     def __init__(self, table: AccountTable) -> None:
-        self._table = table
         self.offsets = array("q", [0]) * len(table._subjects)
         self.lengths = array("q", [-1]) * len(table._subjects)  # -1: none
-        self._count = 0
-        table._columns.append(self)
+        super().__init__(table)
         table._blobs.append(self)
 
     def grow(self) -> None:
         self.offsets.append(0)
         self.lengths.append(-1)
 
-    def __len__(self) -> int:
-        return self._count
-
-    def __contains__(self, subject: object) -> bool:
-        slot = self._table._slots.get(subject)  # type: ignore[call-overload]
-        return slot is not None and self.lengths[slot] >= 0
+    def _holds(self, slot: int) -> bool:
+        return self.lengths[slot] >= 0
 
     def get(self, subject: str, default: bytes | None = None) -> bytes | None:
         slot = self._table._slots.get(subject)
@@ -246,12 +263,6 @@ class BlobColumn:
             return default
         start = self.offsets[slot]
         return bytes(self._table.data[start:start + length])
-
-    def __getitem__(self, subject: str) -> bytes:
-        value = self.get(subject)
-        if value is None:
-            raise KeyError(subject)
-        return value
 
     def __setitem__(self, subject: str, value: bytes) -> None:
         table = self._table
@@ -278,30 +289,23 @@ class BlobColumn:
     def pop(self, subject: str, default: bytes | None = None) -> bytes | None:
         """The state, taken out; its bytes in the buffer are zeroed (an erased
         account's state lingers nowhere until the next compaction)."""
-        value = self.get(subject)
-        if value is None:
-            return default
         table = self._table
-        slot = table._slots[subject]
-        length = self.lengths[slot]
+        slot = table._slots.get(subject)
+        if slot is None or self.lengths[slot] < 0:
+            return default
+        start, length = self.offsets[slot], self.lengths[slot]
+        data = table.data
+        value = bytes(data[start:start + length])
+        data[start:start + length] = bytes(length)
         self.lengths[slot] = -1
         self._count -= 1
         table.unuse(slot)
         if length > 0:
-            start = self.offsets[slot]
-            table.data[start:start + length] = bytes(length)
             table.replaced(length)
         return value
 
     def present(self) -> Any:
-        """A boolean array by slot: which hold a state."""
         return np.frombuffer(self.lengths, dtype=np.int64) >= 0
-
-    def keys(self) -> list[str]:
-        return self._table.subjects(self.present())
-
-    def __iter__(self) -> Any:
-        return iter(self.keys())
 
     def items(self) -> list[tuple[str, bytes]]:
         return [(subject, self[subject]) for subject in self.keys()]

@@ -236,15 +236,12 @@ class _Risk:
     __slots__ = ("decisions", "newest", "publisher", "seen", "silent", "touched", "tracker")
 
     def __init__(
-        self, engine: DecisionEngine | None, snapshot: bytes | tuple[object, ...] | None,
-        touched: datetime,
+        self, engine: DecisionEngine | None, snapshot: bytes | None, touched: datetime,
     ) -> None:
-        state: Any = snapshot
-        if snapshot is None:
-            state = (None, None, None, (), float("-inf"))
-        elif isinstance(snapshot, bytes):
-            state = pickle.loads(snapshot)
-        # else: a tuple, as snapshots held it before they were pickled per account
+        # (a snapshot from before risk states were pickled each, a tuple, was pickled
+        # when restored: see AccountShard.__init__)
+        state: Any = (None, None, None, (), float("-inf")) if snapshot is None else (
+            pickle.loads(snapshot))
         tier_state, decision_state, published, silent, newest = state
         self.tracker = RiskTierTracker(tier_state)
         self.decisions = None if engine is None else AccountDecisions(engine, decision_state)
