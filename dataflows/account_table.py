@@ -79,6 +79,37 @@ class AccountTable:
         self._slots[subject] = slot
         return slot
 
+    def load(self, subjects: list[str]) -> None:
+        """Slots for ``subjects``, in their order, in a table that holds none yet (a
+        restore: one pass, not a claim per account and column). Each column's
+        ``load`` then fills its values in the same order, and :meth:`loaded` frees
+        the slots that no column filled."""
+        if self._slots:
+            msg = "a table is loaded only while empty"
+            raise ValueError(msg)
+        slots = dict(zip(subjects, range(len(subjects)), strict=True))
+        if len(slots) != len(subjects):
+            msg = "a subject named twice in a load"
+            raise ValueError(msg)
+        self._slots = slots
+        self._subjects = list(subjects)
+        self._free = []
+        self._uses = array("B", bytes(len(subjects)))
+
+    def _count_loaded(self, present: Any) -> None:
+        """A loaded column holds a value in the slots ``present`` selects."""
+        uses = np.frombuffer(self._uses, dtype=np.uint8)
+        uses += present
+
+    def loaded(self) -> None:
+        """The end of a load: the slots no column holds a value for are free."""
+        subjects, slots = self._subjects, self._slots
+        unused = np.flatnonzero(np.frombuffer(self._uses, dtype=np.uint8) == 0).tolist()
+        for slot in unused:
+            del slots[subjects[slot]]
+            subjects[slot] = ""
+        self._free = unused[::-1]  # the lowest taken first, as claim pops from the end
+
     def use(self, slot: int) -> None:
         self._uses[slot] += 1
 
@@ -209,6 +240,16 @@ class NumberColumn(_Column):
         table.unuse(slot)
         return value
 
+    def load(self, values: list[Any]) -> None:
+        """Every slot's value after :meth:`AccountTable.load`, in its order (None:
+        absent)."""
+        absent = self._absent
+        self._values = array(self._values.typecode,
+                             [absent if value is None else value for value in values])
+        present = self.present()
+        self._count = int(present.sum())
+        self._table._count_loaded(present)
+
     def values(self) -> Any:
         """The column as a NumPy array by slot (a copy; the absent value where none)."""
         return np.array(self._values)
@@ -303,6 +344,21 @@ class BlobColumn(_Column):
         if length > 0:
             table.replaced(length)
         return value
+
+    def load(self, values: list[bytes | None]) -> None:
+        """Every slot's state after :meth:`AccountTable.load`, in its order (None:
+        none), laid end to end after what the buffer holds."""
+        data = self._table.data
+        lengths = np.array([-1 if value is None else len(value) for value in values],
+                           dtype=np.int64)
+        sizes = np.maximum(lengths, 0)
+        offsets = np.where(lengths >= 0, len(data) + np.cumsum(sizes) - sizes, 0)
+        self.lengths = array("q", lengths.tobytes())
+        self.offsets = array("q", offsets.astype(np.int64).tobytes())
+        data += b"".join([value for value in values if value is not None])
+        present = self.present()
+        self._count = int(present.sum())
+        self._table._count_loaded(present)
 
     def present(self) -> Any:
         return np.frombuffer(self.lengths, dtype=np.int64) >= 0

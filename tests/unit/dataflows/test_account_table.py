@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -112,3 +113,55 @@ def test_a_state_taken_out_leaves_no_bytes_behind() -> None:
     state["acme:b"] = b"state of b"
     assert state.pop("acme:a") == b"secret of a"
     assert b"secret" not in table.data and state["acme:b"] == b"state of b"
+
+
+NAMES = ("state", "risk", "newest", "partition")
+# A restore's accounts: each subject's four values, any of them absent (None)
+ENTRIES = st.dictionaries(
+    SUBJECTS, st.tuples(*(st.none() | st.integers(min_value=0, max_value=400) for _ in NAMES)),
+    max_size=8,
+)
+
+
+def held_values(table: AccountTable, held: dict[str, BlobColumn | FloatColumn | IntColumn]
+                ) -> tuple[object, ...]:
+    return (len(table), len(table.data) - table.garbage,
+            *((len(column), dict(column.items())) for column in held.values()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(ENTRIES, OPERATIONS)
+def test_a_table_loaded_at_once_is_the_table_set_a_value_at_a_time(
+    entries: dict[str, tuple[int | None, ...]], operations: list,
+) -> None:
+    loaded_table, built_table = AccountTable(compact_at=1), AccountTable(compact_at=1)
+    loaded, built = columns(loaded_table), columns(built_table)
+    loaded_table.load(list(entries))
+    for index, name in enumerate(NAMES):
+        loaded[name].load([None if values[index] is None else value_of(name, values[index])
+                           for values in entries.values()])  # type: ignore[arg-type]
+    loaded_table.loaded()
+    for subject, values in entries.items():
+        for name, number in zip(NAMES, values, strict=True):
+            if number is not None:
+                built[name][subject] = value_of(name, number)  # type: ignore[assignment]
+    assert held_values(loaded_table, loaded) == held_values(built_table, built)
+    # and it goes on alike: freed slots taken again, states replaced, compactions
+    for column, operation, subject, number in operations:
+        if operation == "set":
+            loaded[column][subject] = value_of(column, number)  # type: ignore[assignment]
+            built[column][subject] = value_of(column, number)  # type: ignore[assignment]
+        else:
+            assert loaded[column].pop(subject) == built[column].pop(subject)
+        assert held_values(loaded_table, loaded) == held_values(built_table, built)
+
+
+def test_a_load_is_refused_into_a_table_that_holds_accounts_or_naming_one_twice() -> None:
+    table = AccountTable()
+    state = columns(table)["state"]
+    with pytest.raises(ValueError, match="twice"):
+        table.load(["acme:a", "acme:a"])
+    state["acme:b"] = b"b"
+    with pytest.raises(ValueError, match="empty"):
+        table.load(["acme:c"])
+    assert dict(state.items()) == {"acme:b": b"b"} and len(table) == 1
