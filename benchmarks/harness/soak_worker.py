@@ -131,14 +131,18 @@ class MonthlyLinesSource(FixedPartitionedSource[KafkaSourceMessage[None, bytes],
 
 def collection_sizes(objects: Iterable[object]) -> dict[str, int]:
     """Per ``Class.attribute``, summed over ``objects``: the length of every
-    collection attribute (dict, set, list, tuple), and, for a dict of bytes (an
-    account's state kept pickled), ``Class.attribute bytes``: their total size.
-    Which of an object's structures grows, without naming them in advance."""
+    collection attribute (dict, set, list, tuple, a column of the account table),
+    and, for a dict of bytes (an account's state kept pickled),
+    ``Class.attribute bytes``: their total size. Which of an object's structures
+    grows, without naming them in advance. A class compiled by mypyc has no
+    ``__dict__``: its attributes are the ones it names in ``__mypyc_attrs__``."""
+    from dataflows.account_table import BlobColumn, NumberColumn
+
     sizes: dict[str, int] = {}
     for obj in objects:
         name = type(obj).__name__
-        for attribute, value in getattr(obj, "__dict__", {}).items():
-            if not isinstance(value, dict | set | list | tuple):
+        for attribute, value in _attributes(obj):
+            if not isinstance(value, dict | set | list | tuple | NumberColumn | BlobColumn):
                 continue
             key = f"{name}.{attribute}"
             sizes[key] = sizes.get(key, 0) + len(value)
@@ -148,6 +152,16 @@ def collection_sizes(objects: Iterable[object]) -> dict[str, int]:
                 key += " bytes"
                 sizes[key] = sizes.get(key, 0) + sum(len(v) for v in value.values())
     return dict(sorted(sizes.items()))
+
+
+def _attributes(obj: object) -> list[tuple[str, object]]:
+    """An object's attributes by name: its ``__dict__``, or a compiled class's."""
+    names = getattr(type(obj), "__mypyc_attrs__", None)
+    if names is None:
+        return list(getattr(obj, "__dict__", {}).items())
+    unset = object()
+    found = [(attribute, getattr(obj, attribute, unset)) for attribute in names]
+    return [(attribute, value) for attribute, value in found if value is not unset]
 
 
 def held_state() -> Figures:

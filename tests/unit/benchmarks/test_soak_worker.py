@@ -86,3 +86,27 @@ def test_collection_sizes_sum_by_class_and_attribute() -> None:
         "Holder._live": 1,
         "Holder._pending": 2,
     }
+
+
+def test_collection_sizes_see_a_compiled_shard_and_its_columns() -> None:
+    # AccountShard is compiled (no __dict__; its attributes named in __mypyc_attrs__)
+    # when the native modules are built, as the suite runs them
+    from datetime import UTC, datetime, timedelta
+
+    from accounts.config import AccountConfig
+    from dataflows.shard import AccountShard, ShardConfig
+    from detectors.tier1 import DEFAULT_TIER1_RULES
+    from featurestore.aggregation import CompiledFeatures
+    from featurestore.definitions import load_definitions
+    from tests.builders import make_event
+
+    config = ShardConfig(
+        AccountConfig(86_400.0, 1_000, DEFAULT_TIER1_RULES, CompiledFeatures(load_definitions())),
+        idle_ttl=timedelta(days=40), flush_interval=timedelta(seconds=5))
+    shard = AccountShard(config, lambda: datetime(2026, 10, 2, tzinfo=UTC))
+    shard.process([[make_event(event_id="e1", account_id="a"),
+                    make_event(event_id="e2", account_id="b")]])
+    sizes = collection_sizes([shard])
+    assert sizes["AccountShard._accounts"] == 2  # the live processors
+    assert sizes["AccountShard._last_active"] == 2  # a column of the table
+    assert sizes["AccountShard._frozen"] == 0  # nothing packed before a snapshot
