@@ -31,7 +31,7 @@ import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from itertools import pairwise
 
 from mypy_extensions import mypyc_attr
@@ -118,6 +118,21 @@ class TrackerSnapshot:
     pending: tuple[tuple[str, str, float, float], ...] = ()
 
 
+# One account's state in a tracker: (last activity or None, due time of the last
+# signalled episode or None, pending silences as (start, end)).
+TrackerEntry = tuple[float | None, float | None, tuple[tuple[float, float], ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerEntries:
+    """A tracker's state as its accounts' entries (read back from an input partition's
+    absence log, see dataflows.absence_log) and its progress."""
+
+    entries: Mapping[tuple[str, str], TrackerEntry]
+    seen_until: float
+    checked_day: int
+
+
 class InactivityTracker:
     """Last activity per account of one partition, and the last episode signalled."""
 
@@ -128,7 +143,7 @@ class InactivityTracker:
         feature_version: str,
         *,
         forget_after_days: float = 35.0,
-        snapshot: TrackerSnapshot | None = None,
+        snapshot: TrackerSnapshot | TrackerEntries | None = None,
     ) -> None:
         self._rule = rule
         self._idle_after = rule.days * DAY
@@ -142,7 +157,18 @@ class InactivityTracker:
         self._pending: dict[tuple[str, str], list[tuple[float, float]]] = {}
         self._seen_until = -math.inf
         self._checked_day = -(2**62)
-        if snapshot is not None:
+        # The accounts whose entry (or pending silences) changed since take_changes():
+        # what a snapshot written as changes (a log) must write.
+        self._changed: set[tuple[str, str]] = set()
+        if isinstance(snapshot, TrackerEntries):
+            held = snapshot.entries
+            self._accounts = {key: [last, due] for key, (last, due, _) in held.items()
+                              if last is not None}
+            self._pending = {key: list(pieces) for key, (_, _, pieces) in held.items()
+                             if pieces}
+            self._seen_until = snapshot.seen_until
+            self._checked_day = snapshot.checked_day
+        elif snapshot is not None:
             self._accounts = {(t, a): [ts, due] for t, a, ts, due in snapshot.accounts}
             # getattr: snapshots written before pending silences existed lack it
             for t, a, start, end in getattr(snapshot, "pending", ()):
@@ -175,8 +201,10 @@ class InactivityTracker:
     def _observe(self, batch: ActivityBatch, signals: list[UsageSignal], finalise: bool
                  ) -> None:
         idle_after = self._idle_after
+        changed = self._changed
         for activity in batch.accounts:
             key = (activity.tenant_id, activity.account_id)
+            changed.add(key)
             entry = self._accounts.get(key)
             if entry is None:
                 entry = self._accounts[key] = [activity.first, None]
@@ -200,16 +228,22 @@ class InactivityTracker:
         for key in batch.erased:
             self._accounts.pop(key, None)
             self._pending.pop(key, None)
+            changed.add(key)
         if batch.seen_until > self._seen_until:
             self._seen_until = batch.seen_until
         if self._seen_until == -math.inf:
             return  # nothing read yet (an erasure first, the end of an empty input)
+        emitted: list[UsageSignal] = []
         if finalise:
-            self._finalise(signals)
+            self._finalise(emitted)
         day = day_of(self.watermark)
         if day > self._checked_day:
             self._checked_day = day
-            self._check(day * DAY, signals)
+            self._check(day * DAY, emitted)
+        # By date, then account: not in the order the tracker first saw the accounts,
+        # which a restart that reads them back from an absence log does not keep.
+        emitted.sort(key=_signal_order)
+        signals += emitted
 
     def _finalise(self, signals: list[UsageSignal]) -> None:
         """Signal the pending silences whose due moment the watermark has passed.
@@ -222,6 +256,7 @@ class InactivityTracker:
         due_now = [
             k for k, pieces in self._pending.items() if pieces[0][0] + idle_after <= watermark
         ]
+        self._changed.update(due_now)
         for key in due_now:
             pieces = self._pending.pop(key)
             entry = self._accounts[key]
@@ -239,8 +274,10 @@ class InactivityTracker:
         if signalled is not None and (due <= signalled or day_of(due) == day_of(signalled)):
             if due > signalled:
                 entry[1] = due  # same episode, moved within its day: remember where it is
+                self._changed.add(key)
             return  # this episode (or a later one, or one due that day) was signalled
         entry[1] = due
+        self._changed.add(key)
         observation = Observation(
             self._rule.signal_type,
             firing=True,
@@ -269,6 +306,46 @@ class InactivityTracker:
             self._signal(key, entry, due, signals)
         for key in forgotten:
             del self._accounts[key]
+        self._changed.update(forgotten)
+
+    # -- a snapshot as entries (see dataflows.parse: an input partition's absence log) --
+
+    def entry(self, key: tuple[str, str]) -> TrackerEntry | None:
+        """The account's ``(last activity, due time of the last signalled episode,
+        pending silences)``; None: the tracker holds nothing of it."""
+        held = self._accounts.get(key)
+        pending = self._pending.get(key)
+        if held is None and pending is None:
+            return None
+        last, due = (None, None) if held is None else (held[0], held[1])
+        return last, due, () if pending is None else tuple(pending)
+
+    def changed(self) -> int:
+        """How many accounts changed since the last :meth:`take_changes`."""
+        return len(self._changed)
+
+    def take_changes(self) -> dict[tuple[str, str], TrackerEntry | None]:
+        """The entries of the accounts changed since the last call (None: gone)."""
+        changed, self._changed = self._changed, set()
+        return {key: self.entry(key) for key in changed}
+
+    def entries(self) -> dict[tuple[str, str], TrackerEntry]:
+        """Every account's entry (and the changes so far taken: they are in it)."""
+        self._changed = set()
+        pending = self._pending
+        entries: dict[tuple[str, str], TrackerEntry] = {
+            key: (held[0], held[1], tuple(pending[key]) if key in pending else ())
+            for key, held in self._accounts.items()
+        }
+        for key, pieces in pending.items():
+            if key not in entries:
+                entries[key] = (None, None, tuple(pieces))
+        return entries
+
+    @property
+    def progress(self) -> tuple[float, int]:
+        """What a snapshot keeps beside the accounts: (newest event time, day checked)."""
+        return self._seen_until, self._checked_day
 
     def snapshot(self) -> TrackerSnapshot:
         return TrackerSnapshot(
@@ -281,6 +358,10 @@ class InactivityTracker:
                 for start, end in pieces
             ),
         )
+
+
+def _signal_order(signal: UsageSignal) -> tuple[date, str, str]:
+    return signal.signal_date, signal.tenant_id, signal.account_id
 
 
 def _split(
@@ -308,9 +389,10 @@ def _cut(
     return [(s, e) for s, e in pieces if e - s >= idle_after]
 
 
-# What an input stream's absence tracking is restored from: each tracker's snapshot by
-# signal name, or (written before several absence signals) the one tracker's.
-TrackingSnapshot = Mapping[str, TrackerSnapshot] | TrackerSnapshot | None
+# What an input stream's absence tracking is restored from: each tracker's snapshot (or
+# its entries, from an absence log) by signal name, or (written before several absence
+# signals) the one tracker's.
+TrackingSnapshot = Mapping[str, TrackerSnapshot | TrackerEntries] | TrackerSnapshot | None
 
 
 class AbsenceTracking:
@@ -329,6 +411,9 @@ class AbsenceTracking:
         if isinstance(snapshot, TrackerSnapshot):
             snapshot = {str(rules[0][0].signal_type): snapshot} if rules else {}
         kept = snapshot or {}
+        # An account erased since a log last wrote the trackers whole (written as changes,
+        # its entries would stay in older files): the log writes them whole, then clears it.
+        self.erased = False
         self._trackers = [
             (
                 InactivityTracker(rule, lateness_seconds, feature_version,
@@ -371,6 +456,8 @@ class AbsenceTracking:
         batches ended. A day close comes right before the event that closed the day,
         whatever the batching."""
         signals: list[UsageSignal] = []
+        if erased:
+            self.erased = True
         for tracker, is_activity, idle_after in self._trackers:
             summary = summarize_activity(-1, events, is_activity, idle_after)
             batches = [] if summary is None else [summary]
@@ -385,3 +472,4 @@ class AbsenceTracking:
 
     def snapshot(self) -> dict[str, TrackerSnapshot]:
         return {tracker.signal_type: tracker.snapshot() for tracker, _, _ in self._trackers}
+
