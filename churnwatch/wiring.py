@@ -22,6 +22,7 @@ from accounts.config import AccountConfig, ScoringConfig
 from churnwatch.errors import ConfigurationError
 from churnwatch.registry import registry_framing
 from churnwatch.settings import Settings
+from dataflows.absence_log import ABSENCE_LOG_FOLDER
 from dataflows.fast_lane import Tier1Lane
 from dataflows.flow import FlowConfig, FlowSinks, ScoringStage, build_dataflow
 from dataflows.kafka_input import EventsSource
@@ -448,15 +449,17 @@ def _model_observer(metrics: PipelineMetrics) -> Callable[[str, str, RiskModel],
     return observe
 
 
-def with_shard_log(config: FlowConfig, settings: Settings) -> FlowConfig:
+def with_recovery_logs(config: FlowConfig, settings: Settings) -> FlowConfig:
     """``config`` for a run with recovery: the shards' accounts in the shard log of
-    its recovery directory (dataflows.shard_log), replaced files kept for 20 epochs
-    and at least 10 minutes (a restart resumes from the last committed epoch)."""
+    its recovery directory (dataflows.shard_log) and the input partitions' absence
+    trackers in its absence log (dataflows.absence_log), replaced files kept for 20
+    epochs and at least 10 minutes (a restart resumes from the last committed epoch)."""
     if settings.recovery_dir is None:
         return config
     return replace(
         config,
         shard_log_dir=settings.recovery_dir / SHARD_LOG_FOLDER,
+        absence_log_dir=settings.recovery_dir / ABSENCE_LOG_FOLDER,
         shard_log_retain=max(timedelta(minutes=10), 20 * settings.snapshot_interval),
     )
 
@@ -475,7 +478,7 @@ def production_flow(
     metrics.feature_version.info(
         {"feature_version": feature_set.version, "definitions": feature_set.source}
     )
-    config = with_shard_log(production_config(settings, feature_set, metrics), settings)
+    config = with_recovery_logs(production_config(settings, feature_set, metrics), settings)
     return build_dataflow(
         events_source(settings, metrics, tail=tail),
         production_sinks(settings, metrics, feature_set),

@@ -39,6 +39,7 @@ alert to Kafka before the batch moves on.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ from bytewax.outputs import Sink
 from accounts.config import AccountConfig
 from accounts.debounce import ScoreRequest
 from accounts.record import AccountTraits
+from dataflows.absence_log import TrackingLog
 from dataflows.fast_lane import Tier1Lane
 from dataflows.kafka_input import EventsSource
 from dataflows.logic import ShardLogic
@@ -147,6 +149,10 @@ class FlowConfig:
     # long a replaced file is kept (a restart may resume from an older snapshot).
     shard_log_dir: Path | None = None
     shard_log_retain: timedelta = timedelta(minutes=10)
+    # Where the input partitions' snapshots put their absence trackers
+    # (dataflows.absence_log): a folder of the recovery directory, a folder per
+    # partition in it; None, in the snapshots themselves. Files kept as the shard log's.
+    absence_log_dir: Path | None = None
 
     @property
     def feature_version(self) -> str:
@@ -318,6 +324,9 @@ def build_dataflow(
         absences=build_tracking if absences else None,
         lane_inner=source.for_lane() if isinstance(source, EventsSource) else None,
         day_closes=None if scoring is None else config.account.clock,
+        absence_log=None if config.absence_log_dir is None
+        else functools.partial(TrackingLog.for_partition, config.absence_log_dir,
+                               config.shard_log_retain),
     ))
     parsed = parse_messages("parse-messages", parsed_input)
     idle_signals = parsed.inactivity

@@ -29,6 +29,7 @@ from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 
+from dataflows.absence_log import LoggedTracking, TrackingLog
 from dataflows.fast_lane import Tier1Lane
 from dataflows.kafka_input import MessageBatch
 from dataflows.metrics import PipelineMetrics, event_type_label
@@ -378,9 +379,11 @@ Parsed = tuple[str, list[ShardItem]] | DeadLetter | UsageSignal
 
 # A parsing partition's snapshot: the inner source's position, the alert ids the lane
 # sent, the digests of the subjects erased, its absence trackers', the newest day
-# its watermark closed. Older snapshots: the first two to four, or the inner position
-# alone.
-PartitionSnapshot = tuple[Any, tuple[str, ...], tuple[str, ...], TrackingSnapshot, int | None]
+# its watermark closed (older snapshots: the first two to four, or the inner position
+# alone). With recovery the trackers are in an absence log and the
+# snapshot names its files (dataflows.absence_log).
+PartitionSnapshot = tuple[Any, tuple[str, ...], tuple[str, ...],
+                          TrackingSnapshot | LoggedTracking, int | None]
 
 
 class _ParsingPartition(StatefulSourcePartition[Parsed, PartitionSnapshot]):
@@ -389,13 +392,14 @@ class _ParsingPartition(StatefulSourcePartition[Parsed, PartitionSnapshot]):
     def __init__(
         self, inner: StatefulSourcePartition[Any, Any], parser: MessageParser,
         erased: ErasedSubjects, absences: AbsenceTracking | None,
-        days: DayCloser | None = None,
+        days: DayCloser | None = None, tracking_log: TrackingLog | None = None,
     ) -> None:
         self._inner = inner
         self._parser = parser
         self._erased = erased
         self._absences = absences
         self._days = days
+        self._tracking_log = tracking_log  # None: the trackers snapshotted whole
         self._finished = False
 
     def next_batch(self) -> list[Parsed]:
@@ -416,10 +420,13 @@ class _ParsingPartition(StatefulSourcePartition[Parsed, PartitionSnapshot]):
     def next_awake(self) -> datetime | None:
         return self._inner.next_awake()
 
-    def _state(self) -> tuple[tuple[str, ...], TrackingSnapshot, int | None]:
-        absences, days = self._absences, self._days
-        return (self._erased.snapshot(), None if absences is None else absences.snapshot(),
-                None if days is None else days.closed)
+    def _state(self) -> tuple[tuple[str, ...], TrackingSnapshot | LoggedTracking, int | None]:
+        absences, days, log = self._absences, self._days, self._tracking_log
+        tracking: TrackingSnapshot | LoggedTracking = (
+            None if absences is None
+            else absences.snapshot() if log is None
+            else log.snapshot(absences))
+        return self._erased.snapshot(), tracking, None if days is None else days.closed
 
     def snapshot(self) -> PartitionSnapshot:
         """The inner source's position, no alert ids (no lane sent any), the erasures,
@@ -462,8 +469,9 @@ class _LanePartition(_ParsingPartition):
         *,
         name: str,
         days: DayCloser | None = None,
+        tracking_log: TrackingLog | None = None,
     ) -> None:
-        super().__init__(inner, parser, erased, absences, days)
+        super().__init__(inner, parser, erased, absences, days, tracking_log)
         self._lane_inner = lane_inner
         # The lane's own view of the erasures: it reads ahead of the worker, whose
         # view must change only where the worker's batches reach the erasure.
@@ -605,12 +613,16 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
         absences: Callable[[TrackingSnapshot], AbsenceTracking] | None = None,
         lane_inner: FixedPartitionedSource[Any, Any] | None = None,
         day_closes: EventClock | None = None,
+        absence_log: Callable[[str], TrackingLog] | None = None,
     ) -> None:
         self._inner = inner
         self._lane_inner = lane_inner or inner
         self._parser = parser
         self._erased_events = erased_events
         self._absences_factory = absences
+        # A partition's absence log by its name (dataflows.absence_log); None: the
+        # trackers go whole into the partition's snapshot (no recovery directory).
+        self._absence_log = absence_log
         self._day_closes = day_closes  # None: no day closes (no scoring)
         self._lane_factory = lane
         self._lane: Tier1Lane | None = None
@@ -627,7 +639,7 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
         inner_state: Any = None
         sent: tuple[str, ...] = ()
         digests: tuple[str, ...] = ()
-        tracked: TrackingSnapshot = None
+        tracked: TrackingSnapshot | LoggedTracking = None
         closed: int | None = None
         if isinstance(resume_state, tuple):
             inner_state, sent = resume_state[0], resume_state[1]
@@ -644,13 +656,21 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
         inner = self._inner.build_part(step_id, for_part, inner_state)
         erased = ErasedSubjects(self._erased_events, digests)
         factory = self._absences_factory
+        log = None if factory is None or self._absence_log is None else self._absence_log(
+            for_part)
+        if isinstance(tracked, LoggedTracking):
+            if log is None:
+                msg = ("a snapshot whose absence trackers are in an absence log, restored"
+                       " without one")
+                raise ValueError(msg)
+            tracked = log.restore(tracked)
         absences = None if factory is None else factory(tracked)
         days = None if self._day_closes is None else DayCloser(self._day_closes, closed)
         if self._lane is None:
-            return _ParsingPartition(inner, self._parser, erased, absences, days)
+            return _ParsingPartition(inner, self._parser, erased, absences, days, log)
         lane_inner = self._lane_inner.build_part(step_id, for_part, inner_state)
         return _LanePartition(inner, lane_inner, self._parser, erased, absences, self._lane,
-                              sent, name=for_part, days=days)
+                              sent, name=for_part, days=days, tracking_log=log)
 
 
 # One message's fields: value, key, topic, partition, offset, (timestamp type, ms), the

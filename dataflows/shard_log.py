@@ -28,9 +28,11 @@ import os
 import pickle
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from schemas.errors import ChurnwatchError
 
@@ -43,23 +45,25 @@ GONE: Entry = (None, None, None, None, None)
 # them, 13 times its state in the year-long soak benchmark.)
 MAX_FILES = 64
 SUFFIX = ".entries"
-# The shard log's folder in a recovery directory: one folder per shard in it.
+# The shard log's folder in a recovery directory: one folder per shard in it. And the
+# input partitions' absence log's (dataflows.absence_log): one folder per partition.
 SHARD_LOG_FOLDER = "shard-log"
+ABSENCE_LOG_FOLDER = "absence-log"
 
 
 class ShardLogMissing(ChurnwatchError):
-    """A snapshot names a file of the shard log that is not there: the restart stops
-    (``churnwatch run`` prints this and exits 74, as when the recovery directory
-    cannot be written: it needs an operator either way)."""
+    """A snapshot names a file of a log (the shard log, an absence log) that is not
+    there: the restart stops (``churnwatch run`` prints this and exits 74, as when the
+    recovery directory cannot be written: it needs an operator either way)."""
 
     exit_code = 74  # sysexits.h EX_IOERR, dataflows.run.EXIT_RECOVERY_STORE
 
     def __init__(self, path: Path) -> None:
         super().__init__(
-            f"the recovery snapshot of a shard names {path}, which is missing: the"
-            f" recovery directory was copied or cleaned without its {SHARD_LOG_FOLDER}/"
-            " folder."
-            " Restore that folder, or start a fresh recovery directory (the input"
+            f"a recovery snapshot names {path}, which is missing: the recovery directory"
+            f" was copied or cleaned without its {SHARD_LOG_FOLDER}/ and"
+            f" {ABSENCE_LOG_FOLDER}/ folders."
+            " Restore them, or start a fresh recovery directory (the input"
             " is then read again from the start)"
         )
         self.path = path
@@ -90,7 +94,7 @@ class ShardLog:
         self._swept: set[int] = set()  # shards whose folder was looked through since start
         self.bytes_written = 0
 
-    def append(self, ref: LogRef | None, shard: int, entries: dict[str, Entry],
+    def append(self, ref: LogRef | None, shard: int, entries: Mapping[Any, tuple[Any, ...]],
                full: bool) -> LogRef:
         """Write ``entries`` as the shard's next file: a full one (then the files
         ``ref`` named are replaced) or a delta after ``ref``'s."""
@@ -106,15 +110,19 @@ class ShardLog:
         self._sweep(shard, new.files)
         return new
 
-    def read(self, ref: LogRef) -> dict[str, Entry]:
-        """Every account's entry as of ``ref``: the full file, then each delta over it."""
-        accounts: dict[str, Entry] = {}
-        for name in ref.files:
+    def read(self, ref: LogRef) -> dict[Any, Any]:
+        """Every account's entry as of ``ref``: the full file, then each delta over it
+        (a shard's entries are :data:`Entry`; the log reads any tuples it was given)."""
+        accounts: dict[Any, Any] = {}
+        for index, name in enumerate(ref.files):
             path = self._folder(ref.shard) / name
             try:
                 data = path.read_bytes()
             except FileNotFoundError:
                 raise ShardLogMissing(path) from None
+            if index == 0:  # the full file, which holds no tombstone: taken as it is
+                accounts = pickle.loads(data)
+                continue
             for subject, entry in pickle.loads(data).items():
                 if entry == GONE:
                     accounts.pop(subject, None)
@@ -125,7 +133,7 @@ class ShardLog:
     def _folder(self, shard: int) -> Path:
         return self.directory / f"{shard:04d}"
 
-    def _write(self, shard: int, entries: dict[str, Entry]) -> str:
+    def _write(self, shard: int, entries: Mapping[Any, tuple[Any, ...]]) -> str:
         folder = self._folder(shard)
         folder.mkdir(parents=True, exist_ok=True)
         # time first (files sort in order of writing), then a random part: an epoch run

@@ -27,8 +27,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from benchmarks.harness.figures import Figures
+from dataflows.absence_log import ABSENCE_LOG_FOLDER, LoggedTracking, folder_name
 from dataflows.shard import LoggedShard
-from dataflows.shard_log import SHARD_LOG_FOLDER, LogRef
+from dataflows.shard_log import SHARD_LOG_FOLDER
+
+# The recovery directory's folders of log files (a shard's accounts, a partition's trackers)
+LOG_FOLDERS = (SHARD_LOG_FOLDER, ABSENCE_LOG_FOLDER)
 
 PARTITION_GLOB = "part-*.sqlite3"
 BUSY_TIMEOUT_S = 10.0
@@ -55,7 +59,7 @@ WHERE s.step_id = ?
 """
 # The newest row of each key, whole.
 _LIVE_ROWS = """
-SELECT s.ser_change
+SELECT s.state_key, s.ser_change
 FROM snaps AS s
 WHERE s.snap_epoch = (SELECT MAX(t.snap_epoch) FROM snaps AS t
                       WHERE t.step_id = s.step_id AND t.state_key = s.state_key)
@@ -172,8 +176,8 @@ def snapshot_figures(directory: Path) -> Figures:
     live_rows: list[tuple[str, int, int, int]] = []
     kept_rows: list[tuple[str, int, int, int]] = []
     epochs: list[tuple[int | None, int | None]] = []
-    log_files: list[LogRef] = []
-    logged = (directory / SHARD_LOG_FOLDER).is_dir()  # else no row names a log file
+    log_files: list[Path] = []
+    logged = any((directory / folder).is_dir() for folder in LOG_FOLDERS)  # else none named
     for path in partitions(directory):
         with _read_only(path) as conn:
             live_rows += conn.execute(_LIVE_BY_STEP).fetchall()
@@ -181,7 +185,7 @@ def snapshot_figures(directory: Path) -> Figures:
             row = conn.execute("SELECT MIN(snap_epoch), MAX(snap_epoch) FROM snaps").fetchone()
             epochs.append((row[0], row[1]) if row else (None, None))
             if logged:
-                log_files += _named_log_files(conn)
+                log_files += _named_log_files(conn, directory)
     live = merge_steps(live_rows, ("keys", "bytes", "discarded"))
     log_live, log_all = shard_log_bytes(directory, log_files)
     kept = merge_steps(kept_rows, ("rows", "bytes", "keys"))
@@ -200,23 +204,28 @@ def snapshot_figures(directory: Path) -> Figures:
     }
 
 
-def _named_log_files(conn: sqlite3.Connection) -> list[LogRef]:
-    """The shard log files each live row of a shard names."""
-    refs = []
-    for (blob,) in conn.execute(_LIVE_ROWS):
+def _named_log_files(conn: sqlite3.Connection, directory: Path) -> list[Path]:
+    """The log files each live row names: a shard's in the shard log, an input
+    partition's (its absence trackers) in the absence log."""
+    named: list[Path] = []
+    for key, blob in conn.execute(_LIVE_ROWS):
         state = pickle.loads(blob)  # our own run's snapshot, not foreign input
         if isinstance(state, LoggedShard) and state.ref is not None:
-            refs.append(state.ref)
-    return refs
+            folder = directory / SHARD_LOG_FOLDER / f"{state.ref.shard:04d}"
+            named += [folder / name for name in state.ref.files]
+        elif isinstance(state, tuple) and len(state) > 3 and isinstance(state[3], LoggedTracking):
+            partition = directory / ABSENCE_LOG_FOLDER / folder_name(key)
+            for signal, ref in state[3].refs.items():
+                folder = partition / folder_name(signal) / f"{ref.shard:04d}"
+                named += [folder / name for name in ref.files]
+    return named
 
 
-def shard_log_bytes(directory: Path, named: Iterable[LogRef]) -> tuple[int, int]:
-    """The bytes of the shard log's files that ``named`` name (the live rows'), and
-    of all its files (those replaced and kept a while, see ``dataflows.shard_log``)."""
-    folder = directory / SHARD_LOG_FOLDER
-    if not folder.is_dir():
-        return 0, 0
-    every = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
-    live = sum((folder / f"{ref.shard:04d}" / name).stat().st_size
-               for ref in named for name in ref.files)
-    return live, every
+def shard_log_bytes(directory: Path, named: Iterable[Path]) -> tuple[int, int]:
+    """The bytes of the log files that ``named`` names (the live rows'), and of all the
+    logs' files (those replaced and kept a while, see ``dataflows.shard_log``): the
+    shard log's and the absence log's."""
+    every = sum(path.stat().st_size for folder in LOG_FOLDERS
+                if (directory / folder).is_dir()
+                for path in (directory / folder).rglob("*") if path.is_file())
+    return sum(path.stat().st_size for path in named), every

@@ -266,7 +266,7 @@ def soak_worker(spec_path: Path) -> int:
 
     from churnwatch.logs import configure_logging
     from churnwatch.settings import Settings
-    from churnwatch.wiring import flow_config, with_shard_log
+    from churnwatch.wiring import flow_config, with_recovery_logs
     from dataflows.files import file_sinks
     from dataflows.flow import build_dataflow
     from dataflows.metrics import PipelineMetrics
@@ -292,7 +292,7 @@ def soak_worker(spec_path: Path) -> int:
     flow = build_dataflow(
         MonthlyLinesSource(Path(spec["history"]), stops, probe, settings.input_batch_size),
         file_sinks(Path(spec["outputs"]), metrics),
-        with_shard_log(flow_config(settings, feature_set), settings),
+        with_recovery_logs(flow_config(settings, feature_set), settings),
         metrics,
     )
     run_dataflow(

@@ -180,7 +180,7 @@ def state_table(report: Figures) -> list[tuple[str, str]]:
     ]
     for step, figures in (snaps.get("live_by_step") or {}).items():
         rows.append((f"    {step}", f"{figures['keys']:,} keys, {_mib(figures['bytes'])}"))
-    rows.append(("    shard log files they name / all the shard log's files",
+    rows.append(("    log files they name / all the logs' files (shards' and absence trackers')",
                  f"{_mib(snaps.get('shard_log_live_bytes'))} / "
                  f"{_mib(snaps.get('shard_log_bytes'))}"))
     rows += [

@@ -9,6 +9,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ import redis
 
 from churnwatch.settings import Settings
 from churnwatch.simulator import produce, simulate
+from dataflows.absence_log import ABSENCE_LOG_FOLDER, LoggedTracking, folder_name
 from dataflows.shard import unpack
 from dataflows.shard_log import SHARD_LOG_FOLDER, LogRef, ShardLog
 from tests.builders import event_bytes
@@ -44,11 +46,18 @@ def mentions(account: str) -> re.Pattern[bytes]:
     return re.compile(rb"(?<![A-Za-z0-9_.-])" + re.escape(account.encode()) + rb"(?![A-Za-z0-9_-])")
 
 
-def opened(value: Any, log: ShardLog) -> Iterator[Any]:
-    """Every value inside a snapshot, packed states unpacked, shard log files read."""
+def opened(value: Any, log: ShardLog, absence_log: Path) -> Iterator[Any]:
+    """Every value inside a snapshot, packed states unpacked, the files read of the shard
+    log or of the input partition's absence log (``absence_log``) that it names."""
     yield value
+    if isinstance(value, LoggedTracking):
+        for signal, ref in value.refs.items():
+            tracker_log = ShardLog(absence_log / folder_name(signal), timedelta(0))
+            yield from opened(tracker_log.read(ref), log, absence_log)
+        yield from opened(value.progress, log, absence_log)
+        return
     if isinstance(value, LogRef):
-        yield from opened(log.read(value), log)
+        yield from opened(log.read(value), log, absence_log)
         return
     if isinstance(value, bytes):
         for load in (lambda b: pickle.loads(unpack(b)), pickle.loads):
@@ -56,18 +65,18 @@ def opened(value: Any, log: ShardLog) -> Iterator[Any]:
                 inner = load(value)
             except Exception:  # not a pickle: plain bytes
                 continue
-            yield from opened(inner, log)
+            yield from opened(inner, log, absence_log)
             return
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from opened(key, log)
-            yield from opened(item, log)
+            yield from opened(key, log, absence_log)
+            yield from opened(item, log, absence_log)
     elif isinstance(value, list | tuple | set | frozenset):
         for item in value:
-            yield from opened(item, log)
+            yield from opened(item, log, absence_log)
     elif dataclasses.is_dataclass(value):
         for field in dataclasses.fields(value):
-            yield from opened(getattr(value, field.name), log)
+            yield from opened(getattr(value, field.name), log, absence_log)
 
 
 def snapshot_mentions(settings: Settings, account: str) -> list[str]:
@@ -81,7 +90,8 @@ def snapshot_mentions(settings: Settings, account: str) -> list[str]:
             for step, key, blob in db.execute("SELECT step_id, state_key, ser_change FROM snaps"):
                 if blob is None:
                     continue
-                for value in opened(blob, log):
+                absence_log = settings.recovery_dir / ABSENCE_LOG_FOLDER / folder_name(key)
+                for value in opened(blob, log, absence_log):
                     text = value if isinstance(value, bytes) else str(value).encode()
                     if isinstance(value, bytes | str) and pattern.search(text):
                         found.append(f"{path.name}:{step}:{key}")
@@ -179,7 +189,8 @@ def test_erase_an_account_mid_stream_leaves_no_trace(
     assert snapshot_mentions(settings, account) == []
     assert snapshot_mentions(settings, other)  # the scan does see an account's state
     assert settings.recovery_dir is not None
-    assert any((settings.recovery_dir / SHARD_LOG_FOLDER).rglob("*.entries"))  # read there
+    for folder in (SHARD_LOG_FOLDER, ABSENCE_LOG_FOLDER):  # read there
+        assert any((settings.recovery_dir / folder).rglob("*.entries")), folder
 
     # Kafka: its later events were dead-lettered without key or value; nothing churnwatch
     # published after the erasure names it.

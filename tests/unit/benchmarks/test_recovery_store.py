@@ -129,3 +129,29 @@ def test_input_state_keys_and_snapshots() -> None:
     assert input_partition("12-bench-state-1.events") == 12
     assert input_offset(_input_snap(500)) == 500
     assert input_offset(pickle.dumps(42)) == 42
+
+
+def test_live_bytes_count_the_log_files_the_live_rows_name(tmp_path: Path) -> None:
+    """A shard's snapshot names files of the shard log, an input partition's those of
+    its absence log: the live bytes count those, the logs' total every file kept."""
+    from dataflows.absence_log import ABSENCE_LOG_FOLDER, LoggedTracking
+    from dataflows.shard import LoggedShard
+    from dataflows.shard_log import SHARD_LOG_FOLDER, LogRef
+
+    shard_folder = tmp_path / SHARD_LOG_FOLDER / "0007"
+    absence_folder = tmp_path / ABSENCE_LOG_FOLDER / "0-events" / "inactivity" / "0000"
+    for folder, names in ((shard_folder, ("a.entries", "b.entries", "old.entries")),
+                          (absence_folder, ("c.entries", "replaced.entries"))):
+        folder.mkdir(parents=True)
+        for size, name in enumerate(names, start=1):
+            (folder / name).write_bytes(b"x" * 100 * size)
+    shard = LoggedShard(LogRef(7, ("a.entries", "b.entries"), 1, 1), (), 0.0, (), {})
+    tracking = LoggedTracking({"inactivity": LogRef(0, ("c.entries",), 1, 0)},
+                              {"inactivity": (0.0, 1)})
+    _partition(tmp_path, 0, [
+        ("churnwatch.process-shards.process-shard", "7", 1, pickle.dumps(shard)),
+        ("churnwatch.kafka-in", "0-events", 1, pickle.dumps((5, (), (), tracking, None))),
+    ], commit=1)
+    figures = snapshot_figures(tmp_path)
+    assert figures["shard_log_live_bytes"] == 100 + 200 + 100  # a, b; c
+    assert figures["shard_log_bytes"] == 100 + 200 + 300 + 100 + 200

@@ -217,4 +217,4 @@ def test_a_restart_missing_a_shard_log_file_stops_with_the_error_and_exit_74(
 
     monkeypatch.setattr(cli, "cmd_run", restart)
     assert cli.main(["run"]) == 74
-    assert f"churnwatch: the recovery snapshot of a shard names {lost}" in capsys.readouterr().err
+    assert f"churnwatch: a recovery snapshot names {lost}" in capsys.readouterr().err

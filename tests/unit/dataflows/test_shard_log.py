@@ -208,7 +208,9 @@ def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / f"{snapshot.ref.shard:04d}" / snapshot.ref.files[0]).unlink()
     with pytest.raises(ShardLogMissing) as missing:
         logged(clock, log, snapshot)
-    assert snapshot.ref.files[0] in str(missing.value) and "shard-log/" in str(missing.value)
+    message = str(missing.value)
+    assert snapshot.ref.files[0] in message
+    assert "shard-log/" in message and "absence-log/" in message  # the folders to restore
 
 
 def test_a_shard_that_never_held_an_account_writes_nothing(tmp_path: Path) -> None:

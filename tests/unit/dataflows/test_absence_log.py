@@ -1,0 +1,129 @@
+"""dataflows.absence_log: an input partition's absence trackers written as changes,
+read back into trackers that carry on exactly as the live ones."""
+
+from __future__ import annotations
+
+import pickle
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from dataflows.absence_log import LoggedTracking, TrackingLog, folder_name
+from detectors.inactivity import AbsenceTracking
+from detectors.usage import InactivityRule
+from schemas.event import Event
+from tests.builders import make_event
+
+START = datetime(2026, 10, 1, tzinfo=UTC)
+RULES = [(InactivityRule(days=2.0, signal_type="quiet", feature="f"),
+          lambda t: t == "app.login"),
+         (InactivityRule(days=4.0, signal_type="gone", feature="g"), lambda _t: True)]
+
+
+def tracking(snapshot: object = None) -> AbsenceTracking:
+    return AbsenceTracking(RULES, 3600.0, "v1", snapshot)  # type: ignore[arg-type]
+
+
+def stream(accounts: int, days: int, seed: int) -> list[list[Event]]:
+    """Batches of a partition's events in time order: accounts that go quiet for days
+    and come back, so episodes start, finish, wait pending and are forgotten."""
+    chosen = random.Random(seed)
+    events = []
+    for account in range(accounts):
+        moment = START + timedelta(hours=chosen.randrange(24))
+        while moment < START + timedelta(days=days):
+            events.append(make_event(
+                event_id=f"{account}-{len(events)}", account_id=f"acct-{account}",
+                event_type=chosen.choice(["app.login", "app.visit"]), event_time=moment))
+            moment += timedelta(hours=chosen.choice([3, 20, 60, 130]))
+    events.sort(key=lambda event: event.event_time)
+    return [events[first:first + 5] for first in range(0, len(events), 5)]
+
+
+def whole(tracked: AbsenceTracking) -> dict[str, tuple[object, ...]]:
+    """A tracking's whole snapshot, its accounts and pending silences as sets (the order
+    the tracker holds them in is not part of its state)."""
+    return {signal: (set(snap.accounts), set(snap.pending), snap.seen_until, snap.checked_day)
+            for signal, snap in tracked.snapshot().items()}
+
+
+def test_trackers_read_back_from_their_log_carry_on_as_the_live_ones(tmp_path: Path) -> None:
+    batches = stream(accounts=40, days=30, seed=3)
+    live, log = tracking(), TrackingLog(tmp_path, timedelta(0))
+    written: list[LoggedTracking] = []
+    signals = []
+    for number, batch in enumerate(batches[:-20]):
+        erased = [("acme", "acct-7")] if number == 60 else []
+        signals += live.track(batch, erased)
+        if number % 7 == 6:  # an epoch: what changed goes to the log
+            written.append(pickle.loads(pickle.dumps(log.snapshot(live))))
+    written.append(pickle.loads(pickle.dumps(log.snapshot(live))))  # the epoch resumed from
+    assert signals, "the stream must give signals for the test to mean anything"
+    refs = [ref for logged in written for ref in logged.refs.values()]
+    assert all(set(logged.refs) == {"quiet", "gone"} for logged in written)
+    assert any(len(ref.files) > 1 for ref in refs)  # deltas were written
+    restored_log = TrackingLog(tmp_path, timedelta(0))
+    restored = tracking(restored_log.restore(written[-1]))
+    assert whole(restored) == whole(live)
+    # both go on alike, signals in the same order, and their next snapshots read the same
+    carried = []
+    for batch in batches[-20:]:
+        signalled = restored.track(batch)
+        assert signalled == live.track(batch)
+        carried += signalled
+    assert len({signal.account_id for signal in carried}) > 1  # several accounts' signals
+    again = TrackingLog(tmp_path, timedelta(0)).restore(restored_log.snapshot(restored))
+    assert whole(tracking(again)) == whole(live)
+
+
+def test_an_epoch_writes_only_the_accounts_it_changed(tmp_path: Path) -> None:
+    live, log = tracking(), TrackingLog(tmp_path, timedelta(0))
+    live.track([make_event(event_id=f"e{i}", account_id=f"acct-{i}", event_time=START)
+                for i in range(20)])
+    first = log.snapshot(live)
+    assert [ref.full_entries for ref in first.refs.values()] == [20, 20]  # 20 accounts each
+    live.track([make_event(event_id="again", account_id="acct-3",
+                           event_time=START + timedelta(hours=1))])
+    second = log.snapshot(live)
+    assert [ref.since_full for ref in second.refs.values()] == [1, 1]  # acct-3 alone
+    assert log.snapshot(live).refs == second.refs  # no news: no file
+
+
+def test_an_erasure_rewrites_the_partition_without_the_account(tmp_path: Path) -> None:
+    live, log = tracking(), TrackingLog(tmp_path, timedelta(0))
+    live.track([make_event(event_id=f"e{i}", account_id=f"acct-{i}", event_time=START)
+                for i in range(20)])
+    log.snapshot(live)
+    live.track([], [("acme", "acct-5")])
+    erased = log.snapshot(live)
+    for signal, ref in erased.refs.items():
+        assert len(ref.files) == 1 and ref.full_entries == 19  # whole again, without it
+        named = (tmp_path / signal / "0000" / ref.files[0]).read_bytes()
+        assert b"acct-5" not in named and b"acct-6" in named
+
+
+def test_trackers_restored_from_a_whole_snapshot_are_written_with_no_news(
+    tmp_path: Path,
+) -> None:
+    """A recovery directory of a run before the absence log: the first snapshot after
+    the restart writes what the whole snapshot held, changed or not."""
+    before = tracking()
+    before.track([make_event(event_id=f"e{i}", account_id=f"acct-{i}", event_time=START)
+                  for i in range(5)])
+    restored = tracking(before.snapshot())
+    logged = TrackingLog(tmp_path, timedelta(0)).snapshot(restored)
+    assert [ref.full_entries for ref in logged.refs.values()] == [5, 5]
+    read = tracking(TrackingLog(tmp_path, timedelta(0)).restore(logged))
+    assert whole(read) == whole(before)
+
+
+def test_a_partition_that_held_no_account_writes_nothing(tmp_path: Path) -> None:
+    log = TrackingLog(tmp_path, timedelta(0))
+    assert log.snapshot(tracking()).refs == {}
+    assert not any(tmp_path.rglob("*.entries"))
+
+
+def test_a_partition_name_becomes_a_safe_folder_name() -> None:
+    assert folder_name("3-churn.events") == "3-churn.events"
+    assert folder_name("a/b") != folder_name("a:b")  # made safe, and told apart
+    assert "/" not in folder_name("a/b") and folder_name("a/b").startswith("a_b-")
