@@ -658,13 +658,15 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
         factory = self._absences_factory
         log = None if factory is None or self._absence_log is None else self._absence_log(
             for_part)
-        if isinstance(tracked, LoggedTracking):
-            if log is None:
-                msg = ("a snapshot whose absence trackers are in an absence log, restored"
-                       " without one")
-                raise ValueError(msg)
-            tracked = log.restore(tracked)
-        absences = None if factory is None else factory(tracked)
+        absences = None
+        if factory is not None:  # (else nothing to restore, whatever the snapshot held)
+            if isinstance(tracked, LoggedTracking):
+                if log is None:
+                    msg = ("a snapshot whose absence trackers are in an absence log,"
+                           " restored without one")
+                    raise ValueError(msg)
+                tracked = log.restore(tracked)
+            absences = factory(tracked)
         days = None if self._day_closes is None else DayCloser(self._day_closes, closed)
         if self._lane is None:
             return _ParsingPartition(inner, self._parser, erased, absences, days, log)

@@ -8,6 +8,8 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from dataflows.absence_log import LoggedTracking, TrackingLog, folder_name
 from detectors.inactivity import AbsenceTracking
 from detectors.usage import InactivityRule
@@ -127,3 +129,43 @@ def test_a_partition_name_becomes_a_safe_folder_name() -> None:
     assert folder_name("3-churn.events") == "3-churn.events"
     assert folder_name("a/b") != folder_name("a:b")  # made safe, and told apart
     assert "/" not in folder_name("a/b") and folder_name("a/b").startswith("a_b-")
+
+
+def test_an_input_partition_resumes_its_trackers_from_the_log_its_snapshot_names(
+    tmp_path: Path,
+) -> None:
+    from bytewax.connectors.kafka import KafkaSourceMessage
+    from prometheus_client import CollectorRegistry
+
+    from dataflows.metrics import PipelineMetrics
+    from dataflows.parse import MessageParser, ParsingSource
+    from schemas.event import EventLimits
+    from tests.builders import event_bytes
+    from tests.unit.dataflows.sources import Partitions
+
+    batch = [KafkaSourceMessage(key=None, value=event_bytes(
+        event_id=f"e{n}", account_id=f"a{n}",
+        event_time=(START + timedelta(hours=n)).isoformat().replace("+00:00", "Z")),
+        topic="t", partition=0, offset=n) for n in range(6)]
+    parser = MessageParser(EventLimits(), lambda: START + timedelta(days=1),
+                           PipelineMetrics.create(CollectorRegistry()), shards=4)
+
+    def source(absences: bool, logged: bool) -> ParsingSource:
+        return ParsingSource(
+            Partitions([[batch]]), parser, absences=tracking if absences else None,
+            absence_log=(lambda part: TrackingLog.for_partition(
+                tmp_path, timedelta(0), part)) if logged else None)
+
+    part = source(absences=True, logged=True).build_part("in", "0", None)
+    part.next_batch()
+    snapshot = part.snapshot()
+    assert isinstance(snapshot[3], LoggedTracking) and set(snapshot[3].refs) == {"quiet", "gone"}
+    assert any((tmp_path / "0" / "gone").rglob("*.entries"))
+    resumed = source(absences=True, logged=True).build_part("in", "0", snapshot)
+    assert resumed._absences is not None
+    assert [len(t) for t in resumed._absences.trackers] == [6, 6]  # logins: both signals
+    # the absence signals no longer declared: nothing to restore, no log needed
+    assert source(absences=False, logged=False).build_part("in", "0", snapshot)._absences is None
+    # declared, but no log to read them from (a recovery directory gone): said so
+    with pytest.raises(ValueError, match="absence log"):
+        source(absences=True, logged=False).build_part("in", "0", snapshot)
