@@ -30,7 +30,7 @@ def stream(accounts: int, days: int, seed: int) -> list[list[Event]]:
     """Batches of a partition's events in time order: accounts that go quiet for days
     and come back, so episodes start, finish, wait pending and are forgotten."""
     chosen = random.Random(seed)
-    events = []
+    events: list[Event] = []
     for account in range(accounts):
         moment = START + timedelta(hours=chosen.randrange(24))
         while moment < START + timedelta(days=days):
