@@ -308,7 +308,7 @@ class InactivityTracker:
             del self._accounts[key]
         self._changed.update(forgotten)
 
-    # -- a snapshot as entries (see dataflows.parse: an input partition's absence log) --
+    # -- a snapshot as entries (an input partition's absence log: dataflows.absence_log) --
 
     def entry(self, key: tuple[str, str]) -> TrackerEntry | None:
         """The account's ``(last activity, due time of the last signalled episode,
@@ -325,7 +325,8 @@ class InactivityTracker:
         return len(self._changed)
 
     def take_changes(self) -> dict[tuple[str, str], TrackerEntry | None]:
-        """The entries of the accounts changed since the last call (None: gone)."""
+        """The entries of the accounts changed since the last call or :meth:`entries`
+        (None: gone)."""
         changed, self._changed = self._changed, set()
         return {key: self.entry(key) for key in changed}
 
