@@ -175,6 +175,12 @@ class _Column:
     def __len__(self) -> int:
         return self._count
 
+    def _loaded(self) -> None:
+        """After a ``load``: count the values, and tell the table which slots hold one."""
+        present = self.present()
+        self._count = int(present.sum())
+        self._table._count_loaded(present)
+
     def __contains__(self, subject: object) -> bool:
         slot = self._table._slots.get(subject)  # type: ignore[call-overload]
         return slot is not None and self._holds(slot)
@@ -246,9 +252,7 @@ class NumberColumn(_Column):
         absent = self._absent
         self._values = array(self._values.typecode,
                              [absent if value is None else value for value in values])
-        present = self.present()
-        self._count = int(present.sum())
-        self._table._count_loaded(present)
+        self._loaded()
 
     def values(self) -> Any:
         """The column as a NumPy array by slot (a copy; the absent value where none)."""
@@ -354,11 +358,9 @@ class BlobColumn(_Column):
         sizes = np.maximum(lengths, 0)
         offsets = np.where(lengths >= 0, len(data) + np.cumsum(sizes) - sizes, 0)
         self.lengths = array("q", lengths.tobytes())
-        self.offsets = array("q", offsets.astype(np.int64).tobytes())
+        self.offsets = array("q", offsets.tobytes())
         data += b"".join([value for value in values if value is not None])
-        present = self.present()
-        self._count = int(present.sum())
-        self._table._count_loaded(present)
+        self._loaded()
 
     def present(self) -> Any:
         return np.frombuffer(self.lengths, dtype=np.int64) >= 0

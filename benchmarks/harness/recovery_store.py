@@ -187,7 +187,7 @@ def snapshot_figures(directory: Path) -> Figures:
             if logged:
                 log_files += _named_log_files(conn, directory)
     live = merge_steps(live_rows, ("keys", "bytes", "discarded"))
-    log_live, log_all = shard_log_bytes(directory, log_files)
+    log_live, log_all = log_file_bytes(directory, log_files)
     kept = merge_steps(kept_rows, ("rows", "bytes", "keys"))
     lows = [low for low, _ in epochs if low is not None]
     highs = [high for _, high in epochs if high is not None]
@@ -221,7 +221,7 @@ def _named_log_files(conn: sqlite3.Connection, directory: Path) -> list[Path]:
     return named
 
 
-def shard_log_bytes(directory: Path, named: Iterable[Path]) -> tuple[int, int]:
+def log_file_bytes(directory: Path, named: Iterable[Path]) -> tuple[int, int]:
     """The bytes of the log files that ``named`` names (the live rows'), and of all the
     logs' files (those replaced and kept a while, see ``dataflows.shard_log``): the
     shard log's and the absence log's."""
