@@ -91,6 +91,7 @@ def trackers(flow: FlowConfig, accounts: int, partitions: int, changed: int,
     feature_set = flow.account.features.feature_set
     rules = [(rule, feature_set[rule.feature].matches) for rule in flow.absences]
     args = (rules, flow.account.allowed_lateness_seconds, flow.feature_version)
+    signals = [str(rule.signal_type) for rule in flow.absences]
     held = [AbsenceTracking(*args) for _ in range(partitions)]
 
     def active(chosen: range, epoch: int) -> None:
@@ -103,7 +104,7 @@ def trackers(flow: FlowConfig, accounts: int, partitions: int, changed: int,
                 held[index].track(events[first:first + BATCH])  # type: ignore[arg-type]
 
     active(range(accounts), 0)
-    logs = [TrackingLog(folder / str(index), timedelta(0)) for index in range(partitions)]
+    logs = [TrackingLog(folder / str(index), timedelta(0), signals) for index in range(partitions)]
     started = time.perf_counter()
     for log, tracking in zip(logs, held, strict=True):
         log.snapshot(tracking)
@@ -123,7 +124,7 @@ def trackers(flow: FlowConfig, accounts: int, partitions: int, changed: int,
     whole_restart = time.perf_counter() - started
     started = time.perf_counter()
     for index, blob in enumerate(logged):
-        reader = TrackingLog(folder / str(index), timedelta(0))
+        reader = TrackingLog(folder / str(index), timedelta(0), signals)
         AbsenceTracking(*args, reader.restore(pickle.loads(blob)))
     logged_restart = time.perf_counter() - started
     print(f"absence trackers: {accounts:,} accounts over {partitions} partitions; "

@@ -326,7 +326,8 @@ def build_dataflow(
         day_closes=None if scoring is None else config.account.clock,
         absence_log=None if config.absence_log_dir is None
         else functools.partial(TrackingLog.for_partition, config.absence_log_dir,
-                               config.shard_log_retain),
+                               config.shard_log_retain,
+                               tuple(str(rule.signal_type) for rule in absences)),
     ))
     parsed = parse_messages("parse-messages", parsed_input)
     idle_signals = parsed.inactivity

@@ -3,8 +3,10 @@ read back into trackers that carry on exactly as the live ones."""
 
 from __future__ import annotations
 
+import os
 import pickle
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +22,7 @@ START = datetime(2026, 10, 1, tzinfo=UTC)
 RULES = [(InactivityRule(days=2.0, signal_type="quiet", feature="f"),
           lambda t: t == "app.login"),
          (InactivityRule(days=4.0, signal_type="gone", feature="g"), lambda _t: True)]
+SIGNALS = ("quiet", "gone")
 
 
 def tracking(snapshot: object = None) -> AbsenceTracking:
@@ -51,7 +54,7 @@ def whole(tracked: AbsenceTracking) -> dict[str, tuple[object, ...]]:
 
 def test_trackers_read_back_from_their_log_carry_on_as_the_live_ones(tmp_path: Path) -> None:
     batches = stream(accounts=40, days=30, seed=3)
-    live, log = tracking(), TrackingLog(tmp_path, timedelta(0))
+    live, log = tracking(), TrackingLog(tmp_path, timedelta(0), SIGNALS)
     written: list[LoggedTracking] = []
     signals = []
     for number, batch in enumerate(batches[:-20]):
@@ -64,7 +67,7 @@ def test_trackers_read_back_from_their_log_carry_on_as_the_live_ones(tmp_path: P
     refs = [ref for logged in written for ref in logged.refs.values()]
     assert all(set(logged.refs) == {"quiet", "gone"} for logged in written)
     assert any(len(ref.files) > 1 for ref in refs)  # deltas were written
-    restored_log = TrackingLog(tmp_path, timedelta(0))
+    restored_log = TrackingLog(tmp_path, timedelta(0), SIGNALS)
     restored = tracking(restored_log.restore(written[-1]))
     assert whole(restored) == whole(live)
     # both go on alike, signals in the same order, and their next snapshots read the same
@@ -74,12 +77,12 @@ def test_trackers_read_back_from_their_log_carry_on_as_the_live_ones(tmp_path: P
         assert signalled == live.track(batch)
         carried += signalled
     assert len({signal.account_id for signal in carried}) > 1  # several accounts' signals
-    again = TrackingLog(tmp_path, timedelta(0)).restore(restored_log.snapshot(restored))
+    again = TrackingLog(tmp_path, timedelta(0), SIGNALS).restore(restored_log.snapshot(restored))
     assert whole(tracking(again)) == whole(live)
 
 
 def test_an_epoch_writes_only_the_accounts_it_changed(tmp_path: Path) -> None:
-    live, log = tracking(), TrackingLog(tmp_path, timedelta(0))
+    live, log = tracking(), TrackingLog(tmp_path, timedelta(0), SIGNALS)
     live.track([make_event(event_id=f"e{i}", account_id=f"acct-{i}", event_time=START)
                 for i in range(20)])
     first = log.snapshot(live)
@@ -92,7 +95,7 @@ def test_an_epoch_writes_only_the_accounts_it_changed(tmp_path: Path) -> None:
 
 
 def test_an_erasure_rewrites_the_partition_without_the_account(tmp_path: Path) -> None:
-    live, log = tracking(), TrackingLog(tmp_path, timedelta(0))
+    live, log = tracking(), TrackingLog(tmp_path, timedelta(0), SIGNALS)
     live.track([make_event(event_id=f"e{i}", account_id=f"acct-{i}", event_time=START)
                 for i in range(20)])
     log.snapshot(live)
@@ -113,14 +116,65 @@ def test_trackers_restored_from_a_whole_snapshot_are_written_with_no_news(
     before.track([make_event(event_id=f"e{i}", account_id=f"acct-{i}", event_time=START)
                   for i in range(5)])
     restored = tracking(before.snapshot())
-    logged = TrackingLog(tmp_path, timedelta(0)).snapshot(restored)
+    logged = TrackingLog(tmp_path, timedelta(0), SIGNALS).snapshot(restored)
     assert [ref.full_entries for ref in logged.refs.values()] == [5, 5]
-    read = tracking(TrackingLog(tmp_path, timedelta(0)).restore(logged))
+    read = tracking(TrackingLog(tmp_path, timedelta(0), SIGNALS).restore(logged))
     assert whole(read) == whole(before)
 
 
+def test_a_signal_taken_out_of_the_definitions_is_not_read_named_or_kept(
+    tmp_path: Path,
+) -> None:
+    """Its reference leaves the next snapshot and its folder goes (no retention here), an
+    account erased meanwhile is in no file left, and declared again it starts afresh
+    rather than writing its changes over the old files."""
+    before = tracking()
+    before.track([make_event(event_id=f"e{i}", account_id=f"acct-{i}", event_time=START)
+                  for i in range(20)])
+    logged = TrackingLog(tmp_path, timedelta(0), SIGNALS).snapshot(before)
+    assert (tmp_path / "gone").is_dir()
+    quiet_only = TrackingLog(tmp_path, timedelta(0), ("quiet",))
+    restored = quiet_only.restore(logged)
+    assert set(restored) == {"quiet"}  # the other is not read
+    after = AbsenceTracking(RULES[:1], 3600.0, "v1", restored)  # type: ignore[arg-type]
+    after.track([], [("acme", "acct-5")])
+    without = quiet_only.snapshot(after)
+    assert set(without.refs) == set(without.progress) == {"quiet"}
+    assert not (tmp_path / "gone").exists()
+    assert not any(b"acct-5" in path.read_bytes() for path in tmp_path.rglob("*.entries"))
+    again = tracking(TrackingLog(tmp_path, timedelta(0), SIGNALS).restore(without))
+    assert [len(tracker) for tracker in again.trackers] == [19, 0]
+
+
+def test_the_folders_of_undeclared_signals_are_kept_for_the_retention(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A folder a restored snapshot named is kept ``retain`` from the restart (an
+    earlier snapshot may still be resumed); one no snapshot named goes at the first
+    snapshot once its newest file is that old."""
+    retain = timedelta(minutes=10)
+    before = tracking()
+    before.track([make_event(event_id="e1", account_id="acct-1", event_time=START)])
+    logged = TrackingLog(tmp_path, retain, SIGNALS).snapshot(before)
+    stale = tmp_path / "renamed" / "0000"
+    stale.mkdir(parents=True)
+    (stale / "old.entries").write_bytes(b"x")
+    hour_ago = time.time() - 3600
+    os.utime(stale / "old.entries", (hour_ago, hour_ago))
+    log = TrackingLog(tmp_path, retain, ("quiet",))
+    after = AbsenceTracking(RULES[:1], 3600.0, "v1", log.restore(logged))  # type: ignore[arg-type]
+    log.snapshot(after)
+    assert not (tmp_path / "renamed").exists()
+    assert (tmp_path / "gone").is_dir()  # named until this run: kept for now
+    later = time.time() + retain.total_seconds() + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    log.snapshot(after)
+    assert not (tmp_path / "gone").exists()
+    assert (tmp_path / "quiet").is_dir()
+
+
 def test_a_partition_that_held_no_account_writes_nothing(tmp_path: Path) -> None:
-    log = TrackingLog(tmp_path, timedelta(0))
+    log = TrackingLog(tmp_path, timedelta(0), SIGNALS)
     assert log.snapshot(tracking()).refs == {}
     assert not any(tmp_path.rglob("*.entries"))
 
@@ -154,7 +208,7 @@ def test_an_input_partition_resumes_its_trackers_from_the_log_its_snapshot_names
         return ParsingSource(
             Partitions([[batch]]), parser, absences=tracking if absences else None,
             absence_log=(lambda part: TrackingLog.for_partition(
-                tmp_path, timedelta(0), part)) if logged else None)
+                tmp_path, timedelta(0), SIGNALS, part)) if logged else None)
 
     part = source(absences=True, logged=True).build_part("in", "0", None)
     part.next_batch()
