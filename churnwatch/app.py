@@ -19,7 +19,7 @@ from churnwatch.registry import register_output_schemas
 from churnwatch.settings import Settings
 from churnwatch.topics import ClientLog, admin_client, ensure_churnwatch_topics
 from churnwatch.wiring import production_flow
-from dataflows.metrics import PipelineMetrics
+from dataflows.metrics import CollectorPauses, PipelineMetrics
 from dataflows.run import run_dataflow
 from sinks.migrate import migrate
 from sinks.postgres import connect
@@ -113,16 +113,17 @@ def run_pipeline(
         server = OpsServer(port, metrics.registry, readiness(settings, metrics)).start()
     try:
         flow = production_flow(settings, metrics, tail=tail)
-        run_dataflow(
-            flow,
-            epoch_interval=settings.snapshot_interval,
-            recovery_dir=settings.recovery_dir,
-            recovery_partitions=settings.recovery_partitions,
-            shards=settings.shards,
-            workers_per_process=workers_per_process,
-            process_id=process_id,
-            addresses=addresses,
-        )
+        with CollectorPauses(metrics):
+            run_dataflow(
+                flow,
+                epoch_interval=settings.snapshot_interval,
+                recovery_dir=settings.recovery_dir,
+                recovery_partitions=settings.recovery_partitions,
+                shards=settings.shards,
+                workers_per_process=workers_per_process,
+                process_id=process_id,
+                addresses=addresses,
+            )
     finally:
         if server is not None:
             with suppress(Exception):

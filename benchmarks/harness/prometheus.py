@@ -15,6 +15,8 @@ from benchmarks.harness.figures import Figures
 from benchmarks.harness.quantiles import Buckets
 
 LatencyByTier = dict[str, dict[float, float]]
+# The collector's pauses, listed with the stages; they fall inside them.
+GC_STAGE = "garbage collector pauses (inside the stages above)"
 """tier -> {le: cumulative count}: one process's alert latency histograms."""
 
 # Families whose _sum / _total is wall time inside a stage or a sink write.
@@ -26,7 +28,8 @@ _TIME_FAMILIES = (
 
 
 def parse_metrics(text: str) -> Figures:
-    """``messages``, ``latency`` (by tier) and ``stages`` (s by stage) of one exposition."""
+    """``messages``, ``latency`` (by tier) and ``stages`` (s by stage, and the garbage
+    collector's pauses as :data:`GC_STAGE`) of one exposition."""
     from prometheus_client.parser import text_string_to_metric_families
 
     messages = 0.0
@@ -42,6 +45,10 @@ def parse_metrics(text: str) -> Figures:
                 if sample.name.endswith(("_sum", "_total")):
                     label = sample.labels.get("stage") or f"sink {sample.labels.get('sink')}"
                     stages[label] = stages.get(label, 0.0) + sample.value
+        elif family.name == "churnwatch_gc_pause_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_sum"):
+                    stages[GC_STAGE] = stages.get(GC_STAGE, 0.0) + sample.value
         elif family.name == "churnwatch_alert_latency_seconds":
             for sample in family.samples:
                 labels = sample.labels

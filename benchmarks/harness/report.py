@@ -16,6 +16,7 @@ import orjson
 from benchmarks.harness.alert_latency import WARM_UP_S
 from benchmarks.harness.figures import Figures
 from benchmarks.harness.output_rows import PER_THOUSAND_FIGURES
+from benchmarks.harness.prometheus import GC_STAGE
 from benchmarks.harness.quantiles import ratio
 from benchmarks.harness.targets import (
     COUNTED,
@@ -268,11 +269,13 @@ def _stage_rows(full: Figures) -> list[tuple[str, str]]:
     worker_cpu = full.get("worker_cpu_s_at_last_sample") or 0.0
     rows = [("time inside stages, full run (summed over processes)",
              f"workers' CPU {worker_cpu:,.1f} s" if worker_cpu else "-")]
-    for name, seconds in stages.items():
+    collector = stages.get(GC_STAGE)
+    for name, seconds in [*((n, s) for n, s in stages.items() if n != GC_STAGE),
+                          *(() if collector is None else ((GC_STAGE, collector),))]:
         share = f" ({seconds / worker_cpu:.0%} of workers' CPU)" if worker_cpu else ""
         rows.append((f"  {name}", f"{seconds:,.1f} s{share}"))
     if worker_cpu:
-        rest = worker_cpu - sum(stages.values())
+        rest = worker_cpu - sum(s for n, s in stages.items() if n != GC_STAGE)
         rows.append(("  outside these (Bytewax, Kafka input, startup)",
                      f"{rest:,.1f} s ({rest / worker_cpu:.0%})"))
     return rows

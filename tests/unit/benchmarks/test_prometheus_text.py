@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from benchmarks.harness.processes import parse_counts
-from benchmarks.harness.prometheus import parse_metrics, sum_buckets, sum_stages
+from benchmarks.harness.prometheus import GC_STAGE, parse_metrics, sum_buckets, sum_stages
 
 EXPOSITION = """\
 # HELP churnwatch_ingest_messages_total Input messages read.
@@ -28,6 +28,12 @@ churnwatch_stage_batch_seconds_sum{stage="parse-events"} 0.5
 churnwatch_sink_write_seconds_bucket{sink="redis-features",le="+Inf"} 3.0
 churnwatch_sink_write_seconds_count{sink="redis-features"} 3.0
 churnwatch_sink_write_seconds_sum{sink="redis-features"} 0.75
+# HELP churnwatch_gc_pause_seconds Collector pauses.
+# TYPE churnwatch_gc_pause_seconds histogram
+churnwatch_gc_pause_seconds_bucket{generation="0",le="+Inf"} 7.0
+churnwatch_gc_pause_seconds_count{generation="0"} 7.0
+churnwatch_gc_pause_seconds_sum{generation="0"} 0.25
+churnwatch_gc_pause_seconds_sum{generation="1"} 0.5
 # HELP churnwatch_alert_latency_seconds Alert latency.
 # TYPE churnwatch_alert_latency_seconds histogram
 churnwatch_alert_latency_seconds_bucket{since="ingest",tier="1",le="0.1"} 3.0
@@ -46,9 +52,11 @@ def test_input_messages_are_summed_over_partitions() -> None:
 
 
 def test_stage_and_sink_seconds_come_from_sums_and_totals() -> None:
-    # parse-events: 2.5 s busy + 0.5 s in batches; the _count and _bucket series are not time
+    # parse-events: 2.5 s busy + 0.5 s in batches; the _count and _bucket series are not
+    # time; the collector's pauses, summed over its generations
     assert parse_metrics(EXPOSITION)["stages"] == {"parse-events": 3.0,
-                                                   "sink redis-features": 0.75}
+                                                   "sink redis-features": 0.75,
+                                                   GC_STAGE: 0.75}
 
 
 def test_only_ingest_latency_buckets_are_kept_by_tier() -> None:
