@@ -15,6 +15,7 @@ from datetime import datetime
 
 from bytewax.operators import StatefulBatchLogic
 
+from dataflows.collector import settle
 from dataflows.metrics import PipelineMetrics
 from dataflows.shard import AccountShard, ShardItem, ShardOutputs, ShardSnapshot
 from schemas.decision import DecisionRecord
@@ -47,6 +48,7 @@ class ShardLogic(StatefulBatchLogic[list[ShardItem], ShardOutputs, ShardSnapshot
         out = self._shard.process(values)
         self._count(out)
         self._report_held()
+        settle()  # what survived the batch is state: out of the collector's sight
         return ([out] if out else []), StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import gc
 import logging
 import os
 import re
@@ -28,6 +27,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
+from dataflows.collector import tune_garbage_collector, unsettle
 from dataflows.shard_log import ShardLogMissing
 from schemas.errors import ChurnwatchError
 
@@ -140,8 +140,6 @@ def recovery_store_error(exc: BaseException, directory: Path) -> RecoveryStoreEr
 
 SHARDS_FILE = "churnwatch-shards"
 
-# Allocations between two young-generation collections (CPython's default: 700).
-GC_YOUNG_THRESHOLD = 50_000
 # glibc's mallopt parameter, and the size from which each allocation is a mapping of
 # its own (glibc's default start; fixed here, see tune_process).
 M_MMAP_THRESHOLD = -3
@@ -149,24 +147,10 @@ MMAP_THRESHOLD = 128 * 1024
 
 
 def tune_process() -> None:
-    """Tune the garbage collector and the C allocator for a long run (below)."""
+    """Tune the garbage collector (:mod:`dataflows.collector`) and the C allocator
+    (below) for a long run."""
     tune_garbage_collector()
     tune_allocator()
-
-
-def tune_garbage_collector() -> None:
-    """Collect cycles less often, and never look at what start-up loaded again.
-
-    The data plane allocates a few objects per event and keeps long-lived state
-    (dedupe ids, buckets) per account; with CPython's default thresholds the
-    collector ran every 700 allocations and re-scanned that state, 6 % of the
-    workers' CPU in a profile of the full pipeline. Reference counting frees
-    almost all of it anyway: the state holds no reference cycles.
-    """
-    gc.collect()
-    gc.freeze()  # code, models, policy: loaded once, never garbage
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def tune_allocator() -> bool:
@@ -295,3 +279,5 @@ def run_dataflow(
         log.error(str(failure), extra={"recovery_dir": str(recovery_dir),
                                        "free_bytes": failure.free_bytes, "full": failure.full})
         raise failure from exc
+    finally:
+        unsettle()  # a process that goes on (a test) collects as before

@@ -178,6 +178,7 @@ def run_full(children: ChildProcesses, base: Settings, options: PipelineOptions,
         "cpu_share_busy": timelines.utilisation(samples, t_first, t_last),
         "runqueue_wait_share_busy": timelines.runqueue_waits(samples, t_first, t_last),
         "stage_seconds": samples[-1]["stages"] if samples else {},
+        "gc_pauses": samples[-1]["gc_pauses"] if samples else [],
         "stage_seconds_note": "wall time inside each stage or sink write, summed over the "
                               "processes, as of the last /metrics sample before exit",
         "worker_cpu_s_at_last_sample": timelines.worker_cpu_seen(samples),

@@ -28,13 +28,15 @@ _TIME_FAMILIES = (
 
 
 def parse_metrics(text: str) -> Figures:
-    """``messages``, ``latency`` (by tier) and ``stages`` (s by stage, and the garbage
-    collector's pauses as :data:`GC_STAGE`) of one exposition."""
+    """``messages``, ``latency`` (by tier), ``stages`` (s by stage, and the garbage
+    collector's pauses as :data:`GC_STAGE`) and ``gc_pauses`` (the collector's pauses
+    as cumulative buckets, all generations) of one exposition."""
     from prometheus_client.parser import text_string_to_metric_families
 
     messages = 0.0
     latency: LatencyByTier = {}
     stages: dict[str, float] = {}
+    gc_pauses: dict[float, float] = {}
     for family in text_string_to_metric_families(text):
         if family.name == "churnwatch_ingest_messages":
             for sample in family.samples:
@@ -49,6 +51,9 @@ def parse_metrics(text: str) -> Figures:
             for sample in family.samples:
                 if sample.name.endswith("_sum"):
                     stages[GC_STAGE] = stages.get(GC_STAGE, 0.0) + sample.value
+                elif sample.name.endswith("_bucket"):  # every generation's pauses together
+                    le = float(sample.labels["le"])
+                    gc_pauses[le] = gc_pauses.get(le, 0.0) + sample.value
         elif family.name == "churnwatch_alert_latency_seconds":
             for sample in family.samples:
                 labels = sample.labels
@@ -56,7 +61,8 @@ def parse_metrics(text: str) -> Figures:
                     tier = labels.get("tier", "?")
                     le = float(labels["le"])
                     latency.setdefault(tier, {})[le] = sample.value
-    return {"messages": messages, "latency": latency, "stages": stages}
+    return {"messages": messages, "latency": latency, "stages": stages,
+            "gc_pauses": sorted(gc_pauses.items())}
 
 
 def scrape(port: int, timeout_s: float = 1.0) -> Figures | None:
@@ -82,6 +88,15 @@ def sum_buckets(per_process: Sequence[LatencyByTier]) -> dict[str, Buckets]:
             for le, count in buckets.items():
                 into[le] = into.get(le, 0.0) + count
     return {tier: sorted(b.items()) for tier, b in sorted(merged.items())}
+
+
+def sum_histograms(per_process: Sequence[Buckets]) -> Buckets:
+    """One cumulative histogram of several processes' (the same bounds)."""
+    merged: dict[float, float] = {}
+    for buckets in per_process:
+        for le, count in buckets:
+            merged[le] = merged.get(le, 0.0) + count
+    return sorted(merged.items())
 
 
 def sum_stages(per_process: Sequence[dict[str, float]]) -> dict[str, float]:

@@ -50,6 +50,16 @@ def share_at_most(bound: float, buckets: Buckets) -> float | None:
     return None
 
 
+def largest_at_most(buckets: Buckets) -> float | None:
+    """The smallest bucket bound every observation is at or below (an upper bound on the
+    largest one; ``inf`` if some passed the last finite bound); None when nothing was
+    observed."""
+    total = buckets[-1][1] if buckets else 0.0
+    if total <= 0:
+        return None
+    return next(le for le, count in buckets if count >= total)
+
+
 def bucket_delta(newer: Buckets, older: Buckets) -> Buckets:
     """The observations made between two scrapes of the same histogram."""
     before = dict(older)

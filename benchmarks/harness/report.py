@@ -5,6 +5,7 @@ Also :func:`environment`, the machine and versions every benchmark reports.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -17,7 +18,7 @@ from benchmarks.harness.alert_latency import WARM_UP_S
 from benchmarks.harness.figures import Figures
 from benchmarks.harness.output_rows import PER_THOUSAND_FIGURES
 from benchmarks.harness.prometheus import GC_STAGE
-from benchmarks.harness.quantiles import ratio
+from benchmarks.harness.quantiles import Buckets, largest_at_most, ratio
 from benchmarks.harness.targets import (
     COUNTED,
     TARGET_EVENTS_PER_S,
@@ -273,12 +274,23 @@ def _stage_rows(full: Figures) -> list[tuple[str, str]]:
     for name, seconds in [*((n, s) for n, s in stages.items() if n != GC_STAGE),
                           *(() if collector is None else ((GC_STAGE, collector),))]:
         share = f" ({seconds / worker_cpu:.0%} of workers' CPU)" if worker_cpu else ""
+        if name == GC_STAGE:
+            share += _pauses(full.get("gc_pauses") or [])
         rows.append((f"  {name}", f"{seconds:,.1f} s{share}"))
     if worker_cpu:
         rest = worker_cpu - sum(s for n, s in stages.items() if n != GC_STAGE)
         rows.append(("  outside these (Bytewax, Kafka input, startup)",
                      f"{rest:,.1f} s ({rest / worker_cpu:.0%})"))
     return rows
+
+
+def _pauses(buckets: Buckets) -> str:
+    """``; N pauses, the longest <= X ms`` of the collector's pause histogram."""
+    longest = largest_at_most(buckets)
+    if longest is None:
+        return ""
+    bound = "over the last bucket" if math.isinf(longest) else f"<= {_ms(longest)}"
+    return f"; {buckets[-1][1]:,.0f} pauses, the longest {bound}"
 
 
 _TARGET_FORMATS = {

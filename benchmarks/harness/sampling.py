@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness.figures import Figures
-from benchmarks.harness.prometheus import scrape, sum_buckets, sum_stages
+from benchmarks.harness.prometheus import scrape, sum_buckets, sum_histograms, sum_stages
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -150,6 +150,7 @@ class ClusterSampler:
             "scraped": sum(r is not None for r in scraped),
             "latency": sum_buckets([r["latency"] for r in known]),
             "stages": sum_stages([r["stages"] for r in known]),
+            "gc_pauses": sum_histograms([r.get("gc_pauses", []) for r in known]),
             "rss": {role: rss for role, (rss, _, _) in tree.items()},
             "cpu": {role: cpu for role, (_, cpu, _) in tree.items()},
             "wait": {role: wait for role, (_, _, wait) in tree.items()},

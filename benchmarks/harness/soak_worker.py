@@ -167,12 +167,15 @@ def _attributes(obj: object) -> list[tuple[str, object]]:
 def held_state() -> Figures:
     """What the shards (:class:`~dataflows.shard.AccountShard`) and the inactivity
     trackers hold, found among the objects the garbage collector tracks (Bytewax
-    owns them; the start-up objects frozen by the collector are none of them)."""
+    owns them)."""
     from dataflows.shard import AccountShard
     from detectors.inactivity import InactivityTracker
 
     shards: list[AccountShard] = []
     trackers: list[InactivityTracker] = []
+    # The run freezes what survives each batch (dataflows.collector), and the collector
+    # lists no frozen object: given back to it here, frozen again after the next batch.
+    gc.unfreeze()
     for obj in gc.get_objects():
         kind = type(obj)
         if kind is AccountShard:

@@ -7,9 +7,12 @@ targets of issue #11 item 7 and the printed table.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from benchmarks.harness.figures import Figures
+from benchmarks.harness.prometheus import GC_STAGE
+from benchmarks.harness.quantiles import largest_at_most
 from benchmarks.harness.report import number
 
 # Issue #11 item 7: "bounded state and fast restart at scale", at 1M accounts.
@@ -116,6 +119,13 @@ def _seconds(value: float | None) -> str:
     return number(value, "{:,.1f} s")
 
 
+def _longest(bound: float | None) -> str:
+    """A pause histogram's bound on its longest pause."""
+    if bound is None:
+        return "-"
+    return "over the last bucket" if math.isinf(bound) else f"{bound * 1000:,.0f} ms"
+
+
 def _verdict(met: bool | None) -> str:
     return {True: "met", False: "NOT met", None: "unknown"}[met]
 
@@ -171,6 +181,9 @@ def state_table(report: Figures) -> list[tuple[str, str]]:
         ("  every message read (input counter)", _seconds(load["read_s"])),
         ("  every message in a committed snapshot / rate",
          f"{_seconds(load['snapshotted_s'])} / {number(load['messages_per_s'])} messages/s"),
+        ("  garbage collector: pauses in all / how many / the longest (at most)",
+         f"{_seconds(load.get('gc_pause_s'))} / {number(load.get('gc_pauses'))} / "
+         f"{_longest(load.get('gc_longest_s'))}"),
         ("state on disk (recovery directory)", ""),
         ("  files, allocated / per account",
          f"{_mib(recovery['size']['allocated_bytes'])} / "
@@ -214,3 +227,13 @@ def state_table(report: Figures) -> list[tuple[str, str]]:
         value = _bytes(row["value"]) if row["unit"] == "B" else _seconds(row["value"])
         rows.append((f"  {row['target']}", f"{value}: {_verdict(row['met'])}"))
     return rows
+
+
+def collector_pauses(samples: Sequence[Figures]) -> Figures:
+    """The garbage collector's pauses over a run, from its last ``/metrics`` sample:
+    seconds in all, how many, and the bucket bound the longest was at or below."""
+    last = samples[-1] if samples else {}
+    buckets = last.get("gc_pauses") or []
+    return {"gc_pause_s": last.get("stages", {}).get(GC_STAGE),
+            "gc_pauses": buckets[-1][1] if buckets else None,
+            "gc_longest_s": largest_at_most(buckets)}

@@ -264,6 +264,7 @@ class StateBenchmark:
             "timeline": sf.compact_timeline(points, step_s=max(1.0, options.sample_interval)),
             "messages_timeline": [{"t": s["t"], "messages": s["messages"]}
                                   for s in sampler.samples],
+            **sf.collector_pauses(sampler.samples),
         }
         redis = feature_memory(self.base.redis_url, run.settings.redis_key_prefix)
         growth = redis.get("used_memory", redis_before) - redis_before

@@ -5,7 +5,13 @@ from __future__ import annotations
 import math
 
 from benchmarks.harness.processes import parse_counts
-from benchmarks.harness.prometheus import GC_STAGE, parse_metrics, sum_buckets, sum_stages
+from benchmarks.harness.prometheus import (
+    GC_STAGE,
+    parse_metrics,
+    sum_buckets,
+    sum_histograms,
+    sum_stages,
+)
 
 EXPOSITION = """\
 # HELP churnwatch_ingest_messages_total Input messages read.
@@ -30,7 +36,10 @@ churnwatch_sink_write_seconds_count{sink="redis-features"} 3.0
 churnwatch_sink_write_seconds_sum{sink="redis-features"} 0.75
 # HELP churnwatch_gc_pause_seconds Collector pauses.
 # TYPE churnwatch_gc_pause_seconds histogram
+churnwatch_gc_pause_seconds_bucket{generation="0",le="0.05"} 6.0
 churnwatch_gc_pause_seconds_bucket{generation="0",le="+Inf"} 7.0
+churnwatch_gc_pause_seconds_bucket{generation="1",le="0.05"} 1.0
+churnwatch_gc_pause_seconds_bucket{generation="1",le="+Inf"} 2.0
 churnwatch_gc_pause_seconds_count{generation="0"} 7.0
 churnwatch_gc_pause_seconds_sum{generation="0"} 0.25
 churnwatch_gc_pause_seconds_sum{generation="1"} 0.5
@@ -67,7 +76,7 @@ def test_only_ingest_latency_buckets_are_kept_by_tier() -> None:
 
 
 def test_an_empty_exposition_has_nothing() -> None:
-    assert parse_metrics("") == {"messages": 0.0, "latency": {}, "stages": {}}
+    assert parse_metrics("") == {"messages": 0.0, "latency": {}, "stages": {}, "gc_pauses": []}
 
 
 def test_sum_buckets_adds_processes_and_sorts_bounds() -> None:
@@ -89,3 +98,9 @@ def test_parse_counts_reads_numbers_after_the_prefix() -> None:
     assert parse_counts(line, "drained: ") == {
         "messages": 18738.0, "events": 18514.0, "first": 1700000000.5,
     }
+
+
+def test_the_collector_pauses_of_every_generation_are_one_histogram() -> None:
+    assert parse_metrics(EXPOSITION)["gc_pauses"] == [(0.05, 7.0), (math.inf, 9.0)]
+    assert sum_histograms([[(0.05, 7.0), (math.inf, 9.0)], [(0.05, 1.0), (math.inf, 1.0)], []]
+                          ) == [(0.05, 8.0), (math.inf, 10.0)]

@@ -63,6 +63,14 @@ def test_share_of_an_empty_histogram_is_unknown() -> None:
     assert quantiles.share_at_most(0.25, [(0.25, 0.0), (INF, 0.0)]) is None
 
 
+def test_the_largest_observation_is_at_most_the_first_bound_holding_them_all() -> None:
+    assert quantiles.largest_at_most([(0.01, 3.0), (0.05, 9.0), (0.1, 9.0), (math.inf, 9.0)]
+                                     ) == 0.05
+    assert quantiles.largest_at_most([(0.01, 3.0), (math.inf, 4.0)]) == math.inf
+    assert quantiles.largest_at_most([(0.01, 0.0), (math.inf, 0.0)]) is None
+    assert quantiles.largest_at_most([]) is None
+
+
 def test_bucket_delta_is_what_was_observed_in_between() -> None:
     newer = [(0.1, 15.0), (0.5, 22.0), (INF, 30.0)]
     older = [(0.1, 10.0), (INF, 20.0)]  # 0.5 had not been seen yet: counted from zero

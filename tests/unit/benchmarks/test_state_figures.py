@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
+from benchmarks.harness import state_figures as sf
 from benchmarks.harness.figures import Figures
+from benchmarks.harness.prometheus import GC_STAGE
 from benchmarks.harness.state_figures import (
     TARGET_RESTART_S,
     TARGET_RSS_PER_ACCOUNT_BYTES,
@@ -137,3 +141,15 @@ def test_the_table_names_the_code_and_warns_when_it_changed_during_the_run() -> 
     assert "  WARNING: the code changed during the run" in rows
     report["code"]["unchanged"] = True
     assert "  WARNING: the code changed during the run" not in dict(state_table(report))
+
+
+def test_the_collector_pauses_are_read_from_the_last_sample() -> None:
+    samples = [
+        {"stages": {GC_STAGE: 0.1}, "gc_pauses": [(0.05, 1.0), (math.inf, 1.0)]},
+        {"stages": {GC_STAGE: 1.5, "parse-events": 9.0},
+         "gc_pauses": [(0.05, 60.0), (0.1, 67.0), (math.inf, 67.0)]},
+    ]
+    assert sf.collector_pauses(samples) == {"gc_pause_s": 1.5, "gc_pauses": 67.0,
+                                            "gc_longest_s": 0.1}
+    assert sf.collector_pauses([]) == {"gc_pause_s": None, "gc_pauses": None,
+                                       "gc_longest_s": None}
