@@ -34,6 +34,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from benchmarks.bench_shard_memory import login
 from churnwatch.settings import Settings
@@ -118,15 +119,30 @@ def trackers(flow: FlowConfig, accounts: int, partitions: int, changed: int,
     logged = [pickle.dumps(log.snapshot(tracking), protocol=pickle.HIGHEST_PROTOCOL)
               for log, tracking in zip(logs, held, strict=True)]
     logged_s = time.perf_counter() - started
-    started = time.perf_counter()
+    # Each way timed in three parts: reading (unpickling the snapshot, and the log's
+    # files), building the trackers, and freeing what was read.
+    whole_parts = [0.0, 0.0, 0.0]
     for blob in whole:
-        AbsenceTracking(*args, pickle.loads(blob))
-    whole_restart = time.perf_counter() - started
-    started = time.perf_counter()
+        started = time.perf_counter()
+        read: Any = pickle.loads(blob)
+        built = time.perf_counter()
+        AbsenceTracking(*args, read)
+        freed = time.perf_counter()
+        del read
+        whole_parts = _add(whole_parts, built - started, freed - built,
+                           time.perf_counter() - freed)
+    logged_parts = [0.0, 0.0, 0.0]
     for index, blob in enumerate(logged):
+        started = time.perf_counter()
         reader = TrackingLog(folder / str(index), timedelta(0), signals)
-        AbsenceTracking(*args, reader.restore(pickle.loads(blob)))
-    logged_restart = time.perf_counter() - started
+        read = reader.restore(pickle.loads(blob))
+        built = time.perf_counter()
+        AbsenceTracking(*args, read)
+        freed = time.perf_counter()
+        del read
+        logged_parts = _add(logged_parts, built - started, freed - built,
+                            time.perf_counter() - freed)
+    whole_restart, logged_restart = sum(whole_parts), sum(logged_parts)
     print(f"absence trackers: {accounts:,} accounts over {partitions} partitions; "
           f"the first snapshot to the absence log (all of them) {first:.2f} s")
     print(f"  an epoch changing {changed:,}: written whole {whole_s:.2f} s "
@@ -134,6 +150,13 @@ def trackers(flow: FlowConfig, accounts: int, partitions: int, changed: int,
           f"{logged_s:.3f} s ({sum(map(len, logged)) / 1024:.1f} KiB in the snapshots)")
     print(f"  restart: from the whole snapshots {whole_restart:.2f} s; from the absence "
           f"log {logged_restart:.2f} s")
+    for label, parts in (("whole snapshots", whole_parts), ("absence log", logged_parts)):
+        print(f"    {label}: reading {parts[0]:.2f} s, building the trackers {parts[1]:.2f} s, "
+              f"freeing what was read {parts[2]:.2f} s")
+
+
+def _add(totals: list[float], *seconds: float) -> list[float]:
+    return [total + more for total, more in zip(totals, seconds, strict=True)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

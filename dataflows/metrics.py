@@ -344,7 +344,7 @@ class PipelineMetrics:
 class CollectorPauses:
     """While entered, times each pause of Python's cyclic garbage collector into
     ``churnwatch_gc_pause_seconds`` (a ``gc.callbacks`` hook: two calls per collection,
-    one every few seconds with the data plane's thresholds, see dataflows.run).
+    a few a minute with the data plane's thresholds, see dataflows.collector).
 
     The collector stops every thread of the process, the tier-1 lane's too, and its
     pauses grow with the live objects a collection looks through (the warm accounts'
