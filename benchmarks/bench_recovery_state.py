@@ -26,12 +26,13 @@ machine's speed moves between runs).
 from __future__ import annotations
 
 import argparse
+import functools
 import pickle
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -119,29 +120,19 @@ def trackers(flow: FlowConfig, accounts: int, partitions: int, changed: int,
     logged = [pickle.dumps(log.snapshot(tracking), protocol=pickle.HIGHEST_PROTOCOL)
               for log, tracking in zip(logs, held, strict=True)]
     logged_s = time.perf_counter() - started
-    # Each way timed in three parts: reading (unpickling the snapshot, and the log's
-    # files), building the trackers, and freeing what was read.
-    whole_parts = [0.0, 0.0, 0.0]
-    for blob in whole:
-        started = time.perf_counter()
-        read: Any = pickle.loads(blob)
-        built = time.perf_counter()
+
+    def read_logged(index: int, blob: bytes) -> Any:
+        return TrackingLog(folder / str(index), timedelta(0), signals).restore(
+            pickle.loads(blob))
+
+    def build(read: Any) -> None:
         AbsenceTracking(*args, read)
-        freed = time.perf_counter()
-        del read
-        whole_parts = _add(whole_parts, built - started, freed - built,
-                           time.perf_counter() - freed)
-    logged_parts = [0.0, 0.0, 0.0]
-    for index, blob in enumerate(logged):
-        started = time.perf_counter()
-        reader = TrackingLog(folder / str(index), timedelta(0), signals)
-        read = reader.restore(pickle.loads(blob))
-        built = time.perf_counter()
-        AbsenceTracking(*args, read)
-        freed = time.perf_counter()
-        del read
-        logged_parts = _add(logged_parts, built - started, freed - built,
-                            time.perf_counter() - freed)
+
+    whole_parts = _restart_parts([functools.partial(pickle.loads, blob) for blob in whole],
+                                 build)
+    logged_parts = _restart_parts(
+        [functools.partial(read_logged, index, blob) for index, blob in enumerate(logged)],
+        build)
     whole_restart, logged_restart = sum(whole_parts), sum(logged_parts)
     print(f"absence trackers: {accounts:,} accounts over {partitions} partitions; "
           f"the first snapshot to the absence log (all of them) {first:.2f} s")
@@ -155,8 +146,21 @@ def trackers(flow: FlowConfig, accounts: int, partitions: int, changed: int,
               f"freeing what was read {parts[2]:.2f} s")
 
 
-def _add(totals: list[float], *seconds: float) -> list[float]:
-    return [total + more for total, more in zip(totals, seconds, strict=True)]
+def _restart_parts(reads: Sequence[Callable[[], Any]], build: Callable[[Any], None]
+                   ) -> list[float]:
+    """Seconds, summed over the partitions, of reading (each of ``reads``: unpickling a
+    snapshot, and the log's files), building the trackers from it, and freeing it."""
+    parts = [0.0, 0.0, 0.0]
+    for read_one in reads:
+        started = time.perf_counter()
+        read = read_one()
+        built = time.perf_counter()
+        build(read)
+        freed = time.perf_counter()
+        del read
+        parts = [parts[0] + built - started, parts[1] + freed - built,
+                 parts[2] + time.perf_counter() - freed]
+    return parts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
