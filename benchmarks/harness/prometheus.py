@@ -15,9 +15,10 @@ from benchmarks.harness.figures import Figures
 from benchmarks.harness.quantiles import Buckets
 
 LatencyByTier = dict[str, dict[float, float]]
+"""tier -> {le: cumulative count}: one process's alert latency histograms."""
+
 # The collector's pauses, listed with the stages; they fall inside them.
 GC_STAGE = "garbage collector pauses (inside the stages above)"
-"""tier -> {le: cumulative count}: one process's alert latency histograms."""
 
 # Families whose _sum / _total is wall time inside a stage or a sink write.
 _TIME_FAMILIES = (
