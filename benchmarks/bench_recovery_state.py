@@ -41,6 +41,7 @@ from benchmarks.bench_shard_memory import login
 from churnwatch.settings import Settings
 from churnwatch.wiring import FlowConfig, flow_config
 from dataflows.absence_log import TrackingLog
+from dataflows.collector import paused
 from dataflows.run import tune_process
 from dataflows.shard import AccountShard, LoggedShard, ShardConfig, ShardItem, shard_of
 from dataflows.shard_log import ShardLog
@@ -75,7 +76,10 @@ def shards(flow: FlowConfig, settings: Settings, accounts: int, count: int,
     snapshotted = time.perf_counter() - started
     del held
     started = time.perf_counter()
-    restored = [AccountShard(config, lambda: now, snapshot) for snapshot in snapshots]
+    restored = []
+    for snapshot in snapshots:
+        with paused():  # as the dataflow restores a shard (dataflows.flow)
+            restored.append(AccountShard(config, lambda: now, snapshot))
     restore = time.perf_counter() - started
     assert config.log is not None
     started = time.perf_counter()
@@ -152,11 +156,12 @@ def _restart_parts(reads: Sequence[Callable[[], Any]], build: Callable[[Any], No
     snapshot, and the log's files), building the trackers from it, and freeing it."""
     parts = [0.0, 0.0, 0.0]
     for read_one in reads:
-        started = time.perf_counter()
-        read = read_one()
-        built = time.perf_counter()
-        build(read)
-        freed = time.perf_counter()
+        with paused():  # as the dataflow restores a partition's trackers (dataflows.parse)
+            started = time.perf_counter()
+            read = read_one()
+            built = time.perf_counter()
+            build(read)
+            freed = time.perf_counter()
         del read
         parts = [parts[0] + built - started, parts[1] + freed - built,
                  parts[2] + time.perf_counter() - freed]

@@ -57,6 +57,7 @@ from accounts.config import AccountConfig
 from accounts.debounce import ScoreRequest
 from accounts.record import AccountTraits
 from dataflows.absence_log import TrackingLog
+from dataflows.collector import paused
 from dataflows.fast_lane import Tier1Lane
 from dataflows.kafka_input import EventsSource
 from dataflows.logic import ShardLogic
@@ -304,7 +305,9 @@ def build_dataflow(
     )
 
     def build_shard(snapshot: ShardSnapshot | None) -> ShardLogic:
-        return ShardLogic(AccountShard(shard_config, clock, snapshot), metrics)
+        with paused():  # a restored shard's accounts built at once: see dataflows.collector
+            shard = AccountShard(shard_config, clock, snapshot)
+        return ShardLogic(shard, metrics)
 
     feature_set = config.account.features.feature_set
 

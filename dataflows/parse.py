@@ -30,6 +30,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 
 from dataflows.absence_log import LoggedTracking, TrackingLog
+from dataflows.collector import paused
 from dataflows.fast_lane import Tier1Lane
 from dataflows.kafka_input import MessageBatch
 from dataflows.metrics import PipelineMetrics, event_type_label
@@ -660,13 +661,14 @@ class ParsingSource(FixedPartitionedSource[Parsed, PartitionSnapshot]):
             for_part)
         absences = None
         if factory is not None:  # (else nothing to restore, whatever the snapshot held)
-            if isinstance(tracked, LoggedTracking):
-                if log is None:
-                    msg = ("a snapshot whose absence trackers are in an absence log,"
-                           " restored without one")
-                    raise ValueError(msg)
-                tracked = log.restore(tracked)
-            absences = factory(tracked)
+            with paused():  # every account's entry built at once: see dataflows.collector
+                if isinstance(tracked, LoggedTracking):
+                    if log is None:
+                        msg = ("a snapshot whose absence trackers are in an absence log,"
+                               " restored without one")
+                        raise ValueError(msg)
+                    tracked = log.restore(tracked)
+                absences = factory(tracked)
         days = None if self._day_closes is None else DayCloser(self._day_closes, closed)
         if self._lane is None:
             return _ParsingPartition(inner, self._parser, erased, absences, days, log)

@@ -61,3 +61,25 @@ def test_a_run_s_end_gives_everything_back_to_the_collector(tuned: None) -> None
     assert any(obj is kept for obj in gc.get_objects())
     collector.settle()  # no longer freezing
     assert gc.get_freeze_count() == 0
+
+
+def test_a_restore_runs_with_the_collector_off_and_settles_what_it_built(tuned: None) -> None:
+    frozen = gc.get_freeze_count()
+    with collector.paused():
+        assert not gc.isenabled()
+        restored = [State() for _ in range(10)]
+    assert gc.isenabled()
+    assert gc.get_freeze_count() >= frozen + len(restored)  # settled
+    gc.disable()  # a collector found off is left off
+    try:
+        with collector.paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_an_error_while_restoring_turns_the_collector_back_on() -> None:
+    with pytest.raises(ValueError, match="broken"), collector.paused():
+        raise ValueError("a broken snapshot")
+    assert gc.isenabled()
