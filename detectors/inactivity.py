@@ -473,4 +473,3 @@ class AbsenceTracking:
 
     def snapshot(self) -> dict[str, TrackerSnapshot]:
         return {tracker.signal_type: tracker.snapshot() for tracker, _, _ in self._trackers}
-

@@ -270,15 +270,16 @@ def _stage_rows(full: Figures) -> list[tuple[str, str]]:
     worker_cpu = full.get("worker_cpu_s_at_last_sample") or 0.0
     rows = [("time inside stages, full run (summed over processes)",
              f"workers' CPU {worker_cpu:,.1f} s" if worker_cpu else "-")]
-    collector = stages.get(GC_STAGE)
-    for name, seconds in [*((n, s) for n, s in stages.items() if n != GC_STAGE),
-                          *(() if collector is None else ((GC_STAGE, collector),))]:
+    # the collector's pauses fall inside the stages: listed after them, not summed
+    inside = {name: seconds for name, seconds in stages.items() if name != GC_STAGE}
+    listed = [*inside.items(), *([(GC_STAGE, stages[GC_STAGE])] if GC_STAGE in stages else [])]
+    for name, seconds in listed:
         share = f" ({seconds / worker_cpu:.0%} of workers' CPU)" if worker_cpu else ""
         if name == GC_STAGE:
             share += _pauses(full.get("gc_pauses") or [])
         rows.append((f"  {name}", f"{seconds:,.1f} s{share}"))
     if worker_cpu:
-        rest = worker_cpu - sum(s for n, s in stages.items() if n != GC_STAGE)
+        rest = worker_cpu - sum(inside.values())
         rows.append(("  outside these (Bytewax, Kafka input, startup)",
                      f"{rest:,.1f} s ({rest / worker_cpu:.0%})"))
     return rows
