@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 
 from detectors.lifecycle import DEFAULT_LIFECYCLE, detect_change
-from schemas.account import AccountRecord, AccountStatus, Fact, LatestScore
+from schemas.account import AccountRecord, AccountStatus, Fact, LatestScore, later_fact
 from schemas.event import TRAITS_EVENT_TYPE, Event
 from schemas.lifecycle import ChangeKind
 from schemas.score import RiskScore
@@ -156,13 +156,22 @@ _FOLLOWED = frozenset((*_STATUS, ChangeKind.PLAN))
 def account_record(
     events: Sequence[Event], traits: AccountTraits,
     lifecycle: Mapping[str, ChangeKind] = DEFAULT_LIFECYCLE,
+    held: AccountRecord | None = None,
 ) -> AccountRecord | None:
     """One account's fresh events of a batch (in its order) as one record; None for none.
     Each field is the newest setting in event time (the later event at a tie).
     ``lifecycle``: which event types mean which change (the definitions file's
-    lifecycle section, :class:`~detectors.lifecycle.LifecycleRules`)."""
+    lifecycle section, :class:`~detectors.lifecycle.LifecycleRules`).
+
+    ``held``: the account's record already awaiting its write; the result is then
+    ``held.merge(<the events' record>)``, built once (``held`` itself when the events
+    move nothing). Made apart and then merged, that was two records per account and
+    batch (1.4 us each; the merge about 2 % of the shards' samples in a native profile
+    of the 7-day benchmark's shape, where nearly every batch moves an account's last
+    event time).
+    """
     if not events:
-        return None
+        return held
     first = last = events[0].event_time
     found: dict[str, Fact] = {}
     for event in events:
@@ -185,10 +194,27 @@ def account_record(
             if change.plan:
                 _set(found, "plan", Fact(change.plan, at))
     get = found.get
-    return AccountRecord(
-        events[0].tenant_id, events[0].account_id, first, last, company_name=get("company_name"),
-        plan=get("plan"), mrr=get("mrr"), renewal_date=get("renewal_date"), owner=get("owner"),
-        status=get("status"),
+    if held is None:
+        return AccountRecord(
+            events[0].tenant_id, events[0].account_id, first, last,
+            company_name=get("company_name"), plan=get("plan"), mrr=get("mrr"),
+            renewal_date=get("renewal_date"), owner=get("owner"), status=get("status"),
+        )
+    held_first, held_last = held.first_seen, held.last_event_at
+    if not found and held_first is not None and held_last is not None and (
+            held_first <= first and last <= held_last):
+        return held  # nothing moves
+    return AccountRecord(  # as held.merge(record), in one step
+        held.tenant_id, held.account_id,
+        first if held_first is None else min(held_first, first),
+        last if held_last is None else max(held_last, last),
+        later_fact(held.company_name, get("company_name")),
+        later_fact(held.plan, get("plan")),
+        later_fact(held.mrr, get("mrr")),
+        later_fact(held.renewal_date, get("renewal_date")),
+        later_fact(held.owner, get("owner")),
+        later_fact(held.status, get("status")),
+        held.score,
     )
 
 

@@ -628,9 +628,12 @@ class AccountShard:
             self._dirty.add(subject)
         traits = self._config.account_traits
         if traits is not None and result.events:
-            record = account_record(result.events, traits, self._config.account.lifecycle.kinds)
+            events = result.events
+            key = (events[0].tenant_id, events[0].account_id)
+            record = account_record(events, traits, self._config.account.lifecycle.kinds,
+                                    self._records.get(key))
             if record is not None:
-                self._hold(record)
+                self._records[key] = record
         self._route(result.outputs, out, feed if self._config.score is not None else None)
 
     def _process_erasing(

@@ -46,7 +46,8 @@ class LatestScore:
         return (self.score_time, self.score_id) > (other.score_time, other.score_id)
 
 
-def _later(earlier: Fact | None, later: Fact | None) -> Fact | None:
+def later_fact(earlier: Fact | None, later: Fact | None) -> Fact | None:
+    """``later`` unless it is None or older in event time than ``earlier``."""
     if later is None:
         return earlier
     if earlier is None or later.at >= earlier.at:
@@ -93,12 +94,12 @@ class AccountRecord:
             self.account_id,
             _earliest(self.first_seen, later.first_seen),
             _latest(self.last_event_at, later.last_event_at),
-            _later(self.company_name, later.company_name),
-            _later(self.plan, later.plan),
-            _later(self.mrr, later.mrr),
-            _later(self.renewal_date, later.renewal_date),
-            _later(self.owner, later.owner),
-            _later(self.status, later.status),
+            later_fact(self.company_name, later.company_name),
+            later_fact(self.plan, later.plan),
+            later_fact(self.mrr, later.mrr),
+            later_fact(self.renewal_date, later.renewal_date),
+            later_fact(self.owner, later.owner),
+            later_fact(self.status, later.status),
             score,
         )
 

@@ -203,3 +203,30 @@ def test_lifecycle_event_types_come_from_the_definitions_mapping() -> None:
     assert record.mrr == Fact(12.0, at(1))
     ignored = account_record([event("subscription.cancelled", 3)], DEFAULTS, rules.kinds)
     assert ignored is not None and ignored.status is None
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        pytest.param([event("app.login", 5)], id="later-activity"),
+        pytest.param([event("app.login", -1)], id="earlier-activity"),
+        pytest.param([traits(0.5, plan="basic", owner="agent-b")], id="older-traits"),
+        pytest.param([traits(7, plan="enterprise", mrr=990)], id="newer-traits"),
+        pytest.param([event("subscription.cancelled", 6)], id="status"),
+    ],
+)
+def test_a_batch_folded_into_the_held_record_is_the_merge(batch: list[Any]) -> None:
+    """``held``: one record, the same as merging the batch's own into it."""
+    held = account_record([traits(1, plan="pro", owner="agent-a"), event("app.login", 3)],
+                          DEFAULTS)
+    assert held is not None
+    held = held.merge(score_record(score(120, 0.4)))
+    own = account_record(batch, DEFAULTS)
+    assert own is not None
+    assert account_record(batch, DEFAULTS, held=held) == held.merge(own)
+
+
+def test_a_batch_that_moves_nothing_keeps_the_held_record() -> None:
+    held = account_record([event("app.login", 1), event("app.login", 4)], DEFAULTS)
+    assert account_record([event("app.login", 2)], DEFAULTS, held=held) is held
+    assert account_record([], DEFAULTS, held=held) is held
