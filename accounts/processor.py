@@ -88,9 +88,12 @@ class AccountSnapshot:
     state: bytes
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class BatchResult:
-    """What one batch of an account's events produced."""
+    """What one batch of an account's events produced.
+
+    One is made per account and batch: its ``__init__`` is written out, for mypyc to
+    compile (see :class:`~accounts.debounce.ScoreRequest`)."""
 
     outputs: list[Output]
     events: list[Event]
@@ -98,7 +101,16 @@ class BatchResult:
     late: int
     features_moved: bool
     # Events whose handling raised: each is a processing_error dead letter in outputs.
-    failed: int = 0
+    failed: int
+
+    def __init__(self, outputs: list[Output], events: list[Event], duplicates: int, late: int,
+                 features_moved: bool, failed: int = 0) -> None:
+        self.outputs = outputs
+        self.events = events
+        self.duplicates = duplicates
+        self.late = late
+        self.features_moved = features_moved
+        self.failed = failed
 
 
 class AccountProcessor:
