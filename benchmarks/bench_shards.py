@@ -1,0 +1,171 @@
+"""The account shards' CPU per event, in process, in the 7-day benchmark's shape.
+
+Run it from the repository root::
+
+    .venv/bin/python -m benchmarks.bench_shards [--accounts 6000] [--days 7] [--repeat 3]
+
+``make bench`` measures the whole pipeline: its figures move with the servers
+and the other process sharing the two cores, by several percent from run to
+run, more than most single changes to the kernel are worth. Here there is no
+Kafka, Bytewax or server: a simulated history's valid events, parsed as the
+parse step does, go through 64 :class:`~dataflows.shard.AccountShard` (scoring,
+decisions, the accounts table's records, the warm cap's share and a shard log
+in a temporary folder, as ``churnwatch run`` with recovery), batch by batch,
+with the flushes and the epochs' snapshots at the benchmark's pace. The shape
+follows the 7-day benchmark's, scaled to ``--accounts``: it reads 5,000
+messages per poll with 20,000 accounts (a batch is a quarter of the accounts),
+an epoch of 10 s holds about 7.5 events per account and a flush of 5 s about 4.
+
+It prints microseconds per event of processing (kernels, scoring and
+decisions), flushing and snapshotting, each the median of ``--repeat`` passes
+with their range, and a digest of the published scores and of the outputs'
+counts: two versions of the kernel that print the same digest produced the
+same scores. It prints figures; it asserts nothing about speed. For where the
+time goes, the compiled functions show in ``py-spy record --native`` of it
+(README, Speed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from churnwatch.settings import Settings
+from churnwatch.simulator import MessageKind, simulate
+from churnwatch.wiring import FlowConfig, flow_config
+from dataflows.collector import settle, unsettle
+from dataflows.run import tune_process
+from dataflows.shard import AccountShard, ShardConfig, ShardItem, ShardOutputs, shard_of
+from dataflows.shard_log import ShardLog
+from schemas.event import Event, EventLimits, parse_event
+
+SHARDS = 64
+START = datetime(2026, 11, 1, tzinfo=UTC)
+# The 7-day benchmark's pace, per account: a poll reads 5,000 of 20,000 accounts'
+# messages, an epoch (10 s at about 16,000 events/s) about 7.5 events per account, a
+# flush (5 s) about 4.
+BATCH_PER_ACCOUNT = 0.25
+EPOCH_PER_ACCOUNT = 7.5
+FLUSH_PER_ACCOUNT = 4.0
+STAGES = ("process", "flush", "snapshot")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, default=6_000)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=3, help="timed passes (default 3)")
+    args = parser.parse_args(argv)
+    if min(args.accounts, args.days, args.repeat) < 1:
+        parser.error("--accounts, --days and --repeat must be positive")
+    return args
+
+
+def history(accounts: int, days: int, seed: int) -> list[Event]:
+    """The simulated history's valid events, as the parse step makes them."""
+    simulation = simulate(accounts=accounts, days=days, seed=seed, start=START)
+    now = START + timedelta(days=days, hours=1)  # a replay's clock: nothing in the future
+    limits = EventLimits()
+    events = []
+    for message in simulation.messages:
+        if message.kind == MessageKind.VALID:
+            event = parse_event(message.value, now, limits)
+            if isinstance(event, Event):
+                events.append(event)
+    return events
+
+
+def one_pass(flow: FlowConfig, settings: Settings, events: list[Event], accounts: int,
+             folder: Path) -> tuple[dict[str, float], Counter[str], str]:
+    """Every event through fresh shards: seconds per stage, output counts, scores' digest."""
+    assert flow.scoring is not None
+    clock = [START + timedelta(days=30)]
+    config = ShardConfig(
+        flow.account, idle_ttl=flow.idle_state_ttl, flush_interval=timedelta(seconds=5),
+        score=flow.scoring.score, decisions=flow.scoring.decisions, policy=flow.scoring.policy,
+        account_traits=settings.account_traits, shards=SHARDS,
+        warm_accounts=max(1, settings.warm_accounts // SHARDS),
+        log=ShardLog(folder, timedelta(0)),
+    )
+    held = [AccountShard(config, lambda: clock[0]) for _ in range(SHARDS)]
+    batch = max(1, round(accounts * BATCH_PER_ACCOUNT))
+    epoch = max(1, round(accounts * EPOCH_PER_ACCOUNT / batch))  # in batches
+    flush = max(1, round(accounts * FLUSH_PER_ACCOUNT / batch))
+    seconds = dict.fromkeys(STAGES, 0.0)
+    counts: Counter[str] = Counter()
+    digest = hashlib.sha256()
+
+    def count(out: ShardOutputs) -> None:
+        counts["scores"] += len(out.scores)
+        counts["feature writes"] += len(out.features)
+        counts["account rows"] += len(out.accounts)
+        counts["alerts"] += len(out.alerts)
+        counts["decisions"] += len(out.decided)
+        for score in out.scores:
+            digest.update(f"{score.score_id} {score.risk!r} {score.tier}\n".encode())
+
+    for number, first in enumerate(range(0, len(events), batch), 1):
+        by_shard: dict[int, list[ShardItem]] = {}
+        for event in events[first:first + batch]:
+            by_shard.setdefault(shard_of(event.subject, SHARDS), []).append(event)
+        started = time.perf_counter()
+        for index, items in by_shard.items():
+            count(held[index].process([items]))
+            settle()  # as ShardLogic.on_batch does
+        seconds["process"] += time.perf_counter() - started
+        if number % flush == 0:
+            clock[0] += config.flush_interval + timedelta(seconds=1)
+            started = time.perf_counter()
+            for shard in held:
+                count(shard.on_notify())
+            seconds["flush"] += time.perf_counter() - started
+        if number % epoch == 0:
+            started = time.perf_counter()
+            for shard in held:
+                shard.snapshot()
+            seconds["snapshot"] += time.perf_counter() - started
+    unsettle()
+    return seconds, counts, digest.hexdigest()[:16]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    tune_process()
+    settings = Settings()
+    flow = flow_config(settings)
+    events = history(args.accounts, args.days, args.seed)
+    timings: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total")}
+    outputs: set[tuple[tuple[tuple[str, int], ...], str]] = set()
+    for _ in range(args.repeat):
+        folder = Path(tempfile.mkdtemp(prefix="bench-shards-"))
+        try:
+            seconds, counts, digest = one_pass(flow, settings, events, args.accounts, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        for stage, spent in seconds.items():
+            timings[stage].append(spent / len(events) * 1e6)
+        timings["total"].append(sum(seconds.values()) / len(events) * 1e6)
+        outputs.add((tuple(sorted(counts.items())), digest))
+    print(f"{len(events):,} events of {args.accounts:,} accounts over {args.days} days "
+          f"(seed {args.seed}), {SHARDS} shards; median of {args.repeat} passes")
+    for stage, samples in timings.items():
+        spread = f"{min(samples):.2f}-{max(samples):.2f}"
+        print(f"  {stage:<10} {statistics.median(samples):7.2f} us/event  (range {spread})")
+    for counted, digest in sorted(outputs):
+        figures = ", ".join(f"{name} {value:,}" for name, value in counted)
+        print(f"outputs: {figures}; scores sha256 {digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
