@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 # The per-event modules compiled to C with mypyc (churnwatch/native.py), beside their
 # sources: built when missing or older than a source, else nothing to do. Every target
 # that runs churnwatch depends on it; `make pure` removes them (to run the sources, or
-# to profile with py-spy, which does not see into compiled functions).
+# to profile their Python functions; `py-spy record --native` names the compiled ones).
 native: $(STAMP)
 	$(BIN)/python -m churnwatch.native --if-needed
 

@@ -10,7 +10,8 @@ modules), about a fifth less CPU per event.
 ``make native`` (run by ``make test``, ``make demo`` and ``make bench``) builds the
 extension modules beside their sources (``<module>.cpython-*.so``), where Python
 imports them instead of the ``.py``; ``make pure`` removes them (for a profile
-with py-spy, which does not see into compiled functions). An extension older
+of the Python functions; ``py-spy record --native`` names the compiled ones,
+``CPyDef_<module>___<Class>___<method>``). An extension older
 than its source would run the old code: :func:`stale` names such modules, and the
 CLI and the tests refuse to start while there is one.
 """
@@ -42,6 +43,7 @@ MODULES = (
     "accounts/debounce.py",
     "accounts/dedupe.py",
     "accounts/processor.py",
+    "accounts/record.py",
     "scoring/risk.py",
     "decisions/engine.py",
     "dataflows/account_table.py",
