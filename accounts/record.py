@@ -218,12 +218,20 @@ def account_record(
     )
 
 
-def score_record(score: RiskScore) -> AccountRecord:
-    """A published primary score as a record (its latest risk and tier)."""
+def score_record(score: RiskScore, held: AccountRecord | None = None) -> AccountRecord:
+    """A published primary score as a record (its latest risk and tier). ``held``: the
+    account's record awaiting its write; the result is then ``held.merge(<the score's
+    record>)``, built once (``held`` itself when its score is newer)."""
+    latest = LatestScore(
+        score.score_id, score.risk, str(score.tier), score.reasons, score.model_version,
+        score.score_time, score.expires_at,
+    )
+    if held is None:
+        return AccountRecord(score.tenant_id, score.account_id, score=latest)
+    if held.score is not None and not latest.newer_than(held.score):
+        return held
     return AccountRecord(
-        score.tenant_id, score.account_id,
-        score=LatestScore(
-            score.score_id, score.risk, str(score.tier), score.reasons, score.model_version,
-            score.score_time, score.expires_at,
-        ),
+        held.tenant_id, held.account_id, held.first_seen, held.last_event_at,
+        held.company_name, held.plan, held.mrr, held.renewal_date, held.owner, held.status,
+        latest,
     )

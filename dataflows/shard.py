@@ -687,17 +687,15 @@ class AccountShard:
             setattr(out, name, kept)
         out.late = [late for late in out.late if late.event.subject != subject]
 
-    def _hold(self, record: AccountRecord) -> None:
-        """Merge ``record`` into its account's record awaiting the next flush: an account
-        the stream touches in many batches is one row per flush, not one per batch."""
-        held = self._records.get(record.key)
-        self._records[record.key] = record if held is None else held.merge(record)
-
     def _record_scores(self, out: ShardOutputs) -> None:
-        """The published primary scores into their accounts' records."""
+        """The published primary scores into their accounts' records awaiting the next
+        flush (an account the stream touches in many batches is one row per flush, not
+        one per batch)."""
+        records = self._records
         for score in out.scores:
             if not score.shadow:
-                self._hold(score_record(score))
+                key = (score.tenant_id, score.account_id)
+                records[key] = score_record(score, records.get(key))
 
     @staticmethod
     def _route(outputs: list[Any], out: ShardOutputs, feed: list[Any] | None) -> None:

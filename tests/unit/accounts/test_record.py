@@ -230,3 +230,16 @@ def test_a_batch_that_moves_nothing_keeps_the_held_record() -> None:
     held = account_record([event("app.login", 1), event("app.login", 4)], DEFAULTS)
     assert account_record([event("app.login", 2)], DEFAULTS, held=held) is held
     assert account_record([], DEFAULTS, held=held) is held
+
+
+@pytest.mark.parametrize(("minutes", "newer"), [(240, True), (60, False)])
+def test_a_score_folded_into_the_held_record_is_the_merge(minutes: int, newer: bool) -> None:
+    """``held``: the score's record merged in, built once; an older score keeps it."""
+    held = account_record([traits(1, plan="pro"), event("app.login", 3)], DEFAULTS)
+    assert held is not None
+    held = held.merge(score_record(score(120, 0.4)))
+    published = score(minutes, 0.8)
+    folded = score_record(published, held)
+    assert folded == held.merge(score_record(published))
+    assert (folded is held) is not newer
+    assert folded.plan == held.plan and folded.last_event_at == at(3)
