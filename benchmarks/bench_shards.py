@@ -134,7 +134,6 @@ def one_pass(flow: FlowConfig, settings: Settings, events: list[Event], accounts
             for shard in held:
                 shard.snapshot()
             seconds["snapshot"] += time.perf_counter() - started
-    unsettle()
     return seconds, counts, digest.hexdigest()[:16]
 
 
@@ -146,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     events = history(args.accounts, args.days, args.seed)
     timings: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total")}
     outputs: set[tuple[tuple[tuple[str, int], ...], str]] = set()
-    for _ in range(args.repeat):
+    for _ in range(args.repeat):  # every pass tuned and settling alike (unsettle stops it)
         folder = Path(tempfile.mkdtemp(prefix="bench-shards-"))
         try:
             seconds, counts, digest = one_pass(flow, settings, events, args.accounts, folder)
@@ -156,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             timings[stage].append(spent / len(events) * 1e6)
         timings["total"].append(sum(seconds.values()) / len(events) * 1e6)
         outputs.add((tuple(sorted(counts.items())), digest))
+    unsettle()
     print(f"{len(events):,} events of {args.accounts:,} accounts over {args.days} days "
           f"(seed {args.seed}), {SHARDS} shards; median of {args.repeat} passes")
     for stage, samples in timings.items():
