@@ -11,7 +11,10 @@ Kafka, Bytewax or server: a simulated history's valid events, parsed as the
 parse step does, go through 64 :class:`~dataflows.shard.AccountShard` (scoring,
 decisions, the accounts table's records, the warm cap's share and a shard log
 in a temporary folder, as ``churnwatch run`` with recovery), batch by batch,
-with the flushes and the epochs' snapshots at the benchmark's pace. The shape
+with the input partition's day closes where the parse step puts them (the
+rescoring of silent accounts), and the flushes and the epochs' snapshots at the
+benchmark's pace (no inactivity signals: they come from the input partitions'
+trackers, outside the shards). The shape
 follows the 7-day benchmark's, scaled to ``--accounts``: it reads 5,000
 messages per poll with 20,000 accounts (a batch is a quarter of the accounts),
 an epoch of 10 s holds about 7.5 events per account and a flush of 5 s about 4.
@@ -44,8 +47,16 @@ from churnwatch.simulator import MessageKind, simulate
 from churnwatch.wiring import FlowConfig, flow_config
 from dataflows.collector import settle, unsettle
 from dataflows.run import tune_process
-from dataflows.shard import AccountShard, ShardConfig, ShardItem, ShardOutputs, shard_of
+from dataflows.shard import (
+    AccountShard,
+    DayClosed,
+    ShardConfig,
+    ShardItem,
+    ShardOutputs,
+    shard_of,
+)
 from dataflows.shard_log import ShardLog
+from schemas.clock import DayCloser
 from schemas.event import Event, EventLimits, parse_event
 
 SHARDS = 64
@@ -71,23 +82,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def history(accounts: int, days: int, seed: int) -> list[Event]:
-    """The simulated history's valid events, as the parse step makes them."""
+def history(flow: FlowConfig, accounts: int, days: int, seed: int) -> list[Event | DayClosed]:
+    """The simulated history's valid events as the parse step makes them, one input
+    partition's, with its day closes before the events that close them."""
     simulation = simulate(accounts=accounts, days=days, seed=seed, start=START)
     now = START + timedelta(days=days, hours=1)  # a replay's clock: nothing in the future
     limits = EventLimits()
-    events = []
+    closer = DayCloser(flow.account.clock)
+    items: list[Event | DayClosed] = []
     for message in simulation.messages:
         if message.kind == MessageKind.VALID:
-            event = parse_event(message.value, now, limits)
+            event = parse_event(message.value, now, limits, partition=0)
             if isinstance(event, Event):
-                events.append(event)
-    return events
+                items.extend(DayClosed(0, day) for day in
+                             closer.observe(event.event_time.timestamp()))
+                items.append(event)
+    return items
 
 
-def one_pass(flow: FlowConfig, settings: Settings, events: list[Event], accounts: int,
-             folder: Path) -> tuple[dict[str, float], Counter[str], str]:
-    """Every event through fresh shards: seconds per stage, output counts, scores' digest."""
+def one_pass(flow: FlowConfig, settings: Settings, stream: list[Event | DayClosed],
+             accounts: int, folder: Path) -> tuple[dict[str, float], Counter[str], str]:
+    """The stream through fresh shards: seconds per stage, output counts, scores' digest."""
     assert flow.scoring is not None
     clock = [START + timedelta(days=30)]
     config = ShardConfig(
@@ -114,21 +129,29 @@ def one_pass(flow: FlowConfig, settings: Settings, events: list[Event], accounts
         for score in out.scores:
             digest.update(f"{score.score_id} {score.risk!r} {score.tier}\n".encode())
 
-    for number, first in enumerate(range(0, len(events), batch), 1):
-        by_shard: dict[int, list[ShardItem]] = {}
-        for event in events[first:first + batch]:
-            by_shard.setdefault(shard_of(event.subject, SHARDS), []).append(event)
+    for number, first in enumerate(range(0, len(stream), batch), 1):
+        # as the parse step groups a poll: a day close goes to every shard, in its place
+        by_shard: list[list[ShardItem]] = [[] for _ in range(SHARDS)]
+        for item in stream[first:first + batch]:
+            if isinstance(item, DayClosed):
+                for items in by_shard:
+                    items.append(item)
+            else:
+                by_shard[shard_of(item.subject, SHARDS)].append(item)
         started = time.perf_counter()
-        for index, items in by_shard.items():
-            count(held[index].process([items]))
-            settle()  # as ShardLogic.on_batch does
+        outs = []
+        for index, items in enumerate(by_shard):
+            if items:
+                outs.append(held[index].process([items]))
+                settle()  # as ShardLogic.on_batch does
         seconds["process"] += time.perf_counter() - started
         if number % flush == 0:
             clock[0] += config.flush_interval + timedelta(seconds=1)
             started = time.perf_counter()
-            for shard in held:
-                count(shard.on_notify())
+            outs += [shard.on_notify() for shard in held]
             seconds["flush"] += time.perf_counter() - started
+        for out in outs:
+            count(out)
         if number % epoch == 0:
             started = time.perf_counter()
             for shard in held:
@@ -142,21 +165,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_process()
     settings = Settings()
     flow = flow_config(settings)
-    events = history(args.accounts, args.days, args.seed)
+    stream = history(flow, args.accounts, args.days, args.seed)
+    events = sum(1 for item in stream if type(item) is not DayClosed)
     timings: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total")}
     outputs: set[tuple[tuple[tuple[str, int], ...], str]] = set()
     for _ in range(args.repeat):  # every pass tuned and settling alike (unsettle stops it)
         folder = Path(tempfile.mkdtemp(prefix="bench-shards-"))
         try:
-            seconds, counts, digest = one_pass(flow, settings, events, args.accounts, folder)
+            seconds, counts, digest = one_pass(flow, settings, stream, args.accounts, folder)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         for stage, spent in seconds.items():
-            timings[stage].append(spent / len(events) * 1e6)
-        timings["total"].append(sum(seconds.values()) / len(events) * 1e6)
+            timings[stage].append(spent / events * 1e6)
+        timings["total"].append(sum(seconds.values()) / events * 1e6)
         outputs.add((tuple(sorted(counts.items())), digest))
     unsettle()
-    print(f"{len(events):,} events of {args.accounts:,} accounts over {args.days} days "
+    print(f"{events:,} events of {args.accounts:,} accounts over {args.days} days "
           f"(seed {args.seed}), {SHARDS} shards; median of {args.repeat} passes")
     for stage, samples in timings.items():
         spread = f"{min(samples):.2f}-{max(samples):.2f}"
