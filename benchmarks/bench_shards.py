@@ -6,18 +6,19 @@ Run it from the repository root::
 
 ``make bench`` measures the whole pipeline: its figures move with the servers
 and the other process sharing the two cores, by several percent from run to
-run, more than most single changes to the kernel are worth. Here there is no
-Kafka, Bytewax or server: a simulated history's valid events, parsed as the
-parse step does, go through 64 :class:`~dataflows.shard.AccountShard` (scoring,
-decisions, the accounts table's records, the warm cap's share and a shard log
-in a temporary folder, as ``churnwatch run`` with recovery), batch by batch,
-with the input partition's day closes where the parse step puts them (the
-rescoring of silent accounts), and the flushes and the epochs' snapshots at the
+run, more than most single changes to the kernel are worth. Here no Kafka,
+Bytewax dataflow or server runs: a simulated history's valid events, parsed as
+the parse step does, go through the dataflow's shards (64 by default, each an
+:class:`~dataflows.shard.AccountShard` configured by
+:func:`~dataflows.flow.shard_config_of` as ``churnwatch run`` with an accounts
+table and recovery, the shard log in a temporary folder), batch by batch, with
+the input partition's day closes where the parse step puts them (the rescoring
+of silent accounts), and the flushes and the epochs' snapshots at the
 benchmark's pace (no inactivity signals: they come from the input partitions'
-trackers, outside the shards). The shape
-follows the 7-day benchmark's, scaled to ``--accounts``: it reads 5,000
-messages per poll with 20,000 accounts (a batch is a quarter of the accounts),
-an epoch of 10 s holds about 7.5 events per account and a flush of 5 s about 4.
+trackers, outside the shards). The shape follows the 7-day benchmark's, scaled
+to ``--accounts``: it reads 5,000 messages per poll with 20,000 accounts (a
+batch is a quarter of the accounts), an epoch of 10 s holds about 7.5 events
+per account and a flush of 5 s about 4.
 
 It prints microseconds per event of processing (kernels, scoring and
 decisions), flushing and snapshotting, each the median of ``--repeat`` passes
@@ -46,11 +47,11 @@ from churnwatch.settings import Settings
 from churnwatch.simulator import MessageKind, simulate
 from churnwatch.wiring import FlowConfig, flow_config
 from dataflows.collector import settle, unsettle
+from dataflows.flow import shard_config_of
 from dataflows.run import tune_process
 from dataflows.shard import (
     AccountShard,
     DayClosed,
-    ShardConfig,
     ShardItem,
     ShardOutputs,
     shard_of,
@@ -59,7 +60,6 @@ from dataflows.shard_log import ShardLog
 from schemas.clock import DayCloser
 from schemas.event import Event, EventLimits, parse_event
 
-SHARDS = 64
 START = datetime(2026, 11, 1, tzinfo=UTC)
 # The 7-day benchmark's pace, per account: a poll reads 5,000 of 20,000 accounts'
 # messages, an epoch (10 s at about 16,000 events/s) about 7.5 events per account, a
@@ -100,19 +100,14 @@ def history(flow: FlowConfig, accounts: int, days: int, seed: int) -> list[Event
     return items
 
 
-def one_pass(flow: FlowConfig, settings: Settings, stream: list[Event | DayClosed],
-             accounts: int, folder: Path) -> tuple[dict[str, float], Counter[str], str]:
-    """The stream through fresh shards: seconds per stage, output counts, scores' digest."""
+def one_pass(flow: FlowConfig, stream: list[Event | DayClosed], accounts: int,
+             folder: Path) -> tuple[dict[str, float], Counter[str], str]:
+    """The stream through fresh shards, configured as the dataflow's: seconds per stage,
+    output counts, scores' digest."""
     assert flow.scoring is not None
     clock = [START + timedelta(days=30)]
-    config = ShardConfig(
-        flow.account, idle_ttl=flow.idle_state_ttl, flush_interval=timedelta(seconds=5),
-        score=flow.scoring.score, decisions=flow.scoring.decisions, policy=flow.scoring.policy,
-        account_traits=settings.account_traits, shards=SHARDS,
-        warm_accounts=max(1, settings.warm_accounts // SHARDS),
-        log=ShardLog(folder, timedelta(0)),
-    )
-    held = [AccountShard(config, lambda: clock[0]) for _ in range(SHARDS)]
+    config = shard_config_of(flow, accounts_table=True, log=ShardLog(folder, timedelta(0)))
+    held = [AccountShard(config, lambda: clock[0]) for _ in range(config.shards)]
     batch = max(1, round(accounts * BATCH_PER_ACCOUNT))
     epoch = max(1, round(accounts * EPOCH_PER_ACCOUNT / batch))  # in batches
     flush = max(1, round(accounts * FLUSH_PER_ACCOUNT / batch))
@@ -131,13 +126,13 @@ def one_pass(flow: FlowConfig, settings: Settings, stream: list[Event | DayClose
 
     for number, first in enumerate(range(0, len(stream), batch), 1):
         # as the parse step groups a poll: a day close goes to every shard, in its place
-        by_shard: list[list[ShardItem]] = [[] for _ in range(SHARDS)]
+        by_shard: list[list[ShardItem]] = [[] for _ in held]
         for item in stream[first:first + batch]:
             if isinstance(item, DayClosed):
                 for items in by_shard:
                     items.append(item)
             else:
-                by_shard[shard_of(item.subject, SHARDS)].append(item)
+                by_shard[shard_of(item.subject, config.shards)].append(item)
         started = time.perf_counter()
         outs = []
         for index, items in enumerate(by_shard):
@@ -163,8 +158,7 @@ def one_pass(flow: FlowConfig, settings: Settings, stream: list[Event | DayClose
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     tune_process()
-    settings = Settings()
-    flow = flow_config(settings)
+    flow = flow_config(Settings())
     stream = history(flow, args.accounts, args.days, args.seed)
     events = sum(1 for item in stream if type(item) is not DayClosed)
     timings: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total")}
@@ -172,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for _ in range(args.repeat):  # every pass tuned and settling alike (unsettle stops it)
         folder = Path(tempfile.mkdtemp(prefix="bench-shards-"))
         try:
-            seconds, counts, digest = one_pass(flow, settings, stream, args.accounts, folder)
+            seconds, counts, digest = one_pass(flow, stream, args.accounts, folder)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         for stage, spent in seconds.items():
@@ -181,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         outputs.add((tuple(sorted(counts.items())), digest))
     unsettle()
     print(f"{events:,} events of {args.accounts:,} accounts over {args.days} days "
-          f"(seed {args.seed}), {SHARDS} shards; median of {args.repeat} passes")
+          f"(seed {args.seed}), {flow.shards} shards; median of {args.repeat} passes")
     for stage, samples in timings.items():
         spread = f"{min(samples):.2f}-{max(samples):.2f}"
         print(f"  {stage:<10} {statistics.median(samples):7.2f} us/event  (range {spread})")

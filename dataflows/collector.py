@@ -36,8 +36,8 @@ A restart builds every account's state at once (the shards' columns, the input
 partitions' absence trackers): :func:`paused` keeps the collector off meanwhile,
 then freezes what was built. At 1M accounts (``python -m
 benchmarks.bench_recovery_state``) the trackers' restore from the absence log took
-3.43 s with the collector looking through each entry as it was made, and 1.81 s
-without; the shards' 2.24 s and 1.99 s.
+3.43 s with the collector looking through each entry as it was made, and 1.78 s
+without; the shards' 2.24 s and 1.76 s (README, Speed).
 """
 
 from __future__ import annotations

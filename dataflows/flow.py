@@ -273,6 +273,28 @@ def route_outputs(step_id: str, bundles: Stream[ShardOutputs]) -> RoutedOutputs:
     )
 
 
+def shard_config_of(
+    config: FlowConfig, *, accounts_table: bool, log: ShardLog | None
+) -> ShardConfig:
+    """What each of the dataflow's shards runs with: the account records only with an
+    accounts table to write them to, ``log`` where snapshots put the accounts (None:
+    in the snapshot itself). The in-process benchmarks build their shards with it."""
+    scoring = config.scoring
+    return ShardConfig(
+        account=config.account,
+        idle_ttl=config.idle_state_ttl,
+        flush_interval=config.feature_flush_interval,
+        score=None if scoring is None else scoring.score,
+        decisions=None if scoring is None else scoring.decisions,
+        policy=None if scoring is None else scoring.policy,
+        account_traits=config.account_traits if accounts_table else None,
+        warm_accounts=None if config.warm_accounts is None
+        else max(1, -(-config.warm_accounts // config.shards)),
+        log=log,
+        shards=config.shards,
+    )
+
+
 def build_dataflow(
     source: FixedPartitionedSource[Any, Any],
     sinks: FlowSinks,
@@ -289,19 +311,10 @@ def build_dataflow(
         config.limits, clock, metrics,
         shards=config.shards, shards_score=scoring is not None, decoder=config.decoder,
     )
-    shard_config = ShardConfig(
-        account=config.account,
-        idle_ttl=config.idle_state_ttl,
-        flush_interval=config.feature_flush_interval,
-        score=None if scoring is None else scoring.score,
-        decisions=None if scoring is None else scoring.decisions,
-        policy=None if scoring is None else scoring.policy,
-        account_traits=config.account_traits if sinks.accounts is not None else None,
-        warm_accounts=None if config.warm_accounts is None
-        else max(1, -(-config.warm_accounts // config.shards)),
+    shard_config = shard_config_of(
+        config, accounts_table=sinks.accounts is not None,
         log=None if config.shard_log_dir is None
         else ShardLog(config.shard_log_dir, config.shard_log_retain),
-        shards=config.shards,
     )
 
     def build_shard(snapshot: ShardSnapshot | None) -> ShardLogic:
