@@ -328,8 +328,11 @@ class LocalStack:
                 "127.0.0.1",
                 "-p",
                 str(port),
+                # No Unix socket: every client connects over TCP, and a socket's path
+                # is limited to 107 bytes, which a deep state directory overflows
+                # ("could not create any Unix-domain sockets").
                 "-k",
-                str(data_dir),
+                "",
                 # A throwaway server for demos and tests: durability off, speed on.
                 "-c",
                 "fsync=off",

@@ -57,6 +57,20 @@ def test_servers_answer_and_stop_without_leftovers(tmp_path: Path) -> None:
     assert stack.pids == {}
 
 
+def test_a_state_directory_deeper_than_a_socket_path_allows_still_starts(
+    tmp_path: Path,
+) -> None:
+    # A Unix socket's path holds at most 107 bytes; PostgreSQL refused to start when it
+    # put its socket in a deep state directory (seen under pytest-xdist's longer tmp
+    # paths). Its clients connect over TCP: it needs no socket.
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 5)
+    assert len(str(deep / "postgres" / ".s.PGSQL.65535")) > 107
+    with LocalStack(Settings(), deep) as settings:
+        assert settings.database_url
+        with psycopg.connect(settings.database_url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
 def test_explicit_urls_replace_embedded_servers(tmp_path: Path) -> None:
     stack = LocalStack(
         Settings(kafka_bootstrap="k:1", redis_url="redis://r:1/0", database_url="postgresql://p/d"),
