@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import textwrap
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -25,46 +24,6 @@ from churnwatch.localstack import LocalStack
 from churnwatch.settings import Settings, Topics
 from churnwatch.topics import ensure_topics
 from sinks.migrate import api_role_name
-
-# The fault scenarios' figures, by test id, for the table at the end of the run.
-FAULT_FIGURES: dict[str, str] = {}
-
-
-@pytest.fixture
-def fault_report(request: pytest.FixtureRequest) -> Callable[[str], None]:
-    """Records a fault scenario's figures (once its checks have passed): ``make faults``
-    ends with a table of every scenario."""
-
-    def record(figures: str) -> None:
-        FAULT_FIGURES[request.node.nodeid] = figures
-        print(f"\n{figures}")
-
-    return record
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """A table of every fault scenario that ran: its outcome and its figures."""
-    rows = []
-    for outcome in ("passed", "failed", "error", "skipped"):
-        for report in terminalreporter.stats.get(outcome, []):
-            if "faults" not in getattr(report, "keywords", {}) or report.when not in (
-                "call", "setup"
-            ):
-                continue
-            if report.when == "setup" and outcome == "passed":
-                continue
-            name = report.nodeid.split("::")[-1]
-            figures = FAULT_FIGURES.get(report.nodeid, "")
-            if outcome == "skipped" and isinstance(report.longrepr, tuple):
-                figures = str(report.longrepr[2])
-            rows.append((name, outcome, figures))
-    if not rows:
-        return
-    terminalreporter.section("fault scenarios")
-    for name, outcome, figures in rows:
-        terminalreporter.write_line(f"{outcome.upper():8} {name}")
-        for line in textwrap.wrap(figures, 100):
-            terminalreporter.write_line(f"         {line}")
 
 
 @pytest.fixture(scope="session")
