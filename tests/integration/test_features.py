@@ -127,21 +127,23 @@ def test_stream_and_batch_agree_and_signals_follow_the_truth(
 
 
 def fresh_store(
-    settings: Settings, names: tuple[str, ...]
+    make_settings: Callable[..., Settings], names: tuple[str, ...]
 ) -> tuple[redis.Redis, str, RedisFeatureStore]:
-    """A client, a key prefix of this test's own, and a v1 store of ``names`` under it."""
+    """A client, a key prefix of this test's own (its keys removed after the test, as
+    ``make_settings`` does), and a v1 store of ``names`` under it."""
+    settings = make_settings("store")
     assert settings.redis_url
     client = redis.Redis.from_url(settings.redis_url)
-    prefix = f"cwt{uuid.uuid4().hex[:8]}"
+    prefix = settings.redis_key_prefix
     return client, prefix, RedisFeatureStore(client, names, "v1", timedelta(days=1),
                                              prefix=prefix)
 
 
 def test_store_refuses_other_versions_and_older_writes(
-    stack_settings: Settings,
+    make_settings: Callable[..., Settings],
 ) -> None:
     names = ("a", "b")
-    client, prefix, store = fresh_store(stack_settings, names)
+    client, prefix, store = fresh_store(make_settings, names)
 
     assert store.write_batch([FeatureUpdate("t", "x", (1.0, 2.5), 2_000.0)]) == 1
     # An older vector (a replayed batch) must not overwrite the newer one.
@@ -160,9 +162,9 @@ def test_store_refuses_other_versions_and_older_writes(
 
 
 def test_a_batch_of_more_accounts_than_a_pipeline_writes_each_once(
-    stack_settings: Settings,
+    make_settings: Callable[..., Settings],
 ) -> None:
-    client, prefix, store = fresh_store(stack_settings, ("a",))
+    client, prefix, store = fresh_store(make_settings, ("a",))
     accounts = 2 * PIPELINE_ACCOUNTS + 7
     # each account twice, the newer last: the newest of each, in three pipelines
     updates = [FeatureUpdate("t", f"x{i}", (float(i) + k,), 1_000.0 + k)
