@@ -75,6 +75,15 @@ def library(root: Path = ROOT) -> Path | None:
     return extension_of(root / (GROUP.replace(".", "/") + "__mypyc.py"))
 
 
+def manifest(root: Path = ROOT) -> Path:
+    """The modules the group's shared library was built from, one per line. The
+    library holds each one's native classes, which the others' compiled code expects:
+    a module dropped from :data:`MODULES` (its extension deleted by hand) would run as
+    Python beside a library that still holds it, and fail ("detectors.usage.UsageRules
+    object expected; got detectors.usage.UsageRules")."""
+    return root / (GROUP.replace(".", "/") + "__mypyc.modules")
+
+
 def _extensions(root: Path) -> list[tuple[Path, Path]]:
     """Every compiled extension in the packages of ``root`` that has a source beside
     it, with that source (listed in :data:`MODULES` or not)."""
@@ -104,6 +113,13 @@ def stale(root: Path = ROOT) -> list[str]:
     listed = {root / name for name in MODULES}
     found += [str(source.relative_to(root)) for _, source in _extensions(root)
               if source not in listed]
+    if shared is not None:  # built from other modules than those listed now
+        recorded = manifest(root)
+        built_from = recorded.read_text().split() if recorded.is_file() else None
+        if built_from is None:
+            found.append(str(shared.relative_to(root)))  # from before the list was kept
+        else:
+            found += [name for name in built_from if name not in MODULES and name not in found]
     return found
 
 
@@ -128,6 +144,7 @@ def build() -> None:
     shared = library()
     if shared is not None:
         shared.touch()
+        manifest().write_text("".join(f"{name}\n" for name in MODULES))
 
 
 def remove(root: Path = ROOT) -> None:
@@ -138,6 +155,7 @@ def remove(root: Path = ROOT) -> None:
     shared = library(root)
     if shared is not None:
         shared.unlink()
+    manifest(root).unlink(missing_ok=True)
 
 
 def main(argv: list[str], root: Path = ROOT) -> int:

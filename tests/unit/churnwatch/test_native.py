@@ -30,6 +30,7 @@ def tree(root: Path, *, built_at: float, sources_at: float, extra: str | None = 
     library.parent.mkdir(parents=True, exist_ok=True)
     library.write_bytes(b"")
     os.utime(library, (built_at, built_at))
+    native.manifest(root).write_text("\n".join((*native.MODULES, *([extra] if extra else []))))
 
 
 def test_extensions_built_after_their_sources_are_current(tmp_path: Path) -> None:
@@ -63,6 +64,25 @@ def test_an_extension_whose_source_is_no_longer_listed_is_stale(tmp_path: Path) 
     native.remove(tmp_path)
     assert native.stale(tmp_path) == [] and native.compiled(tmp_path) == []
     assert not list(tmp_path.rglob(f"*{SUFFIX}"))
+
+
+def test_a_module_dropped_from_the_list_stays_stale_until_the_library_is_rebuilt(
+    tmp_path: Path,
+) -> None:
+    # Its extension deleted by hand: the shared library still holds its native classes.
+    tree(tmp_path, built_at=2_000.0, sources_at=1_000.0, extra="detectors/dropped.py")
+    (tmp_path / "detectors/dropped.py").with_suffix(SUFFIX).unlink()
+    assert native.stale(tmp_path) == ["detectors/dropped.py"]
+    native.remove(tmp_path)
+    assert native.stale(tmp_path) == [] and not native.manifest(tmp_path).exists()
+
+
+def test_a_library_built_before_its_modules_were_recorded_is_stale(tmp_path: Path) -> None:
+    tree(tmp_path, built_at=2_000.0, sources_at=1_000.0)
+    native.manifest(tmp_path).unlink()
+    library = native.library(tmp_path)
+    assert library is not None
+    assert native.stale(tmp_path) == [str(library.relative_to(tmp_path))]
 
 
 def test_a_failed_build_leaves_the_sources_to_run_and_says_so(
