@@ -95,7 +95,8 @@ def digest(client: redis.Redis, prefix: str) -> tuple[int, str]:
     sha = hashlib.sha256()
     for key in keys:
         fields: dict[bytes, bytes] = client.hgetall(key)  # type: ignore[assignment]
-        sha.update(key + b"\n" + b"\n".join(k + b"=" + v for k, v in sorted(fields.items())))
+        own = key.removeprefix(prefix.encode())  # the prefix is this run's own
+        sha.update(own + b"\n" + b"\n".join(k + b"=" + v for k, v in sorted(fields.items())))
     return len(keys), sha.hexdigest()[:16]
 
 
