@@ -1,12 +1,21 @@
-"""The Redis feature store's pure parts: key building and value encoding."""
+"""The Redis feature store's pure parts: key building, value encoding, and what the
+guarded write refuses before sending anything."""
 
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 import pytest
+import redis
 
-from featurestore.redis_store import KEY_PREFIX, encode_value, feature_key
+from featurestore.redis_store import (
+    KEY_PREFIX,
+    FeatureUpdate,
+    RedisFeatureStore,
+    encode_value,
+    feature_key,
+)
 
 
 @pytest.mark.parametrize(
@@ -74,3 +83,20 @@ def test_encode_value_reads_back_as_the_same_float(value: float) -> None:
 
 def test_encode_value_of_nan_reads_back_as_nan() -> None:
     assert math.isnan(float(encode_value(math.nan)))
+
+
+def test_names_that_the_script_could_not_split_are_refused() -> None:
+    # The guarded write passes the names joined by spaces (no connection is made here).
+    client = redis.Redis()
+    for names in (("a", "b c"), ("a", "")):
+        with pytest.raises(ValueError, match="no space"):
+            RedisFeatureStore(client, names, "v1", timedelta(days=1))
+    RedisFeatureStore(client, (), "", timedelta(days=1))  # a reader or an eraser: no names
+
+
+def test_a_vector_of_another_length_is_refused_before_anything_is_sent() -> None:
+    # Port 1: nothing listens; a write that reached the pipeline's execute would fail
+    # with a connection error, not this one.
+    store = RedisFeatureStore(redis.Redis(port=1), ("a", "b"), "v1", timedelta(days=1))
+    with pytest.raises(ValueError, match="3 values for 2 features"):
+        store.write_batch([FeatureUpdate("t", "x", (1.0, 2.0, 3.0), 1.0)])
