@@ -14,6 +14,7 @@ from featurestore.redis_store import (
     FeatureUpdate,
     RedisFeatureStore,
     encode_value,
+    encode_values,
     feature_key,
 )
 
@@ -83,6 +84,15 @@ def test_encode_value_reads_back_as_the_same_float(value: float) -> None:
 
 def test_encode_value_of_nan_reads_back_as_nan() -> None:
     assert math.isnan(float(encode_value(math.nan)))
+
+
+def test_encode_values_is_each_value_s_text_joined_by_spaces() -> None:
+    # The looked-up small whole numbers and everything around them alike.
+    values = (0.0, -0.0, 1.0, 1023.0, 1024.0, -1.0, 0.5, 1023.5, 2.0**53, 2.0**53 - 1,
+              1e16, -3.25, math.inf, -math.inf, math.nan, 5e-324)
+    assert encode_values(values) == " ".join(encode_value(v) for v in values)
+    assert encode_values((-0.0,)) == "0" and encode_values(()) == ""
+    assert all(" " not in encode_value(v) for v in values)  # the script splits on them
 
 
 def test_names_that_the_script_could_not_split_are_refused() -> None:
