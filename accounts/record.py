@@ -24,7 +24,15 @@ from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 
 from detectors.lifecycle import DEFAULT_LIFECYCLE, detect_change
-from schemas.account import AccountRecord, AccountStatus, Fact, LatestScore, later_fact
+from schemas.account import (
+    AccountRecord,
+    AccountStatus,
+    Fact,
+    LatestScore,
+    earliest_time,
+    later_fact,
+    latest_time,
+)
 from schemas.event import TRAITS_EVENT_TYPE, Event
 from schemas.lifecycle import ChangeKind
 from schemas.score import RiskScore
@@ -206,8 +214,8 @@ def account_record(
         return held  # nothing moves
     return AccountRecord(  # as held.merge(record), in one step
         held.tenant_id, held.account_id,
-        first if held_first is None else min(held_first, first),
-        last if held_last is None else max(held_last, last),
+        earliest_time(held_first, first),
+        latest_time(held_last, last),
         later_fact(held.company_name, get("company_name")),
         later_fact(held.plan, get("plan")),
         later_fact(held.mrr, get("mrr")),

@@ -100,6 +100,12 @@ def digest(client: redis.Redis, prefix: str) -> tuple[int, str]:
     return len(keys), sha.hexdigest()[:16]
 
 
+def delete_keys(client: redis.Redis, prefix: str) -> None:
+    """Every hash under ``prefix``."""
+    for key in client.scan_iter(match=f"{prefix}:*", count=1_000):
+        client.delete(key)
+
+
 def measure(url: str, args: argparse.Namespace) -> None:
     feature_set = load_definitions()
     client = redis.Redis.from_url(url)
@@ -113,15 +119,13 @@ def measure(url: str, args: argparse.Namespace) -> None:
         cpu: list[float] = []
         wall: list[float] = []
         for _ in range(args.repeat):
-            for key in client.scan_iter(match=f"{prefix}:*", count=1_000):
-                client.delete(key)
+            delete_keys(client, prefix)
             spent, elapsed = one_pass(store, batches)
             cpu.append(spent / writes * 1e6)
             wall.append(elapsed / writes * 1e6)
         hashes, sha = digest(client, prefix)
     finally:
-        for key in client.scan_iter(match=f"{prefix}:*", count=1_000):
-            client.delete(key)
+        delete_keys(client, prefix)
         client.close()
     print(f"{writes:,} account writes of {len(feature_set.names)} features "
           f"({args.accounts:,} per batch); median of {args.repeat} passes")

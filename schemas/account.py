@@ -55,11 +55,13 @@ def later_fact(earlier: Fact | None, later: Fact | None) -> Fact | None:
     return earlier
 
 
-def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+def earliest_time(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The earlier of two times, either unknown (None)."""
     return b if a is None else a if b is None else min(a, b)
 
 
-def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+def latest_time(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The later of two times, either unknown (None)."""
     return b if a is None else a if b is None else max(a, b)
 
 
@@ -92,8 +94,8 @@ class AccountRecord:
         return AccountRecord(
             self.tenant_id,
             self.account_id,
-            _earliest(self.first_seen, later.first_seen),
-            _latest(self.last_event_at, later.last_event_at),
+            earliest_time(self.first_seen, later.first_seen),
+            latest_time(self.last_event_at, later.last_event_at),
             later_fact(self.company_name, later.company_name),
             later_fact(self.plan, later.plan),
             later_fact(self.mrr, later.mrr),
