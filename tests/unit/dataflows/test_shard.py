@@ -288,6 +288,28 @@ def scored_shard(
     return AccountShard(config, clock, snapshot)  # type: ignore[arg-type]
 
 
+def test_under_the_warm_cap_an_epoch_without_news_leaves_accounts_live() -> None:
+    clock = Clock()
+    capped, cooled = scored_shard(clock, warm_accounts=10), scored_shard(clock)
+    a = events("a", 20, event_type="billing.payment_failed")
+    b = events("b", 20)
+    for account_shard in (capped, cooled):
+        account_shard.process([a[:10], b[:10]])
+        account_shard.snapshot()
+    clock.now = NOW + timedelta(seconds=5)
+    assert capped.on_notify() == cooled.on_notify()  # both written: nothing pending
+    for account_shard in (capped, cooled):
+        account_shard.process([a[10:15]])
+    assert capped.snapshot()[0] == cooled.snapshot()[0]  # the same bytes either way
+    # the capped shard keeps b live (its bytes current), the uncapped one only its bytes
+    assert (capped.warm, len(capped._risk)) == (2, 2)
+    assert (cooled.warm, len(cooled._risk)) == (1, 1)
+    assert capped.process([b[10:], a[15:]]) == cooled.process([b[10:], a[15:]])
+    clock.now = NOW + timedelta(seconds=10)
+    assert capped.on_notify() == cooled.on_notify()
+    assert capped.on_eof() == cooled.on_eof()
+
+
 def test_past_the_warm_cap_the_least_recent_accounts_go_cold_and_act_the_same() -> None:
     clock = Clock()
     capped, free = scored_shard(clock, warm_accounts=2), scored_shard(clock)
