@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+from sys import intern
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -531,7 +532,10 @@ def _fold_bucket(values: list[Any], index: int, acc: _Accumulator, event: Event)
     if bucket is None:
         bucket = values[index] = set()
     before = len(bucket)
-    bucket.add(str(member))
+    # Interned: a user (or value) seen on many days is one string in all their sets,
+    # not a copy from each day's first event, so the account's snapshot pickles it
+    # once and its live state holds it once.
+    bucket.add(intern(str(member)))
     return len(bucket) != before
 
 

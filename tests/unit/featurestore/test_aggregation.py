@@ -211,6 +211,19 @@ def test_distinct_users_counts_each_user_once_across_days() -> None:
     assert account.read(noon(2))["users_7d"] == 2.0
 
 
+def test_a_user_seen_on_many_days_is_held_and_snapshotted_once() -> None:
+    account = Account.with_features(
+        users_28d={"events": ["app.*"], "aggregation": "distinct_users", "window": "28d"}
+    )
+    for day in range(5):  # each event's id a string of its own, as parsing makes them
+        account.feed(noon(day), user_id="".join(["user-", "0042"]))
+    buckets = account.features.raw()[0]
+    held = {id(member) for bucket in buckets.values() for member in bucket[0]}
+    assert len(buckets) == 5 and len(held) == 1
+    assert pickle.dumps(account.features.raw()).count(b"user-0042") == 1
+    assert account.read(noon(4))["users_28d"] == 1.0
+
+
 def test_distinct_values_of_an_attribute() -> None:
     account = Account.with_features(
         used={
