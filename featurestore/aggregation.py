@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import math
 import re
-from sys import intern
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from sys import intern
 from typing import Any
 
 from mypy_extensions import mypyc_attr
