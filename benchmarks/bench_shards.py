@@ -81,7 +81,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--epoch-events", type=float, default=EPOCH_PER_ACCOUNT,
         help="events per account per epoch (default 7.5, the 7-day benchmark's pace; "
-             "below 1, a live stream's, where most events find their account cold)")
+             "below 1, a live stream's, where most events find their account untouched "
+             "since the last epoch)")
     args = parser.parse_args(argv)
     if min(args.accounts, args.days, args.repeat) < 1 or args.epoch_events <= 0:
         parser.error("--accounts, --days, --repeat and --epoch-events must be positive")
