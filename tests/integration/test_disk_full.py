@@ -44,7 +44,11 @@ from tests.integration.test_outages import (
 
 pytestmark = pytest.mark.faults
 
-TMPFS_SIZE = "16m"
+# Room for the resumed run after the fillers go: the shard log keeps every replaced
+# file 10 minutes (dataflows.shard_log), 64 small files per 500-ms epoch here, so what
+# it needs grows with how long the run takes. Measured without other load: 4.0-4.6 MB
+# of files at the end; a CI run under load filled 16 MB.
+TMPFS_SIZE = "64m"
 
 
 @pytest.fixture
