@@ -1023,7 +1023,8 @@ class AccountShard:
 
     def _cool(self, touched: set[str], risk_touched: set[str]) -> None:
         """Drop the live objects of the accounts an epoch went by without; their
-        snapshot bytes are current (nothing changes an account but its news)."""
+        snapshot bytes are current (nothing changes an account but its news). Only
+        without a warm cap: with one, :meth:`_shed` bounds the live accounts."""
         dirty = self._dirty
         for subject in [s for s in self._accounts if s not in touched and s not in dirty]:
             del self._accounts[subject]

@@ -531,12 +531,14 @@ def _fold_bucket(values: list[Any], index: int, acc: _Accumulator, event: Event)
     bucket = values[index]
     if bucket is None:
         bucket = values[index] = set()
-    before = len(bucket)
+    text = str(member)
+    if text in bucket:  # most events: a member the day already holds
+        return False
     # Interned: a user (or value) seen on many days is one string in all their sets,
     # not a copy from each day's first event, so the account's snapshot pickles it
     # once and its live state holds it once.
-    bucket.add(intern(str(member)))
-    return len(bucket) != before
+    bucket.add(intern(text))
+    return True
 
 
 def _fold_tracked(
