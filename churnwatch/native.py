@@ -44,6 +44,7 @@ MODULES = (
     "accounts/dedupe.py",
     "accounts/processor.py",
     "accounts/record.py",
+    "scoring/reasons.py",
     "scoring/risk.py",
     "decisions/engine.py",
     "dataflows/account_table.py",

@@ -18,7 +18,6 @@ definition order) and pays the call overhead once (DESIGN.md: ~6 us per call,
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -31,6 +30,7 @@ import orjson
 
 from scoring.errors import ModelFileError, ModelMismatchError
 from scoring.metadata import Calibration, ModelMetadata, TrainingWindow, model_version_of
+from scoring.reasons import top_reasons, top_reasons_by_side
 
 __all__ = [
     "METADATA_FILE",
@@ -78,8 +78,8 @@ class RiskModel:
     """A loaded model: one onnxruntime session and its metadata. Thread-compatible
     (onnxruntime sessions may be shared by threads); immutable after load."""
 
-    __slots__ = ("_directions", "_means", "_reason_texts", "_session", "_texts_by_side",
-                 "metadata")
+    __slots__ = ("_directions", "_means", "_means_list", "_reason_texts", "_session",
+                 "_texts_by_side", "metadata")
 
     def __init__(self, session: ort.InferenceSession, metadata: ModelMetadata) -> None:
         self._session = session
@@ -90,6 +90,8 @@ class RiskModel:
             np.asarray(metadata.feature_means, dtype=np.float32)
             if metadata.feature_means else None
         )
+        # the same float32 means as Python floats, for scoring.reasons
+        self._means_list = None if self._means is None else self._means.tolist()
         self._directions = self._weight_signs()
         # Each feature's reason as text: a feature's direction is its weight's sign.
         self._reason_texts = tuple(
@@ -175,47 +177,27 @@ class RiskModel:
     def top_reasons_batch(
         self, contributions: npt.ArrayLike, k: int = 3, features: npt.ArrayLike | None = None
     ) -> list[tuple[str, ...]]:
-        """:meth:`top_reasons` of every row of ``contributions`` (one row per score),
-        with one sort for the whole batch: row by row, the sort and the ``Reason``
-        objects cost more than the model call (7.8 % of the workers' CPU against
-        1.7 % in a profile of the full pipeline). ``features``: the scored rows, which
-        set a tree model's directions (each row's side of the training mean)."""
-        matrix = np.asarray(contributions, dtype=np.float64)
+        """:meth:`top_reasons` of every row of ``contributions`` (one row per score).
+        ``features``: the scored rows, which set a tree model's directions (each row's
+        side of the training mean).
+
+        The rows are picked in compiled loops (:mod:`scoring.reasons`): row by row
+        through :meth:`reasons`, the sort and the ``Reason`` objects cost more than the
+        model call (7.8 % of the workers' CPU against 1.7 %), and so, for the 10 to 35
+        rows a shard scores at a time, did one numpy sort of the batch."""
+        matrix = np.asarray(contributions)
         names = self.metadata.feature_names
         if matrix.ndim != 2 or matrix.shape[1] != len(names):
             msg = f"expected rows of {len(names)} contributions, got shape {matrix.shape}"
             raise ValueError(msg)
-        k = max(k, 0)
-        order = np.argsort(-matrix, axis=1, kind="stable")[:, :k]
-        top = np.take_along_axis(matrix, order, axis=1)
-        if self._means is not None and features is not None:
-            return self._reasons_by_side(order, top, np.asarray(features, dtype=np.float32))
-        texts = self._reason_texts
-        out: list[tuple[str, ...]] = []
-        for indexes, values in zip(order.tolist(), (top > 0.0).tolist(), strict=True):
-            # positive contributions only, largest first: stop at the first that is not
-            if all(values):
-                out.append(tuple(texts[i] for i in indexes))
-            else:
-                out.append(tuple(texts[i] for i in indexes[: values.index(False)]))
-        return out
-
-    def _reasons_by_side(
-        self, order: npt.NDArray[np.intp], top: npt.NDArray[np.float64],
-        features: npt.NDArray[np.float32],
-    ) -> list[tuple[str, ...]]:
-        assert self._means is not None
-        above = np.take_along_axis(features > self._means, order, axis=1)
-        low, high = self._texts_by_side
-        out: list[tuple[str, ...]] = []
-        for indexes, positive, sides in zip(order.tolist(), (top > 0.0).tolist(),
-                                            above.tolist(), strict=True):
-            out.append(tuple(
-                (high if side else low)[i]
-                for i, _, side in itertools.takewhile(
-                    lambda item: item[1], zip(indexes, positive, sides, strict=True))
-            ))
-        return out
+        # float32 and float64 values compare alike as Python floats: exact either way
+        rows = matrix.tolist()
+        if self._means_list is not None and features is not None:
+            low, high = self._texts_by_side
+            return top_reasons_by_side(
+                rows, k, np.asarray(features, dtype=np.float32).tolist(), self._means_list,
+                low, high)
+        return top_reasons(rows, k, self._reason_texts)
 
     def top_reasons(
         self, contributions_row: npt.ArrayLike, k: int = 3,
