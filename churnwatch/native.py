@@ -40,6 +40,7 @@ MODULES = (
     "detectors/inactivity.py",
     "detectors/lifecycle.py",
     "detectors/tier1.py",
+    "detectors/usage.py",
     "accounts/debounce.py",
     "accounts/dedupe.py",
     "accounts/processor.py",

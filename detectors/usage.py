@@ -15,6 +15,12 @@ judging a day costs a few comparisons per signal, never a look at the YAML.
 Inactivity (kind ``absence``) is evaluated by
 :class:`~detectors.inactivity.InactivityTracker` when the watermark passes, since
 a silent account sends no event to react to.
+
+Compiled (:mod:`churnwatch.native`): the day closes judge every signal of every
+account each day. The rules and the episodes' snapshot stay plain Python classes
+(frozen dataclasses, which mypyc's native classes cannot be; and
+:func:`parse_usage_rules` reads and replaces a rule's fields as a dataclass's); an
+:class:`Observation`, one per signal per account and closed day, is a native one.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import Any
+
+from mypy_extensions import mypyc_attr
 
 from schemas.alert import Severity, deterministic_id
 from schemas.signal import SignalType, UsageSignal
@@ -40,6 +48,7 @@ ABSENCE_REASON = "no activity for {baseline:g} days"
 WEEKLY_REASON = "{name}: {value:g} in the last 7 days vs a baseline of {baseline:.1f}"
 
 
+@mypyc_attr(native_class=False)  # frozen: see the module's docstring
 @dataclass(frozen=True, slots=True)
 class DropRule:
     """Usage in the current window fell below a share of its baseline (kind ``drop``).
@@ -79,6 +88,7 @@ class DropRule:
         return {self.current, self.baseline}
 
 
+@mypyc_attr(native_class=False)  # frozen: see the module's docstring
 @dataclass(frozen=True, slots=True)
 class ThresholdRule:
     """One feature crossed a fixed value (kind ``threshold``).
@@ -120,6 +130,7 @@ class ThresholdRule:
         return {self.feature}
 
 
+@mypyc_attr(native_class=False)  # frozen: see the module's docstring
 @dataclass(frozen=True, slots=True)
 class RenewalRule:
     """Renewal is close and usage is low (kind ``renewal_risk``).
@@ -169,6 +180,7 @@ class RenewalRule:
         return names
 
 
+@mypyc_attr(native_class=False)  # frozen: see the module's docstring
 @dataclass(frozen=True, slots=True)
 class InactivityRule:
     """No activity for ``days`` days (kind ``absence``): ``feature`` is a
@@ -212,6 +224,7 @@ DEFAULT_DROP_RULES: tuple[DropRule, ...] = (
 DEFAULT_RENEWAL_RULE = RenewalRule()
 
 
+@mypyc_attr(native_class=False)  # frozen: see the module's docstring
 @dataclass(frozen=True, slots=True)
 class UsageRules:
     """Every usage signal, compiled: the day-close rules in declaration order (the
@@ -248,9 +261,13 @@ class UsageRules:
         return names | {rule.feature for rule in self.absences}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class Observation:
-    """One detector's verdict on one feature vector."""
+    """One detector's verdict on one feature vector.
+
+    One is made per signal per account and closed day: its ``__init__`` is written
+    out for mypyc to compile (see :class:`~accounts.debounce.ScoreRequest`), and so it
+    is not frozen; nothing changes an observation once made."""
 
     signal_type: str
     firing: bool
@@ -258,8 +275,20 @@ class Observation:
     usage: float
     baseline: float
     severity: Severity
-    persist: int = 0  # consecutive firing days before a signal; 0: the episodes' default
-    reason: str = ""  # the alert's reason template (see DROP_REASON); "": the generic text
+    persist: int  # consecutive firing days before a signal; 0: the episodes' default
+    reason: str  # the alert's reason template (see DROP_REASON); "": the generic text
+
+    def __init__(self, signal_type: str, firing: bool, recovered: bool, usage: float,
+                 baseline: float, severity: Severity, persist: int = 0, reason: str = ""
+                 ) -> None:
+        self.signal_type = signal_type
+        self.firing = firing
+        self.recovered = recovered
+        self.usage = usage
+        self.baseline = baseline
+        self.severity = severity
+        self.persist = persist
+        self.reason = reason
 
 
 def observe_drop(rule: DropRule, features: Mapping[str, float]) -> Observation:
@@ -315,6 +344,7 @@ class Transition(StrEnum):
     RECOVERED = "recovered"
 
 
+@mypyc_attr(native_class=False)  # frozen: see the module's docstring
 @dataclass(frozen=True, slots=True)
 class EpisodesSnapshot:
     fired: frozenset[str] = frozenset()
@@ -404,9 +434,37 @@ def parse_usage_rules(document: object, base: UsageRules | None = None) -> Usage
     return UsageRules(tuple(rules.values()), tuple(absences.values()), persist)
 
 
+# Each rule kind's fields, as their annotations are written: what an override of each
+# must be. Compiled, a class's own annotations no longer say it (mypyc gives
+# ``float | None`` as ``type``); tests/unit/detectors/test_usage.py holds this table to
+# the annotations in this file.
+FIELD_KINDS: dict[type, dict[str, str]] = {
+    DropRule: {
+        "signal_type": "str", "current": "str", "baseline": "str", "baseline_scale": "float",
+        "min_baseline": "float", "fire_below": "float", "recover_above": "float",
+        "severity": "Severity", "persist_days": "int | None", "reason": "str",
+    },
+    ThresholdRule: {
+        "signal_type": "str", "feature": "str", "threshold": "float", "below": "bool",
+        "recover_at": "float | None", "severity": "Severity", "persist_days": "int | None",
+        "reason": "str",
+    },
+    RenewalRule: {
+        "days_to_renewal": "str", "within_days": "float", "current": "str",
+        "baseline": "str | None", "baseline_scale": "float", "below": "float",
+        "min_baseline": "float", "severity": "Severity", "signal_type": "str",
+        "persist_days": "int | None", "reason": "str",
+    },
+    InactivityRule: {
+        "days": "float", "feature": "str", "severity": "Severity", "signal_type": "str",
+        "reason": "str",
+    },
+}
+
+
 def _with(rule: Any, name: str, requested: dict[str, Any]) -> Any:
-    allowed = {f.name for f in dataclasses.fields(rule)} - {"signal_type"}
-    declared = {f.name: str(f.type) for f in dataclasses.fields(rule)}
+    declared = FIELD_KINDS[type(rule)]
+    allowed = set(declared) - {"signal_type"}
     changes = dict(requested)  # never modify the caller's document
     for field_name, value in requested.items():
         if field_name not in allowed:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import pickle
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
+import detectors.usage
 from detectors.usage import (
     DEFAULT_DROP_RULES,
+    FIELD_KINDS,
     DropRule,
     InactivityRule,
     Observation,
@@ -392,3 +396,22 @@ def test_parsing_does_not_modify_the_document() -> None:
     parse_usage_rules(document)
     assert type(document["inactivity"]["days"]) is int
     assert type(document["seat_drop"]["severity"]) is str
+
+
+def test_the_field_kinds_are_the_rules_annotations() -> None:
+    """parse_usage_rules checks an override by FIELD_KINDS, as the compiled classes' own
+    annotations cannot say it: the table must say what this file's source does."""
+    source = Path(detectors.usage.__file__).with_name("usage.py").read_text()
+    written = {
+        node.name: {item.target.id: ast.unparse(item.annotation) for item in node.body
+                    if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)}
+        for node in ast.parse(source).body if isinstance(node, ast.ClassDef)
+    }
+    assert {cls.__name__: kinds for cls, kinds in FIELD_KINDS.items()} == {
+        name: written[name] for name in ("DropRule", "ThresholdRule", "RenewalRule",
+                                         "InactivityRule")
+    }
+    assert set(FIELD_KINDS) == {DropRule, detectors.usage.ThresholdRule, RenewalRule,
+                                InactivityRule}
+    for cls, kinds in FIELD_KINDS.items():
+        assert list(kinds) == [field.name for field in dataclasses.fields(cls)]
