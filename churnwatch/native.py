@@ -36,6 +36,7 @@ MODULES = (
     "schemas/clock.py",
     "schemas/event.py",
     "schemas/alert.py",
+    "schemas/account.py",
     "featurestore/aggregation.py",
     "detectors/inactivity.py",
     "detectors/lifecycle.py",

@@ -67,7 +67,7 @@ from mypy_extensions import mypyc_attr
 from accounts.config import AccountConfig
 from accounts.debounce import ScoreRequest
 from accounts.processor import AccountProcessor, AccountSnapshot
-from accounts.record import AccountTraits, account_record, score_record
+from accounts.record import AccountTraits, PendingRecord
 from dataflows.account_table import AccountTable, BlobColumn, FloatColumn, IntColumn
 from dataflows.shard_log import Entry, LogRef, ShardLog
 from decisions.engine import SCORES_KEPT, AccountDecisions, DecisionEngine
@@ -342,7 +342,7 @@ class AccountShard:
         self._dirty: set[str] = set()  # features changed, not yet written
         # Account records (the accounts table) not yet written, one per account: the
         # batches' records merged, written with the features at each flush.
-        self._records: dict[tuple[str, str], AccountRecord] = {}
+        self._records: dict[tuple[str, str], PendingRecord] = {}
         self._flush_due: datetime | None = None
         self._next_eviction = now + EVICTION_CHECK
         # Event time (epoch s): each account's newest event, when each risk state may go
@@ -453,7 +453,7 @@ class AccountShard:
         self._seen_until = seen_until
         if seen_until > float("-inf"):
             self._next_event_eviction = seen_until + EVICTION_CHECK_EVENT_TIME
-        self._records = {record.key: record for record in records}
+        self._records = {record.key: PendingRecord.of(record) for record in records}
         self._partition_seen = dict(partition_seen)
         self._flush_due = now if self._dirty or self._records else None
 
@@ -630,11 +630,11 @@ class AccountShard:
         traits = self._config.account_traits
         if traits is not None and result.events:
             events = result.events
-            key = (events[0].tenant_id, events[0].account_id)
-            record = account_record(events, traits, self._config.account.lifecycle.kinds,
-                                    self._records.get(key))
-            if record is not None:
-                self._records[key] = record
+            tenant, account = events[0].tenant_id, events[0].account_id
+            pending = self._records.get((tenant, account))
+            if pending is None:
+                pending = self._records[(tenant, account)] = PendingRecord(tenant, account)
+            pending.add_events(events, traits, self._config.account.lifecycle.kinds)
         self._route(result.outputs, out, feed if self._config.score is not None else None)
 
     def _process_erasing(
@@ -696,7 +696,14 @@ class AccountShard:
         for score in out.scores:
             if not score.shadow:
                 key = (score.tenant_id, score.account_id)
-                records[key] = score_record(score, records.get(key))
+                pending = records.get(key)
+                if pending is None:
+                    pending = records[key] = PendingRecord(score.tenant_id, score.account_id)
+                pending.add_score(score)
+
+    def _pending_records(self) -> tuple[AccountRecord, ...]:
+        """The account records not yet written, as a snapshot keeps them."""
+        return tuple([pending.record() for pending in self._records.values()])
 
     @staticmethod
     def _route(outputs: list[Any], out: ShardOutputs, feed: list[Any] | None) -> None:
@@ -844,7 +851,7 @@ class AccountShard:
     def _flush(self, out: ShardOutputs) -> None:
         self._flush_due = None
         if self._records:
-            out.accounts.extend(self._records.values())
+            out.accounts.extend([pending.record() for pending in self._records.values()])
             self._records = {}
         accounts = self._accounts
         for subject in self._dirty:
@@ -969,11 +976,11 @@ class AccountShard:
             if changed or self._compact:
                 self._append(log, changed)
             return LoggedShard(self._log, tuple(self._dirty), self._seen_until,
-                               tuple(self._records.values()), dict(self._partition_seen))
+                               self._pending_records(), dict(self._partition_seen))
         event_times = (dict(self._newest.items()), dict(self._risk_until.items()),
                        self._seen_until)
         return (dict(frozen.items()), dict(risks.items()), tuple(self._dirty), event_times,
-                tuple(self._records.values()),
+                self._pending_records(),
                 (dict(self._partition_of.items()), dict(self._partition_seen)))
 
     def _append(self, log: ShardLog, changed: set[str]) -> None:

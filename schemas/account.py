@@ -15,6 +15,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import NamedTuple
 
+from mypy_extensions import mypyc_attr
+
 
 class AccountStatus(StrEnum):
     ACTIVE = "active"
@@ -29,6 +31,7 @@ class Fact(NamedTuple):
     at: datetime
 
 
+@mypyc_attr(native_class=False)  # pickled: see churnwatch.native
 @dataclass(frozen=True, slots=True)
 class LatestScore:
     """The account's newest published primary score, as the accounts row keeps it."""
@@ -65,6 +68,7 @@ def latest_time(a: datetime | None, b: datetime | None) -> datetime | None:
     return b if a is None else a if b is None else max(a, b)
 
 
+@mypyc_attr(native_class=False)  # pickled: see churnwatch.native
 @dataclass(frozen=True, slots=True)
 class AccountRecord:
     """What is known of one account from a batch; None: nothing new about that field."""

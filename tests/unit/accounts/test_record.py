@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from accounts.record import AccountTraits, account_record, parse_account_traits, score_record
+from accounts.record import (
+    AccountTraits,
+    PendingRecord,
+    account_record,
+    parse_account_traits,
+    score_record,
+)
 from schemas.account import AccountRecord, AccountStatus, Fact, coalesce_records
 from schemas.event import TRAITS_EVENT_TYPE
 from schemas.score import RiskScore, RiskTier
@@ -215,31 +221,43 @@ def test_lifecycle_event_types_come_from_the_definitions_mapping() -> None:
         pytest.param([event("subscription.cancelled", 6)], id="status"),
     ],
 )
-def test_a_batch_folded_into_the_held_record_is_the_merge(batch: list[Any]) -> None:
-    """``held``: one record, the same as merging the batch's own into it."""
-    held = account_record([traits(1, plan="pro", owner="agent-a"), event("app.login", 3)],
-                          DEFAULTS)
-    assert held is not None
-    held = held.merge(score_record(score(120, 0.4)))
+def test_a_batch_folded_into_a_pending_record_is_the_merge(batch: list[Any]) -> None:
+    """A shard's pending record, folded in place, is the records merged in order."""
+    first = account_record([traits(1, plan="pro", owner="agent-a"), event("app.login", 3)],
+                           DEFAULTS)
+    assert first is not None
+    pending = PendingRecord("acme", "acct-1")
+    pending.add_events([traits(1, plan="pro", owner="agent-a"), event("app.login", 3)],
+                       DEFAULTS)
+    pending.add_score(score(120, 0.4))
+    held = first.merge(score_record(score(120, 0.4)))
+    assert pending.record() == held
     own = account_record(batch, DEFAULTS)
     assert own is not None
-    assert account_record(batch, DEFAULTS, held=held) == held.merge(own)
+    pending.add_events(batch, DEFAULTS)
+    assert pending.record() == held.merge(own)
 
 
-def test_a_batch_that_moves_nothing_keeps_the_held_record() -> None:
-    held = account_record([event("app.login", 1), event("app.login", 4)], DEFAULTS)
-    assert account_record([event("app.login", 2)], DEFAULTS, held=held) is held
-    assert account_record([], DEFAULTS, held=held) is held
+def test_a_batch_that_moves_nothing_leaves_the_pending_record() -> None:
+    pending = PendingRecord("acme", "acct-1")
+    pending.add_events([event("app.login", 1), event("app.login", 4)], DEFAULTS)
+    before = pending.record()
+    pending.add_events([event("app.login", 2)], DEFAULTS)
+    pending.add_events([], DEFAULTS)
+    assert pending.record() == before
+    assert PendingRecord.of(before).record() == before
 
 
 @pytest.mark.parametrize(("minutes", "newer"), [(240, True), (60, False)])
-def test_a_score_folded_into_the_held_record_is_the_merge(minutes: int, newer: bool) -> None:
-    """``held``: the score's record merged in, built once; an older score keeps it."""
-    held = account_record([traits(1, plan="pro"), event("app.login", 3)], DEFAULTS)
-    assert held is not None
-    held = held.merge(score_record(score(120, 0.4)))
+def test_a_score_folded_into_a_pending_record_is_the_merge(minutes: int, newer: bool) -> None:
+    """The score's record merged in; an older score leaves the record's."""
+    pending = PendingRecord("acme", "acct-1")
+    pending.add_events([traits(1, plan="pro"), event("app.login", 3)], DEFAULTS)
+    pending.add_score(score(120, 0.4))
+    held = pending.record()
     published = score(minutes, 0.8)
-    folded = score_record(published, held)
+    pending.add_score(published)
+    folded = pending.record()
     assert folded == held.merge(score_record(published))
-    assert (folded is held) is not newer
+    assert (folded.score == held.score) is not newer
     assert folded.plan == held.plan and folded.last_event_at == at(3)
