@@ -88,6 +88,7 @@ from scoring.risk import RiskPolicy, RiskTierTracker, ScorePublisher
 # How long (wall clock, without news) a cancelled or opted-out account's decision
 # state is kept: a final invoice's payment_failed must not start dunning.
 REMEMBER_REFUSALS = timedelta(days=90)
+_REMEMBER_REFUSALS_SECONDS = REMEMBER_REFUSALS.total_seconds()
 # How often (wall clock) a shard looks for accounts idle long enough to forget, and
 # how far its event time moves between two such looks.
 EVICTION_CHECK = timedelta(minutes=10)
@@ -788,7 +789,7 @@ class AccountShard:
             if risk.forgettable():
                 self._forget_risk(subject)
             else:  # its own TTL, as its news left it (cold, it is not unpickled to know)
-                self._risk_until[subject] = risk.seen + self._risk_ttl(risk).total_seconds()
+                self._risk_until[subject] = risk.seen + self._risk_ttl(risk)
                 warm.pop(subject, None)  # put back last: the most recently active (_shed)
                 warm[subject] = risk
 
@@ -872,7 +873,8 @@ class AccountShard:
         idle_before = (now - self._config.idle_ttl).timestamp()
         for subject in subjects(self._last_active.values() <= idle_before):
             self._forget_account(subject)
-        for subject in [s for s, r in self._risk.items() if now >= r.touched + self._risk_ttl(r)]:
+        for subject in [s for s, r in self._risk.items()
+                        if now >= r.touched + timedelta(seconds=self._risk_ttl(r))]:
             self._forget_risk(subject)
         for subject in subjects(self._risk_expires.values() <= now.timestamp()):
             self._forget_risk(subject)
@@ -928,18 +930,19 @@ class AccountShard:
             )
         return longest
 
-    def _risk_ttl(self, risk: _Risk) -> timedelta:
-        """After this long without news (wall clock), nothing is left to remember:
+    def _risk_ttl(self, risk: _Risk) -> float:
+        """After this long without news (seconds), nothing is left to remember:
         the tier has lapsed and every window of the live policy has passed. A
-        cancellation or an opt-out is kept longer (REMEMBER_REFUSALS)."""
+        cancellation or an opt-out is kept longer (REMEMBER_REFUSALS). In seconds, not
+        a timedelta: it is asked for every account a batch scores."""
         policy = self._config.policy
         assert policy is not None  # risk state exists only when scoring
-        ttl = policy.ttl
+        ttl = policy.ttl.total_seconds()
         decisions, engine = risk.decisions, self._config.decisions
         if decisions is not None and engine is not None:
-            ttl = max(ttl, timedelta(seconds=engine.policy.longest_memory_seconds))
+            ttl = max(ttl, float(engine.policy.longest_memory_seconds))
             if decisions.cancelled or (decisions.consent and not decisions.consent[0]):
-                ttl = max(ttl, REMEMBER_REFUSALS)
+                ttl = max(ttl, _REMEMBER_REFUSALS_SECONDS)
         return ttl
 
     # -- recovery --------------------------------------------------------------
@@ -1026,7 +1029,8 @@ class AccountShard:
             risk = risks.pop(subject)
             if subject in risk_touched:
                 self._risk_frozen[subject] = pack(risk.snapshot())
-            self._risk_expires[subject] = (risk.touched + self._risk_ttl(risk)).timestamp()
+            self._risk_expires[subject] = (
+                risk.touched + timedelta(seconds=self._risk_ttl(risk))).timestamp()
 
     def _cool(self, touched: set[str], risk_touched: set[str]) -> None:
         """Drop the live objects of the accounts an epoch went by without; their
@@ -1037,4 +1041,5 @@ class AccountShard:
             del self._accounts[subject]
         for subject in [s for s in self._risk if s not in risk_touched]:
             risk = self._risk.pop(subject)
-            self._risk_expires[subject] = (risk.touched + self._risk_ttl(risk)).timestamp()
+            self._risk_expires[subject] = (
+                risk.touched + timedelta(seconds=self._risk_ttl(risk))).timestamp()
