@@ -26,7 +26,15 @@ from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 
 from detectors.lifecycle import DEFAULT_LIFECYCLE, detect_change
-from schemas.account import AccountRecord, AccountStatus, Fact, LatestScore, later_fact
+from schemas.account import (
+    AccountRecord,
+    AccountStatus,
+    Fact,
+    LatestScore,
+    earliest_time,
+    later_fact,
+    latest_time,
+)
 from schemas.event import TRAITS_EVENT_TYPE, Event
 from schemas.lifecycle import ChangeKind
 from schemas.score import RiskScore
@@ -234,12 +242,8 @@ class PendingRecord:
                     _set(found, "status", Fact(status, at))
                 if change.plan:
                     _set(found, "plan", Fact(change.plan, at))
-        # as earliest_time and latest_time: the one held at a tie
-        held_first, held_last = self.first_seen, self.last_event_at
-        if held_first is None or first < held_first:
-            self.first_seen = first
-        if held_last is None or last > held_last:
-            self.last_event_at = last
+        self.first_seen = earliest_time(self.first_seen, first)
+        self.last_event_at = latest_time(self.last_event_at, last)
         if found:
             get = found.get
             self.company_name = later_fact(self.company_name, get("company_name"))
