@@ -24,11 +24,13 @@ account untouched since the last epoch, as on a live stream of many accounts.
 
 It prints microseconds per event of processing (kernels, scoring and
 decisions), flushing and snapshotting, each the median of ``--repeat`` passes
-with their range, and a digest of the published scores and of the outputs'
-counts: two versions of the kernel that print the same digest produced the
-same scores. It prints figures; it asserts nothing about speed. For where the
-time goes, the compiled functions show in ``py-spy record --native`` of it
-(README, Speed).
+with their range, the outputs' counts, a digest of the published scores, and a
+digest of every output (each item's repr: feature writes, account records,
+alerts, decisions, scores, ...): two versions of the kernel that print the same
+digests produced the same scores and the same outputs. It prints figures; it
+asserts nothing about speed. For where the time goes, count instructions with
+callgrind (README, Speed) or see the compiled functions in ``py-spy record
+--native`` of it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -70,6 +73,9 @@ BATCH_PER_ACCOUNT = 0.25
 EPOCH_PER_ACCOUNT = 7.5
 FLUSH_PER_EPOCH = 0.53
 STAGES = ("process", "flush", "snapshot")
+# Every list of outputs a shard hands on: their digest (each item's repr, sorted) says
+# two versions produced the same outputs, not only the same scores.
+OUTPUT_LISTS = tuple(f.name for f in fields(ShardOutputs) if f.default_factory is list)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -122,6 +128,7 @@ def one_pass(flow: FlowConfig, stream: list[Event | DayClosed], accounts: int,
     seconds = dict.fromkeys(STAGES, 0.0)
     counts: Counter[str] = Counter()
     digest = hashlib.sha256()
+    outputs: list[str] = []
 
     def count(out: ShardOutputs) -> None:
         counts["scores"] += len(out.scores)
@@ -131,6 +138,8 @@ def one_pass(flow: FlowConfig, stream: list[Event | DayClosed], accounts: int,
         counts["decisions"] += len(out.decided)
         for score in out.scores:
             digest.update(f"{score.score_id} {score.risk!r} {score.tier}\n".encode())
+        for name in OUTPUT_LISTS:
+            outputs.extend(f"{name} {item!r}\n" for item in getattr(out, name))
 
     for number, first in enumerate(range(0, len(stream), batch), 1):
         # as the parse step groups a poll: a day close goes to every shard, in its place
@@ -160,7 +169,10 @@ def one_pass(flow: FlowConfig, stream: list[Event | DayClosed], accounts: int,
             for shard in held:
                 shard.snapshot()
             seconds["snapshot"] += time.perf_counter() - started
-    return seconds, counts, digest.hexdigest()[:16]
+    # sorted: a flush writes its accounts' features in the order of a set of strings,
+    # which differs from process to process (hash randomisation)
+    everything = hashlib.sha256("".join(sorted(outputs)).encode()).hexdigest()[:16]
+    return seconds, counts, f"{digest.hexdigest()[:16]}; outputs sha256 {everything}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

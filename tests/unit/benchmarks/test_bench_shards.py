@@ -18,6 +18,6 @@ def test_a_small_run_prints_every_stage_and_one_digest(
     for stage in ("process", "flush", "snapshot", "total"):
         assert f"  {stage} " in out
     outputs = [line for line in out.splitlines() if line.startswith("outputs: ")]
-    assert len(outputs) == 1, out  # both passes produced the same scores and counts
-    assert "scores sha256 " in outputs[0]
+    assert len(outputs) == 1, out  # both passes produced the same outputs and counts
+    assert "scores sha256 " in outputs[0] and "; outputs sha256 " in outputs[0]
     assert "account rows 0" not in outputs[0] and "scores 0" not in outputs[0]
