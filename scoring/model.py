@@ -30,7 +30,7 @@ import orjson
 
 from scoring.errors import ModelFileError, ModelMismatchError
 from scoring.metadata import Calibration, ModelMetadata, TrainingWindow, model_version_of
-from scoring.reasons import top_reasons, top_reasons_by_side
+from scoring.reasons import top_indexes, top_reasons, top_reasons_by_side
 
 __all__ = [
     "METADATA_FILE",
@@ -159,12 +159,9 @@ class RiskModel:
         if row.shape[0] != len(names):
             msg = f"expected {len(names)} contributions, got {row.shape[0]}"
             raise ValueError(msg)
-        order = np.argsort(-row, kind="stable")
         out: list[Reason] = []
-        for index in order[: max(k, 0)]:
+        for index in top_indexes(row.tolist(), k):  # the batch's rule, one row
             value = float(row[index])
-            if not value > 0.0:
-                break
             if self._means is not None and features_row is not None:
                 above = np.asarray(features_row, dtype=np.float32).reshape(-1)[index] > \
                     self._means[index]
