@@ -10,7 +10,8 @@ shipped definitions, scoring, decisions, the warm cap's share of each and a shar
 log in a temporary folder (as ``churnwatch run`` with recovery). The first two
 epochs give every account a login; each later one gives a login to a random fifth
 of them (a live stream, where most accounts are cold). After each epoch every
-shard snapshots and flushes. It prints RSS growth per account after each epoch,
+shard snapshots and flushes. It prints RSS growth per account after each epoch
+(and the packed states' bytes in it),
 then pymalloc's statistics (``sys._debugmallocstats``): bytes in allocated blocks
 (objects alive), in available blocks (freed, held in arenas still in use), and the
 arenas' total; and the C allocator's (glibc's ``mallinfo2``): its heap, the bytes
@@ -39,6 +40,7 @@ from churnwatch.wiring import flow_config
 from dataflows.run import tune_allocator
 from dataflows.shard import AccountShard, ShardConfig, ShardItem, shard_of
 from dataflows.shard_log import ShardLog
+from dataflows.state_codec import DICTIONARY_FOLDER, SUFFIX
 from schemas.event import Event
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -146,7 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             shard.on_notify()
         gc.collect()
         print(f"epoch {epoch:2d}: RSS +{(rss_bytes() - start) / args.accounts:,.0f} B per "
-              f"account; live accounts {sum(shard.warm for shard in shards):,}")
+              f"account; live accounts {sum(shard.warm for shard in shards):,}; packed "
+              f"states {sum(shard.state_bytes for shard in shards) / args.accounts:,.0f} B "
+              "per account")
+    assert config.log is not None
+    trained = len(list((folder / DICTIONARY_FOLDER).glob(f"*{SUFFIX}")))
+    print(f"states packed with zstd dictionary {config.log.codec.dictionary_id} "
+          f"(0: none), the last of {trained} trained (dataflows.state_codec)")
     figures = pymalloc_figures()
     glibc = glibc_figures()
     shutil.rmtree(folder, ignore_errors=True)

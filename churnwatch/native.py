@@ -49,6 +49,7 @@ MODULES = (
     "scoring/reasons.py",
     "scoring/risk.py",
     "decisions/engine.py",
+    "dataflows/state_codec.py",
     "dataflows/account_table.py",
     "dataflows/shard.py",
     "dataflows/parse.py",

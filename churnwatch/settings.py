@@ -195,6 +195,9 @@ class Settings:
     shards: int = 64  # accounts are grouped in this many units of state
     # Accounts held as live objects at most (all shards); the others as their bytes.
     warm_accounts: int = 32_000
+    # Account states a process trains its zstd dictionary on (dataflows.state_codec);
+    # 0: states packed without one.
+    state_dictionary_samples: int = 500
     recovery_dir: Path | None = Path(".churnwatch/recovery")
     recovery_partitions: int = 4
     snapshot_interval: timedelta = timedelta(seconds=10)
@@ -365,6 +368,8 @@ class Settings:
             input_mapping=reader.optional_path("INPUT_MAPPING"),
             shards=reader.positive_int("SHARDS", defaults.shards),
             warm_accounts=reader.positive_int("WARM_ACCOUNTS", defaults.warm_accounts),
+            state_dictionary_samples=reader.non_negative_int(
+                "STATE_DICTIONARY_SAMPLES", defaults.state_dictionary_samples),
             recovery_dir=Path(recovery) if recovery.lower() not in ("", "none", "off") else None,
             recovery_partitions=reader.positive_int(
                 "RECOVERY_PARTITIONS", defaults.recovery_partitions
@@ -432,6 +437,7 @@ class Settings:
             "INPUT_FORMAT": str(self.input_format),
             "SHARDS": str(self.shards),
             "WARM_ACCOUNTS": str(self.warm_accounts),
+            "STATE_DICTIONARY_SAMPLES": str(self.state_dictionary_samples),
             "RECOVERY_DIR": str(self.recovery_dir) if self.recovery_dir else "off",
             "RECOVERY_PARTITIONS": str(self.recovery_partitions),
             "SNAPSHOT_INTERVAL_SECONDS": str(self.snapshot_interval.total_seconds()),
@@ -585,6 +591,9 @@ ENV_VARIABLES: dict[str, str] = {
     f"{PREFIX}WARM_ACCOUNTS": "accounts held as live objects at most, across all shards; the"
     " least recently active others are held as their snapshot bytes, about 0.7 KB each,"
     " and unpacked at their next event (32000)",
+    f"{PREFIX}STATE_DICTIONARY_SAMPLES": "each process compresses the accounts' states with a"
+    " zstd dictionary trained on its first this many states, kept in the recovery"
+    " directory; 0: no dictionary (500)",
     f"{PREFIX}RECOVERY_DIR": "Bytewax recovery directory; 'off' disables (.churnwatch/recovery)",
     f"{PREFIX}RECOVERY_PARTITIONS": "recovery partitions created on first start (4)",
     f"{PREFIX}SNAPSHOT_INTERVAL_SECONDS": "epoch: how often state and offsets are snapshot (10)",
@@ -647,6 +656,10 @@ class _EnvReader:
 
     def positive_int(self, name: str, default: int) -> int:
         value = self._number(name, int, "an integer", lambda v: v > 0, "positive")
+        return default if value is None else int(value)
+
+    def non_negative_int(self, name: str, default: int) -> int:
+        value = self._number(name, int, "an integer", lambda v: v >= 0, "0 or positive")
         return default if value is None else int(value)
 
     def seconds(self, name: str, default: timedelta) -> timedelta:

@@ -300,6 +300,7 @@ def flow_config(
         decoder=input_decoder(settings),
         account_traits=settings.account_traits,
         warm_accounts=settings.warm_accounts,
+        state_dictionary_samples=settings.state_dictionary_samples,
     )
 
 

@@ -71,6 +71,7 @@ from dataflows.shard import (
     ShardSnapshot,
 )
 from dataflows.shard_log import ShardLog
+from dataflows.state_codec import DICTIONARY_FOLDER, SAMPLES, StateCodec
 from decisions.engine import DecisionEngine
 from detectors.inactivity import AbsenceTracking, TrackingSnapshot
 from detectors.usage import InactivityRule
@@ -145,6 +146,9 @@ class FlowConfig:
     # Accounts kept as live objects at most, across all shards (each keeps its share);
     # the others are held as their snapshot bytes. None: cooled at snapshots only.
     warm_accounts: int | None = None
+    # Account states each process trains its zstd dictionary on; 0: none (see
+    # dataflows.state_codec).
+    state_dictionary_samples: int = SAMPLES
     # Where the shards' snapshots put their accounts (dataflows.shard_log): a folder of
     # the recovery directory; None (no recovery), in the snapshots themselves. And how
     # long a replaced file is kept (a restart may resume from an older snapshot).
@@ -292,6 +296,7 @@ def shard_config_of(
         else max(1, -(-config.warm_accounts // config.shards)),
         log=log,
         shards=config.shards,
+        codec=StateCodec(samples=config.state_dictionary_samples),  # used without a log
     )
 
 
@@ -314,7 +319,8 @@ def build_dataflow(
     shard_config = shard_config_of(
         config, accounts_table=sinks.accounts is not None,
         log=None if config.shard_log_dir is None
-        else ShardLog(config.shard_log_dir, config.shard_log_retain),
+        else ShardLog(config.shard_log_dir, config.shard_log_retain, StateCodec(
+            config.shard_log_dir / DICTIONARY_FOLDER, samples=config.state_dictionary_samples)),
     )
 
     def build_shard(snapshot: ShardSnapshot | None) -> ShardLogic:

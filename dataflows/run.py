@@ -29,6 +29,7 @@ from bytewax.run import cli_main
 
 from dataflows.collector import tune_garbage_collector, unsettle
 from dataflows.shard_log import ShardLogMissing
+from dataflows.state_codec import StateDictionaryMissing
 from schemas.errors import ChurnwatchError
 
 log = logging.getLogger(__name__)
@@ -251,7 +252,9 @@ def run_dataflow(
     ``recovery_dir`` ``None``: no recovery. Raises :class:`RecoveryStoreError`
     when the recovery directory cannot be written, at start or mid-run, and
     :class:`~dataflows.shard_log.ShardLogMissing` (logged; exit 74 as well) when a
-    restart's snapshot names a shard log file that is gone.
+    restart's snapshot names a shard log file that is gone, and
+    :class:`~dataflows.state_codec.StateDictionaryMissing` (the same) when an
+    account's state, read at its next event, names a dictionary that is gone.
     """
     recovery = recovery_config(recovery_dir, recovery_partitions, shards=shards)
     tune_process()
@@ -265,8 +268,8 @@ def run_dataflow(
             recovery_config=recovery,
         )
     except BaseException as exc:  # Bytewax's PanicException is not an Exception
-        missing = next((cause for cause in _chain(exc) if isinstance(cause, ShardLogMissing)),
-                       None)
+        missing = next((cause for cause in _chain(exc)
+                        if isinstance(cause, ShardLogMissing | StateDictionaryMissing)), None)
         if missing is not None:  # a restart that cannot read its shards' accounts
             log.error(str(missing), extra={"recovery_dir": str(recovery_dir),
                                            "missing": str(missing.path)})

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import math
 import pickle
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -61,7 +60,6 @@ from itertools import islice
 from typing import Any
 
 import numpy as np
-import zstandard
 from mypy_extensions import mypyc_attr
 
 from accounts.config import AccountConfig
@@ -70,6 +68,7 @@ from accounts.processor import AccountProcessor, AccountSnapshot
 from accounts.record import AccountTraits, PendingRecord
 from dataflows.account_table import AccountTable, BlobColumn, FloatColumn, IntColumn
 from dataflows.shard_log import Entry, LogRef, ShardLog
+from dataflows.state_codec import StateCodec
 from decisions.engine import SCORES_KEPT, AccountDecisions, DecisionEngine
 from featurestore.redis_store import FeatureUpdate
 from schemas.account import AccountRecord
@@ -93,50 +92,6 @@ _REMEMBER_REFUSALS_SECONDS = REMEMBER_REFUSALS.total_seconds()
 # how far its event time moves between two such looks.
 EVICTION_CHECK = timedelta(minutes=10)
 EVICTION_CHECK_EVENT_TIME = 86_400.0
-
-
-# zstd level 1: pack() runs for every account an epoch touched, which on a live
-# stream is about one per event. On 996 account states of the 6-month history
-# (1,456 B pickled on average; medians of 7 passes) it took 10.9 us to compress and
-# 3.8 us to decompress, and kept 644 B, where zlib level 1 took 35.3 and 7.9 us and
-# kept 648 B (zstd's fast mode, level -1: 5.6 and 2.2 us, but 680 B, and a cold
-# account is held as these bytes: memory per account counts too).
-ZSTD_LEVEL = 1
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-# One compressor and one decompressor per thread: they are not thread-safe, and
-# making one per call cost more than the compression itself.
-_codecs = threading.local()
-
-
-def pack(state: bytes) -> bytes:
-    """An account's pickled state as the shard keeps and snapshots it: compressed
-    (zstd, about 2.3 times smaller), since a cold account is held as these bytes
-    alone and every epoch writes them all."""
-    try:
-        compressor = _codecs.compressor
-    except AttributeError:
-        compressor = _codecs.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    # Copied out: the compressor's bytes keep the allocation of the worst case
-    # (about 2.5 times the pickle), so 200,000 states of 649 B held 1,628 B of RSS
-    # each; copies hold 739 B (zlib's: 734 B).
-    return bytes(memoryview(compressor.compress(state)))
-
-
-def unpack(blob: bytes) -> bytes:
-    """The pickled state in ``blob``: a zstd frame; or from an older snapshot a zlib
-    stream (2026-11-29 to 2026-11-30), or the pickle itself (before: protocol 2+
-    pickles begin with 0x80; zstd frames with their magic number; zlib streams with
-    neither)."""
-    if blob[:1] == b"\x80":
-        return blob
-    if blob[:4] != ZSTD_MAGIC:
-        return zlib.decompress(blob)
-    try:
-        decompressor = _codecs.decompressor
-    except AttributeError:
-        decompressor = _codecs.decompressor = zstandard.ZstdDecompressor()
-    state: bytes = decompressor.decompress(blob)
-    return state
 
 
 def shard_of(subject: str, shards: int) -> int:
@@ -225,6 +180,9 @@ class ShardConfig:
     # that names a shard's files; None: in the snapshot itself (no recovery).
     log: ShardLog | None = None
     shards: int = 64
+    # How account states are packed without a log (with one: the log's codec, whose
+    # dictionaries are kept beside its files for a restart in any process).
+    codec: StateCodec = field(default_factory=StateCodec)
 
 
 # Silent scores kept per account, newest last: as many as the decision engine keeps
@@ -325,6 +283,7 @@ class AccountShard:
     ) -> None:
         self._config = config
         self._clock = clock
+        self._codec = config.codec if config.log is None else config.log.codec
         now = clock()
         # Live processors of the warm accounts; a cold one lives as its snapshot bytes
         # in _frozen alone, and is built again from them when it next has news.
@@ -489,7 +448,8 @@ class AccountShard:
     def _thaw(self, subject: str) -> AccountProcessor:
         frozen = self._frozen.get(subject)
         return AccountProcessor(
-            self._config.account, None if frozen is None else AccountSnapshot(unpack(frozen))
+            self._config.account,
+            None if frozen is None else AccountSnapshot(self._codec.unpack(frozen)),
         )
 
     # -- batches ---------------------------------------------------------------
@@ -750,7 +710,7 @@ class AccountShard:
                 if risk is None:  # cold (its bytes) or new
                     frozen = self._risk_frozen.get(subject)
                     risk = self._risk[subject] = _Risk(
-                        engine, None if frozen is None else unpack(frozen), now)
+                        engine, None if frozen is None else self._codec.unpack(frozen), now)
                     self._risk_expires.pop(subject, None)
                 risk.touched = now
                 touched[subject] = risk
@@ -961,14 +921,14 @@ class AccountShard:
         for subject in touched:
             processor = self._accounts.get(subject)
             if processor is not None:
-                frozen[subject] = pack(processor.snapshot().state)
+                frozen[subject] = self._codec.pack(processor.snapshot().state, subject)
         self._touched = set()
         risks = self._risk_frozen
         risk_touched = self._risk_touched
         for subject in risk_touched:
             risk = self._risk.get(subject)
             if risk is not None:
-                risks[subject] = pack(risk.snapshot())
+                risks[subject] = self._codec.pack(risk.snapshot(), subject)
         self._risk_touched = set()
         if self._config.warm_accounts is None:
             self._cool(touched, risk_touched)
@@ -1023,12 +983,12 @@ class AccountShard:
         for subject in list(islice(accounts, len(accounts) - cap)) if len(accounts) > cap else ():
             processor = accounts.pop(subject)
             if subject in touched:  # stays touched: changed this epoch (the shard log)
-                self._frozen[subject] = pack(processor.snapshot().state)
+                self._frozen[subject] = self._codec.pack(processor.snapshot().state, subject)
         risks, risk_touched = self._risk, self._risk_touched
         for subject in list(islice(risks, len(risks) - cap)) if len(risks) > cap else ():
             risk = risks.pop(subject)
             if subject in risk_touched:
-                self._risk_frozen[subject] = pack(risk.snapshot())
+                self._risk_frozen[subject] = self._codec.pack(risk.snapshot(), subject)
             self._risk_expires[subject] = (
                 risk.touched + timedelta(seconds=self._risk_ttl(risk))).timestamp()
 

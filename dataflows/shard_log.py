@@ -19,7 +19,9 @@ snapshot, a restart may resume from an older one. Files of a run that crashed
 
 An entry is an account's (processor state, risk state, newest event time, risk
 state's expiry in event time, input partition), each ``None`` when the shard holds
-none; all ``None``: the account is gone (evicted or erased).
+none; all ``None``: the account is gone (evicted or erased). The states are packed
+by the log's :attr:`ShardLog.codec` (:mod:`dataflows.state_codec`), whose zstd
+dictionaries are kept in the log's folder (:data:`~dataflows.state_codec.DICTIONARY_FOLDER`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from dataflows.state_codec import DICTIONARY_FOLDER, StateCodec
 from schemas.errors import ChurnwatchError
 
 Entry = tuple[bytes | None, bytes | None, float | None, float | None, int | None]
@@ -87,12 +90,17 @@ class ShardLog:
     """The shard log files of one recovery directory (one per process; each shard is
     written by the one worker that owns it)."""
 
-    def __init__(self, directory: Path, retain: timedelta) -> None:
+    def __init__(self, directory: Path, retain: timedelta,
+                 codec: StateCodec | None = None) -> None:
         self.directory = directory
         self._retain = retain.total_seconds()
         self._retired: dict[int, dict[str, float]] = {}  # shard -> file -> when replaced
         self._swept: set[int] = set()  # shards whose folder was looked through since start
         self.bytes_written = 0
+        # How the shards writing here pack their accounts' states (by default, trained on
+        # their first states): its dictionaries in this folder, found by every process
+        # restarting from it.
+        self.codec = StateCodec(directory / DICTIONARY_FOLDER) if codec is None else codec
 
     def append(self, ref: LogRef | None, shard: int, entries: Mapping[Any, tuple[Any, ...]],
                full: bool) -> LogRef:

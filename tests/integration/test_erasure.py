@@ -19,8 +19,8 @@ import redis
 from churnwatch.settings import Settings
 from churnwatch.simulator import produce, simulate
 from dataflows.absence_log import ABSENCE_LOG_FOLDER, LoggedTracking, folder_name
-from dataflows.shard import unpack
 from dataflows.shard_log import SHARD_LOG_FOLDER, LogRef, ShardLog
+from dataflows.state_codec import DICTIONARY_FOLDER
 from tests.builders import event_bytes
 from tests.integration.conftest import create_events_topic
 from tests.integration.kafka_io import produce_all, read_all
@@ -60,7 +60,7 @@ def opened(value: Any, log: ShardLog, absence_log: Path) -> Iterator[Any]:
         yield from opened(log.read(value), log, absence_log)
         return
     if isinstance(value, bytes):
-        for load in (lambda b: pickle.loads(unpack(b)), pickle.loads):
+        for load in (lambda b: pickle.loads(log.codec.unpack(b)), pickle.loads):
             try:
                 inner = load(value)
             except Exception:  # not a pickle: plain bytes
@@ -102,7 +102,9 @@ def snapshot_mentions(settings: Settings, account: str) -> list[str]:
 def test_erase_an_account_mid_stream_leaves_no_trace(
     make_settings: Callable[..., Settings],
 ) -> None:
-    settings = make_settings("erase", snapshot_interval=timedelta(milliseconds=500))
+    # a dictionary trained on the first 40 states (of 40 accounts): checked below
+    settings = make_settings("erase", snapshot_interval=timedelta(milliseconds=500),
+                             state_dictionary_samples=40)
     create_events_topic(settings)
     assert settings.kafka_bootstrap and settings.redis_url
     simulation = simulate(accounts=40, days=20, seed=5)
@@ -191,6 +193,12 @@ def test_erase_an_account_mid_stream_leaves_no_trace(
     assert settings.recovery_dir is not None
     for folder in (SHARD_LOG_FOLDER, ABSENCE_LOG_FOLDER):  # read there
         assert any((settings.recovery_dir / folder).rglob("*.entries")), folder
+    # The dictionaries the states are packed with (never rewritten): nothing of either.
+    dictionaries = list((settings.recovery_dir / SHARD_LOG_FOLDER / DICTIONARY_FOLDER).iterdir())
+    assert dictionaries  # trained in this run
+    for path in dictionaries:
+        assert not mentions(account).search(path.read_bytes()), path
+        assert not mentions(other).search(path.read_bytes()), path
 
     # Kafka: its later events were dead-lettered without key or value; nothing churnwatch
     # published after the erasure names it.

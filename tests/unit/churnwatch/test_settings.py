@@ -27,9 +27,11 @@ def test_values_are_read_and_typed() -> None:
             "CHURNWATCH_DEDUPE_WINDOW_SECONDS": "60",
             "CHURNWATCH_RECOVERY_DIR": "off",
             "CHURNWATCH_TIER1_RULES": '{"x.y": {"rule": "r", "severity": "low"}}',
+            "CHURNWATCH_STATE_DICTIONARY_SAMPLES": "0",  # no dictionary
         }
     )
     assert settings.kafka_bootstrap == "k:9092"
+    assert settings.state_dictionary_samples == 0
     assert settings.dedupe_window == timedelta(seconds=60)
     assert settings.recovery_dir is None
     assert settings.tier1_rules["x.y"].severity is Severity.LOW
@@ -40,6 +42,7 @@ def test_values_are_read_and_typed() -> None:
     [
         ("CHURNWATCH_INPUT_BATCH_SIZE", "lots"),
         ("CHURNWATCH_INPUT_BATCH_SIZE", "0"),
+        ("CHURNWATCH_STATE_DICTIONARY_SAMPLES", "-1"),
         ("CHURNWATCH_DEDUPE_WINDOW_SECONDS", "-1"),
         ("CHURNWATCH_DATABASE_SCHEMA", "drop table;"),
         ("CHURNWATCH_TIER1_RULES", "{"),

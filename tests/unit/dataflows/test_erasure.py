@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry
 from dataflows.flow import FlowConfig, FlowSinks, build_dataflow
 from dataflows.metrics import PipelineMetrics
 from dataflows.parse import ErasedSubjects, MessageParser, ParsingSource
-from dataflows.shard import AccountShard, ShardConfig, unpack
+from dataflows.shard import AccountShard, ShardConfig
+from dataflows.state_codec import StateCodec
 from detectors.inactivity import AbsenceTracking, ActivityBatch, InactivityTracker
 from detectors.usage import InactivityRule
 from schemas.dead_letter import DeadLetter
@@ -152,7 +153,7 @@ def traces(snapshot: Any, needle: bytes) -> bool:
     """Whether ``needle`` appears anywhere in a shard snapshot, its packed states opened."""
     blobs: list[bytes] = [pickle.dumps(snapshot)]
     for states in snapshot[:2]:
-        blobs += [unpack(blob) for blob in states.values()]
+        blobs += [StateCodec().unpack(blob) for blob in states.values()]
     return any(needle in blob for blob in blobs)
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import bytewax.operators as op
@@ -28,6 +30,7 @@ from dataflows.run import (
     run_dataflow,
 )
 from dataflows.shard_log import ShardLogMissing
+from dataflows.state_codec import StateDictionaryMissing
 
 # What Bytewax 0.21.1's cli_main raises when its recovery writer panics on a full disk.
 BYTEWAX_DISK_FULL = (
@@ -184,16 +187,24 @@ class _Counter(StatefulLogic):
         return self.total
 
 
-def test_a_restart_missing_a_shard_log_file_stops_with_the_error_and_exit_74(
+@pytest.mark.parametrize(("lost_name", "missing_error", "message"), [
+    ("0000/1-ab.entries", ShardLogMissing, "a recovery snapshot names {lost}"),
+    ("dictionaries/0000beef.zdict", partial(StateDictionaryMissing, 0xbeef),
+     "an account state was packed with dictionary 48879: {lost}, which is missing"),
+])
+def test_a_restart_missing_a_log_file_or_dictionary_stops_with_the_error_and_exit_74(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, lost_name: str,
+    missing_error: Callable[[Path], ShardLogMissing | StateDictionaryMissing], message: str,
 ) -> None:
+    """A shard log file, or a dictionary its states were packed with, gone."""
     monkeypatch.setattr(run, "tune_process", lambda: None)
-    directory, lost = tmp_path / "r", tmp_path / "r" / "shard-log" / "0000" / "1-ab.entries"
+    directory = tmp_path / "r"
+    lost = directory / "shard-log" / lost_name
 
     def build(resume: int | None) -> _Counter:
         if resume is not None:  # the snapshot names a file that is gone
-            raise ShardLogMissing(lost)
+            raise missing_error(lost)
         return _Counter(0)
 
     def flow() -> Dataflow:
@@ -204,7 +215,7 @@ def test_a_restart_missing_a_shard_log_file_stops_with_the_error_and_exit_74(
 
     run_dataflow(flow(), epoch_interval=timedelta(0), recovery_dir=directory,
                  recovery_partitions=1)
-    with pytest.raises(ShardLogMissing) as missing:  # Bytewax's panic is not what leaves
+    with pytest.raises((ShardLogMissing, StateDictionaryMissing)) as missing:  # not the panic
         run_dataflow(flow(), epoch_interval=timedelta(0), recovery_dir=directory,
                      recovery_partitions=1)
     assert missing.value.path == lost and str(lost) in caplog.text
@@ -217,4 +228,4 @@ def test_a_restart_missing_a_shard_log_file_stops_with_the_error_and_exit_74(
 
     monkeypatch.setattr(cli, "cmd_run", restart)
     assert cli.main(["run"]) == 74
-    assert f"churnwatch: a recovery snapshot names {lost}" in capsys.readouterr().err
+    assert f"churnwatch: {message.format(lost=lost)}" in capsys.readouterr().err

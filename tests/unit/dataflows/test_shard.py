@@ -13,13 +13,12 @@ from accounts.config import AccountConfig
 from accounts.processor import AccountProcessor
 from dataflows.shard import (
     EVICTION_CHECK,
-    ZSTD_MAGIC,
     AccountShard,
     ShardConfig,
     shard_key,
     shard_of,
-    unpack,
 )
+from dataflows.state_codec import ZSTD_MAGIC, StateCodec
 from detectors.tier1 import DEFAULT_TIER1_RULES
 from featurestore.aggregation import CompiledFeatures
 from featurestore.definitions import load_definitions
@@ -173,7 +172,7 @@ def test_a_restart_writes_again_only_the_features_pending_at_the_snapshot() -> N
     processors, risks, *_ = account_shard.snapshot()
     assert len(shard(clock, snapshot=(processors, risks)).on_notify().features) == 2
     # ... and from before the states were compressed: the pickles themselves
-    plain = {subject: unpack(blob) for subject, blob in processors.items()}
+    plain = {subject: StateCodec().unpack(blob) for subject, blob in processors.items()}
     assert all(len(plain[s]) > len(processors[s]) for s in plain)  # compressed now
     old = shard(clock, snapshot=(plain, risks))
     assert old.process([events("a", 6)]).duplicates == 6  # a remembers its events
