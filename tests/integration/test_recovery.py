@@ -17,6 +17,8 @@ import pytest
 
 from churnwatch.settings import Settings
 from churnwatch.simulator import MessageKind, SimulatedMessage, Simulation, produce, simulate
+from dataflows.shard_log import SHARD_LOG_FOLDER
+from dataflows.state_codec import DICTIONARY_FOLDER
 from tests.integration.conftest import create_events_topic
 from tests.integration.kafka_io import read_all
 from tests.integration.processes import run_churnwatch, start_churnwatch
@@ -102,8 +104,10 @@ def drained_count(output: str, name: str) -> int:
 def test_sigkill_mid_stream_again_and_again_then_restart_matches_uninterrupted_run(
     make_settings: Callable[..., Settings], fault_report: Callable[[str], None],
 ) -> None:
-    # Small input batches and short epochs: many snapshots, so the kill lands mid-stream.
-    tuning = {"input_batch_size": 100, "snapshot_interval": timedelta(milliseconds=500)}
+    # Small input batches and short epochs: many snapshots, so the kill lands mid-stream;
+    # the states packed with a dictionary from the first 100 (each restart reads them).
+    tuning = {"input_batch_size": 100, "snapshot_interval": timedelta(milliseconds=500),
+              "state_dictionary_samples": 100}
     reference = make_settings("ref", **tuning)
     crashed = make_settings("crash", **tuning)
     # the same input for both runs, outputs of their own
@@ -139,8 +143,12 @@ def test_sigkill_mid_stream_again_and_again_then_restart_matches_uninterrupted_r
     # It resumed from its snapshot rather than from the start of the topic.
     read_after_restart = drained_count(resumed, "messages")
     assert 0 < read_after_restart < len(simulation.messages)
+    assert crashed.recovery_dir is not None
+    dictionaries = list((crashed.recovery_dir / SHARD_LOG_FOLDER / DICTIONARY_FOLDER).iterdir())
+    assert dictionaries  # trained before the first kill, read by each restart
     figures = (f"{KILLS} kill -9 at {landed} of {len(expected)} alerts written; the last "
-               f"restart read {read_after_restart} of {len(simulation.messages)} messages")
+               f"restart read {read_after_restart} of {len(simulation.messages)} messages; "
+               f"{len(dictionaries)} state dictionaries")
 
     rows = alert_rows(crashed)
     assert len(rows) == len(set(rows))
