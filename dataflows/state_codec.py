@@ -19,8 +19,8 @@ With a directory (beside the shard log's files), the dictionary is written there
 on disk before any frame that names it is packed, and read back by id by any
 process restarting from the snapshots; a codec that finds dictionaries there packs
 with the newest instead of training. Without one (no recovery), they live in memory.
-Training takes about 0.1 s of the worker's time (scrubbing 60 ms, training 40), once
-per dictionary.
+Training takes about 0.1 to 0.2 s of the worker's time (scrubbing about 60 ms,
+training 40, alone), once per dictionary.
 
 A dictionary holds pieces of the states it was trained on. So that it holds
 nothing of any one account (an erasure could not remove it: frames depend on it),
@@ -178,7 +178,7 @@ class StateCodec:
         if (self._measured >= MEASURED and self._ratio > 1.0 - MIN_SAVING
                 and self._packs >= self._retrain_after and self._samples is None
                 and self._trained < MAX_DICTIONARIES and self._wanted > 0):
-            logger.info("account states: dictionary %d saves %.0f %% now; sampling for"
+            logger.info("account states: dictionary %d saves %.1f %% now; sampling for"
                         " another", self.dictionary_id, 100 * (1.0 - self._ratio))
             self._samples = []
 
