@@ -207,29 +207,28 @@ class StateCodec:
     # -- the dictionary ----------------------------------------------------------
 
     def _train(self, samples: list[tuple[str, bytes]]) -> None:
-        """Train the dictionary on ``samples`` (scrubbed), keep it, pack with it."""
+        """Train a dictionary on ``samples`` (scrubbed), keep it, pack with it. An
+        attempt that fails counts as one (the states go on as they were packed), so a
+        codec whose states teach nothing does not try again and again."""
         with self._lock:
             if self._samples is not samples:  # another thread got there first
                 return
             self._samples = None
+            self._trained += 1
+            self._measured = 0
+            self._retrain_after = self._packs + RETRAIN_AFTER * self._wanted
         started = time.perf_counter()
         try:
-            dictionary = zstandard.train_dictionary(
-                self._size, scrubbed(samples), level=ZSTD_LEVEL)
-        except (zstandard.ZstdError, ValueError) as exc:  # too little to learn from (or
-            # not pickles, which no shard packs): packs without
-            logger.warning("account states are packed without a dictionary: %s", exc)
-            return
-        try:
-            dictionary = self._keep(dictionary)
-        except OSError as exc:  # its frames could not be read after a restart
-            logger.warning("account states are packed without a dictionary: %s", exc)
+            # too little to learn from (ZstdError), or not pickles (which no shard packs)
+            dictionary = self._keep(zstandard.train_dictionary(
+                self._size, scrubbed(samples), level=ZSTD_LEVEL))
+        except (zstandard.ZstdError, ValueError, OSError) as exc:  # OSError: not kept,
+            # so its states could not be read after a restart
+            logger.warning("account states: no new dictionary (%s); packed as before, with"
+                           " dictionary %d (0: none)", exc, self.dictionary_id)
             return
         self._dictionaries[dictionary.dict_id()] = dictionary
         self._dictionary = dictionary
-        self._trained += 1
-        self._measured = 0
-        self._retrain_after = self._packs + RETRAIN_AFTER * self._wanted
         self._compressing = threading.local()  # each thread's next pack makes its own
         logger.info("account states are packed with dictionary %d (trained on %d states"
                     " in %.0f ms)", dictionary.dict_id(), len(samples),

@@ -221,3 +221,17 @@ def test_no_samples_packs_without_a_dictionary_and_reads_those_named(tmp_path: P
     subject, pickled = state(7)
     assert frame_dictionary(off.pack(pickled, subject)) == 0
     assert off.unpack(blobs[-1]) == state(39)[1]
+
+
+def test_a_failed_training_counts_and_waits_like_one(caplog: pytest.LogCaptureFixture) -> None:
+    codec = StateCodec(samples=20)
+    for subject, pickled in (state(n) for n in range(40)):
+        codec.pack(pickled, subject)
+    trained = codec.dictionary_id
+    # states it cannot learn from (not pickles) and the dictionary does not fit
+    for n in range(3_000):
+        codec.pack(bytes([n % 251]) * 300 + b"%d" % n, f"acme:acct-{n}")
+    failures = [r for r in caplog.records if "no new dictionary" in r.getMessage()]
+    # one attempt per 10 x 20 states after the last, at most 8 in all: not one per 20
+    assert 1 <= len(failures) <= 8
+    assert codec.dictionary_id == trained  # packs as before
