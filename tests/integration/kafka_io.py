@@ -7,7 +7,7 @@ joins take ~20 s on Tansu, and EOF is exact where watermarks lag.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
@@ -33,9 +33,27 @@ def produce_all(
 
 
 def read_all(
-    bootstrap: str, topic: str, timeout_s: float = 30.0
+    bootstrap: str, topic: str, timeout_s: float = 30.0, *, since: Mapping[int, int] | None = None
 ) -> list[tuple[bytes | None, bytes, list]]:
-    """Every message of every partition of ``topic``, as (key, value, headers)."""
+    """Every message of every partition of ``topic``, as (key, value, headers); with
+    ``since`` (partition -> offset, from :func:`ends`), only those written after."""
+    return [(key, value, headers) for _, _, key, value, headers in
+            _read(bootstrap, topic, timeout_s, since or {})]
+
+
+def ends(bootstrap: str, topic: str, timeout_s: float = 30.0) -> dict[int, int]:
+    """Each partition's next offset: what :func:`read_all` ``since`` skips. (Messages
+    of several partitions arrive interleaved in no fixed order, so a count of them
+    says nothing about which are new.)"""
+    found: dict[int, int] = {}
+    for partition, offset, *_ in _read(bootstrap, topic, timeout_s, {}):
+        found[partition] = max(found.get(partition, 0), offset + 1)
+    return found
+
+
+def _read(
+    bootstrap: str, topic: str, timeout_s: float, since: Mapping[int, int]
+) -> list[tuple[int, int, bytes | None, bytes, list]]:
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -48,9 +66,9 @@ def read_all(
     try:
         metadata = consumer.list_topics(topic, timeout=10)
         partitions = list(metadata.topics[topic].partitions)
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        consumer.assign([TopicPartition(topic, p, since.get(p, 0)) for p in partitions])
         pending = set(partitions)
-        out: list[tuple[bytes | None, bytes, list]] = []
+        out: list[tuple[int, int, bytes | None, bytes, list]] = []
         deadline = time.monotonic() + timeout_s
         while pending:
             assert time.monotonic() < deadline, f"timed out reading {topic}; at EOF: {pending}"
@@ -62,7 +80,8 @@ def read_all(
                     pending.discard(msg.partition())
                     continue
                 raise AssertionError(str(msg.error()))
-            out.append((msg.key(), msg.value(), msg.headers() or []))
+            out.append((msg.partition(), msg.offset(), msg.key(), msg.value(),
+                        msg.headers() or []))
         return out
     finally:
         consumer.close()
