@@ -68,8 +68,9 @@ COMMON_SUBJECTS = 5
 # twelfth against 335 without one; trained on the twelfth's, 154 B). So every 64th
 # state is also compressed without it, and once the last 32 such say it saves less
 # than a fifth, the codec samples and trains again: not sooner than 10 times
-# SAMPLES states after the last training, and at most 8 dictionaries per directory
-# (each stays while a state may name it).
+# SAMPLES states after the last training, and not once a codec counts 8 (those in
+# its directory when it started, and its own trainings since; each stays while a
+# state may name it).
 MEASURE_EVERY = 64
 MEASURED = 32
 MIN_SAVING = 0.2
