@@ -715,7 +715,8 @@ class AccountShard:
                 risk.touched = now
                 touched[subject] = risk
                 self._risk_touched.add(subject)
-            seen = (item.score_time if isinstance(item, RiskScore) else item.event_time).timestamp()
+            seen = (item.score_ts if isinstance(item, RiskScore)
+                    else item.event_time.timestamp())
             if seen > risk.seen:
                 risk.seen = seen
             decisions = risk.decisions
@@ -764,7 +765,7 @@ class AccountShard:
     def _publish(self, risk: _Risk, score: RiskScore, out: ShardOutputs) -> bool:
         """Publish ``score`` if it changes something; else keep it, silent, for a while."""
         policy = self._config.policy
-        risk.newest = max(risk.newest, score.score_time.timestamp())
+        risk.newest = max(risk.newest, score.score_ts)
         if policy is None or risk.publisher.publish(score, policy):
             out.scores.append(score)
             return True

@@ -214,9 +214,9 @@ class AccountDecisions:
         """A new risk context; a score made due by a decisive event decides on it."""
         if score.shadow:
             return []
-        self._note(score.tenant_id, score.account_id, score.score_time.timestamp())
+        self._note(score.tenant_id, score.account_id, score.score_ts)
         out = self._follow_directory()
-        context = ScoreContext(score.score_time.timestamp(), score.expires_at.timestamp(),
+        context = ScoreContext(score.score_ts, score.expires_ts,
                                str(score.tier), score.risk, score.score_id, score.features)
         self.scores.append(context)
         if len(self.scores) > 1 and self.scores[-2].at > context.at:

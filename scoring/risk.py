@@ -188,9 +188,9 @@ class RiskTierTracker:
     def update(self, score: RiskScore) -> Alert | None:
         if score.shadow:
             return None  # shadow models are recorded, never alert
-        now = score.score_time.timestamp()
+        now = score.score_ts
         previous = self.tier if now < self.until else RiskTier.LOW
-        self.tier, self.until = score.tier, score.expires_at.timestamp()
+        self.tier, self.until = score.tier, score.expires_ts
         if _TIER_RANK[score.tier] <= _TIER_RANK[previous]:
             return None
         rule = f"risk_{score.tier}"
@@ -258,9 +258,9 @@ class ScorePublisher:
             or score.tier != last[0]
             or self.moved(score.risk, last[1], policy.min_change)
             or reasons != last[2]
-            or score.score_time.timestamp() >= last[3] - policy.refresh_before.total_seconds()
+            or score.score_ts >= last[3] - policy.refresh_before.total_seconds()
         ):
-            self.last = (str(score.tier), score.risk, reasons, score.expires_at.timestamp())
+            self.last = (str(score.tier), score.risk, reasons, score.expires_ts)
             return True
         return False
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from schemas.alert import Alert, AlertTier, Severity
@@ -53,7 +54,21 @@ def test_a_pickled_score_keeps_every_field() -> None:
 
 
 def test_a_score_pickled_before_its_reduce_still_loads() -> None:
-    assert every_field(pickle.loads(OLD_PICKLE)) == every_field(make_score())
+    old = pickle.loads(OLD_PICKLE)
+    assert every_field(old) == every_field(make_score())
+    assert (old.score_ts, old.expires_ts) == (AT.timestamp(), AT.replace(day=8).timestamp())
+
+
+def test_a_score_keeps_its_times_in_seconds_however_it_was_made() -> None:
+    """Worked out once (the tier, publication and decisions read them), from its times."""
+    score = make_score()
+    expected = (AT.timestamp(), AT.replace(day=8).timestamp())
+    assert (score.score_ts, score.expires_ts) == expected
+    later = replace(score, score_time=AT.replace(hour=13))
+    assert later.score_ts == AT.replace(hour=13).timestamp()
+    for copy in (pickle.loads(pickle.dumps(score)), RiskScore.from_row(score.to_row())):
+        assert (copy.score_ts, copy.expires_ts) == expected
+    assert later == replace(later)  # not compared: derived from the compared times
 
 
 def test_a_score_as_a_row_keeps_every_field_and_pickles_without_objects() -> None:
