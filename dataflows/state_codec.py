@@ -119,11 +119,12 @@ class StateCodec:
         self._size = size
         self._lock = threading.Lock()
         self._dictionaries: dict[int, zstandard.ZstdCompressionDict] = {}
+        on_disk = self._on_disk()
         # packs with the newest there (samples 0: with none, reading those named)
-        self._dictionary = self._newest_on_disk() if samples > 0 else None
+        self._dictionary = self._load(on_disk[-1]) if on_disk and samples > 0 else None
         # Dictionaries trained for the directory (or this codec, without one), at most
         # MAX_DICTIONARIES: each stays while any state may name it.
-        self._trained = len(self._on_disk())
+        self._trained = len(on_disk)
         # (subject, state) of the states packed since sampling began, until trained on:
         # from the first state without a dictionary; again once it no longer fits.
         self._samples: list[tuple[str, bytes]] | None = (
@@ -178,7 +179,7 @@ class StateCodec:
         self._ratio += (ratio - self._ratio) / min(self._measured, MEASURED)
         if (self._measured >= MEASURED and self._ratio > 1.0 - MIN_SAVING
                 and self._packs >= self._retrain_after and self._samples is None
-                and self._trained < MAX_DICTIONARIES and self._wanted > 0):
+                and self._trained < MAX_DICTIONARIES):
             logger.info("account states: dictionary %d saves %.1f %% now; sampling for"
                         " another", self.dictionary_id, 100 * (1.0 - self._ratio))
             self._samples = []
@@ -264,11 +265,9 @@ class StateCodec:
             raise StateDictionaryMissing(dictionary_id, None)
         path = self._path(dictionary_id)
         try:
-            data = path.read_bytes()
+            return self._load(path)
         except FileNotFoundError:
             raise StateDictionaryMissing(dictionary_id, path) from None
-        dictionary = self._dictionaries[dictionary_id] = zstandard.ZstdCompressionDict(data)
-        return dictionary
 
     def _on_disk(self) -> list[Path]:
         """The directory's dictionaries, oldest first."""
@@ -277,12 +276,9 @@ class StateCodec:
         return sorted(self.directory.glob(f"*{SUFFIX}"),
                       key=lambda path: (path.stat().st_mtime_ns, path.name))
 
-    def _newest_on_disk(self) -> zstandard.ZstdCompressionDict | None:
-        """The dictionary written last to the directory, if any (an earlier run's)."""
-        paths = self._on_disk()
-        if not paths:
-            return None
-        dictionary = zstandard.ZstdCompressionDict(paths[-1].read_bytes())
+    def _load(self, path: Path) -> zstandard.ZstdCompressionDict:
+        """The dictionary in ``path``, kept by its id."""
+        dictionary = zstandard.ZstdCompressionDict(path.read_bytes())
         self._dictionaries[dictionary.dict_id()] = dictionary
         return dictionary
 

@@ -6,7 +6,7 @@ The published contract of the ``churn.scores`` message (:meth:`RiskScore.to_docu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -21,12 +21,6 @@ class RiskTier(StrEnum):
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# RiskScore's fields as pickled (__reduce__) and as snapshots before it kept them.
-_PICKLED_FIELDS = (
-    "score_id", "tenant_id", "account_id", "model_version", "feature_version", "ml_risk",
-    "rule_risk", "risk", "tier", "reasons", "score_time", "expires_at", "trigger_event_id",
-    "shadow", "ingested_at", "features", "trigger_alert",
-)
 _MICROSECOND = timedelta(microseconds=1)
 
 # A score as plain values (RiskScore.to_row): its fields in order, the tier as its
@@ -127,3 +121,8 @@ class RiskScore:
             "trigger_event_id": self.trigger_event_id,
             "shadow": self.shadow,
         }
+
+
+# RiskScore's fields as pickled (__reduce__) and as snapshots before it kept them:
+# those its __init__ takes, in order.
+_PICKLED_FIELDS = tuple(f.name for f in fields(RiskScore) if f.init)
