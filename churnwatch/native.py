@@ -37,6 +37,7 @@ MODULES = (
     "schemas/event.py",
     "schemas/alert.py",
     "schemas/account.py",
+    "schemas/score.py",
     "featurestore/aggregation.py",
     "detectors/inactivity.py",
     "detectors/lifecycle.py",

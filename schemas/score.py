@@ -6,9 +6,10 @@ The published contract of the ``churn.scores`` message (:meth:`RiskScore.to_docu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from schemas.alert import Alert
 from schemas.event import format_time
@@ -29,9 +30,19 @@ ScoreRow = tuple[str, str, str, str, str, float, float, float, str, tuple[str, .
                  str, bool, float, tuple[float, ...], Alert | None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class RiskScore:
-    """One score of one account by one model (a row of ``risk_scores``)."""
+    """One score of one account by one model (a row of ``risk_scores``).
+
+    Compiled (:mod:`churnwatch.native`), with its ``__init__`` written out, as
+    :class:`~accounts.debounce.ScoreRequest`'s: one is made per due account, most
+    are never published, and a frozen dataclass's generated ``__init__`` (one
+    ``object.__setattr__`` per field, interpreted even in a compiled module) took
+    1.6 us of the 5.5 us a request cost in ``scoring.risk.score_batch``; the tier
+    tracker, the publication and the decisions then read its fields natively. Not
+    frozen for that reason: nothing changes a score once made. Equal and hashed by
+    its published fields, as when it was frozen.
+    """
 
     score_id: str
     tenant_id: str
@@ -46,28 +57,71 @@ class RiskScore:
     score_time: datetime
     expires_at: datetime
     trigger_event_id: str
-    shadow: bool = False
-    ingested_at: float = field(default=0.0, compare=False)
+    shadow: bool
+    ingested_at: float = field(compare=False)
     # For the decision engine, not published: the feature vector scored (in the
     # feature definitions' order) and the decisive alert that made it due.
-    features: tuple[float, ...] = field(default=(), compare=False, repr=False)
-    trigger_alert: Alert | None = field(default=None, compare=False, repr=False)
+    features: tuple[float, ...] = field(compare=False, repr=False)
+    trigger_alert: Alert | None = field(compare=False, repr=False)
     # score_time and expires_at in epoch seconds, worked out once: the risk tier, the
     # publication and the decisions each need them (datetime.timestamp() is about
     # 2,100 instructions, and a score's two times were converted up to 7 times).
     score_ts: float = field(init=False, compare=False, repr=False)
     expires_ts: float = field(init=False, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "score_ts", self.score_time.timestamp())
-        object.__setattr__(self, "expires_ts", self.expires_at.timestamp())
+    def __new__(cls, *args: Any, **kwargs: Any) -> RiskScore:
+        """A score pickled before :meth:`__reduce__` is made bare here, then filled by
+        :meth:`__setstate__` (a compiled class's own ``__new__`` calls ``__init__``).
 
-    def __setstate__(self, state: list[object]) -> None:
+        With a ``__new__`` of its own, compiled code constructs a score through
+        ``*args, **kwargs``: a hot path passes the fields positionally (keywords cost a
+        dict per score; ``scoring.risk.score_batch``, :meth:`from_row`)."""
+        return object.__new__(cls)
+
+    def __init__(
+        self,
+        score_id: str,
+        tenant_id: str,
+        account_id: str,
+        model_version: str,
+        feature_version: str,
+        ml_risk: float,
+        rule_risk: float,
+        risk: float,
+        tier: RiskTier,
+        reasons: tuple[str, ...],
+        score_time: datetime,
+        expires_at: datetime,
+        trigger_event_id: str,
+        shadow: bool = False,
+        ingested_at: float = 0.0,
+        features: tuple[float, ...] = (),
+        trigger_alert: Alert | None = None,
+    ) -> None:
+        self.score_id = score_id
+        self.tenant_id = tenant_id
+        self.account_id = account_id
+        self.model_version = model_version
+        self.feature_version = feature_version
+        self.ml_risk = ml_risk
+        self.rule_risk = rule_risk
+        self.risk = risk
+        self.tier = tier
+        self.reasons = reasons
+        self.score_time = score_time
+        self.expires_at = expires_at
+        self.trigger_event_id = trigger_event_id
+        self.shadow = shadow
+        self.ingested_at = ingested_at
+        self.features = features
+        self.trigger_alert = trigger_alert
+        self.score_ts = score_time.timestamp()
+        self.expires_ts = expires_at.timestamp()
+
+    def __setstate__(self, state: list[Any]) -> None:
         """A score pickled before its own :meth:`__reduce__`: the dataclass's state, the
         values of the fields it had then, in order (the times in seconds made here)."""
-        for name, value in zip(_PICKLED_FIELDS, state, strict=True):
-            object.__setattr__(self, name, value)
-        self.__post_init__()
+        self.__init__(*state)  # type: ignore[misc]
 
     def __reduce__(self) -> tuple[type[RiskScore], tuple[object, ...]]:
         """Pickled as its fields, in order: a slotted dataclass's own pickling walks
@@ -121,8 +175,3 @@ class RiskScore:
             "trigger_event_id": self.trigger_event_id,
             "shadow": self.shadow,
         }
-
-
-# RiskScore's fields as pickled (__reduce__) and as snapshots before it kept them:
-# those its __init__ takes, in order.
-_PICKLED_FIELDS = tuple(f.name for f in fields(RiskScore) if f.init)

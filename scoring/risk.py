@@ -119,33 +119,20 @@ def score_batch(
         decisive = request.rule_risk > 0.0 and request.rule_risk >= ml
         if decisive and policy.blend is not Blend.ML and not shadow:
             reasons = (_decisive_reason(request), *reasons)[:3]
-        out.append(
-            RiskScore(
-                # The trigger too: an out-of-order event shares its as_of with the
-                # newest one; the shadow flag too: a shadow of the same version.
-                score_id=deterministic_id(
-                    "score", "v1", request.tenant_id, request.account_id, version,
-                    repr(request.as_of), request.trigger_event_id, "shadow" if shadow else "",
-                ),
-                tenant_id=request.tenant_id,
-                account_id=request.account_id,
-                model_version=version,
-                feature_version=feature_version,
-                ml_risk=ml,
-                rule_risk=request.rule_risk,
-                risk=risk,
-                tier=policy.tier(risk) if policy is rules_policy or shadow
-                else _blended_tier(policy, rules_policy, request.rule_risk, ml),
-                reasons=reasons,
-                score_time=when,
-                expires_at=when + policy.ttl,
-                trigger_event_id=request.trigger_event_id,
-                shadow=shadow,
-                ingested_at=request.ingested_at,
-                features=request.values,
-                trigger_alert=None if shadow else request.alert,
-            )
+        # The score id names the trigger too (an out-of-order event shares its as_of
+        # with the newest one) and the shadow flag (a shadow of the same version).
+        score_id = deterministic_id(
+            "score", "v1", request.tenant_id, request.account_id, version,
+            repr(request.as_of), request.trigger_event_id, "shadow" if shadow else "",
         )
+        tier = (policy.tier(risk) if policy is rules_policy or shadow
+                else _blended_tier(policy, rules_policy, request.rule_risk, ml))
+        out.append(RiskScore(  # positional: see RiskScore.__new__
+            score_id, request.tenant_id, request.account_id, version, feature_version, ml,
+            request.rule_risk, risk, tier, reasons, when, when + policy.ttl,
+            request.trigger_event_id, shadow, request.ingested_at, request.values,
+            None if shadow else request.alert,
+        ))
     return out
 
 

@@ -6,6 +6,8 @@ import pickle
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
+
 from schemas.alert import Alert, AlertTier, Severity
 from schemas.score import RiskScore, RiskTier
 
@@ -85,3 +87,14 @@ def test_a_score_as_a_row_keeps_every_field_and_pickles_without_objects() -> Non
     # no datetime or RiskScore in a row without an alert: plain values only
     assert b"datetime" not in pickle.dumps(make_score().to_row())
     assert b"RiskScore" not in pickle.dumps(make_score().to_row())
+
+
+def test_a_score_compares_and_hashes_by_its_published_fields() -> None:
+    """As when it was a frozen dataclass: compiled now, with an __init__ of its own."""
+    score = make_score()
+    same = make_score(ingested_at=9.0, features=(3.0,))  # fields not compared
+    assert same == score and hash(same) == hash(score)
+    assert len({score, same, make_score(risk=0.75)}) == 2
+    assert make_score(risk=0.75) != score
+    with pytest.raises(TypeError):
+        RiskScore()  # type: ignore[call-arg]  # a bare score only comes from old pickles
