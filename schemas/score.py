@@ -71,7 +71,8 @@ class RiskScore:
 
     def __new__(cls, *args: Any, **kwargs: Any) -> RiskScore:
         """A score pickled before :meth:`__reduce__` is made bare here, then filled by
-        :meth:`__setstate__` (a compiled class's own ``__new__`` calls ``__init__``).
+        :meth:`__setstate__`: without this, the ``__new__`` mypyc generates would call
+        ``__init__``, to which such a pickle gives no arguments.
 
         With a ``__new__`` of its own, compiled code constructs a score through
         ``*args, **kwargs``: a hot path passes the fields positionally (keywords cost a
