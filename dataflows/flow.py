@@ -379,7 +379,6 @@ def build_dataflow(
             routed.scores,
             routed.decided,
             sinks,
-            metrics,
             decide=scoring.decisions is not None,
         )
     write_alerts_and_signals(
@@ -395,20 +394,12 @@ def write_decisions(
     scores: Stream[RiskScore],
     decided: Stream[Any],
     sinks: FlowSinks,
-    metrics: PipelineMetrics,
     *,
     decide: bool,
 ) -> None:
     """Scores to Postgres and Kafka; decision records, workflow triggers and signals,
     assignments and consent changes to Postgres (one transaction per batch), triggers
-    and signals to Kafka."""
-    op.inspect(
-        "count-scores",
-        scores,
-        lambda _s, score: metrics.scores.labels(
-            tier=str(score.tier), shadow=str(score.shadow).lower()
-        ).inc(),
-    )
+    and signals to Kafka. (The shards' logic counts the scores, a bundle at a time.)"""
     if sinks.risk_scores is not None:
         op.output("risk-scores-postgres-out", scores, sinks.risk_scores)
     if sinks.scores_kafka is not None:

@@ -185,7 +185,8 @@ class PipelineMetrics:
                 "churnwatch_usage_signals", "Usage signals emitted, by type", ("signal_type",)
             ),
             scores=counter(
-                "churnwatch_risk_scores", "Risk scores computed, by tier and shadow",
+                "churnwatch_risk_scores",
+                "Risk scores published (rows and churn.scores messages), by tier and shadow",
                 ("tier", "shadow"),
             ),
             decisions=counter(

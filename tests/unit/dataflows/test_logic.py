@@ -3,14 +3,16 @@ and gauges the accounts and state bytes the shards hold."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 
 from dataflows.logic import ShardLogic
 from dataflows.metrics import PipelineMetrics
+from dataflows.shard import ShardItem
 from tests.builders import T0, make_event
-from tests.unit.dataflows.test_shard import shard
+from tests.unit.dataflows.test_shard import Clock, events, scored_shard, shard
 
 
 def test_the_snapshot_is_timed_as_the_snapshot_shards_stage() -> None:
@@ -54,3 +56,22 @@ def test_the_held_accounts_and_state_bytes_are_gauged_across_the_shards() -> Non
     first.snapshot()  # b: an epoch went by without it, so it is cold now
     assert gauged()[:2] == (2, 1)
     assert gauged()[2] == first._shard.state_bytes + second._shard.state_bytes
+
+
+def test_the_published_scores_are_counted_by_tier_and_shadow() -> None:
+    """A bundle at a time (no Bytewax step per score): the counter holds what left."""
+    registry = CollectorRegistry()
+    clock = Clock()
+    logic = ShardLogic(scored_shard(clock), PipelineMetrics.create(registry))
+    published: Counter[tuple[str, str]] = Counter()
+    batch: list[list[ShardItem]] = [
+        [*events("a", 6)], [*events("b", 3, event_type="billing.payment_failed")]]
+    for out in (*logic.on_batch(batch)[0], *logic.on_eof()[0]):
+        published.update((str(score.tier), str(score.shadow).lower()) for score in out.scores)
+    assert sum(published.values()) >= 2  # each account's first score at least
+    counted = {
+        (sample.labels["tier"], sample.labels["shadow"]): sample.value
+        for metric in registry.collect() if metric.name == "churnwatch_risk_scores"
+        for sample in metric.samples if sample.name.endswith("_total")
+    }
+    assert counted == published
