@@ -48,7 +48,6 @@ class ShardLogic(StatefulBatchLogic[list[ShardItem], ShardOutputs, ShardSnapshot
     ) -> tuple[list[ShardOutputs], bool]:
         out = self._shard.process(values)
         self._count(out)
-        self._count_scores(out)
         self._report_held()
         settle()  # what survived the batch is state: out of the collector's sight
         return ([out] if out else []), StatefulBatchLogic.RETAIN
@@ -58,13 +57,11 @@ class ShardLogic(StatefulBatchLogic[list[ShardItem], ShardOutputs, ShardSnapshot
 
     def on_notify(self) -> tuple[list[ShardOutputs], bool]:
         out = self._shard.on_notify()
-        self._count_scores(out)
         self._report_held()
         return ([out] if out else []), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list[ShardOutputs], bool]:
         out = self._shard.on_eof()
-        self._count_scores(out)
         return ([out] if out else []), StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> ShardSnapshot:
@@ -87,16 +84,6 @@ class ShardLogic(StatefulBatchLogic[list[ShardItem], ShardOutputs, ShardSnapshot
         self._cold_gauge.inc(held[1] - was[1])
         self._metrics.state_bytes.inc(held[2] - was[2])
         self._reported = held
-
-    def _count_scores(self, out: ShardOutputs) -> None:
-        """The bundle's published scores, by tier and shadow: one increment per pair of
-        labels. (A Bytewax ``inspect`` step counted them one by one: a Python call, a
-        ``labels()`` lookup and an ``inc()`` per score, about 0.14 per event.)"""
-        if not out.scores:
-            return
-        tally = Counter((str(score.tier), score.shadow) for score in out.scores)
-        for (tier, shadow), count in tally.items():
-            self._metrics.scores.labels(tier=tier, shadow=str(shadow).lower()).inc(count)
 
     def _count(self, out: ShardOutputs) -> None:
         metrics, shard = self._metrics, self._shard
@@ -123,6 +110,11 @@ class ShardLogic(StatefulBatchLogic[list[ShardItem], ShardOutputs, ShardSnapshot
                     extra={"partition": letter.partition, "offset": letter.offset,
                            "error": letter.detail},
                 )
+        if out.scores:  # by tier and shadow: one increment per pair of labels (a Bytewax
+            # inspect step used to count them one by one, a labels() lookup each)
+            tally = Counter((str(score.tier), score.shadow) for score in out.scores)
+            for (tier, shadow), count in tally.items():
+                metrics.scores.labels(tier=tier, shadow=str(shadow).lower()).inc(count)
         for outcome in out.outcomes:  # rare: reported back by the workflows' systems
             metrics.workflow_outcomes.labels(outcome=str(outcome.outcome)).inc()
         for item in out.decided:

@@ -59,7 +59,8 @@ def test_the_held_accounts_and_state_bytes_are_gauged_across_the_shards() -> Non
 
 
 def test_the_published_scores_are_counted_by_tier_and_shadow() -> None:
-    """A bundle at a time (no Bytewax step per score): the counter holds what left."""
+    """A bundle at a time, with the batch's other counts (no Bytewax step per score):
+    the counter holds every score that left, the end of input's flush adding none."""
     registry = CollectorRegistry()
     clock = Clock()
     logic = ShardLogic(scored_shard(clock), PipelineMetrics.create(registry))
