@@ -746,11 +746,12 @@ class AccountShard:
                 self._publish_referenced(risk, decided, out)
                 out.decided.extend(decided)
         warm = self._risk
+        memory = self._risk_memory()
         for subject, risk in touched.items():
             if risk.forgettable():
                 self._forget_risk(subject)
             else:  # its own TTL, as its news left it (cold, it is not unpickled to know)
-                self._risk_until[subject] = risk.seen + self._risk_ttl(risk)
+                self._risk_until[subject] = risk.seen + self._risk_ttl(risk, memory)
                 warm.pop(subject, None)  # put back last: the most recently active (_shed)
                 warm[subject] = risk
 
@@ -834,8 +835,9 @@ class AccountShard:
         idle_before = (now - self._config.idle_ttl).timestamp()
         for subject in subjects(self._last_active.values() <= idle_before):
             self._forget_account(subject)
+        memory = self._risk_memory() if self._risk else 0.0
         for subject in [s for s, r in self._risk.items()
-                        if now >= r.touched + timedelta(seconds=self._risk_ttl(r))]:
+                        if now >= r.touched + timedelta(seconds=self._risk_ttl(r, memory))]:
             self._forget_risk(subject)
         for subject in subjects(self._risk_expires.values() <= now.timestamp()):
             self._forget_risk(subject)
@@ -891,20 +893,32 @@ class AccountShard:
             )
         return longest
 
-    def _risk_ttl(self, risk: _Risk) -> float:
-        """After this long without news (seconds), nothing is left to remember:
-        the tier has lapsed and every window of the live policy has passed. A
-        cancellation or an opt-out is kept longer (REMEMBER_REFUSALS). In seconds, not
-        a timedelta: it is asked for every account a batch scores."""
+    def _risk_memory(self) -> float:
+        """How long (seconds) any risk state must be remembered after its last news:
+        until its tier lapses and every window of the live decision policy passes.
+        Asked once per batch or sweep, not per account: reading the live policy is a
+        call into its holder and a cached property (about 3,600 instructions), and
+        a reload between batches is seen at the next."""
         policy = self._config.policy
         assert policy is not None  # risk state exists only when scoring
-        ttl = policy.ttl.total_seconds()
-        decisions, engine = risk.decisions, self._config.decisions
-        if decisions is not None and engine is not None:
-            ttl = max(ttl, float(engine.policy.longest_memory_seconds))
-            if decisions.cancelled or (decisions.consent and not decisions.consent[0]):
-                ttl = max(ttl, _REMEMBER_REFUSALS_SECONDS)
-        return ttl
+        memory = policy.ttl.total_seconds()
+        engine = self._config.decisions
+        if engine is not None:
+            memory = max(memory, float(engine.policy.longest_memory_seconds))
+        return memory
+
+    @staticmethod
+    def _risk_ttl(risk: _Risk, memory: float) -> float:
+        """After this long without news (seconds), nothing is left to remember of
+        ``risk``: ``memory`` (:meth:`_risk_memory`), or longer for a cancellation or an
+        opt-out (REMEMBER_REFUSALS). In seconds, not a timedelta: it is asked for every
+        account a batch scores."""
+        decisions = risk.decisions
+        if decisions is not None and (
+            decisions.cancelled or (decisions.consent and not decisions.consent[0])
+        ):
+            return max(memory, _REMEMBER_REFUSALS_SECONDS)
+        return memory
 
     # -- recovery --------------------------------------------------------------
 
@@ -986,12 +1000,13 @@ class AccountShard:
             if subject in touched:  # stays touched: changed this epoch (the shard log)
                 self._frozen[subject] = self._codec.pack(processor.snapshot().state, subject)
         risks, risk_touched = self._risk, self._risk_touched
+        memory = self._risk_memory() if len(risks) > cap else 0.0
         for subject in list(islice(risks, len(risks) - cap)) if len(risks) > cap else ():
             risk = risks.pop(subject)
             if subject in risk_touched:
                 self._risk_frozen[subject] = self._codec.pack(risk.snapshot(), subject)
             self._risk_expires[subject] = (
-                risk.touched + timedelta(seconds=self._risk_ttl(risk))).timestamp()
+                risk.touched + timedelta(seconds=self._risk_ttl(risk, memory))).timestamp()
 
     def _cool(self, touched: set[str], risk_touched: set[str]) -> None:
         """Drop the live objects of the accounts an epoch went by without; their
@@ -1000,7 +1015,9 @@ class AccountShard:
         dirty = self._dirty
         for subject in [s for s in self._accounts if s not in touched and s not in dirty]:
             del self._accounts[subject]
-        for subject in [s for s in self._risk if s not in risk_touched]:
+        cooling = [s for s in self._risk if s not in risk_touched]
+        memory = self._risk_memory() if cooling else 0.0
+        for subject in cooling:
             risk = self._risk.pop(subject)
             self._risk_expires[subject] = (
-                risk.touched + timedelta(seconds=self._risk_ttl(risk))).timestamp()
+                risk.touched + timedelta(seconds=self._risk_ttl(risk, memory))).timestamp()
