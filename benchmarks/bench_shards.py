@@ -11,7 +11,8 @@ Bytewax dataflow or server runs: a simulated history's valid events, parsed as
 the parse step does, go through the dataflow's shards (64 by default, each an
 :class:`~dataflows.shard.AccountShard` configured by
 :func:`~dataflows.flow.shard_config_of` as ``churnwatch run`` with an accounts
-table and recovery, the shard log in a temporary folder), batch by batch, with
+table and recovery, the shard log in a temporary folder; the environment's
+``CHURNWATCH_*`` settings apply, e.g. ``CHURNWATCH_SHARDS``), batch by batch, with
 the input partition's day closes where the parse step puts them (the rescoring
 of silent accounts), and the flushes and the epochs' snapshots at the
 benchmark's pace (no inactivity signals: they come from the input partitions'
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import statistics
 import sys
@@ -178,7 +180,7 @@ def one_pass(flow: FlowConfig, stream: list[Event | DayClosed], accounts: int,
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     tune_process()
-    flow = flow_config(Settings())
+    flow = flow_config(Settings.from_env(os.environ))  # CHURNWATCH_SHARDS, ... apply
     stream = history(flow, args.accounts, args.days, args.seed)
     events = sum(1 for item in stream if type(item) is not DayClosed)
     timings: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total")}
