@@ -43,15 +43,19 @@ def isolated_settings(base: Settings, tag: str, recovery_root: Path, *, batch_si
     )
 
 
-def init_recovery(settings: Settings) -> None:
-    """Create the recovery partitions before the cluster starts.
+def init_recovery(settings: Settings, overrides: Sequence[str] = ()) -> None:
+    """Create the recovery partitions before the cluster starts, as the run will see
+    them: with the same CHURNWATCH_NAME=VALUE ``overrides`` (``--env
+    CHURNWATCH_SHARDS=16``: made for 64 shards, the run refused to start).
 
     Every process of a fresh cluster would otherwise create them at once, and
     the loser of that race panics ("table parts already exists").
     """
+    from churnwatch.settings import Settings
     from dataflows.run import recovery_config
 
-    recovery_config(settings.recovery_dir, settings.recovery_partitions, shards=settings.shards)
+    run = Settings.from_env(child_env(settings, overrides)) if overrides else settings
+    recovery_config(run.recovery_dir, run.recovery_partitions, shards=run.shards)
 
 
 def child_env(settings: Settings, overrides: Sequence[str] = ()) -> dict[str, str]:

@@ -117,7 +117,7 @@ def run_full(children: ChildProcesses, base: Settings, options: PipelineOptions,
     overrides = [*options.env, *env]
     port = free_port_block(processes)
     settings = _settings(base, tag, state_dir, options, port, events_topic)
-    init_recovery(settings)
+    init_recovery(settings, overrides)
     logs = state_dir / "logs"
     out, err = logs / f"{tag}.out", logs / f"{tag}.err"
     cpu_before = children_cpu_s()
@@ -216,7 +216,7 @@ def run_latency(children: ChildProcesses, base: Settings, options: PipelineOptio
 
     port = free_port_block(options.processes)
     settings = _settings(base, "lat", state_dir, options, port)
-    init_recovery(settings)
+    init_recovery(settings, options.env)
     assert base.kafka_bootstrap
     warm_up = f"{settings.topics.events}.warm-up"
     ensure_topics(base.kafka_bootstrap, [settings.topics.events], options.partitions)
