@@ -835,7 +835,7 @@ class AccountShard:
         idle_before = (now - self._config.idle_ttl).timestamp()
         for subject in subjects(self._last_active.values() <= idle_before):
             self._forget_account(subject)
-        memory = self._risk_memory() if self._risk else 0.0
+        memory = self._risk_memory()
         for subject in [s for s, r in self._risk.items()
                         if now >= r.touched + timedelta(seconds=self._risk_ttl(r, memory))]:
             self._forget_risk(subject)
@@ -898,9 +898,11 @@ class AccountShard:
         until its tier lapses and every window of the live decision policy passes.
         Asked once per batch or sweep, not per account: reading the live policy is a
         call into its holder and a cached property (about 3,600 instructions), and
-        a reload between batches is seen at the next."""
+        a reload between batches is seen at the next. Without scoring there is no
+        risk state: 0."""
         policy = self._config.policy
-        assert policy is not None  # risk state exists only when scoring
+        if policy is None:
+            return 0.0
         memory = policy.ttl.total_seconds()
         engine = self._config.decisions
         if engine is not None:
@@ -1000,7 +1002,7 @@ class AccountShard:
             if subject in touched:  # stays touched: changed this epoch (the shard log)
                 self._frozen[subject] = self._codec.pack(processor.snapshot().state, subject)
         risks, risk_touched = self._risk, self._risk_touched
-        memory = self._risk_memory() if len(risks) > cap else 0.0
+        memory = self._risk_memory()
         for subject in list(islice(risks, len(risks) - cap)) if len(risks) > cap else ():
             risk = risks.pop(subject)
             if subject in risk_touched:
@@ -1015,9 +1017,8 @@ class AccountShard:
         dirty = self._dirty
         for subject in [s for s in self._accounts if s not in touched and s not in dirty]:
             del self._accounts[subject]
-        cooling = [s for s in self._risk if s not in risk_touched]
-        memory = self._risk_memory() if cooling else 0.0
-        for subject in cooling:
+        memory = self._risk_memory()
+        for subject in [s for s in self._risk if s not in risk_touched]:
             risk = self._risk.pop(subject)
             self._risk_expires[subject] = (
                 risk.touched + timedelta(seconds=self._risk_ttl(risk, memory))).timestamp()
