@@ -296,7 +296,8 @@ def shard_config_of(
         else max(1, -(-config.warm_accounts // config.shards)),
         log=log,
         shards=config.shards,
-        codec=StateCodec(samples=config.state_dictionary_samples),  # used without a log
+        codec=StateCodec(samples=config.state_dictionary_samples) if log is None
+        else log.codec,
     )
 
 

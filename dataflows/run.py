@@ -28,6 +28,7 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
 from dataflows.collector import tune_garbage_collector, unsettle
+from dataflows.durable import write_file
 from dataflows.shard_log import ShardLogMissing
 from dataflows.state_codec import StateDictionaryMissing
 from schemas.errors import ChurnwatchError
@@ -201,24 +202,13 @@ def _prepare_recovery(directory: Path, partitions: int, shards: int | None) -> R
         # Empty: a first start that could not write it (its disk full), so no state yet.
         recorded = marker.read_text().strip() if marker.exists() else ""
         if not recorded:
-            _write_atomically(marker, f"{shards}\n")
+            write_file(marker, f"{shards}\n".encode())
         elif int(recorded) != shards:
             raise RecoveryLayoutError(directory, int(recorded), shards)
     if not any(directory.glob("part-*.sqlite3")):
         _create_partitions(directory, partitions)
         log.info("created %d recovery partition(s) in %s", partitions, directory)
     return RecoveryConfig(directory)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(text)
-        os.replace(partial, path)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        # The failed flush names no file: name it, so it is known for the directory's.
-        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 def _create_partitions(directory: Path, partitions: int) -> None:

@@ -26,7 +26,6 @@ dictionaries are kept in the log's folder (:data:`~dataflows.state_codec.DICTION
 
 from __future__ import annotations
 
-import os
 import pickle
 import secrets
 import time
@@ -36,6 +35,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from dataflows.durable import write_file
 from dataflows.state_codec import DICTIONARY_FOLDER, StateCodec
 from schemas.errors import ChurnwatchError
 
@@ -148,21 +148,7 @@ class ShardLog:
         # again after a crash never overwrites a file an older snapshot names.
         name = f"{time.time_ns():020d}-{secrets.token_hex(4)}{SUFFIX}"
         data = pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL)
-        partial = folder / f".{name}.partial"
-        try:
-            with open(partial, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-        except OSError as exc:  # a full disk: named, so the run reports its directory
-            partial.unlink(missing_ok=True)
-            raise OSError(exc.errno, exc.strerror, str(partial)) from exc
-        os.replace(partial, folder / name)
-        directory = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        write_file(folder / name, data)
         self.bytes_written += len(data)
         return name
 

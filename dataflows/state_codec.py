@@ -33,7 +33,6 @@ share (feature names, tiers, tenants).
 from __future__ import annotations
 
 import logging
-import os
 import pickletools
 import secrets
 import threading
@@ -45,6 +44,7 @@ from typing import ClassVar
 
 import zstandard
 
+from dataflows.durable import write_file
 from schemas.errors import ChurnwatchError
 
 logger = logging.getLogger(__name__)
@@ -244,15 +244,11 @@ class StateCodec:
             return dictionary
         directory.mkdir(parents=True, exist_ok=True)
         data = dictionary.as_bytes()
-        while not _written(data, self._path(int.from_bytes(data[4:8], "little"))):
+        while not write_file(self._path(int.from_bytes(data[4:8], "little")), data,
+                             replace=False):
             # another's under that id (zstd's ids are random: seldom): another id
             other = secrets.randbelow(_LAST_ID - _FIRST_ID) + _FIRST_ID
             data = data[:4] + other.to_bytes(4, "little") + data[8:]
-        folder = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
         return zstandard.ZstdCompressionDict(data)
 
     def _dictionary_of(self, dictionary_id: int) -> zstandard.ZstdCompressionDict | None:
@@ -285,23 +281,6 @@ class StateCodec:
     def _path(self, dictionary_id: int) -> Path:
         assert self.directory is not None
         return self.directory / f"{dictionary_id:08x}{SUFFIX}"
-
-
-def _written(data: bytes, path: Path) -> bool:
-    """Whether ``path`` holds ``data`` now: written (synced) if it was not there; not
-    replaced if it was (frames may name it), and then False if it holds other bytes."""
-    partial = path.parent / f".{path.name}.{secrets.token_hex(4)}.partial"
-    try:
-        with open(partial, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.link(partial, path)  # never replaces
-    except FileExistsError:
-        return path.read_bytes() == data
-    finally:
-        partial.unlink(missing_ok=True)
-    return True
 
 
 def scrubbed(samples: list[tuple[str, bytes]]) -> list[bytes | bytearray | memoryview]:
