@@ -209,6 +209,7 @@ class MessageParser:
         kinds: Tally[tuple[str, str]] = Tally()
         read = 0
         tracked = 0  # the valid events the absence trackers have seen
+        tracking_s = 0.0  # their time: a stage of its own, not the parse's
         decoder = self.decoder
         for value, key, topic, partition, offset, timestamp, error, headers in _raw(
             messages, decoder is not None
@@ -256,8 +257,9 @@ class MessageParser:
                     if ts >= days.next_at:
                         closed = days.observe(ts)
                         if closed:  # before the event that closed them
-                            self._close_days(result.partition, closed, ts, by_shard,
-                                             absences, valid[tracked:], erased_accounts, out)
+                            tracking_s += self._close_days(
+                                result.partition, closed, ts, by_shard, absences,
+                                valid[tracked:], erased_accounts, out)
                             tracked, erased_accounts = len(valid), []
                 by_shard.setdefault(shard_of(result.subject, shards), []).append(result)
                 valid.append(result)
@@ -265,8 +267,8 @@ class MessageParser:
         if absences is not None:
             # With day closes (scoring on), finished silences are signalled at the next
             # day close, not at this batch's end (see AbsenceTracking.track).
-            self._track(absences, valid[tracked:], erased_accounts, by_shard, out,
-                        finalise=days is None)
+            tracking_s += self._track(absences, valid[tracked:], erased_accounts, by_shard,
+                                      out, finalise=days is None)
         out.extend((shard_key(shard), items) for shard, items in by_shard.items())
         self._metrics.messages.inc(read)
         for reason, count in rejected.items():
@@ -277,7 +279,7 @@ class MessageParser:
                 tenant=tenant_label(tenant), event_type=event_type_label(event_type)
             ).inc(count)
         self._metrics.count_unknown_fields(valid)
-        self._seconds.observe(time.perf_counter() - started)
+        self._seconds.observe(time.perf_counter() - started - tracking_s)
         return out
 
     def finish(self, absences: AbsenceTracking | None) -> list[Parsed]:
@@ -330,7 +332,7 @@ class MessageParser:
         events: list[Event],
         erased_accounts: list[tuple[str, str]],
         out: list[Parsed],
-    ) -> None:
+    ) -> float:
         """The partition's watermark closes days with the event at ``ts``, which comes
         next: each day close goes to every shard first, so each rescores its silent
         accounts on exactly the events read before that one. In an input ordered by
@@ -338,13 +340,15 @@ class MessageParser:
         whichever partition they were read from (the same in a file replay and over
         any number of Kafka partitions). Then the absence trackers take the events read so
         far and the watermark's move (its alerts of silences ongoing at the new day
-        follow the day close, so their decisions see the rescored risk)."""
+        follow the day close, so their decisions see the rescored risk). Answers the
+        trackers' seconds."""
         for day in closed:
             marker = DayClosed(partition, day)
             for shard in range(self._shards):
                 by_shard.setdefault(shard, []).append(marker)
-        if absences is not None:
-            self._track(absences, events, erased_accounts, by_shard, out, until=ts)
+        if absences is None:
+            return 0.0
+        return self._track(absences, events, erased_accounts, by_shard, out, until=ts)
 
     def _track(
         self,
@@ -355,18 +359,22 @@ class MessageParser:
         out: list[Parsed],
         until: float | None = None,
         finalise: bool = True,
-    ) -> None:
+    ) -> float:
         """Events through the partition's absence trackers (which forget the erased
         accounts): their signals out, and (scoring on) their alerts to their accounts'
         shards, after the events. ``until``: the event time the watermark then moves to
-        (a day close); ``finalise``: see :meth:`AbsenceTracking.track`."""
+        (a day close); ``finalise``: see :meth:`AbsenceTracking.track`. Answers the
+        seconds it took, which the ``track-inactivity`` stage counts (the parse's
+        stage leaves them out: the two add up)."""
         started = time.perf_counter()
         for signal in absences.track(events, erased_accounts, until, finalise=finalise):
             out.append(signal)
             if self._shards_score:
                 shard = shard_of(subject_key(signal.tenant_id, signal.account_id), self._shards)
                 by_shard.setdefault(shard, []).append(signal.to_alert())
-        self._tracking_seconds.observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self._tracking_seconds.observe(seconds)
+        return seconds
 
 
 # How input waits for the schema registry while it does not answer.
