@@ -171,8 +171,8 @@ class PendingRecord:
 
     A frozen record rebuilt per account and batch, with its merge's helpers
     interpreted, cost about 13 Python-level calls per account and batch: 6.8 % of the
-    shards' instructions in ``bench_shards`` (README, Speed). Compiled, this is a few
-    attribute stores.
+    shards' instructions in ``bench_shards`` (benchmarks/HISTORY.md, session 18).
+    Compiled, this is a few attribute stores.
     """
 
     __slots__ = ("account_id", "company_name", "first_seen", "last_event_at", "mrr", "owner",

@@ -22,7 +22,7 @@ on their way to the sinks, and ``gc.freeze()`` (constant time) moves it where
 the collector does not look; reference counting still frees it when it goes.
 The collector then only sees what one batch allocated: on that run, 67 pauses,
 1.3 s in all, none over 0.1 s; on the 7-day benchmark, 0.4 s in all instead of
-4.0 s (README, Speed).
+4.0 s (benchmarks/HISTORY.md, session 14).
 
 The price: a reference cycle that outlives the batch that made it is never
 collected. The data plane makes almost none: after the 7-day benchmark's run,
@@ -37,7 +37,7 @@ partitions' absence trackers): :func:`paused` keeps the collector off meanwhile,
 then freezes what was built. At 1M accounts (``python -m
 benchmarks.bench_recovery_state``) the trackers' restore from the absence log took
 3.43 s with the collector looking through each entry as it was made, and 1.78 s
-without; the shards' 2.24 s and 1.76 s (README, Speed).
+without; the shards' 2.24 s and 1.76 s (benchmarks/HISTORY.md, session 14).
 """
 
 from __future__ import annotations
