@@ -3,9 +3,10 @@
 :func:`run_pipeline_benchmark` does what ``python -m benchmarks.bench_pipeline``
 describes: simulate and produce once, then per repeat the floor, the
 hand-written reference and the full pipeline (P processes, 1 process, scoring
-and decisions off) over the same topic, then the latency phase; it prints
-progress, the table and the wall time of each phase, and writes ``result.json``
-and ``chart.png``.
+and decisions off) over the same topic, then the latency phase, then the
+replay of a long history from a file (:mod:`~benchmarks.harness.replay_run`);
+it prints progress, the table and the wall time of each phase, and writes
+``result.json`` and ``chart.png``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from benchmarks.harness.prometheus import scrape, sum_buckets, sum_stages
 from benchmarks.harness.quantiles import bucket_quantile, median_of, share_at_most
 from benchmarks.harness.redis_memory import feature_memory
 from benchmarks.harness.reference import run_reference
+from benchmarks.harness.replay_run import run_replay
 from benchmarks.harness.report import (
     draw_chart,
     environment,
@@ -86,6 +88,9 @@ class PipelineOptions:
     skip_reference: bool
     skip_one_process: bool
     skip_scoring_off: bool
+    skip_replay: bool
+    replay_accounts: int
+    replay_days: int
     repeat: int
     batch_size: int
     sample_interval: float
@@ -400,6 +405,16 @@ def _measure(report: Figures, children: ChildProcesses, options: PipelineOptions
             with phases.phase("latency"):
                 report["latency"] = run_latency(children, base, options, state_dir, servers)
         children.stop_all()
+    if not options.skip_replay:  # files in, files out: after the stack, which it needs not
+        _progress(f"replay phase: {options.replay_accounts:,} accounts over "
+                  f"{options.replay_days} days, {options.processes} process(es)")
+        with phases.phase("replay"):
+            replay = report["replay"] = run_replay(
+                children, accounts=options.replay_accounts, days=options.replay_days,
+                seed=options.seed, processes=options.processes, overrides=options.env,
+                state_dir=state_dir)
+        _progress(f"replay: {replay['messages']:,} messages in {replay['wall_s']:.1f}s wall "
+                  f"(simulated in {replay['simulate_s']:.1f}s, untimed)")
 
 
 def run_pipeline_benchmark(options: PipelineOptions) -> int:
@@ -431,7 +446,8 @@ def run_pipeline_benchmark(options: PipelineOptions) -> int:
     report["targets"] = targets(report["full"], report["floor"], report.get("latency"),
                                 options.rate, report.get("reference"),
                                 full_1=report.get("full_1"),
-                                scoring_off=report.get("scoring_off"))
+                                scoring_off=report.get("scoring_off"),
+                                replay=report.get("replay"))
     print()
     print_table(table(report))
     result_path, chart_path = out_dir / "result.json", out_dir / "chart.png"

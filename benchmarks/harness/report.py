@@ -57,6 +57,14 @@ def number(value: float | None, fmt: str = "{:,.0f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
+def duration(seconds: float) -> str:
+    """``"80.3 s (1 min 20 s)"``: seconds, and minutes from a minute on."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{seconds:.1f} s"
+    return f"{seconds:,.1f} s ({whole // 60} min {whole % 60} s)"
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:,.0f} ms"
 
@@ -126,6 +134,9 @@ def table(report: Figures) -> list[tuple[str, str]]:
     latency = report.get("latency")
     if latency is not None:
         rows += _latency_rows(latency)
+    replay = report.get("replay")
+    if replay is not None:
+        rows += _replay_rows(replay)
     redis_ = report["redis"]
     rss = ", ".join(f"{role} {mib:,.0f}" for role, mib in full["peak_rss_mib"].items())
     rows += [
@@ -195,6 +206,7 @@ _PHASE_LABELS = {
     "full_1": "full, 1 process",
     "scoring_off": "full, scoring and decisions off, {many}",
     "latency": "latency phase",
+    "replay": "replay phase (its simulation included)",
 }
 
 
@@ -224,6 +236,23 @@ def _reference_rows(full: Figures, reference: Figures) -> list[tuple[str, str]]:
          f"{int(reference.get('alerts') or 0):,} / "
          f"{int(reference.get('hashes_written') or 0):,} "
          f"(flushed every {reference['flush_interval_s']:g} s)"),
+    ]
+
+
+def _replay_rows(replay: Figures) -> list[tuple[str, str]]:
+    """The replay of a long history from a file: its time, rate and outputs."""
+    outputs = replay["outputs"]
+    per_1000 = number(replay.get("score_rows_per_1000_events"), "{:,.1f}")
+    return [
+        (f"churnwatch replay of a file ({replay['days']} days from {replay['start']}, "
+         f"{replay['accounts']:,} accounts, {replay['processes']} process(es))", ""),
+        ("  messages / simulated in (untimed)",
+         f"{replay['messages']:,} / {replay['simulate_s']:.1f} s"),
+        ("  wall / messages per s", f"{duration(replay['wall_s'])} / "
+                                    f"{number(replay['events_per_s_wall'])}"),
+        ("  scores / decisions / alerts (scores per 1,000 events)",
+         f"{outputs.get('scores', 0):,} / {outputs.get('decisions', 0):,} / "
+         f"{outputs.get('alerts', 0):,} ({per_1000})"),
     ]
 
 
@@ -308,6 +337,8 @@ def _target_row(row: Figures) -> tuple[str, str]:
         shown = "-"
     elif unit == "s":
         shown = _ms(value)
+    elif unit == "duration":
+        shown = duration(value)
     else:
         shown = _TARGET_FORMATS.get(unit, "{}").format(value)
     verdict = "n/a" if row["met"] is None else "met" if row["met"] else "NOT met"

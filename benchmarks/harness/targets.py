@@ -15,6 +15,8 @@ TARGET_TIER1_P99_S = 0.250
 TARGET_TIER1_RATE = 10_000
 TARGET_FLOOR_SHARE = 0.5
 TARGET_REFERENCE_SHARE = 0.5  # of the hand-written confluent-kafka loop (issue #11 item 8)
+TARGET_REPLAY_S = 120.0  # `churnwatch replay` of the history below, processes allowed
+TARGET_REPLAY_HISTORY = (182, 5_000)  # days, accounts: the issue's 6-month history
 
 # What every churnwatch run over the same topic must count alike, whatever its
 # processes or settings: a run that dead-letters what another accepts is not timing
@@ -31,18 +33,22 @@ def counts_agree(run: Figures, full: Figures) -> bool:
 
 def targets(full: Figures, floor: Figures, latency: Figures | None,
             rate: int, reference: Figures | None = None, *,
-            full_1: Figures | None = None, scoring_off: Figures | None = None) -> list[Figures]:
+            full_1: Figures | None = None, scoring_off: Figures | None = None,
+            replay: Figures | None = None) -> list[Figures]:
     """One row per target: ``target`` (its wording), ``value``, ``unit`` and ``met``.
 
     ``met`` is None when the run cannot say. ``unit`` is one of "events/s",
-    "s", "share", "ratio" and "rows/1000 events", for the table to format
-    ``value`` by. ``rate`` is the produce rate of the latency phase, named in the
+    "s" (a latency), "duration", "share", "ratio" and "rows/1000 events", for the
+    table to format ``value`` by. ``rate`` is the produce rate of the latency phase, named in the
     tier-1 row when it is not the target's own. A row whose run was skipped
     (``latency``, ``reference``, ``full_1``: the full pipeline with one process,
     ``scoring_off``: with scoring and decisions off) is left out, and so is the
     score-rows row when ``full`` has no ``score_rows_per_1000_events`` figure. The
     rows of ``scoring_off`` and ``full_1`` have no verdict (``met`` None) unless
-    they :func:`counts_agree` with ``full``.
+    they :func:`counts_agree` with ``full``. ``replay`` (the replay of a long
+    history from a file) adds its wall time and its own score rows per 1,000
+    events: the issue's busy history, on which the scores-on-change target was
+    set; another history's rows say so and have no verdict.
     """
     sustained = full.get("events_per_s_sustained")
     rows: list[Figures] = [
@@ -63,6 +69,8 @@ def targets(full: Figures, floor: Figures, latency: Figures | None,
         rows.append(_row(f"score rows per 1,000 events <= {TARGET_SCORE_ROWS_PER_1000:g}, "
                          f"full pipeline", per_1000, "rows/1000 events",
                          None if per_1000 is None else per_1000 <= TARGET_SCORE_ROWS_PER_1000))
+    if replay is not None:
+        rows += _replay_rows(replay)
     if latency is not None:
         rows.append(_tier1_row(latency, rate))
     share = ratio(sustained, floor.get("events_per_s_sustained"))
@@ -113,3 +121,22 @@ def _tier1_row(latency: Figures, rate: int) -> Figures:
     # The exact share at the 250 ms bucket bound beats an interpolated p99.
     met = share >= 0.99 if share is not None else (p99 is not None and p99 <= TARGET_TIER1_P99_S)
     return _row(label, p99, "s", bool(met) if tier1 else None)
+
+
+def _replay_rows(replay: Figures) -> list[Figures]:
+    """The replay's wall time and score rows, on the history the targets were set for."""
+    days, accounts = TARGET_REPLAY_HISTORY
+    history = f"{replay['days']} days, {replay['accounts']:,} accounts"
+    judged = (replay["days"], replay["accounts"]) == TARGET_REPLAY_HISTORY
+    if not judged:  # another history: the figures, no verdict
+        history += f"; targets set for {days} days, {accounts:,} accounts"
+    wall, per_1000 = replay.get("wall_s"), replay.get("score_rows_per_1000_events")
+    return [
+        _row(f"churnwatch replay <= {TARGET_REPLAY_S:g} s ({history}, "
+             f"{replay['processes']} process(es))", wall, "duration",
+             None if wall is None or not judged else wall <= TARGET_REPLAY_S),
+        _row(f"score rows per 1,000 events <= {TARGET_SCORE_ROWS_PER_1000:g}, the replay "
+             f"({history})", per_1000, "rows/1000 events",
+             None if per_1000 is None or not judged
+             else per_1000 <= TARGET_SCORE_ROWS_PER_1000),
+    ]

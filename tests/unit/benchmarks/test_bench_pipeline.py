@@ -17,7 +17,9 @@ def _options(argv: list[str]) -> PipelineOptions:
 def test_every_run_is_on_by_default() -> None:
     options = _options([])
     assert (options.skip_reference, options.skip_one_process, options.skip_scoring_off,
-            options.skip_latency) == (False, False, False, False)
+            options.skip_latency, options.skip_replay) == (False, False, False, False, False)
+    # the replay's history is the issue's: 5,000 accounts over 6 months
+    assert (options.replay_accounts, options.replay_days) == (5_000, 182)
 
 
 def test_the_one_process_and_scoring_off_runs_can_be_skipped() -> None:

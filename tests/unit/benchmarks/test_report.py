@@ -35,7 +35,8 @@ def _report(**runs: Figures) -> Figures:
         **runs,
     }
     report["targets"] = targets(full, report["floor"], None, rate=10_000,
-                                full_1=runs.get("full_1"), scoring_off=runs.get("scoring_off"))
+                                full_1=runs.get("full_1"), scoring_off=runs.get("scoring_off"),
+                                replay=runs.get("replay"))
     return report
 
 
@@ -94,3 +95,19 @@ def test_the_wall_time_of_every_phase_is_printed_with_the_total() -> None:
     assert _value(rows, "floor, 2 process(es) and 1 process") == "12.0 s"
     assert _value(rows, "full, 1 process") == "30.5 s"
     assert _value(rows, "other") == "4.0 s"
+
+
+def test_the_replay_is_shown_with_its_time_outputs_and_targets() -> None:
+    rows = table(_report(replay={
+        "accounts": 5_000, "days": 182, "start": "2026-05-01", "processes": 2,
+        "simulate_s": 50.0, "messages": 6_160_432, "events": 6_148_111,
+        "outputs": {"scores": 259_346, "decisions": 30_000, "alerts": 40_000},
+        "wall_s": 80.4, "events_per_s_wall": 76_622.3, "score_rows_per_1000_events": 42.18,
+    }))
+    assert _value(rows, "wall / messages per s") == "80.4 s (1 min 20 s) / 76,622"
+    assert _value(rows, "scores / decisions / alerts (scores per 1,000 events)") \
+        == "259,346 / 30,000 / 40,000 (42.2)"
+    assert _value(rows, "churnwatch replay <= 120 s (182 days, 5,000 accounts, "
+                        "2 process(es))") == "80.4 s (1 min 20 s): met"
+    assert _value(rows, "score rows per 1,000 events <= 70, the replay (182 days, "
+                        "5,000 accounts)") == "42.2 rows/1000 events: met"

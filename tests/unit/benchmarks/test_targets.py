@@ -110,3 +110,35 @@ def test_a_run_that_counted_other_events_than_the_full_run_gets_no_verdict(
     assert rows[1]["target"].endswith("(its counts differ from the full run's: no verdict)")
     assert rows[1]["met"] is None
     assert rows[1]["value"] == agreeing[1]["value"]
+
+
+def _replay(**overrides: object) -> Figures:
+    replay: Figures = {"days": 182, "accounts": 5_000, "processes": 2, "wall_s": 80.0,
+                       "score_rows_per_1000_events": 42.2}
+    replay.update(overrides)
+    return replay
+
+
+@pytest.mark.parametrize(("wall", "per_1000", "met"), [
+    (120.0, 70.0, [True, True]),
+    (120.5, 70.1, [False, False]),
+], ids=["at-targets", "just-over"])
+def test_the_replay_rows_judge_its_wall_time_and_its_own_score_rows(
+    wall: float, per_1000: float, met: list[bool]
+) -> None:
+    rows = targets(_full(score_rows_per_1000_events=139.4), FLOOR, None, rate=10_000,
+                   replay=_replay(wall_s=wall, score_rows_per_1000_events=per_1000))
+    replay = [row for row in rows if "the replay" in row["target"]
+              or row["target"].startswith("churnwatch replay")]
+    assert [(row["value"], row["met"]) for row in replay] == list(zip((wall, per_1000), met,
+                                                                      strict=True))
+    # the 7-day topic's own row stays, judged on its own figure
+    assert _row(rows, "score rows per 1,000 events <= 70, full pipeline")["met"] is False
+
+
+def test_the_replay_rows_of_another_history_say_so_and_judge_nothing() -> None:
+    rows = targets(_full(), FLOOR, None, rate=10_000, replay=_replay(days=30, accounts=1_000))
+    row = _row(rows, "churnwatch replay")
+    assert row["target"] == ("churnwatch replay <= 120 s (30 days, 1,000 accounts; targets set "
+                             "for 182 days, 5,000 accounts, 2 process(es))")
+    assert [r["met"] for r in rows if "30 days" in r["target"]] == [None, None]
