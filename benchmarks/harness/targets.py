@@ -39,8 +39,8 @@ def targets(full: Figures, floor: Figures, latency: Figures | None,
 
     ``met`` is None when the run cannot say. ``unit`` is one of "events/s",
     "s" (a latency), "duration", "share", "ratio" and "rows/1000 events", for the
-    table to format ``value`` by. ``rate`` is the produce rate of the latency phase, named in the
-    tier-1 row when it is not the target's own. A row whose run was skipped
+    table to format ``value`` by. ``rate`` is the produce rate of the latency
+    phase, named in the tier-1 row when it is not the target's own. A row whose run was skipped
     (``latency``, ``reference``, ``full_1``: the full pipeline with one process,
     ``scoring_off``: with scoring and decisions off) is left out, and so is the
     score-rows row when ``full`` has no ``score_rows_per_1000_events`` figure. The
