@@ -58,13 +58,15 @@ def init_recovery(settings: Settings, overrides: Sequence[str] = ()) -> None:
     recovery_config(run.recovery_dir, run.recovery_partitions, shards=run.shards)
 
 
-def child_env(settings: Settings, overrides: Sequence[str] = ()) -> dict[str, str]:
-    """This process's environment with ``settings`` as CHURNWATCH_* and ``overrides`` last.
+def child_env(settings: Settings | None, overrides: Sequence[str] = ()) -> dict[str, str]:
+    """This process's environment with ``settings`` as CHURNWATCH_* (None: the shipped
+    defaults) and ``overrides`` last.
 
     Inherited CHURNWATCH_* variables are dropped: the run must see exactly ``settings``.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHURNWATCH_")}
-    env.update(settings.to_env())
+    if settings is not None:
+        env.update(settings.to_env())
     for item in overrides:
         name, _, value = item.partition("=")
         env[name] = value

@@ -15,29 +15,18 @@ no server takes part.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmarks.harness.churnwatch_runs import child_env
 from benchmarks.harness.figures import Figures
 from benchmarks.harness.processes import ChildProcesses, tail_text
 
 REPLAY_START = "2026-05-01"  # the history's first day: it ends in the past, as it must
 SIMULATED_LINE = "wrote "  # churnwatch simulate: "wrote N messages to F"
 REPLAYED_LINE = "replayed "  # churnwatch replay: "replayed F into D ...: alerts.jsonl N, ..."
-
-
-def replay_env(overrides: Sequence[str]) -> dict[str, str]:
-    """This process's environment without its CHURNWATCH_* variables (the shipped
-    defaults, as a user's replay), ``overrides`` (CHURNWATCH_NAME=VALUE) last."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURNWATCH_")}
-    for item in overrides:
-        name, _, value = item.partition("=")
-        env[name] = value
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 def output_counts(line: str) -> dict[str, int]:
@@ -71,7 +60,7 @@ def replay_figures(messages: int, counts: dict[str, int], wall_s: float) -> Figu
 def run_replay(children: ChildProcesses, *, accounts: int, days: int, seed: int,
                processes: int, overrides: Sequence[str], state_dir: Path) -> Figures:
     """Simulate the history into a file, then time its replay with ``processes``."""
-    env = replay_env(overrides)
+    env = child_env(None, overrides)  # the shipped defaults, as a user's replay
     logs = state_dir / "logs"
     history, out = state_dir / "replay-history.jsonl", state_dir / "replay-out"
     started = time.perf_counter()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.harness.replay_run import output_counts, replay_env, replay_figures
+from benchmarks.harness.churnwatch_runs import child_env
+from benchmarks.harness.replay_run import output_counts, replay_figures
 
 
 def test_the_replay_s_counts_are_read_from_its_last_line() -> None:
@@ -29,6 +30,6 @@ def test_the_replay_runs_with_the_defaults_and_the_overrides_only(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CHURNWATCH_SHARDS", "16")  # this shell's: not the replay's
-    env = replay_env(["CHURNWATCH_SCORE_MIN_CHANGE=0.1"])
+    env = child_env(None, ["CHURNWATCH_SCORE_MIN_CHANGE=0.1"])
     assert "CHURNWATCH_SHARDS" not in env
     assert env["CHURNWATCH_SCORE_MIN_CHANGE"] == "0.1"
